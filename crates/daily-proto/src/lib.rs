@@ -1,0 +1,397 @@
+//! Signalling messages shared by the open Daily client (`daily-client`) and room server
+//! (`daily-server`). No IO: this crate only defines the JSON shapes and their (de)serialisation.
+//!
+//! # Transport
+//! One WebSocket per participant at `ws://HOST:PORT/ws/{room}` carries JSON text frames, each an
+//! object with a `"type"` tag. Media travels over two WebRTC peer connections per participant,
+//! named as Daily names them:
+//! - the **send transport** (`publish*` messages): the client offers, the server answers; it
+//!   carries the participant's audio tracks to the SFU;
+//! - the **receive transport** (`subscribe*` messages): the server offers, the client answers; it
+//!   carries every other participant's tracks, forwarded by the SFU without transcoding.
+//!
+//! Each side only ever offers on its own transport, so offers never collide (no glare, RFC 8829
+//! section 4.1.8.1 does not arise). SDPs are complete (non-trickle): candidates are gathered before
+//! a description is sent. See `docs/signalling.md` for the whole protocol with a sequence.
+#![forbid(unsafe_code)]
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Protocol version carried in `join`; the server refuses a different major.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Largest signalling message either side accepts, in bytes. Larger frames close the connection.
+pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+
+/// Path prefix of the signalling WebSocket: a client joins room `R` at `/ws/R`.
+pub const WS_PATH_PREFIX: &str = "/ws/";
+
+/// Where a published track comes from, in Daily's vocabulary.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "source", rename_all = "camelCase")]
+pub enum TrackSource {
+    /// The participant's microphone input (a device or a custom track used as the microphone).
+    Microphone,
+    /// A named custom audio track (`CallClient.add_custom_audio_track(track_name, ...)`).
+    #[serde(rename_all = "camelCase")]
+    CustomAudio {
+        /// The `track_name` the publisher gave.
+        track_name: String,
+    },
+}
+
+impl TrackSource {
+    /// The `audio_source` string a renderer names this source by (`"microphone"` or the track name).
+    pub fn audio_source_name(&self) -> &str {
+        match self {
+            TrackSource::Microphone => "microphone",
+            TrackSource::CustomAudio { track_name } => track_name,
+        }
+    }
+}
+
+/// A track offered on the send transport: which m-line (`mid`) carries which source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PublishedTrack {
+    /// The media id of the m-line in the offer (RFC 8843 section 2).
+    pub mid: String,
+    /// The track's id (UUID of the local `CustomAudioTrack`, or a generated one).
+    pub track_id: String,
+    /// What the track is.
+    #[serde(flatten)]
+    pub source: TrackSource,
+}
+
+/// A track the server sends on the receive transport.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ForwardedTrack {
+    /// The media id of the m-line in the server's offer.
+    pub mid: String,
+    /// Whose track it is.
+    pub participant_id: String,
+    /// The publisher's track id.
+    pub track_id: String,
+    /// What the track is.
+    #[serde(flatten)]
+    pub source: TrackSource,
+}
+
+/// State of one media source of a participant, as the server knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MediaInfo {
+    /// `true` while the participant publishes this source.
+    pub publishing: bool,
+    /// The publisher's track id, when publishing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub track_id: Option<String>,
+}
+
+/// A participant as the server describes it. Clients turn it into Daily's participant dict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ParticipantInfo {
+    /// Participant (session) id, a UUID4 string.
+    pub id: String,
+    /// Display name (`set_user_name`), empty when unset.
+    #[serde(default)]
+    pub user_name: String,
+    /// User id; equals `id` unless a meeting token names one.
+    pub user_id: String,
+    /// Seconds since the Unix epoch when the participant joined.
+    pub joined_at: u64,
+    /// Whether the participant is a room owner.
+    #[serde(default)]
+    pub is_owner: bool,
+    /// The microphone source.
+    pub microphone: MediaInfo,
+    /// Custom audio tracks by name.
+    #[serde(default)]
+    pub custom_audio: BTreeMap<String, MediaInfo>,
+}
+
+/// Why a participant left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum LeftReason {
+    /// The participant left (or its connection closed).
+    LeftCall,
+    /// The participant became hidden.
+    Hidden,
+}
+
+/// Messages a client sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+#[non_exhaustive]
+pub enum ClientMessage {
+    /// First message on a new connection.
+    #[serde(rename_all = "camelCase")]
+    Join {
+        /// Must equal [`PROTOCOL_VERSION`].
+        protocol_version: u32,
+        /// Display name, if set before joining.
+        #[serde(default)]
+        user_name: Option<String>,
+        /// Meeting token (ignored by public rooms in this version).
+        #[serde(default)]
+        token: Option<String>,
+    },
+    /// Offer (full SDP) for the send transport, with the tracks its m-lines carry.
+    #[serde(rename_all = "camelCase")]
+    PublishOffer {
+        /// SDP offer (RFC 8866), candidates included.
+        sdp: String,
+        /// One entry per sending m-line. An empty list publishes nothing.
+        tracks: Vec<PublishedTrack>,
+    },
+    /// Answer to a [`ServerMessage::SubscribeOffer`].
+    #[serde(rename_all = "camelCase")]
+    SubscribeAnswer {
+        /// SDP answer, candidates included.
+        sdp: String,
+    },
+    /// Change the display name; others receive [`ServerMessage::ParticipantUpdated`].
+    #[serde(rename_all = "camelCase")]
+    SetUserName {
+        /// New name.
+        user_name: String,
+    },
+    /// Leave the call; the server replies [`ServerMessage::Left`] and closes.
+    Leave,
+}
+
+/// Messages the server sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+#[non_exhaustive]
+pub enum ServerMessage {
+    /// Reply to `join`: who we are and who is already here.
+    #[serde(rename_all = "camelCase")]
+    Joined {
+        /// The room name.
+        room: String,
+        /// Meeting session id (one per room lifetime).
+        session_id: String,
+        /// This participant, as others see it.
+        participant: ParticipantInfo,
+        /// Everybody else already in the room.
+        participants: Vec<ParticipantInfo>,
+    },
+    /// Answer to the client's [`ClientMessage::PublishOffer`].
+    #[serde(rename_all = "camelCase")]
+    PublishAnswer {
+        /// SDP answer, candidates included.
+        sdp: String,
+    },
+    /// Offer (full SDP) for the receive transport; the client answers with `subscribeAnswer`.
+    /// The server sends a new one whenever the set of forwarded tracks changes and the previous
+    /// one has been answered.
+    #[serde(rename_all = "camelCase")]
+    SubscribeOffer {
+        /// SDP offer.
+        sdp: String,
+        /// Which m-line carries which remote track; m-lines not listed are inactive.
+        tracks: Vec<ForwardedTrack>,
+    },
+    /// A participant arrived.
+    #[serde(rename_all = "camelCase")]
+    ParticipantJoined {
+        /// The newcomer.
+        participant: ParticipantInfo,
+    },
+    /// A participant's name or media changed.
+    #[serde(rename_all = "camelCase")]
+    ParticipantUpdated {
+        /// The participant as it is now.
+        participant: ParticipantInfo,
+    },
+    /// A participant left.
+    #[serde(rename_all = "camelCase")]
+    ParticipantLeft {
+        /// The participant as it was.
+        participant: ParticipantInfo,
+        /// Why.
+        reason: LeftReason,
+    },
+    /// Reply to `leave`; the server closes the socket after it.
+    Left,
+    /// The call ended for everybody (the server is shutting down).
+    #[serde(rename_all = "camelCase")]
+    CallEnded {
+        /// Human-readable reason.
+        reason: String,
+    },
+    /// Something went wrong. `fatal` errors are followed by the server closing the socket.
+    #[serde(rename_all = "camelCase")]
+    Error {
+        /// Human-readable message.
+        message: String,
+        /// Whether the server closes the connection after this.
+        fatal: bool,
+    },
+}
+
+/// Error parsing a signalling message.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProtoError {
+    /// The frame exceeds [`MAX_MESSAGE_BYTES`].
+    #[error("signalling message of {len} bytes exceeds the limit of {limit} bytes")]
+    TooLarge {
+        /// Frame length in bytes.
+        len: usize,
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// Not valid JSON or not a known message.
+    #[error("malformed signalling message: {0}")]
+    Malformed(#[from] serde_json::Error),
+}
+
+impl ClientMessage {
+    /// Parses one text frame, enforcing [`MAX_MESSAGE_BYTES`].
+    pub fn parse(text: &str) -> Result<Self, ProtoError> {
+        parse_limited(text)
+    }
+    /// Serialises to a JSON text frame.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("signalling messages always serialise")
+    }
+}
+
+impl ServerMessage {
+    /// Parses one text frame, enforcing [`MAX_MESSAGE_BYTES`].
+    pub fn parse(text: &str) -> Result<Self, ProtoError> {
+        parse_limited(text)
+    }
+    /// Serialises to a JSON text frame.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("signalling messages always serialise")
+    }
+}
+
+fn parse_limited<T: for<'de> Deserialize<'de>>(text: &str) -> Result<T, ProtoError> {
+    if text.len() > MAX_MESSAGE_BYTES {
+        return Err(ProtoError::TooLarge { len: text.len(), limit: MAX_MESSAGE_BYTES });
+    }
+    Ok(serde_json::from_str(text)?)
+}
+
+/// A parsed room URL: `http(s)://host[:port]/room`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomUrl {
+    /// `ws` or `wss`, from `http` or `https`.
+    pub ws_scheme: &'static str,
+    /// Host (name or address), without brackets for IPv6.
+    pub host: String,
+    /// Port (default 80 / 443).
+    pub port: u16,
+    /// Room name: 1..=128 characters from `[A-Za-z0-9_-.]`.
+    pub room: String,
+}
+
+/// Why a room URL was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid meeting URL {url:?}: {reason}")]
+pub struct RoomUrlError {
+    /// The URL given.
+    pub url: String,
+    /// What is wrong with it.
+    pub reason: &'static str,
+}
+
+impl RoomUrl {
+    /// Parses `http://host:port/room` (query and fragment are ignored).
+    pub fn parse(url: &str) -> Result<Self, RoomUrlError> {
+        let err = |reason| RoomUrlError { url: url.to_owned(), reason };
+        let (ws_scheme, rest, default_port) = if let Some(r) = url.strip_prefix("http://") {
+            ("ws", r, 80)
+        } else if let Some(r) = url.strip_prefix("https://") {
+            ("wss", r, 443)
+        } else {
+            return Err(err("the scheme must be http or https"));
+        };
+        let rest = rest.split(['?', '#']).next().unwrap_or_default();
+        let (authority, path) = rest.split_once('/').ok_or_else(|| err("no room name in the path"))?;
+        let room = path.trim_end_matches('/');
+        if room.is_empty() {
+            return Err(err("no room name in the path"));
+        }
+        if room.len() > 128
+            || !room.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            return Err(err("the room name must be 1-128 characters of A-Z a-z 0-9 - _ ."));
+        }
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let (h, after) = v6.split_once(']').ok_or_else(|| err("unterminated IPv6 address"))?;
+            let port = match after.strip_prefix(':') {
+                Some(p) => p.parse().map_err(|_| err("invalid port"))?,
+                None if after.is_empty() => default_port,
+                None => return Err(err("invalid host")),
+            };
+            (h.to_owned(), port)
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (h.to_owned(), p.parse().map_err(|_| err("invalid port"))?),
+                None => (authority.to_owned(), default_port),
+            }
+        };
+        if host.is_empty() || authority.contains('@') {
+            return Err(err("invalid host"));
+        }
+        if port == 0 {
+            return Err(err("invalid port"));
+        }
+        Ok(RoomUrl { ws_scheme, host, port, room: room.to_owned() })
+    }
+
+    /// The signalling WebSocket URL for this room.
+    pub fn ws_url(&self) -> String {
+        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
+        format!("{}://{}:{}{}{}", self.ws_scheme, host, self.port, WS_PATH_PREFIX, self.room)
+    }
+}
+
+/// Whether `name` is a valid room name (`[A-Za-z0-9_-.]{1,128}`).
+pub fn is_valid_room_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_url_parses_and_rejects() {
+        let u = RoomUrl::parse("http://127.0.0.1:7880/demo").unwrap();
+        assert_eq!(u.ws_url(), "ws://127.0.0.1:7880/ws/demo");
+        assert_eq!(RoomUrl::parse("https://x.example/r?t=1").unwrap().port, 443);
+        for bad in ["", "not a url", "ftp://h/r", "http://h:7880/", "http://h:99999/r", "http://h/a/b", "http://:1/r"] {
+            assert!(RoomUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn messages_round_trip() {
+        let m = ClientMessage::PublishOffer {
+            sdp: "v=0".into(),
+            tracks: vec![PublishedTrack {
+                mid: "0".into(),
+                track_id: "t".into(),
+                source: TrackSource::CustomAudio { track_name: "music".into() },
+            }],
+        };
+        let j = m.to_json();
+        assert!(j.contains(r#""type":"publishOffer""#) && j.contains(r#""source":"customAudio""#), "{j}");
+        assert_eq!(ClientMessage::parse(&j).unwrap(), m);
+        assert!(ClientMessage::parse(r#"{"type":"nope"}"#).is_err());
+        let big = "x".repeat(MAX_MESSAGE_BYTES + 1);
+        assert!(matches!(ClientMessage::parse(&big), Err(ProtoError::TooLarge { .. })));
+    }
+}
