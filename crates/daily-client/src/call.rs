@@ -1,0 +1,1062 @@
+//! `CallClient`: joins a room on a daily-server over WebSocket signalling and two WebRTC peer
+//! connections (webrtc-rs): the send transport (we offer) and the receive transport (the
+//! server offers). See `docs/signalling.md` for the protocol.
+
+use crate::clock::{MediaClock, NodeId};
+use crate::receive::{InPacket, MAX_PAYLOAD, RecvNode, RecvStats, RenderSink, Renderer};
+use crate::send::{OutFrame, SendPipe, SendStats, rand_u32};
+use crate::source::AudioSource;
+use crate::{ClientError, Engine, shapes};
+use daily_proto::{
+    ClientMessage, ForwardedTrack, MediaInfo, PROTOCOL_VERSION, ParticipantInfo, PublishedTrack,
+    RoomUrl, ServerMessage, TrackSource,
+};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot, watch};
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::peer_connection::{
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceGatheringState,
+    RTCPeerConnectionState,
+};
+use webrtc::rtp_transceiver::RtpSender;
+
+/// How long `join` waits for the server before failing.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long `join` waits for media transports to connect.
+const TRANSPORT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Daily's call states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallState {
+    /// Created, never joined.
+    Initialized,
+    /// `join` in progress.
+    Joining,
+    /// In the call.
+    Joined,
+    /// `leave` in progress.
+    Leaving,
+    /// Left (or failed to join).
+    Left,
+}
+
+impl CallState {
+    /// The string daily-python uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallState::Initialized => "initialized",
+            CallState::Joining => "joining",
+            CallState::Joined => "joined",
+            CallState::Leaving => "leaving",
+            CallState::Left => "left",
+        }
+    }
+}
+
+/// Events a client emits, in order. The binding maps them to `EventHandler` methods.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum ClientEvent {
+    /// `on_call_state_updated(state)`.
+    CallStateUpdated(CallState),
+    /// `on_participant_joined(participant)`.
+    ParticipantJoined(Value),
+    /// `on_participant_updated(participant)`.
+    ParticipantUpdated(Value),
+    /// `on_participant_left(participant, reason)`.
+    ParticipantLeft(Value, String),
+    /// `on_error(message)`.
+    Error(String),
+}
+
+/// Receives events. Called from network threads: must not block for long.
+pub type EventSink = Arc<dyn Fn(ClientEvent) + Send + Sync>;
+/// Completion with no value.
+pub type Done = Box<dyn FnOnce(Result<(), String>) + Send>;
+/// Completion of `join`.
+pub type JoinDone = Box<dyn FnOnce(Result<Value, String>) + Send>;
+
+/// What to publish at join.
+#[derive(Clone, Default)]
+pub struct JoinSettings {
+    /// A custom source used as the microphone, with its track id.
+    pub microphone: Option<(String, AudioSource)>,
+    /// Opus bitrate for the microphone (bps); None = encoder default.
+    pub microphone_bitrate: Option<u32>,
+    /// Channels of the microphone track (1 or 2).
+    pub microphone_channels: u16,
+}
+
+struct CustomTrack {
+    track_id: String,
+    source: AudioSource,
+}
+
+struct RendererSpec {
+    id: u64,
+    participant_id: String,
+    audio_source: String,
+    sample_rate: u32,
+    interval_ms: u32,
+    sink: Arc<dyn Fn(&[i16]) + Send + Sync>,
+}
+
+struct RecvTrack {
+    node: NodeId,
+    closed: Arc<AtomicBool>,
+    stats: Arc<RecvStats>,
+    channels: u16,
+}
+
+struct State {
+    call_state: CallState,
+    user_name: String,
+    local_id: String,
+    joined_at: u64,
+    session_id: Option<String>,
+    remotes: BTreeMap<String, ParticipantInfo>,
+    custom_tracks: BTreeMap<String, CustomTrack>,
+    mic: Option<(String, AudioSource)>,
+    mic_bitrate: Option<u32>,
+    mic_channels: u16,
+    renderers: Vec<RendererSpec>,
+    /// Forwarded tracks of the current receive-transport offer, by mid.
+    forwarded: HashMap<String, ForwardedTrack>,
+    recv: HashMap<(String, String), RecvTrack>,
+    session: Option<Arc<Session>>,
+    /// Bumped on every join so stale tasks of an older session do nothing.
+    generation: u64,
+}
+
+pub(crate) struct ClientInner {
+    rt: tokio::runtime::Handle,
+    clock: Arc<MediaClock>,
+    events: EventSink,
+    state: Mutex<State>,
+    next_id: AtomicU64,
+}
+
+/// A call client (daily-python's `CallClient`). Methods return at once; results arrive in
+/// completions and events.
+pub struct CallClient {
+    _engine: Engine,
+    inner: Arc<ClientInner>,
+}
+
+struct SendTrack {
+    key: TrackSource,
+    track_id: String,
+    source: AudioSource,
+    pipe_id: u64,
+    sender: Arc<dyn RtpSender>,
+    task: tokio::task::JoinHandle<()>,
+    pt: Arc<std::sync::atomic::AtomicU8>,
+}
+
+struct Session {
+    generation: u64,
+    ws_tx: mpsc::UnboundedSender<ClientMessage>,
+    send_pc: Arc<dyn PeerConnection>,
+    recv_pc: Arc<dyn PeerConnection>,
+    send_tracks: tokio::sync::Mutex<Vec<SendTrack>>,
+    publish_answer: Mutex<Option<oneshot::Sender<String>>>,
+    left: Mutex<Option<oneshot::Sender<()>>>,
+    send_connected: watch::Receiver<bool>,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    send_stats: Arc<SendStats>,
+}
+
+fn now_epoch_s() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+impl CallClient {
+    /// Creates a client on `engine`; `events` receives every event in order.
+    pub fn new(engine: &Engine, events: EventSink) -> CallClient {
+        let e = engine.inner();
+        let inner = Arc::new(ClientInner {
+            rt: e.runtime.handle().clone(),
+            clock: e.clock.clone(),
+            events,
+            state: Mutex::new(State {
+                call_state: CallState::Initialized,
+                user_name: String::new(),
+                local_id: uuid::Uuid::new_v4().to_string(),
+                joined_at: now_epoch_s(),
+                session_id: None,
+                remotes: BTreeMap::new(),
+                custom_tracks: BTreeMap::new(),
+                mic: None,
+                mic_bitrate: None,
+                mic_channels: 1,
+                renderers: Vec::new(),
+                forwarded: HashMap::new(),
+                recv: HashMap::new(),
+                session: None,
+                generation: 0,
+            }),
+            next_id: AtomicU64::new(1),
+        });
+        CallClient { _engine: engine.clone(), inner }
+    }
+
+    /// The current call state.
+    pub fn call_state(&self) -> CallState {
+        self.inner.lock().call_state
+    }
+
+    /// `participants()`: `{"local": {...}, "<id>": {...}}`.
+    pub fn participants(&self) -> Value {
+        self.inner.participants()
+    }
+
+    /// Joins `meeting_url`. A malformed URL completes at once (on this thread) with an error.
+    pub fn join(&self, meeting_url: &str, meeting_token: Option<String>, settings: JoinSettings, done: JoinDone) {
+        let url = match RoomUrl::parse(meeting_url) {
+            Ok(u) => u,
+            Err(e) => return done(Err(e.to_string())),
+        };
+        let generation = {
+            let mut st = self.inner.lock();
+            if matches!(st.call_state, CallState::Joining | CallState::Joined | CallState::Leaving) {
+                drop(st);
+                return done(Err(format!("cannot join: the call is {}", self.call_state().as_str())));
+            }
+            st.generation += 1;
+            st.mic = settings.microphone.clone();
+            st.mic_bitrate = settings.microphone_bitrate;
+            st.mic_channels = settings.microphone_channels.clamp(1, 2);
+            st.remotes.clear();
+            st.generation
+        };
+        self.inner.set_state(CallState::Joining);
+        let inner = self.inner.clone();
+        self.inner.rt.spawn(async move {
+            let res = run_join(&inner, url, meeting_token, generation).await;
+            match res {
+                Ok(join_data) => {
+                    inner.set_state(CallState::Joined);
+                    done(Ok(join_data));
+                    // Everybody already here, once each, after the joined state.
+                    let remotes: Vec<Value> =
+                        inner.lock().remotes.values().map(|p| shapes::participant(p, false)).collect();
+                    for p in remotes {
+                        (inner.events)(ClientEvent::ParticipantJoined(p));
+                    }
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    inner.teardown(generation).await;
+                    (inner.events)(ClientEvent::Error(msg.clone()));
+                    inner.set_state(CallState::Left);
+                    done(Err(msg));
+                }
+            }
+        });
+    }
+
+    /// Leaves the call. Completes with `Ok` when not in a call.
+    pub fn leave(&self, done: Done) {
+        let inner = self.inner.clone();
+        self.inner.rt.spawn(async move {
+            let r = inner.leave().await;
+            done(r);
+        });
+    }
+
+    /// Leaves if needed and waits for it (at most a few seconds). Call from a non-runtime thread.
+    pub fn release(&self) {
+        let inner = self.inner.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.inner.rt.spawn(async move {
+            let _ = inner.leave().await;
+            let _ = tx.send(());
+        });
+        let _ = rx.recv_timeout(Duration::from_secs(5));
+        let mut st = self.inner.lock();
+        st.renderers.clear();
+        st.custom_tracks.clear();
+        st.mic = None;
+    }
+
+    /// Sets the display name; sent to the room when joined.
+    pub fn set_user_name(&self, name: &str) {
+        let session = {
+            let mut st = self.inner.lock();
+            st.user_name = name.to_owned();
+            st.session.clone()
+        };
+        if let Some(s) = session {
+            let _ = s.ws_tx.send(ClientMessage::SetUserName { user_name: name.to_owned() });
+        }
+    }
+
+    /// Publishes `source` as custom track `name` (now, or at join).
+    pub fn add_custom_audio_track(&self, name: &str, track_id: String, source: AudioSource, done: Done) {
+        {
+            let mut st = self.inner.lock();
+            if st.custom_tracks.contains_key(name) {
+                drop(st);
+                return done(Err(format!("a custom audio track named {name:?} already exists")));
+            }
+            st.custom_tracks.insert(name.to_owned(), CustomTrack { track_id, source });
+        }
+        self.republish(done);
+    }
+
+    /// Stops publishing custom track `name`.
+    pub fn remove_custom_audio_track(&self, name: &str, done: Done) {
+        if self.inner.lock().custom_tracks.remove(name).is_none() {
+            return done(Err(format!("no custom audio track named {name:?}")));
+        }
+        self.republish(done);
+    }
+
+    fn republish(&self, done: Done) {
+        let session = self.inner.lock().session.clone();
+        let Some(session) = session else { return done(Ok(())) };
+        let inner = self.inner.clone();
+        self.inner.rt.spawn(async move {
+            let r = inner.publish(&session).await.map_err(|e| e.to_string());
+            done(r);
+        });
+    }
+
+    /// Renders `audio_source` of `participant_id` as mono PCM at `sample_rate`, `interval_ms`
+    /// at a time, into `sink` (called on the media clock thread: it must only copy and hand
+    /// off). Returns the renderer id.
+    pub fn set_audio_renderer(
+        &self,
+        participant_id: &str,
+        audio_source: &str,
+        sample_rate: u32,
+        interval_ms: u32,
+        sink: Arc<dyn Fn(&[i16]) + Send + Sync>,
+    ) -> Result<u64, ClientError> {
+        // Validate now so bad arguments raise instead of failing silently later.
+        Renderer::new(0, 1, sample_rate, interval_ms, Box::new(|_: &[i16]| {}))?;
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let spec = RendererSpec {
+            id,
+            participant_id: participant_id.to_owned(),
+            audio_source: audio_source.to_owned(),
+            sample_rate,
+            interval_ms,
+            sink,
+        };
+        let mut st = self.inner.lock();
+        if let Some(rt) = st.recv.get(&(participant_id.to_owned(), audio_source.to_owned())) {
+            attach_renderer(&self.inner.clock, rt, &spec);
+        }
+        st.renderers.push(spec);
+        Ok(id)
+    }
+
+    /// Receive statistics of every remote track: `{participant_id: {audio_source: {...}}}`.
+    pub fn receive_stats(&self) -> Value {
+        let st = self.inner.lock();
+        let mut out = serde_json::Map::new();
+        for ((pid, src), t) in &st.recv {
+            let e = out.entry(pid.clone()).or_insert_with(|| json!({}));
+            e[src] = json!({
+                "packetsReceived": t.stats.received.load(Ordering::Relaxed),
+                "packetsLost": t.stats.lost.load(Ordering::Relaxed),
+                "packetsLate": t.stats.late.load(Ordering::Relaxed),
+                "jitterBufferDelayMs": t.stats.delay_ms.load(Ordering::Relaxed),
+            });
+        }
+        Value::Object(out)
+    }
+
+    /// Send statistics: Opus frames sent and dropped (queue full or not yet connected).
+    pub fn send_stats(&self) -> Value {
+        let st = self.inner.lock();
+        match &st.session {
+            Some(s) => json!({
+                "framesSent": s.send_stats.frames_sent.load(Ordering::Relaxed),
+                "framesDropped": s.send_stats.frames_dropped.load(Ordering::Relaxed),
+            }),
+            None => json!({}),
+        }
+    }
+}
+
+fn attach_renderer(clock: &MediaClock, rt: &RecvTrack, spec: &RendererSpec) {
+    let sink = spec.sink.clone();
+    let boxed: RenderSink = Box::new(move |pcm: &[i16]| sink(pcm));
+    if let Ok(r) = Renderer::new(spec.id, rt.channels, spec.sample_rate, spec.interval_ms, boxed) {
+        clock.with_node::<RecvNode>(rt.node, move |n| n.renderers.push(r));
+    }
+}
+
+impl Drop for CallClient {
+    fn drop(&mut self) {
+        let st = self.inner.lock();
+        if st.session.is_some() {
+            drop(st);
+            self.release();
+        }
+    }
+}
+
+impl ClientInner {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn set_state(&self, s: CallState) {
+        {
+            let mut st = self.lock();
+            if st.call_state == s {
+                return;
+            }
+            st.call_state = s;
+        }
+        (self.events)(ClientEvent::CallStateUpdated(s));
+    }
+
+    fn local_info(&self, st: &State) -> ParticipantInfo {
+        let mut custom = BTreeMap::new();
+        for (name, t) in &st.custom_tracks {
+            custom.insert(name.clone(), MediaInfo { publishing: true, track_id: Some(t.track_id.clone()) });
+        }
+        ParticipantInfo {
+            id: st.local_id.clone(),
+            user_name: st.user_name.clone(),
+            user_id: st.local_id.clone(),
+            joined_at: st.joined_at,
+            is_owner: false,
+            microphone: MediaInfo {
+                publishing: st.mic.is_some() && st.call_state == CallState::Joined,
+                track_id: st.mic.as_ref().map(|m| m.0.clone()),
+            },
+            custom_audio: custom,
+        }
+    }
+
+    fn participants(&self) -> Value {
+        let st = self.lock();
+        let mut m = serde_json::Map::new();
+        m.insert("local".into(), shapes::participant(&self.local_info(&st), true));
+        for (id, p) in &st.remotes {
+            m.insert(id.clone(), shapes::participant(p, false));
+        }
+        Value::Object(m)
+    }
+
+    async fn leave(self: &Arc<Self>) -> Result<(), String> {
+        let (session, generation) = {
+            let st = self.lock();
+            (st.session.clone(), st.generation)
+        };
+        let Some(session) = session else { return Ok(()) };
+        self.set_state(CallState::Leaving);
+        let (tx, rx) = oneshot::channel();
+        *session.left.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
+        if session.ws_tx.send(ClientMessage::Leave).is_ok() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), rx).await;
+        }
+        self.teardown(generation).await;
+        self.set_state(CallState::Left);
+        Ok(())
+    }
+
+    /// Closes transports, stops tasks and media nodes of session `generation`.
+    async fn teardown(self: &Arc<Self>, generation: u64) {
+        let (session, recv) = {
+            let mut st = self.lock();
+            if st.generation != generation {
+                return;
+            }
+            st.remotes.clear();
+            st.forwarded.clear();
+            st.session_id = None;
+            (st.session.take(), std::mem::take(&mut st.recv))
+        };
+        for (_, t) in recv {
+            t.closed.store(true, Ordering::Release);
+            self.clock.remove(t.node);
+        }
+        if let Some(s) = session {
+            for t in s.send_tracks.lock().await.drain(..) {
+                t.source.detach(t.pipe_id);
+                t.task.abort();
+            }
+            let _ = s.send_pc.close().await;
+            let _ = s.recv_pc.close().await;
+            for t in s.tasks.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+                t.abort();
+            }
+        }
+    }
+
+    /// (Re)negotiates the send transport so it carries exactly the microphone (if any) and
+    /// the custom tracks.
+    async fn publish(self: &Arc<Self>, session: &Arc<Session>) -> Result<(), ClientError> {
+        let mut tracks = session.send_tracks.lock().await;
+        let (want, bitrate, channels) = {
+            let st = self.lock();
+            let mut want: Vec<(TrackSource, String, AudioSource)> = Vec::new();
+            if let Some((id, src)) = &st.mic {
+                want.push((TrackSource::Microphone, id.clone(), src.clone()));
+            }
+            for (name, t) in &st.custom_tracks {
+                want.push((TrackSource::CustomAudio { track_name: name.clone() }, t.track_id.clone(), t.source.clone()));
+            }
+            (want, st.mic_bitrate, st.mic_channels)
+        };
+        // Drop tracks no longer wanted (or whose source changed).
+        let mut keep = Vec::new();
+        for t in tracks.drain(..) {
+            if want.iter().any(|(k, id, s)| *k == t.key && *id == t.track_id && s.ptr_eq(&t.source)) {
+                keep.push(t);
+            } else {
+                t.source.detach(t.pipe_id);
+                t.task.abort();
+                let _ = session.send_pc.remove_track(&t.sender).await;
+            }
+        }
+        *tracks = keep;
+        for (key, track_id, source) in want {
+            if tracks.iter().any(|t| t.key == key) {
+                continue;
+            }
+            let st = add_send_track(self, session, key, track_id, source, bitrate, channels).await?;
+            tracks.push(st);
+        }
+        // Offer.
+        let offer = session.send_pc.create_offer(None).await.map_err(werr)?;
+        session.send_pc.set_local_description(offer).await.map_err(werr)?;
+        let sdp = wait_local_sdp(&session.send_pc).await?;
+        let mut published = Vec::new();
+        for tr in session.send_pc.get_transceivers().await {
+            let Ok(Some(sender)) = tr.sender().await else { continue };
+            if let Some(t) = tracks.iter().find(|t| t.sender.id() == sender.id()) {
+                if let Ok(Some(mid)) = tr.mid().await {
+                    published.push(PublishedTrack { mid, track_id: t.track_id.clone(), source: t.key.clone() });
+                }
+            }
+        }
+        let (tx, rx) = oneshot::channel();
+        *session.publish_answer.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
+        session
+            .ws_tx
+            .send(ClientMessage::PublishOffer { sdp, tracks: published })
+            .map_err(|_| ClientError::Signalling("signalling connection closed".into()))?;
+        let answer = tokio::time::timeout(TRANSPORT_TIMEOUT, rx)
+            .await
+            .map_err(|_| ClientError::Timeout("the server did not answer the publish offer".into()))?
+            .map_err(|_| ClientError::Signalling("signalling connection closed".into()))?;
+        let desc = webrtc::peer_connection::RTCSessionDescription::answer(answer).map_err(werr)?;
+        session.send_pc.set_remote_description(desc).await.map_err(werr)?;
+        for t in tracks.iter() {
+            if let Ok(params) = t.sender.get_parameters().await {
+                if let Some(c) = params.rtp_parameters.codecs.first() {
+                    t.pt.store(c.payload_type, Ordering::Release);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn on_server_message(self: &Arc<Self>, session: &Arc<Session>, msg: ServerMessage) {
+        match msg {
+            ServerMessage::PublishAnswer { sdp } => {
+                if let Some(tx) = session.publish_answer.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                    let _ = tx.send(sdp);
+                }
+            }
+            ServerMessage::SubscribeOffer { .. } => unreachable!("handled by the subscribe task"),
+            ServerMessage::ParticipantJoined { participant } => {
+                let v = shapes::participant(&participant, false);
+                self.lock().remotes.insert(participant.id.clone(), participant);
+                (self.events)(ClientEvent::ParticipantJoined(v));
+            }
+            ServerMessage::ParticipantUpdated { participant } => {
+                let v = shapes::participant(&participant, false);
+                let known = {
+                    let mut st = self.lock();
+                    st.remotes.insert(participant.id.clone(), participant).is_some()
+                };
+                if known {
+                    (self.events)(ClientEvent::ParticipantUpdated(v));
+                }
+            }
+            ServerMessage::ParticipantLeft { participant, reason } => {
+                let v = shapes::participant(&participant, false);
+                let removed = {
+                    let mut st = self.lock();
+                    let r = st.remotes.remove(&participant.id).is_some();
+                    let keys: Vec<_> = st.recv.keys().filter(|(p, _)| *p == participant.id).cloned().collect();
+                    for k in keys {
+                        if let Some(t) = st.recv.remove(&k) {
+                            t.closed.store(true, Ordering::Release);
+                        }
+                    }
+                    r
+                };
+                if removed {
+                    let reason = match reason {
+                        daily_proto::LeftReason::Hidden => "hidden",
+                        _ => "leftCall",
+                    };
+                    (self.events)(ClientEvent::ParticipantLeft(v, reason.into()));
+                }
+            }
+            ServerMessage::Left => {
+                if let Some(tx) = session.left.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                    let _ = tx.send(());
+                }
+            }
+            ServerMessage::CallEnded { reason } => {
+                (self.events)(ClientEvent::Error(format!("the call ended: {reason}")));
+                self.end_session(session.generation);
+            }
+            ServerMessage::Error { message, fatal } => {
+                (self.events)(ClientEvent::Error(message));
+                if fatal {
+                    self.end_session(session.generation);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The server ended the session (or the connection dropped): tear down and report `left`.
+    fn end_session(self: &Arc<Self>, generation: u64) {
+        let inner = self.clone();
+        self.rt.spawn(async move {
+            let joined = inner.lock().session.is_some() && inner.lock().generation == generation;
+            inner.teardown(generation).await;
+            if joined {
+                inner.set_state(CallState::Left);
+            }
+        });
+    }
+
+    async fn on_subscribe_offer(self: &Arc<Self>, session: &Arc<Session>, sdp: String, tracks: Vec<ForwardedTrack>) -> Result<(), ClientError> {
+        {
+            let mut st = self.lock();
+            if st.generation != session.generation {
+                return Ok(());
+            }
+            let new: HashMap<String, ForwardedTrack> = tracks.into_iter().map(|t| (t.mid.clone(), t)).collect();
+            // Tracks that are no longer forwarded stop rendering.
+            let gone: Vec<(String, String)> = st
+                .recv
+                .keys()
+                .filter(|(pid, src)| !new.values().any(|t| t.participant_id == *pid && t.source.audio_source_name() == src))
+                .cloned()
+                .collect();
+            for k in gone {
+                if let Some(t) = st.recv.remove(&k) {
+                    t.closed.store(true, Ordering::Release);
+                }
+            }
+            st.forwarded = new;
+        }
+        let desc = webrtc::peer_connection::RTCSessionDescription::offer(sdp).map_err(werr)?;
+        session.recv_pc.set_remote_description(desc).await.map_err(werr)?;
+        let answer = session.recv_pc.create_answer(None).await.map_err(werr)?;
+        session.recv_pc.set_local_description(answer).await.map_err(werr)?;
+        let sdp = wait_local_sdp(&session.recv_pc).await?;
+        session
+            .ws_tx
+            .send(ClientMessage::SubscribeAnswer { sdp })
+            .map_err(|_| ClientError::Signalling("signalling connection closed".into()))?;
+        Ok(())
+    }
+
+    /// A remote track opened on the receive transport: find what it is (by mid) and start its
+    /// receive pipeline.
+    async fn on_remote_track(self: Arc<Self>, session: Weak<Session>, track: Arc<dyn TrackRemote>) {
+        let mut producer: Option<rtrb::Producer<InPacket>> = None;
+        let clock = self.clock.clone();
+        while let Some(ev) = track.poll().await {
+            match ev {
+                TrackRemoteEvent::OnOpen(init) => {
+                    let Some(session) = session.upgrade() else { return };
+                    let mut mid = None;
+                    for tr in session.recv_pc.get_transceivers().await {
+                        if let Ok(Some(r)) = tr.receiver().await {
+                            if r.id() == init.receiver_id {
+                                mid = tr.mid().await.ok().flatten();
+                            }
+                        }
+                    }
+                    let Some(mid) = mid else { continue };
+                    let channels = 1u16;
+                    let mut st = self.lock();
+                    if st.generation != session.generation {
+                        return;
+                    }
+                    let Some(ft) = st.forwarded.get(&mid).cloned() else { continue };
+                    let key = (ft.participant_id.clone(), ft.source.audio_source_name().to_owned());
+                    if let Some(old) = st.recv.remove(&key) {
+                        old.closed.store(true, Ordering::Release);
+                    }
+                    let (prod, cons) = rtrb::RingBuffer::new(128);
+                    let closed = Arc::new(AtomicBool::new(false));
+                    let stats = Arc::new(RecvStats::default());
+                    let Ok(node) = RecvNode::new(channels, cons, closed.clone(), stats.clone()) else { continue };
+                    let node = clock.add(node);
+                    let rt = RecvTrack { node, closed, stats, channels };
+                    for spec in st.renderers.iter().filter(|s| s.participant_id == key.0 && s.audio_source == key.1) {
+                        attach_renderer(&clock, &rt, spec);
+                    }
+                    st.recv.insert(key, rt);
+                    producer = Some(prod);
+                }
+                TrackRemoteEvent::OnRtpPacket(pkt) => {
+                    let Some(p) = producer.as_mut() else { continue };
+                    let len = pkt.payload.len().min(MAX_PAYLOAD);
+                    if let Ok(mut slot) = p.write_chunk_uninit(1) {
+                        let (a, _) = slot.as_mut_slices();
+                        let cell = a[0].as_mut_ptr();
+                        // SAFETY: `cell` points to one uninitialised slot we own until commit;
+                        // every field is written before `commit_all` publishes it.
+                        unsafe {
+                            std::ptr::addr_of_mut!((*cell).seq).write(pkt.header.sequence_number);
+                            std::ptr::addr_of_mut!((*cell).ts).write(pkt.header.timestamp);
+                            std::ptr::addr_of_mut!((*cell).arrival_us).write(clock.now_us());
+                            std::ptr::addr_of_mut!((*cell).len).write(len as u16);
+                            let data = std::ptr::addr_of_mut!((*cell).data) as *mut u8;
+                            std::ptr::copy_nonoverlapping(pkt.payload.as_ptr(), data, len);
+                            std::ptr::write_bytes(data.add(len), 0, MAX_PAYLOAD - len);
+                            slot.commit_all();
+                        }
+                    }
+                }
+                TrackRemoteEvent::OnEnded => break,
+                _ => {}
+            }
+        }
+    }
+}
+
+fn werr(e: webrtc::error::Error) -> ClientError {
+    ClientError::WebRtc(e.to_string())
+}
+
+/// Waits for ICE gathering to finish and returns the full local SDP (non-trickle signalling).
+async fn wait_local_sdp(pc: &Arc<dyn PeerConnection>) -> Result<String, ClientError> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some(d) = pc.local_description().await {
+            if d.sdp.contains("a=candidate") || Instant::now() > deadline {
+                return Ok(d.sdp);
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(ClientError::Timeout("ICE gathering did not finish".into()));
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+async fn add_send_track(
+    inner: &Arc<ClientInner>,
+    session: &Arc<Session>,
+    key: TrackSource,
+    track_id: String,
+    source: AudioSource,
+    bitrate: Option<u32>,
+    channels: u16,
+) -> Result<SendTrack, ClientError> {
+    use rtc::media_stream::MediaStreamTrack;
+    use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
+    let ssrc = rand_u32();
+    let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+        session_stream_id(inner),
+        track_id.clone(),
+        key.audio_source_name().to_owned(),
+        RtpCodecKind::Audio,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
+            codec: opus_codec(),
+            ..Default::default()
+        }],
+    )));
+    let sender = session.send_pc.add_track(track.clone() as Arc<dyn TrackLocal>).await.map_err(werr)?;
+    let (tx, mut rx) = mpsc::channel::<OutFrame>(64);
+    let pipe_id = inner.next_id.fetch_add(1, Ordering::Relaxed);
+    let pipe = SendPipe::new(pipe_id, source.sample_rate(), source.channels(), channels, bitrate, tx, session.send_stats.clone())?;
+    let pt = Arc::new(std::sync::atomic::AtomicU8::new(0));
+    let pt2 = pt.clone();
+    let connected = session.send_connected.clone();
+    let task = inner.rt.spawn(async move {
+        let mut seq: u16 = rand_u32() as u16;
+        while let Some(f) = rx.recv().await {
+            let pt = pt2.load(Ordering::Acquire);
+            if pt == 0 || !*connected.borrow() {
+                continue;
+            }
+            let pkt = rtc::rtp::Packet {
+                header: rtc::rtp::header::Header {
+                    version: 2,
+                    marker: f.marker,
+                    payload_type: pt,
+                    sequence_number: seq,
+                    timestamp: f.rtp_timestamp,
+                    ssrc,
+                    ..Default::default()
+                },
+                payload: f.payload,
+            };
+            seq = seq.wrapping_add(1);
+            let _ = track.write_rtp(pkt).await;
+        }
+    });
+    source.attach(pipe);
+    Ok(SendTrack { key, track_id, source, pipe_id, sender, task, pt })
+}
+
+fn session_stream_id(inner: &ClientInner) -> String {
+    inner.lock().local_id.clone()
+}
+
+fn opus_codec() -> rtc::rtp_transceiver::rtp_sender::RTCRtpCodec {
+    rtc::rtp_transceiver::rtp_sender::RTCRtpCodec {
+        mime_type: rtc::peer_connection::configuration::media_engine::MIME_TYPE_OPUS.to_owned(),
+        clock_rate: 48000,
+        channels: 2,
+        sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+        rtcp_feedback: vec![],
+    }
+}
+
+struct PcHandler {
+    connected: watch::Sender<bool>,
+    failed: watch::Sender<bool>,
+    on_track: Option<(Weak<ClientInner>, Arc<Mutex<Weak<Session>>>, tokio::runtime::Handle)>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for PcHandler {
+    async fn on_ice_gathering_state_change(&self, _state: RTCIceGatheringState) {}
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        match state {
+            RTCPeerConnectionState::Connected => {
+                let _ = self.connected.send(true);
+            }
+            RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
+                let _ = self.connected.send(false);
+                let _ = self.failed.send(true);
+            }
+            RTCPeerConnectionState::Disconnected => {
+                let _ = self.connected.send(false);
+            }
+            _ => {}
+        }
+    }
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        if let Some((inner, session, rt)) = &self.on_track {
+            if let Some(inner) = inner.upgrade() {
+                let s = session.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                rt.spawn(inner.on_remote_track(s, track));
+            }
+        }
+    }
+}
+
+async fn build_pc(
+    loopback: bool,
+    handler: Arc<PcHandler>,
+) -> Result<Arc<dyn PeerConnection>, ClientError> {
+    use rtc::interceptor::Registry;
+    use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+    use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+    use rtc::peer_connection::configuration::media_engine::MediaEngine;
+    use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+    use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodecParameters, RtpCodecKind};
+    let mut me = MediaEngine::default();
+    me.register_codec(RTCRtpCodecParameters { rtp_codec: opus_codec(), payload_type: 111, ..Default::default() }, RtpCodecKind::Audio)
+        .map_err(werr)?;
+    let registry = register_default_interceptors(Registry::new(), &mut me).map_err(werr)?;
+    let se = SettingEngineBuilder::new()
+        .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
+        .with_include_loopback_candidate(loopback)
+        .build();
+    let addr = if loopback { "127.0.0.1:0" } else { "0.0.0.0:0" };
+    let pc = PeerConnectionBuilder::new()
+        .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_media_engine(me)
+        .with_setting_engine(se)
+        .with_interceptor_registry(registry)
+        .with_handler(handler)
+        .with_udp_addrs(vec![addr.to_owned()])
+        .build()
+        .await
+        .map_err(werr)?;
+    Ok(Arc::new(pc))
+}
+
+async fn run_join(inner: &Arc<ClientInner>, url: RoomUrl, token: Option<String>, generation: u64) -> Result<Value, ClientError> {
+    let ws_url = url.ws_url();
+    let connect = tokio_tungstenite::connect_async(ws_url.as_str());
+    let (ws, _) = tokio::time::timeout(CONNECT_TIMEOUT, connect)
+        .await
+        .map_err(|_| ClientError::Timeout(format!("could not reach {ws_url} within {} s", CONNECT_TIMEOUT.as_secs())))?
+        .map_err(|e| ClientError::Signalling(format!("could not connect to {ws_url}: {e}")))?;
+    let (mut ws_write, mut ws_read) = ws.split();
+    let user_name = {
+        let st = inner.lock();
+        if st.user_name.is_empty() { None } else { Some(st.user_name.clone()) }
+    };
+    let join = ClientMessage::Join { protocol_version: PROTOCOL_VERSION, user_name, token };
+    ws_write.send(tokio_tungstenite::tungstenite::Message::text(join.to_json())).await.map_err(|e| ClientError::Signalling(e.to_string()))?;
+    // First reply: joined (or an error).
+    let joined = tokio::time::timeout(CONNECT_TIMEOUT, async {
+        while let Some(m) = ws_read.next().await {
+            match m {
+                Ok(tokio_tungstenite::tungstenite::Message::Text(t)) => return Ok(ServerMessage::parse(&t).map_err(|e| ClientError::Signalling(e.to_string()))?),
+                Ok(tokio_tungstenite::tungstenite::Message::Close(_)) | Err(_) => break,
+                _ => {}
+            }
+        }
+        Err(ClientError::Signalling("the server closed the connection while joining".into()))
+    })
+    .await
+    .map_err(|_| ClientError::Timeout("the server did not answer the join".into()))??;
+    let (room_session, me, others) = match joined {
+        ServerMessage::Joined { session_id, participant, participants, .. } => (session_id, participant, participants),
+        ServerMessage::Error { message, .. } => return Err(ClientError::Signalling(message)),
+        other => return Err(ClientError::Signalling(format!("unexpected first message from the server: {other:?}"))),
+    };
+
+    let loopback = match url.host.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => url.host == "localhost",
+    };
+    let (conn_tx, conn_rx) = watch::channel(false);
+    let (fail_tx, mut fail_rx) = watch::channel(false);
+    let send_pc = build_pc(loopback, Arc::new(PcHandler { connected: conn_tx, failed: fail_tx, on_track: None })).await?;
+    let session_slot: Arc<Mutex<Weak<Session>>> = Arc::new(Mutex::new(Weak::new()));
+    let (rconn_tx, _rconn_rx) = watch::channel(false);
+    let (rfail_tx, _rfail_rx) = watch::channel(false);
+    let recv_pc = build_pc(
+        loopback,
+        Arc::new(PcHandler {
+            connected: rconn_tx,
+            failed: rfail_tx,
+            on_track: Some((Arc::downgrade(inner), session_slot.clone(), inner.rt.clone())),
+        }),
+    )
+    .await?;
+    let (ws_tx, mut ws_rx) = mpsc::unbounded_channel::<ClientMessage>();
+    let session = Arc::new(Session {
+        generation,
+        ws_tx,
+        send_pc,
+        recv_pc,
+        send_tracks: tokio::sync::Mutex::new(Vec::new()),
+        publish_answer: Mutex::new(None),
+        left: Mutex::new(None),
+        send_connected: conn_rx.clone(),
+        tasks: Mutex::new(Vec::new()),
+        send_stats: Arc::new(SendStats::default()),
+    });
+    *session_slot.lock().unwrap_or_else(|e| e.into_inner()) = Arc::downgrade(&session);
+    {
+        let mut st = inner.lock();
+        if st.generation != generation {
+            return Err(ClientError::Signalling("join was superseded".into()));
+        }
+        st.local_id = me.id.clone();
+        st.joined_at = me.joined_at;
+        st.session_id = Some(room_session.clone());
+        for p in others {
+            st.remotes.insert(p.id.clone(), p);
+        }
+        st.session = Some(session.clone());
+    }
+    // Writer task.
+    let writer = inner.rt.spawn(async move {
+        while let Some(m) = ws_rx.recv().await {
+            if ws_write.send(tokio_tungstenite::tungstenite::Message::text(m.to_json())).await.is_err() {
+                break;
+            }
+        }
+        let _ = ws_write.close().await;
+    });
+    // Subscribe offers are handled in order by one task.
+    let (sub_tx, mut sub_rx) = mpsc::unbounded_channel::<(String, Vec<ForwardedTrack>)>();
+    let sub_task = {
+        let inner = inner.clone();
+        let session = Arc::downgrade(&session);
+        inner.rt.clone().spawn(async move {
+            while let Some((sdp, tracks)) = sub_rx.recv().await {
+                let Some(s) = session.upgrade() else { break };
+                if let Err(e) = inner.on_subscribe_offer(&s, sdp, tracks).await {
+                    (inner.events)(ClientEvent::Error(format!("receive transport negotiation failed: {e}")));
+                }
+            }
+        })
+    };
+    // Reader task.
+    let reader = {
+        let inner = inner.clone();
+        let session = Arc::downgrade(&session);
+        inner.rt.clone().spawn(async move {
+            while let Some(m) = ws_read.next().await {
+                let Some(s) = session.upgrade() else { return };
+                let text = match m {
+                    Ok(tokio_tungstenite::tungstenite::Message::Text(t)) => t,
+                    Ok(tokio_tungstenite::tungstenite::Message::Close(_)) | Err(_) => break,
+                    _ => continue,
+                };
+                match ServerMessage::parse(&text) {
+                    Ok(ServerMessage::SubscribeOffer { sdp, tracks }) => {
+                        let _ = sub_tx.send((sdp, tracks));
+                    }
+                    Ok(msg) => inner.on_server_message(&s, msg),
+                    Err(e) => (inner.events)(ClientEvent::Error(format!("bad message from the server: {e}"))),
+                }
+            }
+            // The connection dropped without a leave.
+            if let Some(s) = session.upgrade() {
+                let leaving = inner.lock().call_state == CallState::Leaving;
+                if !leaving {
+                    (inner.events)(ClientEvent::Error("the signalling connection to the room server was lost".into()));
+                    inner.end_session(s.generation);
+                }
+            }
+        })
+    };
+    session.tasks.lock().unwrap_or_else(|e| e.into_inner()).extend([writer, sub_task, reader]);
+
+    // Publish what we have and wait for the send transport.
+    let publishing = {
+        let st = inner.lock();
+        st.mic.is_some() || !st.custom_tracks.is_empty()
+    };
+    inner.publish(&session).await?;
+    if publishing {
+        let mut rx = conn_rx;
+        let wait = async {
+            loop {
+                if *rx.borrow() {
+                    return Ok(());
+                }
+                tokio::select! {
+                    r = rx.changed() => if r.is_err() { return Err(ClientError::WebRtc("send transport closed".into())) },
+                    _ = fail_rx.changed() => if *fail_rx.borrow() { return Err(ClientError::WebRtc("send transport failed to connect".into())) },
+                }
+            }
+        };
+        tokio::time::timeout(TRANSPORT_TIMEOUT, wait)
+            .await
+            .map_err(|_| ClientError::Timeout("the send transport did not connect".into()))??;
+    }
+    Ok(json!({
+        "meetingSession": {"id": room_session},
+        "participants": inner.participants(),
+    }))
+}

@@ -1,0 +1,140 @@
+//! The receive half of a remote track: RTP payloads from the network task go through a
+//! lock-free ring to the media clock, which runs the jitter buffer (with Opus PLC) every 10 ms
+//! and feeds the renderers registered for that participant and audio source.
+
+use crate::ClientError;
+use crate::clock::ClockNode;
+use daily_media::{FRAME_10MS_48K, JitterBuffer, JitterConfig, Playout, Resampler, frames_per_10ms};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// Largest RTP payload carried through the ring, in bytes.
+pub(crate) const MAX_PAYLOAD: usize = 1280;
+
+/// One received RTP payload.
+pub(crate) struct InPacket {
+    pub seq: u16,
+    pub ts: u32,
+    pub arrival_us: u64,
+    pub len: u16,
+    pub data: [u8; MAX_PAYLOAD],
+}
+
+/// Receive counters for one track, readable from any thread.
+#[derive(Default, Debug)]
+pub struct RecvStats {
+    /// RTP packets received.
+    pub received: AtomicU64,
+    /// Packets never received (concealed).
+    pub lost: AtomicU64,
+    /// Packets dropped because they arrived after their playout time.
+    pub late: AtomicU64,
+    /// Current jitter-buffer delay in ms.
+    pub delay_ms: AtomicU64,
+}
+
+/// A renderer callback: mono i16 PCM at the renderer's rate, `interval` worth of frames.
+pub type RenderSink = Box<dyn FnMut(&[i16]) + Send>;
+
+pub(crate) struct Renderer {
+    rs: Resampler,
+    out10: Vec<i16>,
+    acc: Vec<i16>,
+    acc_len: usize,
+    sink: RenderSink,
+}
+
+impl Renderer {
+    pub(crate) fn new(id: u64, in_channels: u16, sample_rate: u32, interval_ms: u32, sink: RenderSink) -> Result<Renderer, ClientError> {
+        let f10 = frames_per_10ms(sample_rate).map_err(|_| {
+            ClientError::InvalidArgument(format!(
+                "sample_rate must be a multiple of 100 Hz between 8000 and 48000, got {sample_rate}"
+            ))
+        })?;
+        if interval_ms == 0 || interval_ms % 10 != 0 {
+            return Err(ClientError::InvalidArgument(format!(
+                "callback_interval_ms must be a positive multiple of 10, got {interval_ms}"
+            )));
+        }
+        let rs = Resampler::new(48_000, in_channels, sample_rate, 1).map_err(|e| ClientError::Media(e.to_string()))?;
+        let _ = id;
+        Ok(Renderer {
+            rs,
+            out10: vec![0; f10],
+            acc: vec![0; f10 * (interval_ms / 10) as usize],
+            acc_len: 0,
+            sink,
+        })
+    }
+
+    fn push(&mut self, pcm48: &[i16]) {
+        if self.rs.process(pcm48, &mut self.out10).is_err() {
+            self.out10.fill(0);
+        }
+        let n = self.out10.len();
+        self.acc[self.acc_len..self.acc_len + n].copy_from_slice(&self.out10);
+        self.acc_len += n;
+        if self.acc_len == self.acc.len() {
+            self.acc_len = 0;
+            (self.sink)(&self.acc);
+        }
+    }
+}
+
+pub(crate) struct RecvNode {
+    packets: rtrb::Consumer<InPacket>,
+    jb: JitterBuffer,
+    pcm: Vec<i16>,
+    started: bool,
+    pub(crate) renderers: Vec<Renderer>,
+    closed: Arc<AtomicBool>,
+    stats: Arc<RecvStats>,
+}
+
+impl RecvNode {
+    pub(crate) fn new(
+        channels: u16,
+        packets: rtrb::Consumer<InPacket>,
+        closed: Arc<AtomicBool>,
+        stats: Arc<RecvStats>,
+    ) -> Result<RecvNode, ClientError> {
+        let jb = JitterBuffer::new(JitterConfig { channels, min_delay_ms: 20, max_delay_ms: 200 })
+            .map_err(|e| ClientError::Media(e.to_string()))?;
+        Ok(RecvNode {
+            packets,
+            jb,
+            pcm: vec![0; FRAME_10MS_48K * channels as usize],
+            started: false,
+            renderers: Vec::new(),
+            closed,
+            stats,
+        })
+    }
+}
+
+impl ClockNode for RecvNode {
+    fn tick(&mut self, now_us: u64) {
+        while let Ok(p) = self.packets.pop() {
+            self.jb.push(p.seq, p.ts, &p.data[..p.len as usize], p.arrival_us);
+        }
+        let playout = self.jb.pop_10ms(now_us, &mut self.pcm);
+        if !matches!(playout, Playout::Silence) {
+            self.started = true;
+        }
+        let st = self.jb.stats();
+        self.stats.received.store(st.received, Ordering::Relaxed);
+        self.stats.lost.store(st.lost, Ordering::Relaxed);
+        self.stats.late.store(st.late_dropped, Ordering::Relaxed);
+        self.stats.delay_ms.store(st.current_delay_ms as u64, Ordering::Relaxed);
+        if !self.started {
+            return;
+        }
+        for r in self.renderers.iter_mut() {
+            r.push(&self.pcm);
+        }
+    }
+
+    fn alive(&self) -> bool {
+        !self.closed.load(Ordering::Acquire)
+    }
+}

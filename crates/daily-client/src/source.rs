@@ -1,0 +1,398 @@
+//! Custom audio sources: PCM written by the application, consumed in real time by the media
+//! clock, with daily-python's pacing semantics.
+//!
+//! `write` copies interleaved i16 frames into a lock-free SPSC ring (`rtrb`) that the clock
+//! drains 10 ms per tick. A blocking writer parks on a futex until the clock has consumed its
+//! last frame; a writer with a completion returns at once and the completion fires, exactly
+//! once, from the source service thread when the frames have been consumed. Writes are rounded
+//! up to a multiple of 10 ms with silence, as in daily-python.
+
+use crate::ClientError;
+use crate::clock::{ClockNode, NodeId};
+use crate::send::SendPipe;
+use daily_media::{FRAME_10MS_48K, Resampler, frames_per_10ms};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::thread::JoinHandle;
+
+/// Completion of a non-blocking write: called with the number of frames written.
+pub type WriteCompletion = Box<dyn FnOnce(usize) + Send>;
+
+/// Capacity of a source's ring, in milliseconds of audio. Anything beyond waits in an
+/// overflow queue on the writer's side and is moved into the ring as it drains.
+const RING_MS: usize = 500;
+
+struct Producer {
+    ring: rtrb::Producer<i16>,
+    overflow: VecDeque<i16>,
+    /// Frames accepted so far (including padding).
+    written: u64,
+    pending: VecDeque<(u64, usize, WriteCompletion)>,
+}
+
+pub(crate) struct SourceShared {
+    sample_rate: u32,
+    channels: u16,
+    frames_10ms: usize,
+    auto_silence: bool,
+    producer: Mutex<Producer>,
+    /// Frames consumed by the clock (monotonic). Futex word: the low 32 bits of `consumed`
+    /// are mirrored in `wake` so blocked writers can wait on it.
+    consumed: AtomicU64,
+    wake: AtomicU32,
+    waiters: AtomicU32,
+    /// Set while completions or overflow wait for the clock.
+    has_work: AtomicBool,
+    closed: AtomicBool,
+}
+
+/// A source of PCM audio written by the application (daily-python's `CustomAudioSource`).
+#[derive(Clone)]
+pub struct AudioSource {
+    shared: Arc<SourceShared>,
+    node: NodeId,
+    engine: Weak<crate::engine::EngineInner>,
+}
+
+impl AudioSource {
+    /// Creates a source of `sample_rate` Hz (8000..=48000, a multiple of 100) and 1 or 2
+    /// channels, registered with the engine's media clock.
+    pub fn new(
+        engine: &crate::Engine,
+        sample_rate: u32,
+        channels: u16,
+        auto_silence: bool,
+    ) -> Result<AudioSource, ClientError> {
+        if !(1..=2).contains(&channels) {
+            return Err(ClientError::InvalidArgument(format!(
+                "channels must be 1 or 2, got {channels}"
+            )));
+        }
+        let frames_10ms = frames_per_10ms(sample_rate).map_err(|_| {
+            ClientError::InvalidArgument(format!(
+                "sample_rate must be a multiple of 100 Hz between 8000 and 48000, got {sample_rate}"
+            ))
+        })?;
+        let cap = frames_10ms * channels as usize * (RING_MS / 10);
+        let (ring, consumer) = rtrb::RingBuffer::new(cap);
+        let shared = Arc::new(SourceShared {
+            sample_rate,
+            channels,
+            frames_10ms,
+            auto_silence,
+            producer: Mutex::new(Producer {
+                ring,
+                overflow: VecDeque::new(),
+                written: 0,
+                pending: VecDeque::new(),
+            }),
+            consumed: AtomicU64::new(0),
+            wake: AtomicU32::new(0),
+            waiters: AtomicU32::new(0),
+            has_work: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+        });
+        let inner = engine.inner();
+        let node = inner.clock.add(SourceNode {
+            shared: shared.clone(),
+            consumer,
+            buf: vec![0; frames_10ms * channels as usize],
+            pipes: Vec::new(),
+            service: inner.service.clone(),
+        });
+        Ok(AudioSource { shared, node, engine: Arc::downgrade(&inner) })
+    }
+
+    /// Sample rate in Hz.
+    pub fn sample_rate(&self) -> u32 {
+        self.shared.sample_rate
+    }
+
+    /// Channel count (1 or 2).
+    pub fn channels(&self) -> u16 {
+        self.shared.channels
+    }
+
+    /// Frames consumed by the clock so far.
+    pub fn consumed_frames(&self) -> u64 {
+        self.shared.consumed.load(Ordering::Acquire)
+    }
+
+    fn check_len(&self, bytes: usize) -> Result<usize, ClientError> {
+        let frame_bytes = 2 * self.shared.channels as usize;
+        if bytes % frame_bytes != 0 {
+            return Err(ClientError::InvalidArgument(format!(
+                "frames must be a whole number of {}-channel 16-bit frames ({} bytes each), got {} bytes",
+                self.shared.channels, frame_bytes, bytes
+            )));
+        }
+        Ok(bytes / frame_bytes)
+    }
+
+    /// Queues little-endian i16 PCM and returns the end position (frames) and frame count.
+    fn enqueue(&self, pcm_le: &[u8], completion: Option<WriteCompletion>) -> Result<(u64, usize), ClientError> {
+        let frames = self.check_len(pcm_le.len())?;
+        if self.shared.closed.load(Ordering::Acquire) {
+            return Err(ClientError::Released);
+        }
+        if frames == 0 {
+            if let Some(c) = completion {
+                c(0);
+            }
+            return Ok((self.consumed_frames(), 0));
+        }
+        // daily-python pads every write to a whole number of 10 ms.
+        let padded = frames.div_ceil(self.shared.frames_10ms) * self.shared.frames_10ms;
+        let ch = self.shared.channels as usize;
+        let mut p = self.shared.producer.lock().unwrap_or_else(|e| e.into_inner());
+        let samples = pcm_le
+            .chunks_exact(2)
+            .map(|b| i16::from_le_bytes([b[0], b[1]]))
+            .chain(std::iter::repeat_n(0i16, (padded - frames) * ch));
+        if p.overflow.is_empty() {
+            let mut it = samples;
+            let free = p.ring.slots();
+            let n = free.min(padded * ch);
+            if let Ok(mut chunk) = p.ring.write_chunk_uninit(n) {
+                let (a, b) = chunk.as_mut_slices();
+                for slot in a.iter_mut().chain(b.iter_mut()) {
+                    slot.write(it.next().unwrap_or(0));
+                }
+                // SAFETY: every slot of both slices was initialised just above.
+                unsafe { chunk.commit_all() };
+            }
+            p.overflow.extend(it);
+        } else {
+            p.overflow.extend(samples);
+        }
+        p.written += padded as u64;
+        let end = p.written;
+        if let Some(c) = completion {
+            p.pending.push_back((end, frames, c));
+        }
+        if !p.overflow.is_empty() || !p.pending.is_empty() {
+            self.shared.has_work.store(true, Ordering::Release);
+        }
+        Ok((end, frames))
+    }
+
+    /// Non-blocking write: queues the frames and returns their count at once; `completion`
+    /// fires once with that count when the clock has consumed them.
+    pub fn write_with_completion(&self, pcm_le: &[u8], completion: WriteCompletion) -> Result<usize, ClientError> {
+        Ok(self.enqueue(pcm_le, Some(completion))?.1)
+    }
+
+    /// Blocking write: returns once the clock has consumed every frame (real-time pacing).
+    /// Call it without holding the GIL.
+    pub fn write_blocking(&self, pcm_le: &[u8]) -> Result<usize, ClientError> {
+        let (end, frames) = self.enqueue(pcm_le, None)?;
+        let s = &self.shared;
+        s.waiters.fetch_add(1, Ordering::AcqRel);
+        loop {
+            // Feed the overflow ourselves while we wait; the service thread does it too.
+            refill(s);
+            let seen = s.wake.load(Ordering::Acquire);
+            if s.consumed.load(Ordering::Acquire) >= end || s.closed.load(Ordering::Acquire) {
+                break;
+            }
+            if self.engine.upgrade().is_none_or(|e| e.clock.is_stopped()) {
+                s.waiters.fetch_sub(1, Ordering::AcqRel);
+                return Err(ClientError::NotInitialized);
+            }
+            atomic_wait::wait(&s.wake, seen);
+        }
+        s.waiters.fetch_sub(1, Ordering::AcqRel);
+        Ok(frames)
+    }
+
+    pub(crate) fn attach(&self, pipe: SendPipe) {
+        if let Some(e) = self.engine.upgrade() {
+            e.clock.with_node::<SourceNode>(self.node, move |n| n.pipes.push(pipe));
+        }
+    }
+
+    pub(crate) fn detach(&self, pipe_id: u64) {
+        if let Some(e) = self.engine.upgrade() {
+            e.clock.with_node::<SourceNode>(self.node, move |n| n.pipes.retain(|p| p.id != pipe_id));
+        }
+    }
+
+    pub(crate) fn ptr_eq(&self, other: &AudioSource) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+}
+
+impl Drop for SourceShared {
+    fn drop(&mut self) {
+        // Completions fire exactly once, even for frames that were never played.
+        let p = self.producer.get_mut().unwrap_or_else(|e| e.into_inner());
+        for (_, n, c) in p.pending.drain(..) {
+            c(n);
+        }
+    }
+}
+
+fn refill(s: &SourceShared) {
+    let mut guard = s.producer.lock().unwrap_or_else(|e| e.into_inner());
+    let p = &mut *guard;
+    let n = p.ring.slots().min(p.overflow.len());
+    if n == 0 {
+        return;
+    }
+    if let Ok(mut chunk) = p.ring.write_chunk_uninit(n) {
+        let (a, b) = chunk.as_mut_slices();
+        for (slot, v) in a.iter_mut().chain(b.iter_mut()).zip(p.overflow.drain(..n)) {
+            slot.write(v);
+        }
+        // SAFETY: all n slots were initialised above (the drain yields exactly n values).
+        unsafe { chunk.commit_all() };
+    }
+}
+
+/// Runs completions and refills rings for sources that asked for it. One thread per engine.
+pub(crate) struct SourceService {
+    queue: Mutex<Vec<Weak<SourceShared>>>,
+    wake: AtomicU32,
+    stop: AtomicBool,
+}
+
+impl SourceService {
+    pub(crate) fn start() -> std::io::Result<(Arc<SourceService>, JoinHandle<()>)> {
+        let svc = Arc::new(SourceService { queue: Mutex::new(Vec::new()), wake: AtomicU32::new(0), stop: AtomicBool::new(false) });
+        let s2 = svc.clone();
+        let t = std::thread::Builder::new().name("daily-source-service".into()).spawn(move || s2.run())?;
+        Ok((svc, t))
+    }
+
+    pub(crate) fn shutdown(&self) {
+        self.stop.store(true, Ordering::Release);
+        self.wake.fetch_add(1, Ordering::AcqRel);
+        atomic_wait::wake_all(&self.wake);
+    }
+
+    fn run(&self) {
+        let mut work: Vec<Weak<SourceShared>> = Vec::new();
+        loop {
+            let seen = self.wake.load(Ordering::Acquire);
+            std::mem::swap(&mut work, &mut *self.queue.lock().unwrap_or_else(|e| e.into_inner()));
+            for w in work.drain(..) {
+                if let Some(s) = w.upgrade() {
+                    service_one(&s);
+                }
+            }
+            if self.stop.load(Ordering::Acquire) {
+                return;
+            }
+            atomic_wait::wait(&self.wake, seen);
+        }
+    }
+}
+
+fn service_one(s: &SourceShared) {
+    refill(s);
+    let consumed = s.consumed.load(Ordering::Acquire);
+    let mut ready = Vec::new();
+    {
+        let mut p = s.producer.lock().unwrap_or_else(|e| e.into_inner());
+        while p.pending.front().is_some_and(|(end, _, _)| *end <= consumed) {
+            ready.push(p.pending.pop_front().expect("front checked"));
+        }
+        if p.pending.is_empty() && p.overflow.is_empty() {
+            s.has_work.store(false, Ordering::Release);
+        }
+    }
+    for (_, n, c) in ready {
+        c(n);
+    }
+}
+
+/// The clock-side half of a source.
+pub(crate) struct SourceNode {
+    shared: Arc<SourceShared>,
+    consumer: rtrb::Consumer<i16>,
+    buf: Vec<i16>,
+    pipes: Vec<SendPipe>,
+    service: Arc<SourceService>,
+}
+
+impl ClockNode for SourceNode {
+    fn tick(&mut self, now_us: u64) {
+        let s = &*self.shared;
+        let want = self.buf.len();
+        let have = self.consumer.slots().min(want);
+        let mut got_audio = false;
+        if have > 0 {
+            if let Ok(chunk) = self.consumer.read_chunk(have) {
+                let (a, b) = chunk.as_slices();
+                self.buf[..a.len()].copy_from_slice(a);
+                self.buf[a.len()..a.len() + b.len()].copy_from_slice(b);
+                chunk.commit_all();
+            }
+            self.buf[have..].fill(0);
+            got_audio = true;
+            let frames = (have / s.channels as usize) as u64;
+            s.consumed.fetch_add(frames, Ordering::AcqRel);
+            s.wake.fetch_add(1, Ordering::AcqRel);
+            if s.waiters.load(Ordering::Acquire) > 0 {
+                atomic_wait::wake_all(&s.wake);
+            }
+        }
+        if s.has_work.load(Ordering::Acquire) {
+            // Hand the source to the service thread; the Mutex there is never held long and
+            // only by the service and Python threads, never across a tick.
+            if let Ok(mut q) = self.service.queue.try_lock() {
+                q.push(Arc::downgrade(&self.shared));
+                drop(q);
+                self.service.wake.fetch_add(1, Ordering::AcqRel);
+                atomic_wait::wake_all(&self.service.wake);
+            }
+        }
+        if !got_audio {
+            if !s.auto_silence {
+                for p in self.pipes.iter_mut() {
+                    p.idle();
+                }
+                return;
+            }
+            self.buf.fill(0);
+        }
+        for p in self.pipes.iter_mut() {
+            p.push_10ms(&self.buf, now_us);
+        }
+    }
+
+    fn alive(&self) -> bool {
+        !self.shared.closed.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for AudioSource {
+    fn drop(&mut self) {
+        // The last handle going away stops the clock node (the node holds one Arc itself).
+        if Arc::strong_count(&self.shared) <= 2 {
+            self.shared.closed.store(true, Ordering::Release);
+            self.shared.wake.fetch_add(1, Ordering::AcqRel);
+            atomic_wait::wake_all(&self.shared.wake);
+        }
+    }
+}
+
+/// Resamples a source's 10 ms chunks to 48 kHz at the track's channel count.
+pub(crate) struct To48k {
+    rs: Resampler,
+    pub(crate) out: Vec<i16>,
+}
+
+impl To48k {
+    pub(crate) fn new(in_rate: u32, in_ch: u16, out_ch: u16) -> Result<Self, ClientError> {
+        let rs = Resampler::new(in_rate, in_ch, 48_000, out_ch).map_err(|e| ClientError::InvalidArgument(e.to_string()))?;
+        Ok(To48k { rs, out: vec![0; FRAME_10MS_48K * out_ch as usize] })
+    }
+    pub(crate) fn process(&mut self, input: &[i16]) -> &[i16] {
+        if self.rs.process(input, &mut self.out).is_err() {
+            self.out.fill(0);
+        }
+        &self.out
+    }
+}
