@@ -1,1 +1,255 @@
-//! daily-server
+//! Room server for the open Daily SDK: HTTP + WebSocket signalling and an audio SFU.
+//!
+//! ```no_run
+//! use daily_server::{RoomServer, ServerConfig};
+//! let mut server = RoomServer::start(ServerConfig::default())?;
+//! println!("join {}", server.room_url("demo"));
+//! server.shutdown();
+//! # Ok::<(), daily_server::ServerError>(())
+//! ```
+//!
+//! # What runs where
+//! [`RoomServer::start`] binds the HTTP listener (TCP `host:port`) and one UDP socket
+//! (`host:0`) and starts one owner thread running a small tokio runtime (two workers); the caller
+//! need not be inside a runtime. On it run:
+//! - the HTTP server (axum): `GET /` (server info), `GET /{room}` (room info as JSON) and the
+//!   signalling WebSocket `GET /ws/{room}` (protocol: [`daily_proto`], `docs/signalling.md`);
+//! - the SFU task, the only owner of room state and of every str0m `Rtc`: one task, one UDP
+//!   socket for all peers (as str0m's `chat` example). Signalling connections talk to it through
+//!   one command queue, so there are no locks on the media path.
+//!
+//! # Media
+//! Each participant has two peer connections: the *send transport* (client offers with
+//! `publishOffer`, server answers) on which the SFU receives the participant's Opus audio, and
+//! the *receive transport* (server offers with `subscribeOffer`) on which it forwards every
+//! other participant's tracks, one `m=audio` line per remote track. Frames are forwarded
+//! untouched (no transcoding) the moment they arrive; their RTP timestamps, marker bit and
+//! audio level are carried over. m-lines of tracks that went away are set `inactive` and reused
+//! for later tracks, so the SDP does not grow without bound.
+//!
+//! The server is a full ICE agent (not ICE-lite) with one host candidate, the bound UDP address;
+//! SDPs are complete (non-trickle); DTLS 1.2; the only codec offered and accepted is Opus
+//! (`opus/48000/2`). One DTLS certificate is made per server and shared by its transports.
+#![forbid(unsafe_code)]
+
+mod driver;
+mod http;
+mod sfu;
+
+use std::future::IntoFuture;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+
+pub use http::{JOIN_TIMEOUT, SEND_TIMEOUT};
+pub use sfu::{MAX_PARTICIPANTS_PER_ROOM, MAX_TRACKS_PER_PARTICIPANT, MAX_USER_NAME_BYTES};
+
+/// How long shutdown waits for connections to flush `callEnded` and close.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// Where the server listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Address for HTTP (TCP) and the SFU (UDP). Default `127.0.0.1`.
+    pub host: IpAddr,
+    /// HTTP port; `0` picks a free one (see [`RoomServer::local_addr`]). The UDP port is always
+    /// picked by the system.
+    pub port: u16,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig { host: IpAddr::V4(Ipv4Addr::LOCALHOST), port: 0 }
+    }
+}
+
+/// Which socket a [`ServerError::Bind`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SocketKind {
+    /// The HTTP listener.
+    Tcp,
+    /// The SFU's media socket.
+    Udp,
+}
+
+impl std::fmt::Display for SocketKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SocketKind::Tcp => "TCP",
+            SocketKind::Udp => "UDP",
+        })
+    }
+}
+
+/// Everything that can go wrong starting the server.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// A socket could not be bound or configured.
+    #[error("cannot bind the {kind} socket on {addr}: {source}")]
+    Bind {
+        /// Which socket.
+        kind: SocketKind,
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The runtime or its thread could not be started.
+    #[error("cannot start the server runtime: {source}")]
+    Runtime {
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The DTLS certificate shared by the server's peer connections could not be made.
+    #[error("cannot generate the DTLS certificate")]
+    Certificate,
+    /// The server thread ended before it was ready (it logged why).
+    #[error("the server thread stopped during start-up")]
+    StartFailed,
+}
+
+/// A running room server. Stopped by [`RoomServer::shutdown`] or on drop.
+pub struct RoomServer {
+    local_addr: SocketAddr,
+    udp_addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for RoomServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RoomServer")
+            .field("local_addr", &self.local_addr)
+            .field("udp_addr", &self.udp_addr)
+            .field("running", &self.thread.is_some())
+            .finish()
+    }
+}
+
+impl RoomServer {
+    /// Binds HTTP (TCP) on `host:port` and the SFU's UDP socket on `host:0`, starts everything
+    /// on its own thread and runtime, and returns once connections are accepted.
+    pub fn start(config: ServerConfig) -> Result<RoomServer, ServerError> {
+        let http_addr = SocketAddr::new(config.host, config.port);
+        let bind_err = |kind, addr| move |source| ServerError::Bind { kind, addr, source };
+        let tcp = TcpListener::bind(http_addr).map_err(bind_err(SocketKind::Tcp, http_addr))?;
+        tcp.set_nonblocking(true).map_err(bind_err(SocketKind::Tcp, http_addr))?;
+        let local_addr = tcp.local_addr().map_err(bind_err(SocketKind::Tcp, http_addr))?;
+        let udp_want = SocketAddr::new(config.host, 0);
+        let udp = UdpSocket::bind(udp_want).map_err(bind_err(SocketKind::Udp, udp_want))?;
+        udp.set_nonblocking(true).map_err(bind_err(SocketKind::Udp, udp_want))?;
+        let udp_addr = udp.local_addr().map_err(bind_err(SocketKind::Udp, udp_want))?;
+
+        let provider = Arc::new(str0m::crypto::from_feature_flags());
+        let cert = provider.dtls_provider.generate_certificate().ok_or(ServerError::Certificate)?;
+        let rtc_config = str0m::RtcConfig::new()
+            .set_crypto_provider(provider)
+            .set_dtls_cert(cert)
+            .clear_codecs()
+            .enable_opus(true, false);
+        let core = sfu::Sfu::new(udp_addr, rtc_config);
+
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("daily-server-rt")
+            .enable_all()
+            .build()
+            .map_err(|source| ServerError::Runtime { source })?;
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("daily-server".into())
+            .spawn(move || {
+                runtime.block_on(serve(tcp, udp, udp_addr, core, shutdown_rx, ready_tx));
+                runtime.shutdown_timeout(Duration::from_secs(1));
+            })
+            .map_err(|source| ServerError::Runtime { source })?;
+        if ready_rx.recv().is_err() {
+            let _ = thread.join();
+            return Err(ServerError::StartFailed);
+        }
+        tracing::info!(http = %local_addr, udp = %udp_addr, "daily-server started");
+        Ok(RoomServer { local_addr, udp_addr, shutdown: shutdown_tx, thread: Some(thread) })
+    }
+
+    /// The HTTP address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// `http://HOST:PORT` (IPv6 hosts in brackets).
+    pub fn url(&self) -> String {
+        format!("http://{}", self.local_addr)
+    }
+
+    /// `http://HOST:PORT/room`: the meeting URL clients join.
+    pub fn room_url(&self, room: &str) -> String {
+        format!("{}/{}", self.url(), room)
+    }
+
+    /// Tells every connected participant `callEnded`, closes sockets, stops all threads and
+    /// joins them. Idempotent. Also done on drop.
+    pub fn shutdown(&mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                tracing::error!("the server thread panicked");
+            }
+            tracing::info!(http = %self.local_addr, "daily-server stopped");
+        }
+    }
+}
+
+impl Drop for RoomServer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Runs everything until shutdown, then waits (bounded) for connections to flush.
+async fn serve(
+    tcp: TcpListener,
+    udp: UdpSocket,
+    udp_addr: SocketAddr,
+    core: sfu::Sfu,
+    mut shutdown: watch::Receiver<bool>,
+    ready: std::sync::mpsc::Sender<()>,
+) {
+    let (tcp, udp) = match (tokio::net::TcpListener::from_std(tcp), tokio::net::UdpSocket::from_std(udp)) {
+        (Ok(t), Ok(u)) => (t, u),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::error!(error = %e, "cannot register the sockets with the runtime");
+            return;
+        }
+    };
+    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+    let tracker = Arc::new(http::ConnTracker::default());
+    let state = http::AppState {
+        cmds: cmd_tx,
+        shutdown: shutdown.clone(),
+        tracker: tracker.clone(),
+        next_conn: Arc::new(AtomicU64::new(1)),
+    };
+    let sfu_task = tokio::spawn(driver::run(udp, udp_addr, cmd_rx, shutdown.clone(), core));
+    let mut http_shutdown = shutdown.clone();
+    let http_task = tokio::spawn(
+        axum::serve(tcp, http::router(state))
+            .with_graceful_shutdown(async move {
+                let _ = http_shutdown.wait_for(|s| *s).await;
+            })
+            .into_future(),
+    );
+    let _ = ready.send(());
+    let _ = shutdown.wait_for(|s| *s).await;
+    // The SFU task sends `callEnded` + close to every participant before it ends.
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, sfu_task).await;
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait_idle()).await;
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, http_task).await;
+}

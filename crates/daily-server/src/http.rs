@@ -1,0 +1,224 @@
+//! HTTP routes and the signalling WebSocket. Each connection is one task that parses frames
+//! into [`Command`]s for the core and writes the core's [`Outbound`] messages back; it never
+//! touches room state itself, so ordering is the order of the core's single command queue.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use daily_proto::{ClientMessage, MAX_MESSAGE_BYTES, PROTOCOL_VERSION, ServerMessage, is_valid_room_name};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
+
+use crate::sfu::{Command, ConnId, Outbound};
+
+/// How long a new connection may take to send `join`.
+pub const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long one WebSocket write may block before the connection is dropped (a client that
+/// does not read must not hold the server).
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Frames above this are refused by the WebSocket layer itself (connection dropped without an
+/// `error`); frames between [`MAX_MESSAGE_BYTES`] and this get an `error` first.
+const HARD_FRAME_LIMIT: usize = 4 * MAX_MESSAGE_BYTES;
+
+/// Counts live WebSocket tasks so shutdown can wait until `callEnded` was flushed.
+#[derive(Default)]
+pub(crate) struct ConnTracker {
+    live: AtomicUsize,
+    idle: Notify,
+}
+
+struct ConnGuard(Arc<ConnTracker>);
+
+impl ConnTracker {
+    fn enter(self: &Arc<Self>) -> ConnGuard {
+        self.live.fetch_add(1, Ordering::SeqCst);
+        ConnGuard(self.clone())
+    }
+
+    /// Resolves once no connection task is left.
+    pub(crate) async fn wait_idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            if self.live.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        if self.0.live.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub cmds: mpsc::UnboundedSender<Command>,
+    pub shutdown: watch::Receiver<bool>,
+    pub tracker: Arc<ConnTracker>,
+    pub next_conn: Arc<AtomicU64>,
+}
+
+pub(crate) fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/ws/{room}", get(ws_upgrade))
+        .route("/{room}", get(room_info))
+        .with_state(state)
+}
+
+async fn index() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "server": "daily-server", "version": env!("CARGO_PKG_VERSION") }))
+}
+
+async fn room_info(State(state): State<AppState>, Path(room): Path<String>) -> Response {
+    if !is_valid_room_name(&room) {
+        return (StatusCode::NOT_FOUND, "invalid room name").into_response();
+    }
+    let (reply, rx) = oneshot::channel();
+    if state.cmds.send(Command::RoomInfo { room: room.clone(), reply }).is_err() {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    match tokio::time::timeout(Duration::from_secs(5), rx).await {
+        Ok(Ok(n)) => Json(serde_json::json!({ "room": room, "participants": n })).into_response(),
+        _ => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+    }
+}
+
+async fn ws_upgrade(ws: WebSocketUpgrade, State(state): State<AppState>, Path(room): Path<String>) -> Response {
+    if !is_valid_room_name(&room) {
+        return (StatusCode::NOT_FOUND, "invalid room name").into_response();
+    }
+    let guard = state.tracker.enter();
+    ws.max_message_size(HARD_FRAME_LIMIT)
+        .max_frame_size(HARD_FRAME_LIMIT)
+        .on_upgrade(move |socket| async move {
+            let _guard = guard;
+            connection(socket, room, state).await;
+        })
+}
+
+fn error_frame(message: impl Into<String>) -> Message {
+    Message::Text(ServerMessage::Error { message: message.into(), fatal: true }.to_json().into())
+}
+
+fn close_frame(code: u16, reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame { code, reason: reason.into() }))
+}
+
+/// Parses one incoming frame. `Err` carries the fatal error text and close code.
+fn parse_frame(msg: Message) -> Result<Option<ClientMessage>, (String, u16)> {
+    match msg {
+        Message::Text(t) => match ClientMessage::parse(t.as_str()) {
+            Ok(m) => Ok(Some(m)),
+            Err(e @ daily_proto::ProtoError::TooLarge { .. }) => Err((e.to_string(), close_code::SIZE)),
+            Err(e) => Err((e.to_string(), close_code::POLICY)),
+        },
+        Message::Binary(_) => Err(("binary frames are not part of the protocol".into(), close_code::POLICY)),
+        Message::Ping(_) | Message::Pong(_) => Ok(None),
+        Message::Close(_) => Err((String::new(), close_code::NORMAL)),
+    }
+}
+
+async fn send(socket: &mut futures_util::stream::SplitSink<WebSocket, Message>, msg: Message) -> bool {
+    matches!(tokio::time::timeout(SEND_TIMEOUT, socket.send(msg)).await, Ok(Ok(())))
+}
+
+async fn connection(socket: WebSocket, room: String, state: AppState) {
+    let conn: ConnId = state.next_conn.fetch_add(1, Ordering::Relaxed);
+    let (mut tx, mut rx) = socket.split();
+    let mut shutdown = state.shutdown.clone();
+
+    // 1. The first message must be `join` with our protocol version.
+    let first = tokio::select! {
+        r = tokio::time::timeout(JOIN_TIMEOUT, rx.next()) => Some(r),
+        _ = shutdown.wait_for(|s| *s) => None,
+    };
+    let Some(first) = first else {
+        let _ = send(&mut tx, close_frame(close_code::AWAY, "server shutting down")).await;
+        return;
+    };
+    let first = match first {
+        Err(_) => Err(("no join within the timeout".to_owned(), close_code::POLICY)),
+        Ok(None) | Ok(Some(Err(_))) => return,
+        Ok(Some(Ok(msg))) => parse_frame(msg),
+    };
+    let user_name = match first {
+        Ok(Some(ClientMessage::Join { protocol_version, user_name, .. })) if protocol_version == PROTOCOL_VERSION => {
+            user_name
+        }
+        Ok(Some(ClientMessage::Join { protocol_version, .. })) => {
+            let text = format!("unsupported protocol version {protocol_version}; this server speaks {PROTOCOL_VERSION}");
+            let _ = send(&mut tx, error_frame(text)).await;
+            let _ = send(&mut tx, close_frame(close_code::PROTOCOL, "protocol version")).await;
+            return;
+        }
+        Ok(_) => {
+            let _ = send(&mut tx, error_frame("the first message must be join")).await;
+            let _ = send(&mut tx, close_frame(close_code::POLICY, "join first")).await;
+            return;
+        }
+        Err((text, code)) => {
+            if !text.is_empty() {
+                let _ = send(&mut tx, error_frame(text)).await;
+                let _ = send(&mut tx, close_frame(code, "invalid message")).await;
+            }
+            return;
+        }
+    };
+
+    // 2. Joined: relay frames to the core and the core's messages to the socket.
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel();
+    if state.cmds.send(Command::Join { conn, room, user_name, out: out_tx }).is_err() {
+        let _ = send(&mut tx, close_frame(close_code::AWAY, "server shutting down")).await;
+        return;
+    }
+    loop {
+        tokio::select! {
+            out = out_rx.recv() => match out {
+                Some(Outbound::Message(m)) => {
+                    if !send(&mut tx, Message::Text(m.to_json().into())).await {
+                        break;
+                    }
+                }
+                Some(Outbound::Close) | None => {
+                    let _ = send(&mut tx, close_frame(close_code::NORMAL, "")).await;
+                    break;
+                }
+            },
+            msg = rx.next() => {
+                let Some(Ok(msg)) = msg else { break };
+                match parse_frame(msg) {
+                    Ok(Some(m)) => {
+                        if state.cmds.send(Command::Message { conn, msg: m }).is_err() {
+                            break;
+                        }
+                    }
+                    Ok(None) => {}
+                    Err((text, code)) => {
+                        if !text.is_empty() {
+                            let _ = send(&mut tx, error_frame(text)).await;
+                            let _ = send(&mut tx, close_frame(code, "invalid message")).await;
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    let _ = state.cmds.send(Command::Closed { conn });
+}

@@ -1,0 +1,711 @@
+//! The room and SFU core: rooms, participants, their two str0m transports, negotiation and
+//! forwarding. No IO: the driver (`driver.rs`) feeds it commands, UDP datagrams and timeouts, all
+//! stamped with `now`, and drains [`Sfu::poll_transmit`] onto the socket after every call.
+//!
+//! Invariant kept throughout (str0m's "single-mutation invariant", `str0m/src/lib.rs`): every
+//! mutation of an `Rtc` (input, write, SDP change) is followed by draining `poll_output` to
+//! `Output::Timeout` before the next mutation of the same `Rtc`. [`Transport::drain`] does that
+//! and queues the media events, which are forwarded only after the source drain finished.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use daily_proto::{
+    ClientMessage, ForwardedTrack, LeftReason, MediaInfo, ParticipantInfo, PublishedTrack, ServerMessage,
+    TrackSource,
+};
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::media::{Direction, MediaData, MediaKind, Mid};
+use str0m::net::{Protocol, Receive, Transmit};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
+use tokio::sync::{mpsc, oneshot};
+
+/// Identifies one signalling connection (and the participant it becomes).
+pub(crate) type ConnId = u64;
+
+/// Largest number of tracks one participant may publish at once (bounds SDP and forwarding work).
+pub const MAX_TRACKS_PER_PARTICIPANT: usize = 16;
+
+/// Largest number of participants in one room.
+pub const MAX_PARTICIPANTS_PER_ROOM: usize = 200;
+
+/// Longest display name accepted, in bytes.
+pub const MAX_USER_NAME_BYTES: usize = 1024;
+
+/// Something for the core to do, sent by a signalling connection or the server itself.
+#[derive(Debug)]
+pub(crate) enum Command {
+    /// A connection sent a valid `join` for `room`.
+    Join {
+        conn: ConnId,
+        room: String,
+        user_name: Option<String>,
+        out: mpsc::UnboundedSender<Outbound>,
+    },
+    /// A joined connection sent a message (anything after `join`).
+    Message { conn: ConnId, msg: ClientMessage },
+    /// The connection closed (socket closed, error, or after a fatal error).
+    Closed { conn: ConnId },
+    /// How many participants are in a room (for `GET /{room}`).
+    RoomInfo { room: String, reply: oneshot::Sender<usize> },
+}
+
+/// What the core tells a signalling connection.
+#[derive(Debug)]
+pub(crate) enum Outbound {
+    /// Send this message.
+    Message(ServerMessage),
+    /// Close the WebSocket after the messages queued before this.
+    Close,
+}
+
+/// Which of a participant's two peer connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Side {
+    /// Client offers, server receives the participant's audio.
+    Send,
+    /// Server offers, server sends the others' audio.
+    Recv,
+}
+
+/// One str0m peer connection and the deadline it asked for.
+struct Transport {
+    rtc: Rtc,
+    timeout: Instant,
+}
+
+impl Transport {
+    /// Drains `poll_output` to `Timeout`: datagrams go to `out`, media to `media`.
+    fn drain(&mut self, now: Instant, out: &mut VecDeque<Transmit>, media: &mut Vec<MediaData>) {
+        // Bounded: str0m returns Timeout once it has nothing left; the cap only guards a bug.
+        for _ in 0..100_000 {
+            if !self.rtc.is_alive() {
+                self.timeout = now + Duration::from_secs(3600);
+                return;
+            }
+            match self.rtc.poll_output() {
+                Ok(Output::Timeout(t)) => {
+                    self.timeout = t;
+                    return;
+                }
+                Ok(Output::Transmit(t)) => out.push_back(t),
+                Ok(Output::Event(e)) => match e {
+                    Event::MediaData(d) => media.push(d),
+                    Event::IceConnectionStateChange(s) => {
+                        tracing::debug!(state = ?s, "ICE state");
+                        if s == IceConnectionState::Disconnected {
+                            tracing::info!("a transport lost ICE connectivity");
+                        }
+                    }
+                    Event::Connected => tracing::debug!("transport connected (ICE + DTLS)"),
+                    _ => {}
+                },
+                Err(e) => {
+                    tracing::warn!(error = %e, "transport failed; disconnecting it");
+                    self.rtc.disconnect();
+                }
+            }
+        }
+        tracing::error!("transport produced unbounded output; disconnecting it");
+        self.rtc.disconnect();
+    }
+}
+
+/// A forwarded track: `(publisher, published track)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct TrackKey {
+    publisher: ConnId,
+    track: PublishedTrack,
+}
+
+/// One `m=` line of a receive transport.
+struct Slot {
+    mid: Mid,
+    /// The track this m-line carries (or will once the offer is answered).
+    track: Option<TrackKey>,
+    /// The client answered an offer listing `track` on this m-line: forward now.
+    live: bool,
+    /// The m-line exists in the negotiated session (it can be reused when free).
+    negotiated: bool,
+}
+
+struct Participant {
+    room: String,
+    info: ParticipantInfo,
+    out: mpsc::UnboundedSender<Outbound>,
+    send: Option<Transport>,
+    recv: Option<Transport>,
+    /// Tracks of the last accepted `publishOffer`, with their parsed mids.
+    published: Vec<(Mid, PublishedTrack)>,
+    slots: Vec<Slot>,
+    /// The subscribe offer awaiting `subscribeAnswer`.
+    pending: Option<SdpPendingOffer>,
+    /// The forwarded track set changed since the last subscribe offer.
+    needs_negotiation: bool,
+}
+
+impl Participant {
+    fn send_msg(&self, msg: ServerMessage) {
+        // A closed channel means the connection is already gone; `Closed` follows.
+        let _ = self.out.send(Outbound::Message(msg));
+    }
+
+    fn transport_mut(&mut self, side: Side) -> Option<&mut Transport> {
+        match side {
+            Side::Send => self.send.as_mut(),
+            Side::Recv => self.recv.as_mut(),
+        }
+    }
+}
+
+struct Room {
+    session_id: String,
+    /// Participants in join order.
+    members: Vec<ConnId>,
+}
+
+/// Counters for tests and logs.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct SfuStats {
+    pub frames_in: u64,
+    pub frames_out: u64,
+}
+
+/// The rooms, their participants and the SFU.
+pub(crate) struct Sfu {
+    /// Where the UDP socket is bound: our only ICE host candidate.
+    udp_addr: SocketAddr,
+    rtc_config: RtcConfig,
+    rooms: HashMap<String, Room>,
+    parts: HashMap<ConnId, Participant>,
+    /// Last transport that accepted a datagram from this remote address (demux fast path).
+    addr_cache: HashMap<SocketAddr, (ConnId, Side)>,
+    transmits: VecDeque<Transmit>,
+    stats: SfuStats,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+impl Sfu {
+    pub(crate) fn new(udp_addr: SocketAddr, rtc_config: RtcConfig) -> Self {
+        Sfu {
+            udp_addr,
+            rtc_config,
+            rooms: HashMap::new(),
+            parts: HashMap::new(),
+            addr_cache: HashMap::new(),
+            transmits: VecDeque::new(),
+            stats: SfuStats::default(),
+        }
+    }
+
+    pub(crate) fn stats(&self) -> SfuStats {
+        self.stats
+    }
+
+    /// Next datagram to send.
+    pub(crate) fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// Earliest deadline of any transport.
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        self.parts
+            .values()
+            .flat_map(|p| [p.send.as_ref(), p.recv.as_ref()])
+            .flatten()
+            .filter(|t| t.rtc.is_alive())
+            .map(|t| t.timeout)
+            .min()
+    }
+
+    fn new_transport(&self, now: Instant) -> Transport {
+        let mut rtc = self.rtc_config.clone().build(now);
+        match Candidate::host(self.udp_addr, "udp") {
+            Ok(c) => {
+                rtc.add_local_candidate(c);
+            }
+            Err(e) => tracing::error!(error = %e, addr = %self.udp_addr, "cannot make a host candidate"),
+        }
+        Transport { rtc, timeout: now }
+    }
+
+    pub(crate) fn handle_command(&mut self, now: Instant, cmd: Command) {
+        match cmd {
+            Command::Join { conn, room, user_name, out } => self.join(now, conn, room, user_name, out),
+            Command::Message { conn, msg } => self.message(now, conn, msg),
+            Command::Closed { conn } => self.remove(now, conn, false),
+            Command::RoomInfo { room, reply } => {
+                let n = self.rooms.get(&room).map_or(0, |r| r.members.len());
+                let _ = reply.send(n);
+            }
+        }
+        self.negotiate_all(now);
+    }
+
+    fn join(
+        &mut self,
+        _now: Instant,
+        conn: ConnId,
+        room_name: String,
+        user_name: Option<String>,
+        out: mpsc::UnboundedSender<Outbound>,
+    ) {
+        let fatal = |message: String| {
+            let _ = out.send(Outbound::Message(ServerMessage::Error { message, fatal: true }));
+            let _ = out.send(Outbound::Close);
+        };
+        if self.parts.contains_key(&conn) {
+            return fatal("already joined".into());
+        }
+        let user_name = user_name.unwrap_or_default();
+        if user_name.len() > MAX_USER_NAME_BYTES {
+            return fatal(format!("userName longer than {MAX_USER_NAME_BYTES} bytes"));
+        }
+        let room = self.rooms.entry(room_name.clone()).or_insert_with(|| Room {
+            session_id: uuid::Uuid::new_v4().to_string(),
+            members: Vec::new(),
+        });
+        if room.members.len() >= MAX_PARTICIPANTS_PER_ROOM {
+            return fatal(format!("room is full ({MAX_PARTICIPANTS_PER_ROOM} participants)"));
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        let info = ParticipantInfo {
+            id: id.clone(),
+            user_name,
+            user_id: id,
+            joined_at: unix_now(),
+            is_owner: false,
+            microphone: MediaInfo { publishing: false, track_id: None },
+            custom_audio: Default::default(),
+        };
+        let others: Vec<ParticipantInfo> =
+            room.members.iter().filter_map(|c| self.parts.get(c)).map(|p| p.info.clone()).collect();
+        let _ = out.send(Outbound::Message(ServerMessage::Joined {
+            room: room_name.clone(),
+            session_id: room.session_id.clone(),
+            participant: info.clone(),
+            participants: others,
+        }));
+        for c in &room.members {
+            if let Some(p) = self.parts.get(c) {
+                p.send_msg(ServerMessage::ParticipantJoined { participant: info.clone() });
+            }
+        }
+        room.members.push(conn);
+        tracing::info!(room = %room_name, participant = %info.id, "joined");
+        self.parts.insert(
+            conn,
+            Participant {
+                room: room_name,
+                info,
+                out,
+                send: None,
+                recv: None,
+                published: Vec::new(),
+                slots: Vec::new(),
+                pending: None,
+                needs_negotiation: true,
+            },
+        );
+    }
+
+    /// Sends a fatal error, closes the connection and removes the participant.
+    fn fatal(&mut self, now: Instant, conn: ConnId, message: String) {
+        if let Some(p) = self.parts.get(&conn) {
+            tracing::info!(participant = %p.info.id, %message, "closing connection on a fatal error");
+            p.send_msg(ServerMessage::Error { message, fatal: true });
+            let _ = p.out.send(Outbound::Close);
+        }
+        self.remove(now, conn, false);
+    }
+
+    fn message(&mut self, now: Instant, conn: ConnId, msg: ClientMessage) {
+        if !self.parts.contains_key(&conn) {
+            return; // Already removed (e.g. after a fatal error); the socket is closing.
+        }
+        match msg {
+            ClientMessage::Join { .. } => self.fatal(now, conn, "unexpected join: already joined".into()),
+            ClientMessage::PublishOffer { sdp, tracks } => self.publish_offer(now, conn, sdp, tracks),
+            ClientMessage::SubscribeAnswer { sdp } => self.subscribe_answer(now, conn, sdp),
+            ClientMessage::SetUserName { user_name } => {
+                if user_name.len() > MAX_USER_NAME_BYTES {
+                    return self.fatal(now, conn, format!("userName longer than {MAX_USER_NAME_BYTES} bytes"));
+                }
+                if let Some(p) = self.parts.get_mut(&conn) {
+                    p.info.user_name = user_name;
+                }
+                self.broadcast_update(conn);
+            }
+            ClientMessage::Leave => self.remove(now, conn, true),
+            other => self.fatal(now, conn, format!("unsupported message {other:?}")),
+        }
+    }
+
+    /// Sends `participantUpdated` for `conn` to everybody in its room, itself included.
+    fn broadcast_update(&self, conn: ConnId) {
+        let Some(p) = self.parts.get(&conn) else { return };
+        let msg = ServerMessage::ParticipantUpdated { participant: p.info.clone() };
+        if let Some(room) = self.rooms.get(&p.room) {
+            for c in &room.members {
+                if let Some(o) = self.parts.get(c) {
+                    o.send_msg(msg.clone());
+                }
+            }
+        }
+    }
+
+    fn publish_offer(&mut self, now: Instant, conn: ConnId, sdp: String, tracks: Vec<PublishedTrack>) {
+        if tracks.len() > MAX_TRACKS_PER_PARTICIPANT {
+            return self.fatal(now, conn, format!("more than {MAX_TRACKS_PER_PARTICIPANT} tracks"));
+        }
+        let offer = match SdpOffer::from_sdp_string(&sdp) {
+            Ok(o) => o,
+            Err(e) => return self.fatal(now, conn, format!("invalid publishOffer SDP: {e}")),
+        };
+        let Some(p) = self.parts.get(&conn) else { return };
+        let fresh = p.send.as_ref().is_none_or(|t| !t.rtc.is_alive()).then(|| self.new_transport(now));
+        let Some(p) = self.parts.get_mut(&conn) else { return };
+        if let Some(f) = fresh {
+            p.send = Some(f);
+        }
+        let Some(transport) = p.send.as_mut() else { return };
+        let answer = match transport.rtc.sdp_api().accept_offer(offer) {
+            Ok(a) => a,
+            Err(e) => return self.fatal(now, conn, format!("publishOffer rejected: {e}")),
+        };
+        let mut media = Vec::new();
+        transport.drain(now, &mut self.transmits, &mut media);
+
+        // Keep the listed tracks whose m-line exists and receives; first one wins on duplicates.
+        let mut accepted: Vec<(Mid, PublishedTrack)> = Vec::new();
+        let mut problems = Vec::new();
+        for t in tracks {
+            let mid = Mid::from(t.mid.as_str());
+            let receiving = transport.rtc.media(mid).is_some_and(|m| {
+                m.kind() == MediaKind::Audio && *m.mid() == *t.mid && m.direction().is_receiving()
+            });
+            if !receiving {
+                problems.push(format!("track {:?}: no sending audio m-line with mid {:?}", t.track_id, t.mid));
+            } else if accepted.iter().any(|(m, a)| *m == mid || a.source == t.source) {
+                problems.push(format!("track {:?}: duplicate mid or source", t.track_id));
+            } else {
+                accepted.push((mid, t));
+            }
+        }
+        p.send_msg(ServerMessage::PublishAnswer { sdp: answer.to_sdp_string() });
+        for message in problems {
+            p.send_msg(ServerMessage::Error { message, fatal: false });
+        }
+
+        let changed = p.published != accepted;
+        p.published = accepted;
+        let mut info = p.info.clone();
+        info.microphone = MediaInfo { publishing: false, track_id: None };
+        info.custom_audio.clear();
+        for (_, t) in &p.published {
+            let m = MediaInfo { publishing: true, track_id: Some(t.track_id.clone()) };
+            match &t.source {
+                TrackSource::Microphone => info.microphone = m,
+                TrackSource::CustomAudio { track_name } => {
+                    info.custom_audio.insert(track_name.clone(), m);
+                }
+            }
+        }
+        let info_changed = info != p.info;
+        p.info = info;
+        if info_changed {
+            self.broadcast_update(conn);
+        }
+        if changed {
+            self.mark_room_dirty(conn);
+        }
+        self.forward(now, conn, media);
+    }
+
+    /// Marks every other participant of `conn`'s room for renegotiation.
+    fn mark_room_dirty(&mut self, conn: ConnId) {
+        let Some(room) = self.parts.get(&conn).map(|p| p.room.clone()) else { return };
+        let Some(members) = self.rooms.get(&room).map(|r| r.members.clone()) else { return };
+        for c in members {
+            if c != conn
+                && let Some(p) = self.parts.get_mut(&c)
+            {
+                p.needs_negotiation = true;
+            }
+        }
+    }
+
+    fn subscribe_answer(&mut self, now: Instant, conn: ConnId, sdp: String) {
+        let answer = match SdpAnswer::from_sdp_string(&sdp) {
+            Ok(a) => a,
+            Err(e) => return self.fatal(now, conn, format!("invalid subscribeAnswer SDP: {e}")),
+        };
+        let Some(p) = self.parts.get_mut(&conn) else { return };
+        let (Some(pending), Some(t)) = (p.pending.take(), p.recv.as_mut()) else {
+            return self.fatal(now, conn, "subscribeAnswer without an outstanding subscribeOffer".into());
+        };
+        if let Err(e) = t.rtc.sdp_api().accept_answer(pending, answer) {
+            return self.fatal(now, conn, format!("subscribeAnswer rejected: {e}"));
+        }
+        let mut media = Vec::new();
+        t.drain(now, &mut self.transmits, &mut media);
+        for s in &mut p.slots {
+            s.negotiated = t.rtc.media(s.mid).is_some();
+            s.live = s.negotiated && s.track.is_some();
+        }
+    }
+
+    /// Sends a subscribe offer to every participant that needs one and has none outstanding.
+    fn negotiate_all(&mut self, now: Instant) {
+        let dirty: Vec<ConnId> =
+            self.parts.iter().filter(|(_, p)| p.needs_negotiation && p.pending.is_none()).map(|(c, _)| *c).collect();
+        for conn in dirty {
+            self.negotiate(now, conn);
+        }
+    }
+
+    fn negotiate(&mut self, now: Instant, conn: ConnId) {
+        let Some(p) = self.parts.get(&conn) else { return };
+        let Some(room) = self.rooms.get(&p.room) else { return };
+        // What this participant should receive: every other member's published tracks.
+        let mut desired: Vec<(TrackKey, String)> = Vec::new();
+        for c in room.members.iter().filter(|c| **c != conn) {
+            let Some(o) = self.parts.get(c) else { continue };
+            if o.send.as_ref().is_none_or(|t| !t.rtc.is_alive()) {
+                continue;
+            }
+            for (_, t) in &o.published {
+                desired.push((TrackKey { publisher: *c, track: t.clone() }, o.info.id.clone()));
+            }
+        }
+        let fresh = if p.recv.is_none() && !desired.is_empty() { Some(self.new_transport(now)) } else { None };
+        let Some(p) = self.parts.get_mut(&conn) else { return };
+        p.needs_negotiation = false;
+        if let Some(f) = fresh {
+            p.recv = Some(f);
+        }
+        let Some(t) = p.recv.as_mut() else { return };
+        if !t.rtc.is_alive() {
+            return;
+        }
+        let mut api = t.rtc.sdp_api();
+        let mut freed = Vec::new();
+        for s in &mut p.slots {
+            if let Some(k) = &s.track
+                && !desired.iter().any(|(d, _)| d == k)
+            {
+                s.track = None;
+                s.live = false;
+                if s.negotiated {
+                    api.set_direction(s.mid, Direction::Inactive);
+                }
+                freed.push(s.mid);
+            }
+        }
+        for (key, participant_id) in desired {
+            if p.slots.iter().any(|s| s.track.as_ref() == Some(&key)) {
+                continue;
+            }
+            if let Some(s) =
+                p.slots.iter_mut().find(|s| s.track.is_none() && s.negotiated && !freed.contains(&s.mid))
+            {
+                api.set_direction(s.mid, Direction::SendOnly);
+                s.track = Some(key);
+                s.live = false;
+            } else {
+                let mid = api.add_media(
+                    MediaKind::Audio,
+                    Direction::SendOnly,
+                    Some(participant_id),
+                    Some(key.track.track_id.clone()),
+                    None,
+                );
+                p.slots.push(Slot { mid, track: Some(key), live: false, negotiated: false });
+            }
+        }
+        if !api.has_changes() {
+            return;
+        }
+        let Some((offer, pending)) = api.apply() else {
+            // Changes that need no negotiation were applied directly.
+            let mut media = Vec::new();
+            t.drain(now, &mut self.transmits, &mut media);
+            return;
+        };
+        let mut media = Vec::new();
+        t.drain(now, &mut self.transmits, &mut media);
+        p.pending = Some(pending);
+        let assigned: Vec<(Mid, TrackKey)> =
+            p.slots.iter().filter_map(|s| s.track.clone().map(|k| (s.mid, k))).collect();
+        let mut tracks = Vec::new();
+        for (mid, k) in assigned {
+            let Some(o) = self.parts.get(&k.publisher) else { continue };
+            tracks.push(ForwardedTrack {
+                mid: mid.to_string(),
+                participant_id: o.info.id.clone(),
+                track_id: k.track.track_id,
+                source: k.track.source,
+            });
+        }
+        let Some(p) = self.parts.get(&conn) else { return };
+        tracing::debug!(participant = %p.info.id, tracks = tracks.len(), "subscribeOffer");
+        p.send_msg(ServerMessage::SubscribeOffer { sdp: offer.to_sdp_string(), tracks });
+    }
+
+    /// Removes a participant (connection closed, `leave`, or fatal error).
+    fn remove(&mut self, now: Instant, conn: ConnId, reply_left: bool) {
+        let Some(mut p) = self.parts.remove(&conn) else { return };
+        if reply_left {
+            p.send_msg(ServerMessage::Left);
+            let _ = p.out.send(Outbound::Close);
+        }
+        for t in [p.send.as_mut(), p.recv.as_mut()].into_iter().flatten() {
+            t.rtc.disconnect();
+            let mut media = Vec::new();
+            t.drain(now, &mut self.transmits, &mut media);
+        }
+        self.addr_cache.retain(|_, (c, _)| *c != conn);
+        tracing::info!(room = %p.room, participant = %p.info.id, "left");
+        let had_tracks = !p.published.is_empty();
+        let Some(room) = self.rooms.get_mut(&p.room) else { return };
+        room.members.retain(|c| *c != conn);
+        if room.members.is_empty() {
+            self.rooms.remove(&p.room);
+            return;
+        }
+        let members = room.members.clone();
+        for c in members {
+            if let Some(o) = self.parts.get_mut(&c) {
+                o.send_msg(ServerMessage::ParticipantLeft {
+                    participant: p.info.clone(),
+                    reason: LeftReason::LeftCall,
+                });
+                if had_tracks {
+                    o.needs_negotiation = true;
+                }
+            }
+        }
+    }
+
+    /// Ends the call for everybody: `callEnded`, close, transports disconnected.
+    pub(crate) fn shutdown(&mut self, now: Instant, reason: &str) {
+        for (_, mut p) in self.parts.drain() {
+            p.send_msg(ServerMessage::CallEnded { reason: reason.to_owned() });
+            let _ = p.out.send(Outbound::Close);
+            for t in [p.send.as_mut(), p.recv.as_mut()].into_iter().flatten() {
+                t.rtc.disconnect();
+                let mut media = Vec::new();
+                t.drain(now, &mut self.transmits, &mut media);
+            }
+        }
+        self.rooms.clear();
+        self.addr_cache.clear();
+    }
+
+    /// One datagram arrived on the shared socket.
+    pub(crate) fn handle_udp(&mut self, now: Instant, source: SocketAddr, destination: SocketAddr, data: &[u8]) {
+        let Ok(contents) = data.try_into() else {
+            return; // Not STUN, DTLS, RTP or RTCP.
+        };
+        let input = Input::Receive(now, Receive { proto: Protocol::Udp, source, destination, contents });
+        let cached = self.addr_cache.get(&source).copied().filter(|(c, side)| {
+            self.parts
+                .get(c)
+                .and_then(|p| match side {
+                    Side::Send => p.send.as_ref(),
+                    Side::Recv => p.recv.as_ref(),
+                })
+                .is_some_and(|t| t.rtc.accepts(&input))
+        });
+        let target = cached.or_else(|| {
+            self.parts.iter().find_map(|(c, p)| {
+                [(Side::Send, p.send.as_ref()), (Side::Recv, p.recv.as_ref())]
+                    .into_iter()
+                    .find(|(_, t)| t.is_some_and(|t| t.rtc.is_alive() && t.rtc.accepts(&input)))
+                    .map(|(side, _)| (*c, side))
+            })
+        });
+        let Some((conn, side)) = target else {
+            tracing::trace!(%source, "no transport accepts datagram");
+            return;
+        };
+        self.addr_cache.insert(source, (conn, side));
+        let Some(t) = self.parts.get_mut(&conn).and_then(|p| p.transport_mut(side)) else { return };
+        if let Err(e) = t.rtc.handle_input(input) {
+            tracing::debug!(error = %e, %source, "datagram rejected");
+        }
+        let mut media = Vec::new();
+        t.drain(now, &mut self.transmits, &mut media);
+        if side == Side::Send {
+            self.forward(now, conn, media);
+        }
+    }
+
+    /// Drives every transport whose deadline passed.
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        let conns: Vec<ConnId> = self.parts.keys().copied().collect();
+        for conn in conns {
+            for side in [Side::Send, Side::Recv] {
+                let Some(t) = self.parts.get_mut(&conn).and_then(|p| p.transport_mut(side)) else { continue };
+                if t.timeout > now || !t.rtc.is_alive() {
+                    continue;
+                }
+                if let Err(e) = t.rtc.handle_input(Input::Timeout(now)) {
+                    tracing::debug!(error = %e, "timeout handling failed");
+                }
+                let mut media = Vec::new();
+                t.drain(now, &mut self.transmits, &mut media);
+                if side == Side::Send {
+                    self.forward(now, conn, media);
+                }
+            }
+        }
+    }
+
+    /// Writes frames received from `publisher` to every subscriber's m-line for that track, at
+    /// once (no batching): payload, RTP timestamp progression, marker bit and audio level kept.
+    fn forward(&mut self, now: Instant, publisher: ConnId, media: Vec<MediaData>) {
+        if media.is_empty() {
+            return;
+        }
+        let Some(p) = self.parts.get(&publisher) else { return };
+        let Some(room) = self.rooms.get(&p.room) else { return };
+        let mut targets: Vec<(ConnId, Mid, usize)> = Vec::new();
+        for (i, data) in media.iter().enumerate() {
+            let Some((_, track)) = p.published.iter().find(|(m, _)| *m == data.mid) else { continue };
+            for c in room.members.iter().filter(|c| **c != publisher) {
+                let Some(s) = self.parts.get(c) else { continue };
+                let found = s.slots.iter().find(|s| {
+                    s.live && s.track.as_ref().is_some_and(|k| k.publisher == publisher && k.track == *track)
+                });
+                if let Some(slot) = found {
+                    targets.push((*c, slot.mid, i));
+                }
+            }
+        }
+        self.stats.frames_in += media.len() as u64;
+        for (c, mid, i) in targets {
+            let data = &media[i];
+            let Some(t) = self.parts.get_mut(&c).and_then(|s| s.recv.as_mut()) else { continue };
+            if !t.rtc.is_alive() {
+                continue;
+            }
+            let Some(mut writer) = t.rtc.writer(mid) else { continue };
+            let Some(pt) = writer.match_params(data.params) else { continue };
+            writer = writer.start_of_talkspurt(data.audio_start_of_talk_spurt);
+            if let (Some(level), Some(voice)) = (data.ext_vals.audio_level, data.ext_vals.voice_activity) {
+                writer = writer.audio_level(level, voice);
+            }
+            match writer.write(pt, data.network_time, data.time, data.data.clone()) {
+                Ok(()) => self.stats.frames_out += 1,
+                Err(e) => tracing::debug!(error = %e, "forwarding write failed"),
+            }
+            let mut unused = Vec::new();
+            t.drain(now, &mut self.transmits, &mut unused);
+        }
+    }
+}
