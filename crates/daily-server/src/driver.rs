@@ -28,7 +28,10 @@ pub(crate) async fn run(
     loop {
         flush(&socket, &mut sfu).await;
         let now = Instant::now();
-        let deadline = sfu.poll_timeout().unwrap_or(now + IDLE_WAKE).min(now + IDLE_WAKE);
+        let deadline = sfu
+            .poll_timeout()
+            .unwrap_or(now + IDLE_WAKE)
+            .min(now + IDLE_WAKE);
         if deadline <= now {
             sfu.handle_timeout(now);
             continue;
@@ -53,7 +56,11 @@ pub(crate) async fn run(
     sfu.shutdown(Instant::now(), "the server is shutting down");
     flush(&socket, &mut sfu).await;
     let stats = sfu.stats();
-    tracing::debug!(frames_in = stats.frames_in, frames_out = stats.frames_out, "SFU stopped");
+    tracing::debug!(
+        frames_in = stats.frames_in,
+        frames_out = stats.frames_out,
+        "SFU stopped"
+    );
 }
 
 async fn flush(socket: &UdpSocket, sfu: &mut Sfu) {

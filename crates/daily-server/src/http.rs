@@ -13,7 +13,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use daily_proto::{ClientMessage, MAX_MESSAGE_BYTES, PROTOCOL_VERSION, ServerMessage, is_valid_room_name};
+use daily_proto::{
+    ClientMessage, MAX_MESSAGE_BYTES, PROTOCOL_VERSION, ServerMessage, is_valid_room_name,
+};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
@@ -90,7 +92,14 @@ async fn room_info(State(state): State<AppState>, Path(room): Path<String>) -> R
         return (StatusCode::NOT_FOUND, "invalid room name").into_response();
     }
     let (reply, rx) = oneshot::channel();
-    if state.cmds.send(Command::RoomInfo { room: room.clone(), reply }).is_err() {
+    if state
+        .cmds
+        .send(Command::RoomInfo {
+            room: room.clone(),
+            reply,
+        })
+        .is_err()
+    {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
     match tokio::time::timeout(Duration::from_secs(5), rx).await {
@@ -99,7 +108,11 @@ async fn room_info(State(state): State<AppState>, Path(room): Path<String>) -> R
     }
 }
 
-async fn ws_upgrade(ws: WebSocketUpgrade, State(state): State<AppState>, Path(room): Path<String>) -> Response {
+async fn ws_upgrade(
+    ws: WebSocketUpgrade,
+    State(state): State<AppState>,
+    Path(room): Path<String>,
+) -> Response {
     if !is_valid_room_name(&room) {
         return (StatusCode::NOT_FOUND, "invalid room name").into_response();
     }
@@ -113,11 +126,21 @@ async fn ws_upgrade(ws: WebSocketUpgrade, State(state): State<AppState>, Path(ro
 }
 
 fn error_frame(message: impl Into<String>) -> Message {
-    Message::Text(ServerMessage::Error { message: message.into(), fatal: true }.to_json().into())
+    Message::Text(
+        ServerMessage::Error {
+            message: message.into(),
+            fatal: true,
+        }
+        .to_json()
+        .into(),
+    )
 }
 
 fn close_frame(code: u16, reason: &'static str) -> Message {
-    Message::Close(Some(CloseFrame { code, reason: reason.into() }))
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }))
 }
 
 /// Parses one incoming frame. `Err` carries the fatal error text and close code.
@@ -125,17 +148,28 @@ fn parse_frame(msg: Message) -> Result<Option<ClientMessage>, (String, u16)> {
     match msg {
         Message::Text(t) => match ClientMessage::parse(t.as_str()) {
             Ok(m) => Ok(Some(m)),
-            Err(e @ daily_proto::ProtoError::TooLarge { .. }) => Err((e.to_string(), close_code::SIZE)),
+            Err(e @ daily_proto::ProtoError::TooLarge { .. }) => {
+                Err((e.to_string(), close_code::SIZE))
+            }
             Err(e) => Err((e.to_string(), close_code::POLICY)),
         },
-        Message::Binary(_) => Err(("binary frames are not part of the protocol".into(), close_code::POLICY)),
+        Message::Binary(_) => Err((
+            "binary frames are not part of the protocol".into(),
+            close_code::POLICY,
+        )),
         Message::Ping(_) | Message::Pong(_) => Ok(None),
         Message::Close(_) => Err((String::new(), close_code::NORMAL)),
     }
 }
 
-async fn send(socket: &mut futures_util::stream::SplitSink<WebSocket, Message>, msg: Message) -> bool {
-    matches!(tokio::time::timeout(SEND_TIMEOUT, socket.send(msg)).await, Ok(Ok(())))
+async fn send(
+    socket: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+    msg: Message,
+) -> bool {
+    matches!(
+        tokio::time::timeout(SEND_TIMEOUT, socket.send(msg)).await,
+        Ok(Ok(()))
+    )
 }
 
 async fn connection(socket: WebSocket, room: String, state: AppState) {
@@ -149,7 +183,11 @@ async fn connection(socket: WebSocket, room: String, state: AppState) {
         _ = shutdown.wait_for(|s| *s) => None,
     };
     let Some(first) = first else {
-        let _ = send(&mut tx, close_frame(close_code::AWAY, "server shutting down")).await;
+        let _ = send(
+            &mut tx,
+            close_frame(close_code::AWAY, "server shutting down"),
+        )
+        .await;
         return;
     };
     let first = match first {
@@ -158,13 +196,23 @@ async fn connection(socket: WebSocket, room: String, state: AppState) {
         Ok(Some(Ok(msg))) => parse_frame(msg),
     };
     let user_name = match first {
-        Ok(Some(ClientMessage::Join { protocol_version, user_name, .. })) if protocol_version == PROTOCOL_VERSION => {
-            user_name
-        }
-        Ok(Some(ClientMessage::Join { protocol_version, .. })) => {
-            let text = format!("unsupported protocol version {protocol_version}; this server speaks {PROTOCOL_VERSION}");
+        Ok(Some(ClientMessage::Join {
+            protocol_version,
+            user_name,
+            ..
+        })) if protocol_version == PROTOCOL_VERSION => user_name,
+        Ok(Some(ClientMessage::Join {
+            protocol_version, ..
+        })) => {
+            let text = format!(
+                "unsupported protocol version {protocol_version}; this server speaks {PROTOCOL_VERSION}"
+            );
             let _ = send(&mut tx, error_frame(text)).await;
-            let _ = send(&mut tx, close_frame(close_code::PROTOCOL, "protocol version")).await;
+            let _ = send(
+                &mut tx,
+                close_frame(close_code::PROTOCOL, "protocol version"),
+            )
+            .await;
             return;
         }
         Ok(_) => {
@@ -183,8 +231,21 @@ async fn connection(socket: WebSocket, room: String, state: AppState) {
 
     // 2. Joined: relay frames to the core and the core's messages to the socket.
     let (out_tx, mut out_rx) = mpsc::unbounded_channel();
-    if state.cmds.send(Command::Join { conn, room, user_name, out: out_tx }).is_err() {
-        let _ = send(&mut tx, close_frame(close_code::AWAY, "server shutting down")).await;
+    if state
+        .cmds
+        .send(Command::Join {
+            conn,
+            room,
+            user_name,
+            out: out_tx,
+        })
+        .is_err()
+    {
+        let _ = send(
+            &mut tx,
+            close_frame(close_code::AWAY, "server shutting down"),
+        )
+        .await;
         return;
     }
     loop {

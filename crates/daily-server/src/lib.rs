@@ -63,7 +63,10 @@ pub struct ServerConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { host: IpAddr::V4(Ipv4Addr::LOCALHOST), port: 0 }
+        ServerConfig {
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 0,
+        }
     }
 }
 
@@ -140,15 +143,24 @@ impl RoomServer {
         let http_addr = SocketAddr::new(config.host, config.port);
         let bind_err = |kind, addr| move |source| ServerError::Bind { kind, addr, source };
         let tcp = TcpListener::bind(http_addr).map_err(bind_err(SocketKind::Tcp, http_addr))?;
-        tcp.set_nonblocking(true).map_err(bind_err(SocketKind::Tcp, http_addr))?;
-        let local_addr = tcp.local_addr().map_err(bind_err(SocketKind::Tcp, http_addr))?;
+        tcp.set_nonblocking(true)
+            .map_err(bind_err(SocketKind::Tcp, http_addr))?;
+        let local_addr = tcp
+            .local_addr()
+            .map_err(bind_err(SocketKind::Tcp, http_addr))?;
         let udp_want = SocketAddr::new(config.host, 0);
         let udp = UdpSocket::bind(udp_want).map_err(bind_err(SocketKind::Udp, udp_want))?;
-        udp.set_nonblocking(true).map_err(bind_err(SocketKind::Udp, udp_want))?;
-        let udp_addr = udp.local_addr().map_err(bind_err(SocketKind::Udp, udp_want))?;
+        udp.set_nonblocking(true)
+            .map_err(bind_err(SocketKind::Udp, udp_want))?;
+        let udp_addr = udp
+            .local_addr()
+            .map_err(bind_err(SocketKind::Udp, udp_want))?;
 
         let provider = Arc::new(str0m::crypto::from_feature_flags());
-        let cert = provider.dtls_provider.generate_certificate().ok_or(ServerError::Certificate)?;
+        let cert = provider
+            .dtls_provider
+            .generate_certificate()
+            .ok_or(ServerError::Certificate)?;
         let rtc_config = str0m::RtcConfig::new()
             .set_crypto_provider(provider)
             .set_dtls_cert(cert)
@@ -176,7 +188,12 @@ impl RoomServer {
             return Err(ServerError::StartFailed);
         }
         tracing::info!(http = %local_addr, udp = %udp_addr, "daily-server started");
-        Ok(RoomServer { local_addr, udp_addr, shutdown: shutdown_tx, thread: Some(thread) })
+        Ok(RoomServer {
+            local_addr,
+            udp_addr,
+            shutdown: shutdown_tx,
+            thread: Some(thread),
+        })
     }
 
     /// The HTTP address actually bound.
@@ -222,7 +239,10 @@ async fn serve(
     mut shutdown: watch::Receiver<bool>,
     ready: std::sync::mpsc::Sender<()>,
 ) {
-    let (tcp, udp) = match (tokio::net::TcpListener::from_std(tcp), tokio::net::UdpSocket::from_std(udp)) {
+    let (tcp, udp) = match (
+        tokio::net::TcpListener::from_std(tcp),
+        tokio::net::UdpSocket::from_std(udp),
+    ) {
         (Ok(t), Ok(u)) => (t, u),
         (Err(e), _) | (_, Err(e)) => {
             tracing::error!(error = %e, "cannot register the sockets with the runtime");

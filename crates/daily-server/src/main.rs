@@ -20,22 +20,34 @@ options:
   -V, --version show the version";
 
 fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<ServerConfig>, String> {
-    let mut config = ServerConfig { port: 7880, ..ServerConfig::default() };
+    let mut config = ServerConfig {
+        port: 7880,
+        ..ServerConfig::default()
+    };
     let mut args = args.peekable();
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
             Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
             _ => (arg.clone(), None),
         };
-        let mut value = |name: &str| inline.clone().or_else(|| args.next()).ok_or(format!("{name} needs a value"));
+        let mut value = |name: &str| {
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .ok_or(format!("{name} needs a value"))
+        };
         match flag.as_str() {
             "--host" => {
                 let v = value("--host")?;
-                config.host = v.parse::<IpAddr>().map_err(|_| format!("--host: {v:?} is not an IP address"))?;
+                config.host = v
+                    .parse::<IpAddr>()
+                    .map_err(|_| format!("--host: {v:?} is not an IP address"))?;
             }
             "--port" => {
                 let v = value("--port")?;
-                config.port = v.parse().map_err(|_| format!("--port: {v:?} is not a port number"))?;
+                config.port = v
+                    .parse()
+                    .map_err(|_| format!("--port: {v:?} is not a port number"))?;
             }
             "-h" | "--help" => return Ok(None),
             "-V" | "--version" => {
@@ -69,7 +81,10 @@ fn main() -> ExitCode {
         .init();
 
     // Signals first, so a SIGTERM right after the listening line is not missed.
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("daily-server: cannot start: {e}");
@@ -78,7 +93,10 @@ fn main() -> ExitCode {
     };
     let signals = runtime.block_on(async {
         use tokio::signal::unix::{SignalKind, signal};
-        Ok::<_, std::io::Error>((signal(SignalKind::terminate())?, signal(SignalKind::interrupt())?))
+        Ok::<_, std::io::Error>((
+            signal(SignalKind::terminate())?,
+            signal(SignalKind::interrupt())?,
+        ))
     });
     let (mut term, mut int) = match signals {
         Ok(s) => s,

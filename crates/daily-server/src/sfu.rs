@@ -12,8 +12,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use daily_proto::{
-    ClientMessage, ForwardedTrack, LeftReason, MediaInfo, ParticipantInfo, PublishedTrack, ServerMessage,
-    TrackSource,
+    ClientMessage, ForwardedTrack, LeftReason, MediaInfo, ParticipantInfo, PublishedTrack,
+    ServerMessage, TrackSource,
 };
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::media::{Direction, MediaData, MediaKind, Mid};
@@ -48,11 +48,15 @@ pub(crate) enum Command {
     /// The connection closed (socket closed, error, or after a fatal error).
     Closed { conn: ConnId },
     /// How many participants are in a room (for `GET /{room}`).
-    RoomInfo { room: String, reply: oneshot::Sender<usize> },
+    RoomInfo {
+        room: String,
+        reply: oneshot::Sender<usize>,
+    },
 }
 
 /// What the core tells a signalling connection.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // Rare, short-lived; boxing buys nothing.
 pub(crate) enum Outbound {
     /// Send this message.
     Message(ServerMessage),
@@ -186,7 +190,10 @@ pub(crate) struct Sfu {
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 impl Sfu {
@@ -228,14 +235,21 @@ impl Sfu {
             Ok(c) => {
                 rtc.add_local_candidate(c);
             }
-            Err(e) => tracing::error!(error = %e, addr = %self.udp_addr, "cannot make a host candidate"),
+            Err(e) => {
+                tracing::error!(error = %e, addr = %self.udp_addr, "cannot make a host candidate")
+            }
         }
         Transport { rtc, timeout: now }
     }
 
     pub(crate) fn handle_command(&mut self, now: Instant, cmd: Command) {
         match cmd {
-            Command::Join { conn, room, user_name, out } => self.join(now, conn, room, user_name, out),
+            Command::Join {
+                conn,
+                room,
+                user_name,
+                out,
+            } => self.join(now, conn, room, user_name, out),
             Command::Message { conn, msg } => self.message(now, conn, msg),
             Command::Closed { conn } => self.remove(now, conn, false),
             Command::RoomInfo { room, reply } => {
@@ -255,7 +269,10 @@ impl Sfu {
         out: mpsc::UnboundedSender<Outbound>,
     ) {
         let fatal = |message: String| {
-            let _ = out.send(Outbound::Message(ServerMessage::Error { message, fatal: true }));
+            let _ = out.send(Outbound::Message(ServerMessage::Error {
+                message,
+                fatal: true,
+            }));
             let _ = out.send(Outbound::Close);
         };
         if self.parts.contains_key(&conn) {
@@ -270,7 +287,9 @@ impl Sfu {
             members: Vec::new(),
         });
         if room.members.len() >= MAX_PARTICIPANTS_PER_ROOM {
-            return fatal(format!("room is full ({MAX_PARTICIPANTS_PER_ROOM} participants)"));
+            return fatal(format!(
+                "room is full ({MAX_PARTICIPANTS_PER_ROOM} participants)"
+            ));
         }
         let id = uuid::Uuid::new_v4().to_string();
         let info = ParticipantInfo {
@@ -279,11 +298,18 @@ impl Sfu {
             user_id: id,
             joined_at: unix_now(),
             is_owner: false,
-            microphone: MediaInfo { publishing: false, track_id: None },
+            microphone: MediaInfo {
+                publishing: false,
+                track_id: None,
+            },
             custom_audio: Default::default(),
         };
-        let others: Vec<ParticipantInfo> =
-            room.members.iter().filter_map(|c| self.parts.get(c)).map(|p| p.info.clone()).collect();
+        let others: Vec<ParticipantInfo> = room
+            .members
+            .iter()
+            .filter_map(|c| self.parts.get(c))
+            .map(|p| p.info.clone())
+            .collect();
         let _ = out.send(Outbound::Message(ServerMessage::Joined {
             room: room_name.clone(),
             session_id: room.session_id.clone(),
@@ -292,7 +318,9 @@ impl Sfu {
         }));
         for c in &room.members {
             if let Some(p) = self.parts.get(c) {
-                p.send_msg(ServerMessage::ParticipantJoined { participant: info.clone() });
+                p.send_msg(ServerMessage::ParticipantJoined {
+                    participant: info.clone(),
+                });
             }
         }
         room.members.push(conn);
@@ -317,7 +345,10 @@ impl Sfu {
     fn fatal(&mut self, now: Instant, conn: ConnId, message: String) {
         if let Some(p) = self.parts.get(&conn) {
             tracing::info!(participant = %p.info.id, %message, "closing connection on a fatal error");
-            p.send_msg(ServerMessage::Error { message, fatal: true });
+            p.send_msg(ServerMessage::Error {
+                message,
+                fatal: true,
+            });
             let _ = p.out.send(Outbound::Close);
         }
         self.remove(now, conn, false);
@@ -328,12 +359,20 @@ impl Sfu {
             return; // Already removed (e.g. after a fatal error); the socket is closing.
         }
         match msg {
-            ClientMessage::Join { .. } => self.fatal(now, conn, "unexpected join: already joined".into()),
-            ClientMessage::PublishOffer { sdp, tracks } => self.publish_offer(now, conn, sdp, tracks),
+            ClientMessage::Join { .. } => {
+                self.fatal(now, conn, "unexpected join: already joined".into())
+            }
+            ClientMessage::PublishOffer { sdp, tracks } => {
+                self.publish_offer(now, conn, sdp, tracks)
+            }
             ClientMessage::SubscribeAnswer { sdp } => self.subscribe_answer(now, conn, sdp),
             ClientMessage::SetUserName { user_name } => {
                 if user_name.len() > MAX_USER_NAME_BYTES {
-                    return self.fatal(now, conn, format!("userName longer than {MAX_USER_NAME_BYTES} bytes"));
+                    return self.fatal(
+                        now,
+                        conn,
+                        format!("userName longer than {MAX_USER_NAME_BYTES} bytes"),
+                    );
                 }
                 if let Some(p) = self.parts.get_mut(&conn) {
                     p.info.user_name = user_name;
@@ -347,8 +386,12 @@ impl Sfu {
 
     /// Sends `participantUpdated` for `conn` to everybody in its room, itself included.
     fn broadcast_update(&self, conn: ConnId) {
-        let Some(p) = self.parts.get(&conn) else { return };
-        let msg = ServerMessage::ParticipantUpdated { participant: p.info.clone() };
+        let Some(p) = self.parts.get(&conn) else {
+            return;
+        };
+        let msg = ServerMessage::ParticipantUpdated {
+            participant: p.info.clone(),
+        };
         if let Some(room) = self.rooms.get(&p.room) {
             for c in &room.members {
                 if let Some(o) = self.parts.get(c) {
@@ -358,21 +401,41 @@ impl Sfu {
         }
     }
 
-    fn publish_offer(&mut self, now: Instant, conn: ConnId, sdp: String, tracks: Vec<PublishedTrack>) {
+    fn publish_offer(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        sdp: String,
+        tracks: Vec<PublishedTrack>,
+    ) {
         if tracks.len() > MAX_TRACKS_PER_PARTICIPANT {
-            return self.fatal(now, conn, format!("more than {MAX_TRACKS_PER_PARTICIPANT} tracks"));
+            return self.fatal(
+                now,
+                conn,
+                format!("more than {MAX_TRACKS_PER_PARTICIPANT} tracks"),
+            );
         }
         let offer = match SdpOffer::from_sdp_string(&sdp) {
             Ok(o) => o,
             Err(e) => return self.fatal(now, conn, format!("invalid publishOffer SDP: {e}")),
         };
-        let Some(p) = self.parts.get(&conn) else { return };
-        let fresh = p.send.as_ref().is_none_or(|t| !t.rtc.is_alive()).then(|| self.new_transport(now));
-        let Some(p) = self.parts.get_mut(&conn) else { return };
+        let Some(p) = self.parts.get(&conn) else {
+            return;
+        };
+        let fresh = p
+            .send
+            .as_ref()
+            .is_none_or(|t| !t.rtc.is_alive())
+            .then(|| self.new_transport(now));
+        let Some(p) = self.parts.get_mut(&conn) else {
+            return;
+        };
         if let Some(f) = fresh {
             p.send = Some(f);
         }
-        let Some(transport) = p.send.as_mut() else { return };
+        let Some(transport) = p.send.as_mut() else {
+            return;
+        };
         let answer = match transport.rtc.sdp_api().accept_offer(offer) {
             Ok(a) => a,
             Err(e) => return self.fatal(now, conn, format!("publishOffer rejected: {e}")),
@@ -389,25 +452,42 @@ impl Sfu {
                 m.kind() == MediaKind::Audio && *m.mid() == *t.mid && m.direction().is_receiving()
             });
             if !receiving {
-                problems.push(format!("track {:?}: no sending audio m-line with mid {:?}", t.track_id, t.mid));
-            } else if accepted.iter().any(|(m, a)| *m == mid || a.source == t.source) {
+                problems.push(format!(
+                    "track {:?}: no sending audio m-line with mid {:?}",
+                    t.track_id, t.mid
+                ));
+            } else if accepted
+                .iter()
+                .any(|(m, a)| *m == mid || a.source == t.source)
+            {
                 problems.push(format!("track {:?}: duplicate mid or source", t.track_id));
             } else {
                 accepted.push((mid, t));
             }
         }
-        p.send_msg(ServerMessage::PublishAnswer { sdp: answer.to_sdp_string() });
+        p.send_msg(ServerMessage::PublishAnswer {
+            sdp: answer.to_sdp_string(),
+        });
         for message in problems {
-            p.send_msg(ServerMessage::Error { message, fatal: false });
+            p.send_msg(ServerMessage::Error {
+                message,
+                fatal: false,
+            });
         }
 
         let changed = p.published != accepted;
         p.published = accepted;
         let mut info = p.info.clone();
-        info.microphone = MediaInfo { publishing: false, track_id: None };
+        info.microphone = MediaInfo {
+            publishing: false,
+            track_id: None,
+        };
         info.custom_audio.clear();
         for (_, t) in &p.published {
-            let m = MediaInfo { publishing: true, track_id: Some(t.track_id.clone()) };
+            let m = MediaInfo {
+                publishing: true,
+                track_id: Some(t.track_id.clone()),
+            };
             match &t.source {
                 TrackSource::Microphone => info.microphone = m,
                 TrackSource::CustomAudio { track_name } => {
@@ -428,8 +508,12 @@ impl Sfu {
 
     /// Marks every other participant of `conn`'s room for renegotiation.
     fn mark_room_dirty(&mut self, conn: ConnId) {
-        let Some(room) = self.parts.get(&conn).map(|p| p.room.clone()) else { return };
-        let Some(members) = self.rooms.get(&room).map(|r| r.members.clone()) else { return };
+        let Some(room) = self.parts.get(&conn).map(|p| p.room.clone()) else {
+            return;
+        };
+        let Some(members) = self.rooms.get(&room).map(|r| r.members.clone()) else {
+            return;
+        };
         for c in members {
             if c != conn
                 && let Some(p) = self.parts.get_mut(&c)
@@ -444,9 +528,15 @@ impl Sfu {
             Ok(a) => a,
             Err(e) => return self.fatal(now, conn, format!("invalid subscribeAnswer SDP: {e}")),
         };
-        let Some(p) = self.parts.get_mut(&conn) else { return };
+        let Some(p) = self.parts.get_mut(&conn) else {
+            return;
+        };
         let (Some(pending), Some(t)) = (p.pending.take(), p.recv.as_mut()) else {
-            return self.fatal(now, conn, "subscribeAnswer without an outstanding subscribeOffer".into());
+            return self.fatal(
+                now,
+                conn,
+                "subscribeAnswer without an outstanding subscribeOffer".into(),
+            );
         };
         if let Err(e) = t.rtc.sdp_api().accept_answer(pending, answer) {
             return self.fatal(now, conn, format!("subscribeAnswer rejected: {e}"));
@@ -461,16 +551,24 @@ impl Sfu {
 
     /// Sends a subscribe offer to every participant that needs one and has none outstanding.
     fn negotiate_all(&mut self, now: Instant) {
-        let dirty: Vec<ConnId> =
-            self.parts.iter().filter(|(_, p)| p.needs_negotiation && p.pending.is_none()).map(|(c, _)| *c).collect();
+        let dirty: Vec<ConnId> = self
+            .parts
+            .iter()
+            .filter(|(_, p)| p.needs_negotiation && p.pending.is_none())
+            .map(|(c, _)| *c)
+            .collect();
         for conn in dirty {
             self.negotiate(now, conn);
         }
     }
 
     fn negotiate(&mut self, now: Instant, conn: ConnId) {
-        let Some(p) = self.parts.get(&conn) else { return };
-        let Some(room) = self.rooms.get(&p.room) else { return };
+        let Some(p) = self.parts.get(&conn) else {
+            return;
+        };
+        let Some(room) = self.rooms.get(&p.room) else {
+            return;
+        };
         // What this participant should receive: every other member's published tracks.
         let mut desired: Vec<(TrackKey, String)> = Vec::new();
         for c in room.members.iter().filter(|c| **c != conn) {
@@ -479,11 +577,23 @@ impl Sfu {
                 continue;
             }
             for (_, t) in &o.published {
-                desired.push((TrackKey { publisher: *c, track: t.clone() }, o.info.id.clone()));
+                desired.push((
+                    TrackKey {
+                        publisher: *c,
+                        track: t.clone(),
+                    },
+                    o.info.id.clone(),
+                ));
             }
         }
-        let fresh = if p.recv.is_none() && !desired.is_empty() { Some(self.new_transport(now)) } else { None };
-        let Some(p) = self.parts.get_mut(&conn) else { return };
+        let fresh = if p.recv.is_none() && !desired.is_empty() {
+            Some(self.new_transport(now))
+        } else {
+            None
+        };
+        let Some(p) = self.parts.get_mut(&conn) else {
+            return;
+        };
         p.needs_negotiation = false;
         if let Some(f) = fresh {
             p.recv = Some(f);
@@ -510,8 +620,10 @@ impl Sfu {
             if p.slots.iter().any(|s| s.track.as_ref() == Some(&key)) {
                 continue;
             }
-            if let Some(s) =
-                p.slots.iter_mut().find(|s| s.track.is_none() && s.negotiated && !freed.contains(&s.mid))
+            if let Some(s) = p
+                .slots
+                .iter_mut()
+                .find(|s| s.track.is_none() && s.negotiated && !freed.contains(&s.mid))
             {
                 api.set_direction(s.mid, Direction::SendOnly);
                 s.track = Some(key);
@@ -524,7 +636,12 @@ impl Sfu {
                     Some(key.track.track_id.clone()),
                     None,
                 );
-                p.slots.push(Slot { mid, track: Some(key), live: false, negotiated: false });
+                p.slots.push(Slot {
+                    mid,
+                    track: Some(key),
+                    live: false,
+                    negotiated: false,
+                });
             }
         }
         if !api.has_changes() {
@@ -539,11 +656,16 @@ impl Sfu {
         let mut media = Vec::new();
         t.drain(now, &mut self.transmits, &mut media);
         p.pending = Some(pending);
-        let assigned: Vec<(Mid, TrackKey)> =
-            p.slots.iter().filter_map(|s| s.track.clone().map(|k| (s.mid, k))).collect();
+        let assigned: Vec<(Mid, TrackKey)> = p
+            .slots
+            .iter()
+            .filter_map(|s| s.track.clone().map(|k| (s.mid, k)))
+            .collect();
         let mut tracks = Vec::new();
         for (mid, k) in assigned {
-            let Some(o) = self.parts.get(&k.publisher) else { continue };
+            let Some(o) = self.parts.get(&k.publisher) else {
+                continue;
+            };
             tracks.push(ForwardedTrack {
                 mid: mid.to_string(),
                 participant_id: o.info.id.clone(),
@@ -551,14 +673,21 @@ impl Sfu {
                 source: k.track.source,
             });
         }
-        let Some(p) = self.parts.get(&conn) else { return };
+        let Some(p) = self.parts.get(&conn) else {
+            return;
+        };
         tracing::debug!(participant = %p.info.id, tracks = tracks.len(), "subscribeOffer");
-        p.send_msg(ServerMessage::SubscribeOffer { sdp: offer.to_sdp_string(), tracks });
+        p.send_msg(ServerMessage::SubscribeOffer {
+            sdp: offer.to_sdp_string(),
+            tracks,
+        });
     }
 
     /// Removes a participant (connection closed, `leave`, or fatal error).
     fn remove(&mut self, now: Instant, conn: ConnId, reply_left: bool) {
-        let Some(mut p) = self.parts.remove(&conn) else { return };
+        let Some(mut p) = self.parts.remove(&conn) else {
+            return;
+        };
         if reply_left {
             p.send_msg(ServerMessage::Left);
             let _ = p.out.send(Outbound::Close);
@@ -571,7 +700,9 @@ impl Sfu {
         self.addr_cache.retain(|_, (c, _)| *c != conn);
         tracing::info!(room = %p.room, participant = %p.info.id, "left");
         let had_tracks = !p.published.is_empty();
-        let Some(room) = self.rooms.get_mut(&p.room) else { return };
+        let Some(room) = self.rooms.get_mut(&p.room) else {
+            return;
+        };
         room.members.retain(|c| *c != conn);
         if room.members.is_empty() {
             self.rooms.remove(&p.room);
@@ -594,7 +725,9 @@ impl Sfu {
     /// Ends the call for everybody: `callEnded`, close, transports disconnected.
     pub(crate) fn shutdown(&mut self, now: Instant, reason: &str) {
         for (_, mut p) in self.parts.drain() {
-            p.send_msg(ServerMessage::CallEnded { reason: reason.to_owned() });
+            p.send_msg(ServerMessage::CallEnded {
+                reason: reason.to_owned(),
+            });
             let _ = p.out.send(Outbound::Close);
             for t in [p.send.as_mut(), p.recv.as_mut()].into_iter().flatten() {
                 t.rtc.disconnect();
@@ -607,11 +740,25 @@ impl Sfu {
     }
 
     /// One datagram arrived on the shared socket.
-    pub(crate) fn handle_udp(&mut self, now: Instant, source: SocketAddr, destination: SocketAddr, data: &[u8]) {
+    pub(crate) fn handle_udp(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        data: &[u8],
+    ) {
         let Ok(contents) = data.try_into() else {
             return; // Not STUN, DTLS, RTP or RTCP.
         };
-        let input = Input::Receive(now, Receive { proto: Protocol::Udp, source, destination, contents });
+        let input = Input::Receive(
+            now,
+            Receive {
+                proto: Protocol::Udp,
+                source,
+                destination,
+                contents,
+            },
+        );
         let cached = self.addr_cache.get(&source).copied().filter(|(c, side)| {
             self.parts
                 .get(c)
@@ -634,7 +781,13 @@ impl Sfu {
             return;
         };
         self.addr_cache.insert(source, (conn, side));
-        let Some(t) = self.parts.get_mut(&conn).and_then(|p| p.transport_mut(side)) else { return };
+        let Some(t) = self
+            .parts
+            .get_mut(&conn)
+            .and_then(|p| p.transport_mut(side))
+        else {
+            return;
+        };
         if let Err(e) = t.rtc.handle_input(input) {
             tracing::debug!(error = %e, %source, "datagram rejected");
         }
@@ -650,7 +803,13 @@ impl Sfu {
         let conns: Vec<ConnId> = self.parts.keys().copied().collect();
         for conn in conns {
             for side in [Side::Send, Side::Recv] {
-                let Some(t) = self.parts.get_mut(&conn).and_then(|p| p.transport_mut(side)) else { continue };
+                let Some(t) = self
+                    .parts
+                    .get_mut(&conn)
+                    .and_then(|p| p.transport_mut(side))
+                else {
+                    continue;
+                };
                 if t.timeout > now || !t.rtc.is_alive() {
                     continue;
                 }
@@ -672,15 +831,24 @@ impl Sfu {
         if media.is_empty() {
             return;
         }
-        let Some(p) = self.parts.get(&publisher) else { return };
-        let Some(room) = self.rooms.get(&p.room) else { return };
+        let Some(p) = self.parts.get(&publisher) else {
+            return;
+        };
+        let Some(room) = self.rooms.get(&p.room) else {
+            return;
+        };
         let mut targets: Vec<(ConnId, Mid, usize)> = Vec::new();
         for (i, data) in media.iter().enumerate() {
-            let Some((_, track)) = p.published.iter().find(|(m, _)| *m == data.mid) else { continue };
+            let Some((_, track)) = p.published.iter().find(|(m, _)| *m == data.mid) else {
+                continue;
+            };
             for c in room.members.iter().filter(|c| **c != publisher) {
                 let Some(s) = self.parts.get(c) else { continue };
                 let found = s.slots.iter().find(|s| {
-                    s.live && s.track.as_ref().is_some_and(|k| k.publisher == publisher && k.track == *track)
+                    s.live
+                        && s.track
+                            .as_ref()
+                            .is_some_and(|k| k.publisher == publisher && k.track == *track)
                 });
                 if let Some(slot) = found {
                     targets.push((*c, slot.mid, i));
@@ -690,14 +858,22 @@ impl Sfu {
         self.stats.frames_in += media.len() as u64;
         for (c, mid, i) in targets {
             let data = &media[i];
-            let Some(t) = self.parts.get_mut(&c).and_then(|s| s.recv.as_mut()) else { continue };
+            let Some(t) = self.parts.get_mut(&c).and_then(|s| s.recv.as_mut()) else {
+                continue;
+            };
             if !t.rtc.is_alive() {
                 continue;
             }
-            let Some(mut writer) = t.rtc.writer(mid) else { continue };
-            let Some(pt) = writer.match_params(data.params) else { continue };
+            let Some(mut writer) = t.rtc.writer(mid) else {
+                continue;
+            };
+            let Some(pt) = writer.match_params(data.params) else {
+                continue;
+            };
             writer = writer.start_of_talkspurt(data.audio_start_of_talk_spurt);
-            if let (Some(level), Some(voice)) = (data.ext_vals.audio_level, data.ext_vals.voice_activity) {
+            if let (Some(level), Some(voice)) =
+                (data.ext_vals.audio_level, data.ext_vals.voice_activity)
+            {
                 writer = writer.audio_level(level, voice);
             }
             match writer.write(pt, data.network_time, data.time, data.data.clone()) {

@@ -45,6 +45,14 @@ def new_pc():
     return RTCPeerConnection(RTCConfiguration(iceServers=[]))
 
 
+DUMP_SDP = False
+
+
+def dump(direction, msg):
+    if DUMP_SDP and "sdp" in msg:
+        print(f"----- {direction} {msg['type']} -----\n{msg['sdp']}")
+
+
 class Participant:
     def __init__(self, name):
         self.name = name
@@ -87,6 +95,7 @@ class Participant:
         asyncio.ensure_future(self._loop())
 
     async def send(self, msg):
+        dump(f"{self.name} ->", msg)
         await self.ws.send(json.dumps(msg))
 
     async def publish(self, wav):
@@ -101,6 +110,7 @@ class Participant:
         try:
             async for raw in self.ws:
                 msg = json.loads(raw)
+                dump(f"-> {self.name}", msg)
                 kind = msg["type"]
                 if kind == "publishAnswer":
                     await self.send_pc.setRemoteDescription(RTCSessionDescription(msg["sdp"], "answer"))
@@ -177,7 +187,10 @@ async def main():
     ap.add_argument("--bin", default=os.environ.get("DAILY_SERVER_BIN", os.path.join(REPO, "target", "debug", "daily-server")))
     ap.add_argument("--wav", default=DEFAULT_WAV)
     ap.add_argument("--seconds", type=float, default=6.0)
+    ap.add_argument("--dump-sdp", action="store_true", help="print every SDP exchanged")
     args = ap.parse_args()
+    global DUMP_SDP
+    DUMP_SDP = args.dump_sdp
 
     server = subprocess.Popen([args.bin, "--host", "127.0.0.1", "--port", "0"], stdout=subprocess.PIPE, text=True)
     line = server.stdout.readline().strip()

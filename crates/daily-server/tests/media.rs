@@ -38,7 +38,14 @@ impl Peer {
             .enable_opus(true, false)
             .build(Instant::now());
         rtc.add_local_candidate(Candidate::host(local, "udp").unwrap());
-        Peer { rtc, socket, local, timeout: Instant::now(), connected: false, received: Vec::new() }
+        Peer {
+            rtc,
+            socket,
+            local,
+            timeout: Instant::now(),
+            connected: false,
+            received: Vec::new(),
+        }
     }
 
     fn drain(&mut self) {
@@ -52,9 +59,12 @@ impl Peer {
                     let _ = self.socket.send_to(&t.contents, t.destination);
                 }
                 Output::Event(Event::Connected) => self.connected = true,
-                Output::Event(Event::MediaData(d)) => {
-                    self.received.push((Instant::now(), d.mid, d.time.rebase(Frequency::FORTY_EIGHT_KHZ).numer(), d.data.to_vec()))
-                }
+                Output::Event(Event::MediaData(d)) => self.received.push((
+                    Instant::now(),
+                    d.mid,
+                    d.time.rebase(Frequency::FORTY_EIGHT_KHZ).numer(),
+                    d.data.to_vec(),
+                )),
                 Output::Event(_) => {}
             }
         }
@@ -64,8 +74,18 @@ impl Peer {
         self.drain();
         let mut buf = [0u8; 2048];
         while let Ok((n, source)) = self.socket.recv_from(&mut buf) {
-            let Ok(contents) = buf[..n].try_into() else { continue };
-            let input = Input::Receive(Instant::now(), Receive { proto: Protocol::Udp, source, destination: self.local, contents });
+            let Ok(contents) = buf[..n].try_into() else {
+                continue;
+            };
+            let input = Input::Receive(
+                Instant::now(),
+                Receive {
+                    proto: Protocol::Udp,
+                    source,
+                    destination: self.local,
+                    contents,
+                },
+            );
             let _ = self.rtc.handle_input(input);
             self.drain();
         }
@@ -107,8 +127,17 @@ impl Member {
     async fn publish(&mut self, mid: &mut Option<Mid>, publish: bool) {
         let mut api = self.send.rtc.sdp_api();
         match (*mid, publish) {
-            (None, true) => *mid = Some(api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None)),
-            (Some(m), p) => api.set_direction(m, if p { Direction::SendOnly } else { Direction::Inactive }),
+            (None, true) => {
+                *mid = Some(api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None))
+            }
+            (Some(m), p) => api.set_direction(
+                m,
+                if p {
+                    Direction::SendOnly
+                } else {
+                    Direction::Inactive
+                },
+            ),
             (None, false) => unreachable!(),
         }
         let (offer, pending) = api.apply().expect("an offer");
@@ -123,29 +152,52 @@ impl Member {
         } else {
             vec![]
         };
-        self.ws.send(&ClientMessage::PublishOffer { sdp: offer.to_sdp_string(), tracks }).await;
+        self.ws
+            .send(&ClientMessage::PublishOffer {
+                sdp: offer.to_sdp_string(),
+                tracks,
+            })
+            .await;
     }
 
     /// Pumps both peers and handles negotiation messages; others go to the inbox.
     async fn step(&mut self) {
         self.send.pump();
         self.recv.pump();
-        let Ok(next) = tokio::time::timeout(Duration::from_millis(1), self.ws.next()).await else { return };
+        let Ok(next) = tokio::time::timeout(Duration::from_millis(1), self.ws.next()).await else {
+            return;
+        };
         match next {
             Next::Closed => panic!("signalling closed"),
             Next::Msg(ServerMessage::PublishAnswer { sdp }) => {
                 let answer = SdpAnswer::from_sdp_string(&sdp).expect("answer parses");
-                let pending = self.pending_publish.take().expect("an outstanding publish offer");
-                self.send.rtc.sdp_api().accept_answer(pending, answer).expect("answer accepted");
+                let pending = self
+                    .pending_publish
+                    .take()
+                    .expect("an outstanding publish offer");
+                self.send
+                    .rtc
+                    .sdp_api()
+                    .accept_answer(pending, answer)
+                    .expect("answer accepted");
                 self.send.drain();
             }
             Next::Msg(ServerMessage::SubscribeOffer { sdp, tracks }) => {
                 self.subscribe_offers += 1;
                 let offer = SdpOffer::from_sdp_string(&sdp).expect("offer parses");
-                let answer = self.recv.rtc.sdp_api().accept_offer(offer).expect("offer accepted");
+                let answer = self
+                    .recv
+                    .rtc
+                    .sdp_api()
+                    .accept_offer(offer)
+                    .expect("offer accepted");
                 self.recv.drain();
                 self.tracks = tracks;
-                self.ws.send(&ClientMessage::SubscribeAnswer { sdp: answer.to_sdp_string() }).await;
+                self.ws
+                    .send(&ClientMessage::SubscribeAnswer {
+                        sdp: answer.to_sdp_string(),
+                    })
+                    .await;
             }
             Next::Msg(m) => self.inbox.push_back(m),
         }
@@ -155,7 +207,13 @@ impl Member {
 const FRAME: u64 = 960; // 20 ms at 48 kHz
 
 /// Runs both members for `dur`, `a` sending one frame every 20 ms once connected.
-async fn run(a: &mut Member, b: &mut Member, mid: Option<Mid>, dur: Duration, sent: &mut Vec<(Instant, u64)>) {
+async fn run(
+    a: &mut Member,
+    b: &mut Member,
+    mid: Option<Mid>,
+    dur: Duration,
+    sent: &mut Vec<(Instant, u64)>,
+) {
     let end = Instant::now() + dur;
     let mut next_frame = Instant::now();
     while Instant::now() < end {
@@ -173,7 +231,13 @@ async fn run(a: &mut Member, b: &mut Member, mid: Option<Mid>, dur: Duration, se
             payload.extend_from_slice(&n.to_be_bytes());
             if let Some(w) = a.send.rtc.writer(mid) {
                 let pt = w.payload_params().next().expect("opus negotiated").pt();
-                w.write(pt, Instant::now(), MediaTime::new(ts, Frequency::FORTY_EIGHT_KHZ), payload).unwrap();
+                w.write(
+                    pt,
+                    Instant::now(),
+                    MediaTime::new(ts, Frequency::FORTY_EIGHT_KHZ),
+                    payload,
+                )
+                .unwrap();
                 a.send.drain();
                 sent.push((Instant::now(), n));
             }
@@ -196,36 +260,58 @@ async fn audio_is_forwarded_between_participants() {
     // Signalling: B was offered A's microphone on one m-line; both saw A publishing.
     assert_eq!(b.tracks.len(), 1, "{:?}", b.tracks);
     let fwd = b.tracks[0].clone();
-    assert_eq!((fwd.participant_id.as_str(), fwd.source.clone()), (a.id.as_str(), TrackSource::Microphone));
+    assert_eq!(
+        (fwd.participant_id.as_str(), fwd.source.clone()),
+        (a.id.as_str(), TrackSource::Microphone)
+    );
     assert_eq!(fwd.track_id, format!("mic-{}", a.id));
-    let publishing = |m: &ServerMessage| {
-        matches!(m, ServerMessage::ParticipantUpdated { participant } if participant.microphone.publishing)
-    };
+    let publishing = |m: &ServerMessage| matches!(m, ServerMessage::ParticipantUpdated { participant } if participant.microphone.publishing);
     assert!(b.inbox.iter().any(publishing), "{:?}", b.inbox);
     assert!(a.inbox.iter().any(publishing), "{:?}", a.inbox);
-    assert_eq!(a.subscribe_offers, 0, "nothing to forward to A, so no offer");
+    assert_eq!(
+        a.subscribe_offers, 0,
+        "nothing to forward to A, so no offer"
+    );
 
     // Media: every frame after connection setup arrives, in order, payload and timing intact.
     let got = &b.recv.received;
     assert!(sent.len() >= 100, "sent only {}", sent.len());
-    assert!(got.len() + 5 >= sent.len(), "sent {} received {}", sent.len(), got.len());
+    assert!(
+        got.len() + 5 >= sent.len(),
+        "sent {} received {}",
+        sent.len(),
+        got.len()
+    );
     let fwd_mid = Mid::from(fwd.mid.as_str());
     let mut latencies = Vec::new();
     for w in got.windows(2) {
         assert_eq!(w[1].2 - w[0].2, FRAME, "RTP timestamp progression kept");
     }
-    for (at, m, _, payload) in got {
+    for (at, m, rtp_time, payload) in got {
         assert_eq!(*m, fwd_mid);
         assert_eq!(payload[0], 0xf8);
         let n = u64::from_be_bytes(payload[1..9].try_into().unwrap());
+        assert_eq!(
+            *rtp_time,
+            100_000 + n * FRAME,
+            "the publisher's RTP time arrives unchanged"
+        );
         let (sent_at, _) = sent[n as usize];
+
         latencies.push(at.duration_since(sent_at));
     }
     latencies.sort();
     let median = latencies[latencies.len() / 2];
     let max = *latencies.last().unwrap();
-    eprintln!("sent {} frames, received {}; forwarding latency median {median:?} max {max:?}", sent.len(), got.len());
-    assert!(median < Duration::from_millis(20), "median latency {median:?}");
+    eprintln!(
+        "sent {} frames, received {}; forwarding latency median {median:?} max {max:?}",
+        sent.len(),
+        got.len()
+    );
+    assert!(
+        median < Duration::from_millis(20),
+        "median latency {median:?}"
+    );
 
     // Unpublish: B is renegotiated (m-line inactive, empty track list) and frames stop.
     a.publish(&mut mid, false).await;
@@ -243,7 +329,11 @@ async fn audio_is_forwarded_between_participants() {
     assert_eq!(b.subscribe_offers, 3);
     assert_eq!(b.tracks.len(), 1);
     assert_eq!(b.tracks[0].mid, fwd.mid, "m-line reused");
-    assert!(b.recv.received.len() > before + 30, "frames flow again: {}", b.recv.received.len() - before);
+    assert!(
+        b.recv.received.len() > before + 30,
+        "frames flow again: {}",
+        b.recv.received.len() - before
+    );
 
     // A leaves: B gets participantLeft and a renegotiation dropping the track.
     a.ws.send(&ClientMessage::Leave).await;

@@ -26,7 +26,15 @@ async fn join_and_see_each_other() {
     assert_eq!(server.room_url("r1"), format!("{}/r1", server.url()));
 
     let (mut a, joined_a) = Client::join(addr, "r1", "alice").await;
-    let ServerMessage::Joined { room, participants, participant, session_id } = &joined_a else { unreachable!() };
+    let ServerMessage::Joined {
+        room,
+        participants,
+        participant,
+        session_id,
+    } = &joined_a
+    else {
+        unreachable!()
+    };
     assert_eq!(room, "r1");
     assert!(participants.is_empty());
     assert_eq!(participant.user_name, "alice");
@@ -34,7 +42,14 @@ async fn join_and_see_each_other() {
     assert!(!session_id.is_empty());
 
     let (_b, joined_b) = Client::join(addr, "r1", "bob").await;
-    let ServerMessage::Joined { participants, session_id: sid_b, .. } = &joined_b else { unreachable!() };
+    let ServerMessage::Joined {
+        participants,
+        session_id: sid_b,
+        ..
+    } = &joined_b
+    else {
+        unreachable!()
+    };
     assert_eq!(participants.len(), 1);
     assert_eq!(participants[0].id, participant_id(&joined_a));
     assert_eq!(sid_b, session_id);
@@ -48,7 +63,9 @@ async fn join_and_see_each_other() {
 
     // Another room is separate.
     let (_c, joined_c) = Client::join(addr, "other", "carol").await;
-    let ServerMessage::Joined { participants, .. } = &joined_c else { unreachable!() };
+    let ServerMessage::Joined { participants, .. } = &joined_c else {
+        unreachable!()
+    };
     assert!(participants.is_empty());
 
     let (status, body) = http_get(addr, "/");
@@ -58,9 +75,16 @@ async fn join_and_see_each_other() {
     let (status, body) = http_get(addr, "/r1");
     assert_eq!(status, 200);
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!((v["room"].as_str(), v["participants"].as_u64()), (Some("r1"), Some(2)));
+    assert_eq!(
+        (v["room"].as_str(), v["participants"].as_u64()),
+        (Some("r1"), Some(2))
+    );
     assert_eq!(http_get(addr, "/bad%20name").0, 404);
-    assert!(tokio_tungstenite::connect_async(format!("ws://{addr}/ws/bad%20name")).await.is_err());
+    assert!(
+        tokio_tungstenite::connect_async(format!("ws://{addr}/ws/bad%20name"))
+            .await
+            .is_err()
+    );
     server.shutdown();
 }
 
@@ -77,7 +101,12 @@ async fn bad_connections_close_alone() {
 
     // Wrong protocol version.
     let mut c = Client::connect(addr, "r").await;
-    c.send(&ClientMessage::Join { protocol_version: 2, user_name: None, token: None }).await;
+    c.send(&ClientMessage::Join {
+        protocol_version: 2,
+        user_name: None,
+        token: None,
+    })
+    .await;
     assert_fatal(&c.until_closed().await);
 
     // Malformed JSON as the first message.
@@ -87,11 +116,17 @@ async fn bad_connections_close_alone() {
 
     // Malformed JSON after joining: closes, and the others see that participant leave.
     let (mut b, jb) = Client::join(addr, "r", "bob").await;
-    assert!(matches!(a.recv().await, ServerMessage::ParticipantJoined { .. }));
+    assert!(matches!(
+        a.recv().await,
+        ServerMessage::ParticipantJoined { .. }
+    ));
     b.send_text(r#"{"type":"publishOffer"}"#.into()).await;
     assert_fatal(&b.until_closed().await);
     match a.recv().await {
-        ServerMessage::ParticipantLeft { participant, reason } => {
+        ServerMessage::ParticipantLeft {
+            participant,
+            reason,
+        } => {
             assert_eq!(participant.id, participant_id(&jb));
             assert_eq!(reason, LeftReason::LeftCall);
         }
@@ -100,44 +135,91 @@ async fn bad_connections_close_alone() {
 
     // Oversized frame (above MAX_MESSAGE_BYTES): error then close.
     let (mut b, _) = Client::join(addr, "r", "bob").await;
-    assert!(matches!(a.recv().await, ServerMessage::ParticipantJoined { .. }));
-    let big = format!(r#"{{"type":"setUserName","userName":"{}"}}"#, "x".repeat(MAX_MESSAGE_BYTES));
+    assert!(matches!(
+        a.recv().await,
+        ServerMessage::ParticipantJoined { .. }
+    ));
+    let big = format!(
+        r#"{{"type":"setUserName","userName":"{}"}}"#,
+        "x".repeat(MAX_MESSAGE_BYTES)
+    );
     b.send_text(big).await;
     assert_fatal(&b.until_closed().await);
-    assert!(matches!(a.recv().await, ServerMessage::ParticipantLeft { .. }));
+    assert!(matches!(
+        a.recv().await,
+        ServerMessage::ParticipantLeft { .. }
+    ));
 
     // Far oversized (beyond the WebSocket limit): just closed.
     let (mut b, _) = Client::join(addr, "r", "bob").await;
-    assert!(matches!(a.recv().await, ServerMessage::ParticipantJoined { .. }));
-    let _ = b.ws.send(tokio_tungstenite::tungstenite::Message::Text("y".repeat(8 * MAX_MESSAGE_BYTES).into())).await;
+    assert!(matches!(
+        a.recv().await,
+        ServerMessage::ParticipantJoined { .. }
+    ));
+    let _ =
+        b.ws.send(tokio_tungstenite::tungstenite::Message::Text(
+            "y".repeat(8 * MAX_MESSAGE_BYTES).into(),
+        ))
+        .await;
     b.until_closed().await;
-    assert!(matches!(a.recv().await, ServerMessage::ParticipantLeft { .. }));
+    assert!(matches!(
+        a.recv().await,
+        ServerMessage::ParticipantLeft { .. }
+    ));
 
     // Binary frame, an SDP the server cannot parse, join twice, an answer nobody asked for.
     for bad in [
         None,
-        Some(ClientMessage::PublishOffer { sdp: "v=0 garbage".into(), tracks: vec![] }),
-        Some(ClientMessage::Join { protocol_version: 1, user_name: None, token: None }),
-        Some(ClientMessage::SubscribeAnswer { sdp: "v=0\r\n".into() }),
+        Some(ClientMessage::PublishOffer {
+            sdp: "v=0 garbage".into(),
+            tracks: vec![],
+        }),
+        Some(ClientMessage::Join {
+            protocol_version: 1,
+            user_name: None,
+            token: None,
+        }),
+        Some(ClientMessage::SubscribeAnswer {
+            sdp: "v=0\r\n".into(),
+        }),
     ] {
         let (mut b, _) = Client::join(addr, "r", "bob").await;
-        assert!(matches!(a.recv().await, ServerMessage::ParticipantJoined { .. }));
+        assert!(matches!(
+            a.recv().await,
+            ServerMessage::ParticipantJoined { .. }
+        ));
         match bad {
-            None => b.ws.send(tokio_tungstenite::tungstenite::Message::Binary(vec![1, 2, 3].into())).await.unwrap(),
+            None => {
+                b.ws.send(tokio_tungstenite::tungstenite::Message::Binary(
+                    vec![1, 2, 3].into(),
+                ))
+                .await
+                .unwrap()
+            }
             Some(m) => b.send(&m).await,
         }
         assert_fatal(&b.until_closed().await);
-        assert!(matches!(a.recv().await, ServerMessage::ParticipantLeft { .. }));
+        assert!(matches!(
+            a.recv().await,
+            ServerMessage::ParticipantLeft { .. }
+        ));
     }
 
     // The first client was never disturbed and the server still serves.
-    a.send(&ClientMessage::SetUserName { user_name: "alice2".into() }).await;
+    a.send(&ClientMessage::SetUserName {
+        user_name: "alice2".into(),
+    })
+    .await;
     match a.recv().await {
-        ServerMessage::ParticipantUpdated { participant } => assert_eq!(participant.user_name, "alice2"),
+        ServerMessage::ParticipantUpdated { participant } => {
+            assert_eq!(participant.user_name, "alice2")
+        }
         other => panic!("{other:?}"),
     }
     let (_d, jd) = Client::join(addr, "r", "dave").await;
-    let ServerMessage::Joined { participants, .. } = &jd else { unreachable!() };
+    let ServerMessage::Joined { participants, .. } = &jd else {
+        unreachable!()
+    };
     assert_eq!(participants.len(), 1);
     server.shutdown();
 }
@@ -149,11 +231,23 @@ async fn leave_and_close() {
     let (mut a, _) = Client::join(addr, "r", "alice").await;
     let (mut b, jb) = Client::join(addr, "r", "bob").await;
     let (mut c, jc) = Client::join(addr, "r", "carol").await;
-    assert!(matches!(a.recv().await, ServerMessage::ParticipantJoined { .. }));
-    assert!(matches!(a.recv().await, ServerMessage::ParticipantJoined { .. }));
-    assert!(matches!(b.recv().await, ServerMessage::ParticipantJoined { .. }));
+    assert!(matches!(
+        a.recv().await,
+        ServerMessage::ParticipantJoined { .. }
+    ));
+    assert!(matches!(
+        a.recv().await,
+        ServerMessage::ParticipantJoined { .. }
+    ));
+    assert!(matches!(
+        b.recv().await,
+        ServerMessage::ParticipantJoined { .. }
+    ));
 
-    b.send(&ClientMessage::SetUserName { user_name: "robert".into() }).await;
+    b.send(&ClientMessage::SetUserName {
+        user_name: "robert".into(),
+    })
+    .await;
     for x in [&mut a, &mut b, &mut c] {
         match x.recv().await {
             ServerMessage::ParticipantUpdated { participant } => {
@@ -169,7 +263,10 @@ async fn leave_and_close() {
     assert!(matches!(rest.as_slice(), [ServerMessage::Left]), "{rest:?}");
     for x in [&mut a, &mut c] {
         match x.recv().await {
-            ServerMessage::ParticipantLeft { participant, reason } => {
+            ServerMessage::ParticipantLeft {
+                participant,
+                reason,
+            } => {
                 assert_eq!(participant.id, participant_id(&jb));
                 assert_eq!(participant.user_name, "robert");
                 assert_eq!(reason, LeftReason::LeftCall);
@@ -181,7 +278,10 @@ async fn leave_and_close() {
     // Closing the socket without `leave` counts as leaving.
     c.ws.close(None).await.unwrap();
     match a.recv().await {
-        ServerMessage::ParticipantLeft { participant, reason } => {
+        ServerMessage::ParticipantLeft {
+            participant,
+            reason,
+        } => {
             assert_eq!(participant.id, participant_id(&jc));
             assert_eq!(reason, LeftReason::LeftCall);
         }
@@ -201,22 +301,38 @@ async fn shutdown_ends_the_call() {
     std::thread::sleep(std::time::Duration::from_millis(50));
     let t = std::time::Instant::now();
     server.shutdown();
-    assert!(t.elapsed() < std::time::Duration::from_secs(2), "shutdown took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(2),
+        "shutdown took {:?}",
+        t.elapsed()
+    );
     server.shutdown(); // idempotent
     for x in [&mut a, &mut b] {
         let rest = x.until_closed().await;
-        assert!(matches!(rest.as_slice(), [ServerMessage::CallEnded { .. }]), "{rest:?}");
+        assert!(
+            matches!(rest.as_slice(), [ServerMessage::CallEnded { .. }]),
+            "{rest:?}"
+        );
     }
     assert!(matches!(waiting.next().await, Next::Closed));
-    assert!(std::net::TcpStream::connect(addr).is_err(), "listener still open");
+    assert!(
+        std::net::TcpStream::connect(addr).is_err(),
+        "listener still open"
+    );
 }
 
 #[test]
 fn start_errors_are_structured() {
     let server = start();
-    let taken = ServerConfig { port: server.local_addr().port(), ..ServerConfig::default() };
+    let taken = ServerConfig {
+        port: server.local_addr().port(),
+        ..ServerConfig::default()
+    };
     match RoomServer::start(taken) {
-        Err(daily_server::ServerError::Bind { kind: daily_server::SocketKind::Tcp, .. }) => {}
+        Err(daily_server::ServerError::Bind {
+            kind: daily_server::SocketKind::Tcp,
+            ..
+        }) => {}
         other => panic!("{other:?}"),
     }
     drop(server); // Drop shuts down too.

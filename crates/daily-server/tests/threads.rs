@@ -6,19 +6,25 @@ mod common;
 use daily_server::{RoomServer, ServerConfig};
 
 fn threads() -> usize {
-    std::fs::read_dir("/proc/self/task").expect("procfs").count()
+    std::fs::read_dir("/proc/self/task")
+        .expect("procfs")
+        .count()
 }
 
 #[test]
 fn start_and_shutdown_leave_no_threads() {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let before = threads();
     for i in 0..10 {
         let mut server = RoomServer::start(ServerConfig::default()).expect("start");
         assert!(threads() > before);
         let addr = server.local_addr();
         // A participant connected at shutdown time, plus a plain HTTP request.
-        let mut client = rt.block_on(async move { common::Client::join(addr, "room", &format!("p{i}")).await.0 });
+        let mut client = rt
+            .block_on(async move { common::Client::join(addr, "room", &format!("p{i}")).await.0 });
         assert_eq!(common::http_get(addr, "/").0, 200);
         server.shutdown();
         rt.block_on(async { client.until_closed().await });

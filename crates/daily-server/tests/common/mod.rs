@@ -19,6 +19,7 @@ pub struct Client {
 
 /// What the next frame was.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum Next {
     Msg(ServerMessage),
     Closed,
@@ -26,14 +27,21 @@ pub enum Next {
 
 impl Client {
     pub async fn connect(addr: SocketAddr, room: &str) -> Client {
-        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws/{room}")).await.expect("connect");
+        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws/{room}"))
+            .await
+            .expect("connect");
         Client { ws }
     }
 
     /// Connects and joins; returns the client and its `joined` message.
     pub async fn join(addr: SocketAddr, room: &str, name: &str) -> (Client, ServerMessage) {
         let mut c = Client::connect(addr, room).await;
-        c.send(&ClientMessage::Join { protocol_version: 1, user_name: Some(name.into()), token: None }).await;
+        c.send(&ClientMessage::Join {
+            protocol_version: 1,
+            user_name: Some(name.into()),
+            token: None,
+        })
+        .await;
         let joined = c.recv().await;
         assert!(matches!(joined, ServerMessage::Joined { .. }), "{joined:?}");
         (c, joined)
@@ -50,8 +58,13 @@ impl Client {
     /// Next server message or close (pings skipped), failing after [`STEP`].
     pub async fn next(&mut self) -> Next {
         loop {
-            match tokio::time::timeout(STEP, self.ws.next()).await.expect("timed out waiting for the server") {
-                Some(Ok(Message::Text(t))) => return Next::Msg(ServerMessage::parse(t.as_str()).expect("server JSON")),
+            match tokio::time::timeout(STEP, self.ws.next())
+                .await
+                .expect("timed out waiting for the server")
+            {
+                Some(Ok(Message::Text(t))) => {
+                    return Next::Msg(ServerMessage::parse(t.as_str()).expect("server JSON"));
+                }
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return Next::Closed,
                 Some(Ok(_)) => continue,
             }
@@ -92,7 +105,14 @@ pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
-    let status = out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
     (status, body)
 }
