@@ -415,6 +415,24 @@ impl Sfu {
                 format!("more than {MAX_TRACKS_PER_PARTICIPANT} tracks"),
             );
         }
+        if !sdp.lines().any(|l| l.starts_with("m=")) {
+            // A client with nothing to publish may still offer (an SDP without media): answer
+            // in kind and publish nothing. str0m itself refuses offers without m-lines.
+            if !tracks.is_empty() {
+                return self.fatal(
+                    now,
+                    conn,
+                    "publishOffer lists tracks but has no m-lines".into(),
+                );
+            }
+            let Some(p) = self.parts.get_mut(&conn) else {
+                return;
+            };
+            let answer =
+                format!("v=0\r\no=daily-server {conn} 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n");
+            p.send_msg(ServerMessage::PublishAnswer { sdp: answer });
+            return self.set_published(now, conn, Vec::new(), Vec::new());
+        }
         let offer = match SdpOffer::from_sdp_string(&sdp) {
             Ok(o) => o,
             Err(e) => return self.fatal(now, conn, format!("invalid publishOffer SDP: {e}")),
@@ -474,7 +492,20 @@ impl Sfu {
                 fatal: false,
             });
         }
+        self.set_published(now, conn, accepted, media);
+    }
 
+    /// Records the tracks `conn` now publishes; updates everybody who needs to know.
+    fn set_published(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        accepted: Vec<(Mid, PublishedTrack)>,
+        media: Vec<MediaData>,
+    ) {
+        let Some(p) = self.parts.get_mut(&conn) else {
+            return;
+        };
         let changed = p.published != accepted;
         p.published = accepted;
         let mut info = p.info.clone();

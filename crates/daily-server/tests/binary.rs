@@ -15,15 +15,27 @@ async fn run_and_stop(signal: &str) {
         .spawn()
         .expect("spawn daily-server");
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let url = line.trim().strip_prefix("daily-server listening on http://").expect(&line).to_owned();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("daily-server listening on http://")
+        .expect(&line)
+        .to_owned();
     let addr = url.parse().expect("host:port");
     let (mut client, _) = common::Client::join(addr, "room", "alice").await;
 
-    let status = Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let rest = client.until_closed().await;
-    assert!(matches!(rest.as_slice(), [ServerMessage::CallEnded { .. }]), "{rest:?}");
+    assert!(
+        matches!(rest.as_slice(), [ServerMessage::CallEnded { .. }]),
+        "{rest:?}"
+    );
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0), "{signal}: {status:?}");
 }
@@ -40,7 +52,10 @@ async fn stops_cleanly_on_sigint() {
 
 #[test]
 fn rejects_bad_arguments() {
-    let out = Command::new(env!("CARGO_BIN_EXE_daily-server")).arg("--port=nope").output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_daily-server"))
+        .arg("--port=nope")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--port"));
 }
