@@ -171,7 +171,7 @@ async fn bad_connections_close_alone() {
     for bad in [
         None,
         Some(ClientMessage::PublishOffer {
-            sdp: "v=0 garbage".into(),
+            sdp: "v=0\r\nm=audio garbage\r\n".into(),
             tracks: vec![],
         }),
         Some(ClientMessage::Join {
