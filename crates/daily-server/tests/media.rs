@@ -346,3 +346,120 @@ async fn audio_is_forwarded_between_participants() {
     assert!(b.inbox.iter().any(|m| matches!(m, ServerMessage::ParticipantLeft { participant, .. } if participant.id == a.id)));
     server.shutdown();
 }
+
+/// Runs every member for `dur`; member `i` sends frames tagged `[0xf8, i, counter…]` on `mids[i]`.
+async fn run_all(
+    members: &mut [Member],
+    mids: &[Option<Mid>],
+    dur: Duration,
+    counters: &mut [u64],
+) {
+    let end = Instant::now() + dur;
+    let mut next_frame = Instant::now();
+    while Instant::now() < end {
+        for m in members.iter_mut() {
+            m.step().await;
+        }
+        if Instant::now() >= next_frame {
+            next_frame += Duration::from_millis(20);
+            for (i, m) in members.iter_mut().enumerate() {
+                let Some(mid) = mids[i] else { continue };
+                if !m.send.connected {
+                    continue;
+                }
+                let Some(w) = m.send.rtc.writer(mid) else {
+                    continue;
+                };
+                let pt = w.payload_params().next().expect("opus").pt();
+                let n = counters[i];
+                let mut payload = vec![0xf8, i as u8];
+                payload.extend_from_slice(&n.to_be_bytes());
+                w.write(
+                    pt,
+                    Instant::now(),
+                    MediaTime::new(n * FRAME, Frequency::FORTY_EIGHT_KHZ),
+                    payload,
+                )
+                .unwrap();
+                m.send.drain();
+                counters[i] += 1;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+#[tokio::test]
+async fn three_publishers_each_hear_the_other_two() {
+    let mut server = RoomServer::start(ServerConfig::default()).unwrap();
+    let addr = server.local_addr();
+    let mut members = Vec::new();
+    let mut mids = Vec::new();
+    for name in ["a", "b", "c"] {
+        let mut m = Member::join(addr, "three", name).await;
+        let mut mid = None;
+        m.publish(&mut mid, true).await;
+        members.push(m);
+        mids.push(mid);
+    }
+    let mut counters = vec![0u64; 3];
+    run_all(&mut members, &mids, Duration::from_secs(3), &mut counters).await;
+
+    let ids: Vec<String> = members.iter().map(|m| m.id.clone()).collect();
+    for (r, m) in members.iter().enumerate() {
+        // Two tracks, one per other participant, each mapped to the right publisher.
+        let mut from: Vec<&str> = m.tracks.iter().map(|t| t.participant_id.as_str()).collect();
+        from.sort();
+        let mut want: Vec<&str> = ids
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != r)
+            .map(|(_, id)| id.as_str())
+            .collect();
+        want.sort();
+        assert_eq!(from, want, "member {r} tracks {:?}", m.tracks);
+        let mut per_sender = [0usize; 3];
+        for (_, mid, _, payload) in &m.recv.received {
+            let sender = payload[1] as usize;
+            assert_ne!(sender, r, "own audio must not come back");
+            let t = m
+                .tracks
+                .iter()
+                .find(|t| Mid::from(t.mid.as_str()) == *mid)
+                .expect("mid is mapped");
+            assert_eq!(
+                t.participant_id, ids[sender],
+                "mid {mid} carries the publisher its track says"
+            );
+            per_sender[sender] += 1;
+        }
+        eprintln!("member {r} received per sender {per_sender:?} (sent {counters:?})");
+        for s in (0..3).filter(|s| *s != r) {
+            assert!(
+                per_sender[s] as u64 + 60 >= counters[s],
+                "member {r} from {s}: {per_sender:?} of {counters:?}"
+            );
+        }
+    }
+
+    // The middle one leaves: the other two keep hearing each other and drop its track.
+    let b = members.remove(1);
+    mids.remove(1);
+    drop(b); // closes the WebSocket without `leave`
+    let before: Vec<usize> = members.iter().map(|m| m.recv.received.len()).collect();
+    let mut counters2 = vec![0u64; 2];
+    run_all(&mut members, &mids, Duration::from_secs(1), &mut counters2).await;
+    for (i, m) in members.iter().enumerate() {
+        assert_eq!(m.tracks.len(), 1, "{:?}", m.tracks);
+        assert!(
+            m.recv.received.len() > before[i] + 25,
+            "member {i} keeps receiving"
+        );
+        assert!(
+            m.inbox
+                .iter()
+                .any(|x| matches!(x, ServerMessage::ParticipantLeft { .. }))
+        );
+    }
+    server.shutdown();
+}

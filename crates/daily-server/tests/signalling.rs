@@ -344,9 +344,15 @@ async fn publish_offer_without_media() {
     let addr = server.local_addr();
     let (mut a, _) = Client::join(addr, "r", "alice").await;
     let empty = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n".to_owned();
-    a.send(&ClientMessage::PublishOffer { sdp: empty.clone(), tracks: vec![] }).await;
+    a.send(&ClientMessage::PublishOffer {
+        sdp: empty.clone(),
+        tracks: vec![],
+    })
+    .await;
     match a.recv().await {
-        ServerMessage::PublishAnswer { sdp } => assert!(sdp.starts_with("v=0\r\n") && !sdp.contains("m="), "{sdp}"),
+        ServerMessage::PublishAnswer { sdp } => {
+            assert!(sdp.starts_with("v=0\r\n") && !sdp.contains("m="), "{sdp}")
+        }
         other => panic!("{other:?}"),
     }
     let track = daily_proto::PublishedTrack {
@@ -354,7 +360,11 @@ async fn publish_offer_without_media() {
         track_id: "t".into(),
         source: daily_proto::TrackSource::Microphone,
     };
-    a.send(&ClientMessage::PublishOffer { sdp: empty, tracks: vec![track] }).await;
+    a.send(&ClientMessage::PublishOffer {
+        sdp: empty,
+        tracks: vec![track],
+    })
+    .await;
     assert_fatal(&a.until_closed().await);
     server.shutdown();
 }
