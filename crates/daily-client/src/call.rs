@@ -171,6 +171,8 @@ struct Session {
     send_connected: watch::Receiver<bool>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     send_stats: Arc<SendStats>,
+    /// Bumped whenever the mid → track mapping of the receive transport changes.
+    forward_version: Arc<AtomicU64>,
 }
 
 fn now_epoch_s() -> u64 {
@@ -531,6 +533,11 @@ impl ClientInner {
             let st = add_send_track(self, session, key, track_id, source, bitrate, channels).await?;
             tracks.push(st);
         }
+        // Nothing was ever published: no send transport is needed yet (an offer without
+        // m-lines carries no ICE credentials).
+        if tracks.is_empty() && session.send_pc.local_description().await.is_none() {
+            return Ok(());
+        }
         // Offer.
         let offer = session.send_pc.create_offer(None).await.map_err(werr)?;
         session.send_pc.set_local_description(offer).await.map_err(werr)?;
@@ -661,6 +668,7 @@ impl ClientInner {
                 }
             }
             st.forwarded = new;
+            session.forward_version.fetch_add(1, Ordering::AcqRel);
         }
         let desc = webrtc::peer_connection::RTCSessionDescription::offer(sdp).map_err(werr)?;
         session.recv_pc.set_remote_description(desc).await.map_err(werr)?;
@@ -674,16 +682,55 @@ impl ClientInner {
         Ok(())
     }
 
-    /// A remote track opened on the receive transport: find what it is (by mid) and start its
+    /// Binds the receive pipeline for `mid`: keeps `current` if it still carries the track
+    /// the latest offer maps to `mid`, else starts a new one. The server reuses an inactive
+    /// m-line (same mid and SSRC) for a later track, so the mapping is re-read after every
+    /// subscribe offer, not only when the track first opens.
+    fn bind_recv(&self, generation: u64, mid: &str, current: Option<NodeId>) -> Bind {
+        let mut st = self.lock();
+        if st.generation != generation {
+            return Bind::Gone;
+        }
+        let Some(ft) = st.forwarded.get(mid).cloned() else { return Bind::Unmapped };
+        let key = (ft.participant_id.clone(), ft.source.audio_source_name().to_owned());
+        if let (Some(cur), Some(t)) = (current, st.recv.get(&key)) {
+            if t.node == cur {
+                return Bind::Keep;
+            }
+        }
+        if let Some(old) = st.recv.remove(&key) {
+            old.closed.store(true, Ordering::Release);
+        }
+        let channels = 1u16;
+        let (prod, cons) = rtrb::RingBuffer::new(128);
+        let closed = Arc::new(AtomicBool::new(false));
+        let stats = Arc::new(RecvStats::default());
+        let Ok(node) = RecvNode::new(channels, cons, closed.clone(), stats.clone()) else { return Bind::Unmapped };
+        let node = self.clock.add(node);
+        let rt = RecvTrack { node, closed, stats, channels };
+        for spec in st.renderers.iter().filter(|s| s.participant_id == key.0 && s.audio_source == key.1) {
+            attach_renderer(&self.clock, &rt, spec);
+        }
+        st.recv.insert(key, rt);
+        Bind::New(node, prod)
+    }
+
+    /// A remote track opened on the receive transport: find what it is (by mid) and feed its
     /// receive pipeline.
     async fn on_remote_track(self: Arc<Self>, session: Weak<Session>, track: Arc<dyn TrackRemote>) {
         let mut producer: Option<rtrb::Producer<InPacket>> = None;
+        let mut node: Option<NodeId> = None;
+        let mut mid: Option<String> = None;
+        let mut seen_version = u64::MAX;
         let clock = self.clock.clone();
+        let (generation, version) = match session.upgrade() {
+            Some(s) => (s.generation, s.forward_version.clone()),
+            None => return,
+        };
         while let Some(ev) = track.poll().await {
             match ev {
                 TrackRemoteEvent::OnOpen(init) => {
                     let Some(session) = session.upgrade() else { return };
-                    let mut mid = None;
                     for tr in session.recv_pc.get_transceivers().await {
                         if let Ok(Some(r)) = tr.receiver().await {
                             if r.id() == init.receiver_id {
@@ -691,30 +738,25 @@ impl ClientInner {
                             }
                         }
                     }
-                    let Some(mid) = mid else { continue };
-                    let channels = 1u16;
-                    let mut st = self.lock();
-                    if st.generation != session.generation {
-                        return;
-                    }
-                    let Some(ft) = st.forwarded.get(&mid).cloned() else { continue };
-                    let key = (ft.participant_id.clone(), ft.source.audio_source_name().to_owned());
-                    if let Some(old) = st.recv.remove(&key) {
-                        old.closed.store(true, Ordering::Release);
-                    }
-                    let (prod, cons) = rtrb::RingBuffer::new(128);
-                    let closed = Arc::new(AtomicBool::new(false));
-                    let stats = Arc::new(RecvStats::default());
-                    let Ok(node) = RecvNode::new(channels, cons, closed.clone(), stats.clone()) else { continue };
-                    let node = clock.add(node);
-                    let rt = RecvTrack { node, closed, stats, channels };
-                    for spec in st.renderers.iter().filter(|s| s.participant_id == key.0 && s.audio_source == key.1) {
-                        attach_renderer(&clock, &rt, spec);
-                    }
-                    st.recv.insert(key, rt);
-                    producer = Some(prod);
                 }
                 TrackRemoteEvent::OnRtpPacket(pkt) => {
+                    let Some(m) = mid.as_deref() else { continue };
+                    let v = version.load(Ordering::Acquire);
+                    if v != seen_version {
+                        seen_version = v;
+                        match self.bind_recv(generation, m, node) {
+                            Bind::Keep => {}
+                            Bind::New(n, p) => {
+                                node = Some(n);
+                                producer = Some(p);
+                            }
+                            Bind::Unmapped => {
+                                node = None;
+                                producer = None;
+                            }
+                            Bind::Gone => return,
+                        }
+                    }
                     let Some(p) = producer.as_mut() else { continue };
                     let len = pkt.payload.len().min(MAX_PAYLOAD);
                     if let Ok(mut slot) = p.write_chunk_uninit(1) {
@@ -739,6 +781,13 @@ impl ClientInner {
             }
         }
     }
+}
+
+enum Bind {
+    Keep,
+    New(NodeId, rtrb::Producer<InPacket>),
+    Unmapped,
+    Gone,
 }
 
 fn werr(e: webrtc::error::Error) -> ClientError {
@@ -962,6 +1011,7 @@ async fn run_join(inner: &Arc<ClientInner>, url: RoomUrl, token: Option<String>,
         send_connected: conn_rx.clone(),
         tasks: Mutex::new(Vec::new()),
         send_stats: Arc::new(SendStats::default()),
+        forward_version: Arc::new(AtomicU64::new(0)),
     });
     *session_slot.lock().unwrap_or_else(|e| e.into_inner()) = Arc::downgrade(&session);
     {

@@ -1,1 +1,721 @@
-//! daily-py
+//! `daily.daily`: the PyO3 module. Validation, conversion and GIL handling only; the behaviour
+//! lives in `daily-client` and `daily-server`.
+//!
+//! Threads: Python callbacks (events, completions, audio renderers) run on dispatcher threads
+//! that take the GIL, never on the media clock or the network threads. Each `CallClient` has
+//! its own dispatcher so its events stay in order (state event before the completion it
+//! causes); source completions share one process-wide dispatcher.
+
+use daily_client::{AudioSource, CallClient as CoreClient, CallState, ClientError, ClientEvent, Engine, JoinSettings};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
+
+// ---------------------------------------------------------------------------------------------
+// Errors and conversions
+
+fn to_py_err(e: ClientError) -> PyErr {
+    match e {
+        ClientError::InvalidArgument(m) => PyValueError::new_err(m),
+        other => PyRuntimeError::new_err(other.to_string()),
+    }
+}
+
+fn value_to_py(py: Python<'_>, v: &Value) -> PyResult<Py<PyAny>> {
+    Ok(match v {
+        Value::Null => py.None(),
+        Value::Bool(b) => b.into_pyobject(py)?.to_owned().into_any().unbind(),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                i.into_pyobject(py)?.into_any().unbind()
+            } else if let Some(u) = n.as_u64() {
+                u.into_pyobject(py)?.into_any().unbind()
+            } else {
+                n.as_f64().unwrap_or(0.0).into_pyobject(py)?.into_any().unbind()
+            }
+        }
+        Value::String(s) => s.into_pyobject(py)?.into_any().unbind(),
+        Value::Array(a) => {
+            let l = PyList::empty(py);
+            for x in a {
+                l.append(value_to_py(py, x)?)?;
+            }
+            l.into_any().unbind()
+        }
+        Value::Object(o) => {
+            let d = PyDict::new(py);
+            for (k, x) in o {
+                d.set_item(k, value_to_py(py, x)?)?;
+            }
+            d.into_any().unbind()
+        }
+    })
+}
+
+fn py_to_value(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
+    let json = obj.py().import("json")?;
+    let s: String = json.call_method1("dumps", (obj,))?.extract()?;
+    serde_json::from_str(&s).map_err(|e| PyValueError::new_err(e.to_string()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dispatcher threads
+
+enum Job {
+    Call(Box<dyn FnOnce(Python<'_>) + Send>),
+    Stop,
+}
+
+struct Dispatcher {
+    tx: mpsc::Sender<Job>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Dispatcher {
+    fn start(name: String) -> PyResult<Arc<Dispatcher>> {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let t = std::thread::Builder::new()
+            .name(name)
+            .spawn(move || {
+                while let Ok(job) = rx.recv() {
+                    match job {
+                        Job::Call(f) => {
+                            // The interpreter may be finalising; then drop the job.
+                            let _ = Python::try_attach(|py| f(py));
+                        }
+                        Job::Stop => break,
+                    }
+                }
+            })
+            .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+        Ok(Arc::new(Dispatcher { tx, thread: Mutex::new(Some(t)) }))
+    }
+
+    fn post(&self, f: impl FnOnce(Python<'_>) + Send + 'static) {
+        let _ = self.tx.send(Job::Call(Box::new(f)));
+    }
+
+    /// Stops after the queued jobs ran; joins unless called from the dispatcher itself.
+    fn stop(&self, py: Python<'_>) {
+        let _ = self.tx.send(Job::Stop);
+        let t = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(t) = t {
+            if t.thread().id() == std::thread::current().id() {
+                return;
+            }
+            py.detach(|| {
+                let _ = t.join();
+            });
+        }
+    }
+}
+
+/// Calls `f(args)`; an exception goes to `sys.unraisablehook` and the SDK carries on.
+fn call_reporting<'py>(py: Python<'py>, f: &Py<PyAny>, args: impl pyo3::call::PyCallArgs<'py>) {
+    if let Err(e) = f.call1(py, args) {
+        e.write_unraisable(py, Some(f.bind(py)));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Process state
+
+struct Global {
+    engine: Engine,
+    completions: Arc<Dispatcher>,
+}
+
+static GLOBAL: Mutex<Option<Arc<Global>>> = Mutex::new(None);
+static TRACKS: OnceLock<Mutex<HashMap<String, AudioSource>>> = OnceLock::new();
+
+fn tracks() -> &'static Mutex<HashMap<String, AudioSource>> {
+    TRACKS.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+fn global() -> PyResult<Arc<Global>> {
+    GLOBAL
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
+        .ok_or_else(|| PyRuntimeError::new_err("Daily.init() must be called first"))
+}
+
+/// Log verbosity (`Daily.init(log_level=...)`).
+#[pyclass(eq, eq_int, from_py_object, module = "daily")]
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    Off = 0,
+    Error = 1,
+    Warn = 2,
+    Info = 3,
+    Debug = 4,
+    Trace = 5,
+}
+
+/// Process-wide set-up (static methods only).
+#[pyclass(module = "daily", frozen)]
+pub struct Daily;
+
+#[pymethods]
+impl Daily {
+    /// Starts the shared engine: `worker_threads` network threads (>= 1) plus one 10 ms media
+    /// clock, for every client in the process. A second call is a no-op (the real SDK aborts).
+    #[staticmethod]
+    #[pyo3(signature = (worker_threads=2, log_level=LogLevel::Off))]
+    fn init(py: Python<'_>, worker_threads: i64, log_level: LogLevel) -> PyResult<()> {
+        let _ = log_level;
+        if worker_threads < 1 {
+            return Err(PyValueError::new_err(format!("worker_threads must be >= 1, got {worker_threads}")));
+        }
+        let mut g = GLOBAL.lock().unwrap_or_else(|e| e.into_inner());
+        if g.is_some() {
+            return Ok(());
+        }
+        let engine = py.detach(|| Engine::start(worker_threads as usize)).map_err(to_py_err)?;
+        let completions = Dispatcher::start("daily-completions".into())?;
+        *g = Some(Arc::new(Global { engine, completions }));
+        Ok(())
+    }
+
+    /// Stops the shared engine. Objects used afterwards raise `RuntimeError`.
+    #[staticmethod]
+    fn deinit(py: Python<'_>) {
+        let g = GLOBAL.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(g) = g {
+            g.completions.stop(py);
+            py.detach(|| g.engine.shutdown());
+        }
+    }
+
+    /// Sets the log level (accepted; logging to Python is not wired yet).
+    #[staticmethod]
+    fn set_log_level(log_level: LogLevel) {
+        let _ = log_level;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Audio classes
+
+/// A chunk of rendered audio (not constructible).
+#[pyclass(module = "daily", frozen)]
+pub struct AudioData {
+    frames: Py<PyBytes>,
+    sample_rate: u32,
+    num_channels: u16,
+    num_audio_frames: usize,
+}
+
+#[pymethods]
+impl AudioData {
+    /// Interleaved signed 16-bit little-endian PCM.
+    #[getter]
+    fn audio_frames(&self, py: Python<'_>) -> Py<PyBytes> {
+        self.frames.clone_ref(py)
+    }
+    /// Always 16.
+    #[getter]
+    fn bits_per_sample(&self) -> u32 {
+        16
+    }
+    /// Sample rate in Hz.
+    #[getter]
+    fn sample_rate(&self) -> u32 {
+        self.sample_rate
+    }
+    /// Channel count.
+    #[getter]
+    fn num_channels(&self) -> u16 {
+        self.num_channels
+    }
+    /// Frames in `audio_frames` (one sample per channel each).
+    #[getter]
+    fn num_audio_frames(&self) -> usize {
+        self.num_audio_frames
+    }
+    fn __repr__(&self) -> String {
+        format!("AudioData(sample_rate={}, num_channels={}, num_audio_frames={})", self.sample_rate, self.num_channels, self.num_audio_frames)
+    }
+}
+
+/// PCM written by the application and sent through a `CustomAudioTrack`, paced in real time.
+#[pyclass(module = "daily", frozen)]
+pub struct CustomAudioSource {
+    source: AudioSource,
+}
+
+#[pymethods]
+impl CustomAudioSource {
+    /// `sample_rate` in Hz (8000-48000, a multiple of 100), `channels` 1 or 2. With
+    /// `auto_silence` the track sends silence while nothing is queued.
+    /// Raises `ValueError` for other rates or channel counts and `RuntimeError` before
+    /// `Daily.init()`.
+    #[new]
+    #[pyo3(signature = (sample_rate, channels, auto_silence=true))]
+    fn new(sample_rate: i64, channels: i64, auto_silence: bool) -> PyResult<Self> {
+        let g = global()?;
+        if !(1..=2).contains(&channels) {
+            return Err(PyValueError::new_err(format!("channels must be 1 or 2, got {channels}")));
+        }
+        if !(8000..=48000).contains(&sample_rate) {
+            return Err(PyValueError::new_err(format!("sample_rate must be between 8000 and 48000 Hz, got {sample_rate}")));
+        }
+        let source = AudioSource::new(&g.engine, sample_rate as u32, channels as u16, auto_silence).map_err(to_py_err)?;
+        Ok(CustomAudioSource { source })
+    }
+
+    /// Sample rate in Hz.
+    #[getter]
+    fn sample_rate(&self) -> u32 {
+        self.source.sample_rate()
+    }
+
+    /// Channel count.
+    #[getter]
+    fn channels(&self) -> u16 {
+        self.source.channels()
+    }
+
+    /// Queues interleaved 16-bit PCM (`bytes`). Without `completion`, blocks (GIL released)
+    /// until the frames have been consumed in real time; with it, returns at once and calls
+    /// `completion(num_frames)` once they have. Returns the number of frames. Each write is
+    /// padded to a multiple of 10 ms. Raises `ValueError` if the length is not a multiple of
+    /// `2 * channels` bytes, `TypeError` for non-bytes input.
+    #[pyo3(signature = (frames, completion=None))]
+    fn write_frames(&self, py: Python<'_>, frames: &Bound<'_, PyAny>, completion: Option<Py<PyAny>>) -> PyResult<usize> {
+        let bytes = frames
+            .cast::<PyBytes>()
+            .map_err(|_| PyTypeError::new_err(format!("frames must be bytes, got {}", frames.get_type().name().map(|n| n.to_string()).unwrap_or_default())))?;
+        let data = bytes.as_bytes();
+        match completion {
+            Some(cb) => {
+                let g = global()?;
+                let disp = g.completions.clone();
+                self.source
+                    .write_with_completion(
+                        data,
+                        Box::new(move |n| disp.post(move |py| call_reporting(py, &cb, (n,)))),
+                    )
+                    .map_err(to_py_err)
+            }
+            None => py.detach(|| self.source.write_blocking(data)).map_err(to_py_err),
+        }
+    }
+}
+
+/// A track carrying a `CustomAudioSource`; use its `id` in `client_settings` or pass it to
+/// `add_custom_audio_track`.
+#[pyclass(module = "daily", frozen)]
+pub struct CustomAudioTrack {
+    id: String,
+    source: AudioSource,
+}
+
+#[pymethods]
+impl CustomAudioTrack {
+    #[new]
+    fn new(audio_source: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let src = audio_source
+            .cast::<CustomAudioSource>()
+            .map_err(|_| PyTypeError::new_err("audio_source must be a CustomAudioSource"))?;
+        let id = uuid::Uuid::new_v4().to_string();
+        let source = src.get().source.clone();
+        tracks().lock().unwrap_or_else(|e| e.into_inner()).insert(id.clone(), source.clone());
+        Ok(CustomAudioTrack { id, source })
+    }
+
+    /// The track id (a UUID4 string).
+    #[getter]
+    fn id(&self) -> String {
+        self.id.clone()
+    }
+}
+
+impl Drop for CustomAudioTrack {
+    fn drop(&mut self) {
+        tracks().lock().unwrap_or_else(|e| e.into_inner()).remove(&self.id);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// EventHandler and CallClient
+
+/// Base class for event handlers: subclass it and override the `on_*` methods you need.
+#[pyclass(subclass, module = "daily")]
+pub struct EventHandler;
+
+#[pymethods]
+impl EventHandler {
+    #[new]
+    #[pyo3(signature = (*_args, **_kwargs))]
+    fn new(_args: &Bound<'_, pyo3::types::PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> Self {
+        EventHandler
+    }
+    fn on_call_state_updated(&self, _state: &Bound<'_, PyAny>) {}
+    fn on_participant_joined(&self, _participant: &Bound<'_, PyAny>) {}
+    fn on_participant_left(&self, _participant: &Bound<'_, PyAny>, _reason: &Bound<'_, PyAny>) {}
+    fn on_participant_updated(&self, _participant: &Bound<'_, PyAny>) {}
+    fn on_error(&self, _message: &Bound<'_, PyAny>) {}
+}
+
+/// A participant in a call. Methods return at once and report through completions and
+/// `EventHandler` events, in order. Raises `RuntimeError` before `Daily.init()` and after
+/// `release()`.
+#[pyclass(module = "daily", frozen)]
+pub struct CallClient {
+    core: Mutex<Option<Arc<CoreClient>>>,
+    dispatcher: Arc<Dispatcher>,
+}
+
+fn dispatch_event(py: Python<'_>, handler: &Py<PyAny>, ev: ClientEvent) {
+    let (name, args): (&str, Vec<Py<PyAny>>) = match ev {
+        ClientEvent::CallStateUpdated(s) => ("on_call_state_updated", vec![s.as_str().into_pyobject(py).map(|o| o.into_any().unbind()).unwrap_or_else(|_| py.None())]),
+        ClientEvent::ParticipantJoined(v) => ("on_participant_joined", vec![value_to_py(py, &v).unwrap_or_else(|_| py.None())]),
+        ClientEvent::ParticipantUpdated(v) => ("on_participant_updated", vec![value_to_py(py, &v).unwrap_or_else(|_| py.None())]),
+        ClientEvent::ParticipantLeft(v, r) => (
+            "on_participant_left",
+            vec![value_to_py(py, &v).unwrap_or_else(|_| py.None()), r.into_pyobject(py).map(|o| o.into_any().unbind()).unwrap_or_else(|_| py.None())],
+        ),
+        ClientEvent::Error(m) => ("on_error", vec![m.into_pyobject(py).map(|o| o.into_any().unbind()).unwrap_or_else(|_| py.None())]),
+        _ => return,
+    };
+    let h = handler.bind(py);
+    match h.getattr(name) {
+        Ok(f) => {
+            let args = pyo3::types::PyTuple::new(py, args);
+            if let Ok(args) = args {
+                if let Err(e) = f.call1(args) {
+                    e.write_unraisable(py, Some(&f));
+                }
+            }
+        }
+        Err(e) => e.write_unraisable(py, Some(h)),
+    }
+}
+
+impl CallClient {
+    fn core(&self) -> PyResult<Arc<CoreClient>> {
+        self.core
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or_else(|| PyRuntimeError::new_err("this CallClient has been released"))
+    }
+}
+
+fn parse_join_settings(settings: &Value) -> PyResult<JoinSettings> {
+    let mut js = JoinSettings { microphone_channels: 1, ..Default::default() };
+    let mic = &settings["inputs"]["microphone"];
+    let enabled = match mic {
+        Value::Bool(b) => *b,
+        Value::Object(_) => mic["isEnabled"].as_bool().unwrap_or(true),
+        _ => false,
+    };
+    if enabled {
+        if let Some(id) = mic["settings"]["customTrack"]["id"].as_str() {
+            let src = tracks().lock().unwrap_or_else(|e| e.into_inner()).get(id).cloned();
+            match src {
+                Some(s) => js.microphone = Some((id.to_owned(), s)),
+                None => return Err(PyValueError::new_err(format!("client_settings names custom track {id:?}, which does not exist"))),
+            }
+        }
+    }
+    let pub_mic = &settings["publishing"]["microphone"];
+    let publishing = match pub_mic {
+        Value::Bool(b) => *b,
+        Value::Object(_) => pub_mic["isPublishing"].as_bool().unwrap_or(true),
+        _ => true,
+    };
+    if !publishing {
+        js.microphone = None;
+    }
+    let send = &pub_mic["sendSettings"];
+    if let Some(b) = send["bitrate"].as_u64() {
+        js.microphone_bitrate = Some(b.clamp(6000, 510_000) as u32);
+    }
+    if send["channelConfig"].as_str() == Some("stereo") {
+        js.microphone_channels = 2;
+    }
+    Ok(js)
+}
+
+#[pymethods]
+impl CallClient {
+    #[new]
+    #[pyo3(signature = (event_handler=None))]
+    fn new(event_handler: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+        let g = global()?;
+        let handler: Option<Py<PyAny>> = match event_handler {
+            None => None,
+            Some(h) if h.is_none() => None,
+            Some(h) if h.is_instance_of::<EventHandler>() => Some(h.clone().unbind()),
+            Some(h) => {
+                return Err(PyTypeError::new_err(format!(
+                    "event_handler must be an EventHandler instance or None, got {}",
+                    h.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+                )));
+            }
+        };
+        let dispatcher = Dispatcher::start("daily-events".into())?;
+        let d2 = dispatcher.clone();
+        let handler = handler.map(Arc::new);
+        let sink: daily_client::EventSink = Arc::new(move |ev: ClientEvent| {
+            if let Some(h) = handler.clone() {
+                d2.post(move |py| dispatch_event(py, &h, ev));
+            }
+        });
+        let core = CoreClient::new(&g.engine, sink);
+        Ok(CallClient { core: Mutex::new(Some(Arc::new(core))), dispatcher })
+    }
+
+    /// Joins `meeting_url` (`http://host:port/room`). `completion(join_data, error)` fires once:
+    /// at once (before `join` returns) for a malformed URL; within 5 s with an error (and an
+    /// `on_error` event) when the server cannot be reached.
+    #[pyo3(signature = (meeting_url, meeting_token=None, client_settings=None, completion=None))]
+    fn join(
+        &self,
+        meeting_url: &str,
+        meeting_token: Option<String>,
+        client_settings: Option<&Bound<'_, PyAny>>,
+        completion: Option<Py<PyAny>>,
+    ) -> PyResult<()> {
+        let core = self.core()?;
+        let settings = match client_settings {
+            Some(s) if !s.is_none() => {
+                if !s.is_instance_of::<PyDict>() {
+                    return Err(PyTypeError::new_err("client_settings must be a dict"));
+                }
+                py_to_value(s)?
+            }
+            _ => Value::Null,
+        };
+        let js = parse_join_settings(&settings)?;
+        let disp = self.dispatcher.clone();
+        core.join(
+            meeting_url,
+            meeting_token,
+            js,
+            Box::new(move |r| {
+                if let Some(cb) = completion {
+                    disp.post(move |py| {
+                        let (data, err) = match r {
+                            Ok(v) => (value_to_py(py, &v).unwrap_or_else(|_| py.None()), py.None()),
+                            Err(e) => (py.None(), e.into_pyobject(py).map(|o| o.into_any().unbind()).unwrap_or_else(|_| py.None())),
+                        };
+                        call_reporting(py, &cb, (data, err));
+                    });
+                }
+            }),
+        );
+        Ok(())
+    }
+
+    /// Leaves the call; `completion(error)` fires once (error is None on success).
+    #[pyo3(signature = (completion=None))]
+    fn leave(&self, completion: Option<Py<PyAny>>) -> PyResult<()> {
+        let core = self.core()?;
+        let disp = self.dispatcher.clone();
+        core.leave(done_one(disp, completion));
+        Ok(())
+    }
+
+    /// Leaves if needed, stops this client's threads and frees it. Every method raises
+    /// `RuntimeError` afterwards. Idempotent.
+    fn release(&self, py: Python<'_>) {
+        let core = self.core.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(core) = core {
+            py.detach(|| core.release());
+            drop(core);
+        }
+        self.dispatcher.stop(py);
+    }
+
+    /// `{"local": participant, "<id>": participant, ...}`.
+    fn participants(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        value_to_py(py, &self.core()?.participants())
+    }
+
+    /// Sets the display name others see (`info.userName`).
+    fn set_user_name(&self, user_name: &str) -> PyResult<()> {
+        self.core()?.set_user_name(user_name);
+        Ok(())
+    }
+
+    /// Publishes `audio_track` as custom audio `track_name`; `completion(error)`.
+    #[pyo3(signature = (track_name, audio_track, ignore_audio_level=None, completion=None))]
+    fn add_custom_audio_track(
+        &self,
+        track_name: &str,
+        audio_track: &Bound<'_, PyAny>,
+        ignore_audio_level: Option<bool>,
+        completion: Option<Py<PyAny>>,
+    ) -> PyResult<()> {
+        let _ = ignore_audio_level;
+        let t = audio_track
+            .cast::<CustomAudioTrack>()
+            .map_err(|_| PyTypeError::new_err("audio_track must be a CustomAudioTrack"))?;
+        if track_name.is_empty() || matches!(track_name, "microphone" | "camera" | "screenAudio" | "screenVideo") {
+            return Err(PyValueError::new_err(format!("invalid custom track name {track_name:?}")));
+        }
+        let core = self.core()?;
+        let t = t.get();
+        core.add_custom_audio_track(track_name, t.id.clone(), t.source.clone(), done_one(self.dispatcher.clone(), completion));
+        Ok(())
+    }
+
+    /// Stops publishing custom audio `track_name`; `completion(error)`.
+    #[pyo3(signature = (track_name, completion=None))]
+    fn remove_custom_audio_track(&self, track_name: &str, completion: Option<Py<PyAny>>) -> PyResult<()> {
+        let core = self.core()?;
+        core.remove_custom_audio_track(track_name, done_one(self.dispatcher.clone(), completion));
+        Ok(())
+    }
+
+    /// Calls `callback(participant_id, AudioData, audio_source)` every `callback_interval_ms`
+    /// (a positive multiple of 10) with mono 16-bit PCM at `sample_rate` Hz (8000-48000) of
+    /// that participant's `audio_source` ("microphone" or a custom track name). Raises
+    /// `ValueError` for a malformed participant id, rate or interval.
+    #[pyo3(signature = (participant_id, callback, audio_source="microphone", sample_rate=16000, callback_interval_ms=20, logging_interval_ms=10000))]
+    fn set_audio_renderer(
+        &self,
+        participant_id: &str,
+        callback: Py<PyAny>,
+        audio_source: &str,
+        sample_rate: i64,
+        callback_interval_ms: i64,
+        logging_interval_ms: i64,
+    ) -> PyResult<()> {
+        let _ = logging_interval_ms;
+        if uuid::Uuid::parse_str(participant_id).is_err() {
+            return Err(PyValueError::new_err(format!("participant_id must be a participant UUID, got {participant_id:?}")));
+        }
+        if !(8000..=48000).contains(&sample_rate) {
+            return Err(PyValueError::new_err(format!("sample_rate must be between 8000 and 48000 Hz, got {sample_rate}")));
+        }
+        if callback_interval_ms <= 0 || callback_interval_ms % 10 != 0 || callback_interval_ms > 10_000 {
+            return Err(PyValueError::new_err(format!("callback_interval_ms must be a positive multiple of 10, got {callback_interval_ms}")));
+        }
+        let core = self.core()?;
+        let disp = self.dispatcher.clone();
+        let cb = Arc::new(callback);
+        let pid: Arc<str> = participant_id.into();
+        let src: Arc<str> = audio_source.into();
+        let rate = sample_rate as u32;
+        let sink = Arc::new(move |pcm: &[i16]| {
+            let mut bytes = Vec::with_capacity(pcm.len() * 2);
+            for s in pcm {
+                bytes.extend_from_slice(&s.to_le_bytes());
+            }
+            let (cb, pid, src, n) = (cb.clone(), pid.clone(), src.clone(), pcm.len());
+            disp.post(move |py| {
+                let data = AudioData { frames: PyBytes::new(py, &bytes).unbind(), sample_rate: rate, num_channels: 1, num_audio_frames: n };
+                match Py::new(py, data) {
+                    Ok(d) => call_reporting(py, &cb, (&*pid, d, &*src)),
+                    Err(e) => e.write_unraisable(py, None),
+                }
+            });
+        });
+        core.set_audio_renderer(participant_id, audio_source, rate, callback_interval_ms as u32, sink).map_err(to_py_err)?;
+        Ok(())
+    }
+
+    /// Receive-side counters per remote track (packets received, lost, late; jitter-buffer
+    /// delay in ms), plus send counters. Not in daily-python: our figures come from here.
+    fn media_stats(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let core = self.core()?;
+        value_to_py(py, &serde_json::json!({"receive": core.receive_stats(), "send": core.send_stats()}))
+    }
+}
+
+fn done_one(disp: Arc<Dispatcher>, completion: Option<Py<PyAny>>) -> daily_client::Done {
+    Box::new(move |r| {
+        if let Some(cb) = completion {
+            disp.post(move |py| {
+                let err = match r {
+                    Ok(()) => py.None(),
+                    Err(e) => e.into_pyobject(py).map(|o| o.into_any().unbind()).unwrap_or_else(|_| py.None()),
+                };
+                call_reporting(py, &cb, (err,));
+            });
+        }
+    })
+}
+
+impl Drop for CallClient {
+    fn drop(&mut self) {
+        let core = self.core.get_mut().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(core) = core {
+            core.release();
+        }
+        let _ = self.dispatcher.tx.send(Job::Stop);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Embedded room server
+
+/// The room server running inside this process (see `daily.server.RoomServer`).
+#[pyclass(module = "daily", frozen)]
+pub struct _RoomServer {
+    inner: Mutex<Option<daily_server::RoomServer>>,
+    url: String,
+}
+
+#[pymethods]
+impl _RoomServer {
+    #[new]
+    #[pyo3(signature = (host="127.0.0.1", port=0))]
+    fn new(py: Python<'_>, host: &str, port: i64) -> PyResult<Self> {
+        let host: std::net::IpAddr = host.parse().map_err(|_| PyValueError::new_err(format!("host must be an IP address, got {host:?}")))?;
+        if !(0..=65535).contains(&port) {
+            return Err(PyValueError::new_err(format!("port must be 0-65535, got {port}")));
+        }
+        let server = py
+            .detach(|| daily_server::RoomServer::start(daily_server::ServerConfig { host, port: port as u16 }))
+            .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+        let url = server.url();
+        Ok(_RoomServer { inner: Mutex::new(Some(server)), url })
+    }
+
+    #[getter]
+    fn url(&self) -> String {
+        self.url.clone()
+    }
+
+    fn room_url(&self, room: &str) -> PyResult<String> {
+        if !daily_proto_valid(room) {
+            return Err(PyValueError::new_err(format!("invalid room name {room:?}: use 1-128 characters of A-Z a-z 0-9 - _ .")));
+        }
+        Ok(format!("{}/{}", self.url, room))
+    }
+
+    fn shutdown(&self, py: Python<'_>) {
+        let s = self.inner.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(mut s) = s {
+            py.detach(|| s.shutdown());
+        }
+    }
+}
+
+fn daily_proto_valid(room: &str) -> bool {
+    !room.is_empty() && room.len() <= 128 && room.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+#[pymodule]
+fn daily(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Daily>()?;
+    m.add_class::<LogLevel>()?;
+    m.add_class::<EventHandler>()?;
+    m.add_class::<CallClient>()?;
+    m.add_class::<CustomAudioSource>()?;
+    m.add_class::<CustomAudioTrack>()?;
+    m.add_class::<AudioData>()?;
+    m.add_class::<_RoomServer>()?;
+    let _ = CallState::Initialized;
+    Ok(())
+}

@@ -1,0 +1,102 @@
+"""Comparing received speech with sent speech, and end-to-end latency.
+
+Plain sample correlation is unreliable after Opus and jitter buffering, so the received signal
+is first aligned to the sent one by cross-correlation (FFT), then compared window by window:
+similarity is the median Pearson correlation over 250 ms windows (real transmissions score above
+0.9; unrelated speech about 0.05).
+"""
+
+from __future__ import annotations
+
+import wave
+
+import numpy as np
+
+
+def read_wav_mono16(path: str) -> tuple[np.ndarray, int]:
+    """Reads a 16-bit PCM WAV; returns (int16 samples of the first channel, sample rate in Hz)."""
+    with wave.open(path, "rb") as w:
+        if w.getsampwidth() != 2:
+            raise ValueError(f"{path}: expected 16-bit PCM")
+        data = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+        return data[:: w.getnchannels()].copy(), w.getframerate()
+
+
+def write_wav_mono16(path: str, samples: np.ndarray, rate: int) -> None:
+    with wave.open(path, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(np.asarray(samples, dtype="<i2").tobytes())
+
+
+def best_lag(sent: np.ndarray, received: np.ndarray, max_lag: int | None = None) -> int:
+    """Lag L (samples) such that received[j] ~ sent[j - L], by FFT cross-correlation."""
+    a = sent.astype(np.float64)
+    b = received.astype(np.float64)
+    n = 1 << int(np.ceil(np.log2(len(a) + len(b))))
+    xc = np.fft.irfft(np.fft.rfft(b, n) * np.conj(np.fft.rfft(a, n)), n)
+    lags = np.concatenate([np.arange(0, len(b)), np.arange(-len(a) + 1, 0)])
+    vals = np.concatenate([xc[: len(b)], xc[n - len(a) + 1 :]])
+    if max_lag is not None:
+        keep = np.abs(lags) <= max_lag
+        lags, vals = lags[keep], vals[keep]
+    return int(lags[int(np.argmax(vals))])
+
+
+def similarity(sent: np.ndarray, received: np.ndarray, rate: int, lag: int | None = None) -> float:
+    """Median correlation over 250 ms windows of received vs sent after alignment.
+
+    Windows where the sent signal is near-silent are skipped (correlation is undefined there).
+    Returns 0.0 when nothing overlaps.
+    """
+    if lag is None:
+        lag = best_lag(sent, received)
+    # received[j] ~ sent[j - lag]
+    start = max(0, lag)
+    end = min(len(received), len(sent) + lag)
+    if end - start < rate // 4:
+        return 0.0
+    r = received[start:end].astype(np.float64)
+    s = sent[start - lag : end - lag].astype(np.float64)
+    win = rate // 4
+    scores = []
+    floor = 0.02 * np.sqrt(np.mean(s.astype(np.float64) ** 2) + 1e-9)
+    for i in range(0, len(s) - win + 1, win):
+        a, b = s[i : i + win], r[i : i + win]
+        if np.sqrt(np.mean(a**2)) < floor or np.std(b) == 0 or np.std(a) == 0:
+            continue
+        scores.append(float(np.corrcoef(a, b)[0, 1]))
+    return float(np.median(scores)) if scores else 0.0
+
+
+def latencies_ms(
+    consumed: list[tuple[int, float]],
+    callbacks: list[tuple[int, int, float]],
+    lag: int,
+    rate: int,
+    block: int,
+) -> np.ndarray:
+    """End-to-end latency per received block, in ms.
+
+    consumed: (end_sample, t) for each sent chunk: the sender's clock had consumed samples up to
+        end_sample (exclusive) at time t (seconds).
+    callbacks: (first_sample, n_samples, t) for each renderer callback at time t.
+    lag: alignment (received[j] ~ sent[j - lag]).
+    block: samples per sub-block measured (10 ms).
+    Each received sub-block maps to the sent samples it carries; its latency is the callback time
+    minus the time the last of those samples was consumed.
+    """
+    ends = np.array([e for e, _ in consumed], dtype=np.int64)
+    times = np.array([t for _, t in consumed])
+    out = []
+    for first, n, t in callbacks:
+        for off in range(0, n, block):
+            last_sent = first + off + block - 1 - lag
+            if last_sent < 0 or last_sent >= ends[-1]:
+                continue
+            k = int(np.searchsorted(ends, last_sent, side="right"))
+            if k >= len(times):
+                continue
+            out.append((t - times[k]) * 1000.0)
+    return np.array(out)
