@@ -1,0 +1,330 @@
+//! Thin wrappers over libopus (through the `opus` crate) fixed to what WebRTC audio uses:
+//! 48 kHz, mono or stereo, 20 ms packets.
+
+use crate::{MediaError, OPUS_FRAME_20MS, OPUS_RATE, check_channels};
+use opus::{Application, Bitrate, Channels};
+
+/// Largest RTP payload this crate accepts or produces, in bytes. An Ethernet MTU leaves a
+/// little less than this for the payload; libopus never needs more than 1275 bytes per frame
+/// (RFC 6716 section 3.2.1), so 1500 is a safe upper bound for any single-frame packet.
+pub const MAX_PACKET_BYTES: usize = 1500;
+
+/// Longest audio an Opus packet can carry: 120 ms at 48 kHz (RFC 6716 section 3.2.5).
+pub const MAX_PACKET_FRAMES: usize = 5760;
+
+fn opus_channels(channels: u16) -> Channels {
+    if channels == 2 {
+        Channels::Stereo
+    } else {
+        Channels::Mono
+    }
+}
+
+/// Opus encoder for one outgoing track: 48 kHz, VOIP application, 20 ms frames.
+///
+/// The VOIP application favours speech intelligibility and enables the speech-oriented
+/// pre-processing in libopus, which is what a call wants. In-band FEC is on with an expected loss
+/// of 5 %: libopus then embeds a low-bitrate copy of each frame in the next packet (LBRR, RFC 6716
+/// section 2.1.7), which the receiving [`JitterBuffer`](crate::JitterBuffer) uses to repair a
+/// single lost packet. Both can be changed with the setters.
+pub struct OpusEncoder {
+    inner: opus::Encoder,
+    channels: u16,
+}
+
+impl std::fmt::Debug for OpusEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpusEncoder")
+            .field("channels", &self.channels)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OpusEncoder {
+    /// A new encoder. `bitrate_bps` of `None` leaves the choice to libopus (about 32 kbit/s
+    /// for mono speech at 48 kHz).
+    pub fn new(channels: u16, bitrate_bps: Option<u32>) -> Result<Self, MediaError> {
+        check_channels(channels)?;
+        let inner = opus::Encoder::new(OPUS_RATE, opus_channels(channels), Application::Voip)?;
+        let mut enc = OpusEncoder { inner, channels };
+        if let Some(b) = bitrate_bps {
+            enc.set_bitrate(b)?;
+        }
+        enc.inner.set_inband_fec(true)?;
+        enc.inner.set_packet_loss_perc(5)?;
+        Ok(enc)
+    }
+
+    /// Number of channels this encoder takes.
+    pub fn channels(&self) -> u16 {
+        self.channels
+    }
+
+    /// Encodes one 20 ms frame. `pcm` must hold exactly [`OPUS_FRAME_20MS`] × channels
+    /// interleaved samples; the packet is written to the start of `out` and its length returned.
+    /// `out` of [`MAX_PACKET_BYTES`] is always large enough.
+    pub fn encode(&mut self, pcm: &[i16], out: &mut [u8]) -> Result<usize, MediaError> {
+        let expected = OPUS_FRAME_20MS * usize::from(self.channels);
+        if pcm.len() != expected {
+            return Err(MediaError::BufferSize {
+                what: "Opus encoder input",
+                expected,
+                actual: pcm.len(),
+            });
+        }
+        Ok(self.inner.encode(pcm, out)?)
+    }
+
+    /// Target bitrate in bit/s (500..=512000).
+    pub fn set_bitrate(&mut self, bitrate_bps: u32) -> Result<(), MediaError> {
+        if !(500..=512_000).contains(&bitrate_bps) {
+            return Err(MediaError::BitrateOutOfRange { bitrate_bps });
+        }
+        // The range check above makes the cast lossless.
+        self.inner.set_bitrate(Bitrate::Bits(bitrate_bps as i32))?;
+        Ok(())
+    }
+
+    /// Turns in-band FEC on or off and sets the loss rate (0..=100 %) the encoder should expect;
+    /// libopus adds FEC data only when the expected loss is above zero.
+    pub fn set_fec(&mut self, enabled: bool, expected_loss_percent: u8) -> Result<(), MediaError> {
+        self.inner.set_inband_fec(enabled)?;
+        self.inner
+            .set_packet_loss_perc(i32::from(expected_loss_percent.min(100)))?;
+        Ok(())
+    }
+
+    /// Encoder complexity, 0 (cheapest) ..= 10 (best). Hundreds of bots in one process may want
+    /// less than the libopus default of 9.
+    pub fn set_complexity(&mut self, complexity: u8) -> Result<(), MediaError> {
+        self.inner.set_complexity(i32::from(complexity.min(10)))?;
+        Ok(())
+    }
+
+    /// Discontinuous transmission: during silence libopus emits one packet every 400 ms.
+    pub fn set_dtx(&mut self, enabled: bool) -> Result<(), MediaError> {
+        self.inner.set_dtx(enabled)?;
+        Ok(())
+    }
+
+    /// The encoder's algorithmic delay (look-ahead) in 48 kHz frames; a decoded signal lags the
+    /// input by this much.
+    pub fn lookahead_frames(&mut self) -> Result<usize, MediaError> {
+        Ok(usize::try_from(self.inner.get_lookahead()?).unwrap_or(0))
+    }
+
+    /// Resets the encoder to its freshly constructed state (keeps the settings).
+    pub fn reset(&mut self) -> Result<(), MediaError> {
+        self.inner.reset_state()?;
+        Ok(())
+    }
+}
+
+/// Opus decoder at 48 kHz. The [`JitterBuffer`](crate::JitterBuffer) owns one; this wrapper is
+/// public for callers that do their own buffering (and for tests and benches).
+pub struct OpusDecoder {
+    inner: opus::Decoder,
+    channels: u16,
+}
+
+impl std::fmt::Debug for OpusDecoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpusDecoder")
+            .field("channels", &self.channels)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OpusDecoder {
+    /// A decoder producing `channels` (1 or 2) interleaved channels, whatever the packets carry
+    /// (libopus up- or down-mixes).
+    pub fn new(channels: u16) -> Result<Self, MediaError> {
+        check_channels(channels)?;
+        Ok(OpusDecoder {
+            inner: opus::Decoder::new(OPUS_RATE, opus_channels(channels))?,
+            channels,
+        })
+    }
+
+    /// Number of channels this decoder produces.
+    pub fn channels(&self) -> u16 {
+        self.channels
+    }
+
+    /// Decodes one packet into `out` and returns the number of frames written. `out` must have
+    /// room for the packet's duration ([`MAX_PACKET_FRAMES`] × channels always suffices).
+    pub fn decode(&mut self, packet: &[u8], out: &mut [i16]) -> Result<usize, MediaError> {
+        if packet.is_empty() {
+            return Err(MediaError::BufferSize {
+                what: "Opus packet",
+                expected: 1,
+                actual: 0,
+            });
+        }
+        Ok(self.inner.decode(packet, out, false)?)
+    }
+
+    /// Packet-loss concealment: fills all of `out` (a multiple of 2.5 ms, i.e. of 120 frames, up
+    /// to 120 ms) with audio extrapolated from what was decoded before. Returns frames written.
+    pub fn conceal(&mut self, out: &mut [i16]) -> Result<usize, MediaError> {
+        // An empty input is libopus' way of saying "this packet is lost" (opus_decode with
+        // data == NULL).
+        Ok(self.inner.decode(&[], out, false)?)
+    }
+
+    /// Recovers the frame *before* `next_packet` from the in-band FEC data it carries, filling
+    /// all of `out` (which must be exactly the missing duration). Without FEC data in the packet
+    /// libopus falls back to plain concealment, so this is never worse than [`conceal`](Self::conceal).
+    pub fn decode_fec(&mut self, next_packet: &[u8], out: &mut [i16]) -> Result<usize, MediaError> {
+        Ok(self.inner.decode(next_packet, out, true)?)
+    }
+
+    /// Resets the decoder to its freshly constructed state.
+    pub fn reset(&mut self) -> Result<(), MediaError> {
+        self.inner.reset_state()?;
+        Ok(())
+    }
+}
+
+/// Number of 48 kHz frames in an Opus packet, parsed from its TOC byte and frame count
+/// (RFC 6716 section 3.1). `None` for a malformed packet or one longer than 120 ms.
+pub fn packet_frames(packet: &[u8]) -> Option<usize> {
+    if packet.is_empty() {
+        return None;
+    }
+    match opus::packet::get_nb_samples(packet, OPUS_RATE) {
+        Ok(n) if n > 0 && n <= MAX_PACKET_FRAMES => Some(n),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::*;
+
+    fn roundtrip(channels: u16, bitrate: Option<u32>) -> (Vec<i16>, Vec<i16>, usize) {
+        let ch = usize::from(channels);
+        let mut enc = OpusEncoder::new(channels, bitrate).unwrap();
+        let mut dec = OpusDecoder::new(channels).unwrap();
+        let lookahead = enc.lookahead_frames().unwrap();
+        let mono = chirp(OPUS_RATE, 200.0, 3000.0, 0.5, OPUS_FRAME_20MS * 50);
+        let input: Vec<i16> = mono
+            .iter()
+            .flat_map(|&s| std::iter::repeat_n(s, ch))
+            .collect();
+        let mut output = vec![0i16; input.len()];
+        let mut packet = [0u8; MAX_PACKET_BYTES];
+        for (i, o) in input
+            .chunks_exact(OPUS_FRAME_20MS * ch)
+            .zip(output.chunks_exact_mut(OPUS_FRAME_20MS * ch))
+        {
+            let len = enc.encode(i, &mut packet).unwrap();
+            assert!(len > 0 && len <= 1275);
+            assert_eq!(packet_frames(&packet[..len]), Some(OPUS_FRAME_20MS));
+            assert_eq!(dec.decode(&packet[..len], o).unwrap(), OPUS_FRAME_20MS);
+        }
+        (input, output, lookahead)
+    }
+
+    #[test]
+    fn opus_roundtrip_keeps_a_sine() {
+        for (channels, bitrate) in [(1, None), (1, Some(16_000)), (2, Some(64_000))] {
+            let (input, output, lookahead) = roundtrip(channels, bitrate);
+            let ch = usize::from(channels);
+            let (input, output) = if ch == 2 {
+                (split_stereo(&input).0, split_stereo(&output).0)
+            } else {
+                (input, output)
+            };
+            // Skip the first 100 ms (encoder start-up), align by cross-correlation.
+            let skip = 4800;
+            let (lag, corr) = best_lag(&input[skip..input.len() - 2000], &output[skip..], 1000);
+            assert!(
+                corr > 0.9,
+                "channels {channels} bitrate {bitrate:?}: correlation {corr} at lag {lag}"
+            );
+            // The delay is the encoder look-ahead (libopus' decoder adds none).
+            assert!(
+                lag.abs_diff(lookahead) <= 8,
+                "lag {lag}, lookahead {lookahead}"
+            );
+            let a = rms(&output[skip..]) / rms(&input[skip..]);
+            assert!((0.8..1.2).contains(&a), "level ratio {a}");
+        }
+    }
+
+    #[test]
+    fn opus_errors() {
+        assert!(matches!(
+            OpusEncoder::new(3, None),
+            Err(MediaError::UnsupportedChannels { channels: 3 })
+        ));
+        assert!(matches!(
+            OpusEncoder::new(1, Some(100)),
+            Err(MediaError::BitrateOutOfRange { bitrate_bps: 100 })
+        ));
+        let mut enc = OpusEncoder::new(2, Some(32_000)).unwrap();
+        let mut out = [0u8; MAX_PACKET_BYTES];
+        assert!(matches!(
+            enc.encode(&[0; 960], &mut out),
+            Err(MediaError::BufferSize {
+                expected: 1920,
+                actual: 960,
+                ..
+            })
+        ));
+        // An unusable output buffer is reported by libopus, not a panic.
+        assert!(matches!(
+            enc.encode(&[1000; 1920], &mut out[..0]),
+            Err(MediaError::Opus { .. })
+        ));
+        let mut dec = OpusDecoder::new(1).unwrap();
+        let mut pcm = [0i16; 960];
+        assert!(dec.decode(&[], &mut pcm).is_err());
+        assert!(dec.decode(&[0xff, 0xff, 0xff], &mut pcm).is_err());
+        assert_eq!(packet_frames(&[]), None);
+        assert_eq!(packet_frames(&[0x03]), None); // code 3 without the frame-count byte
+        // Concealment fills the whole request.
+        assert_eq!(dec.conceal(&mut pcm[..480]).unwrap(), 480);
+    }
+
+    #[test]
+    fn fec_recovers_a_lost_frame_better_than_plc() {
+        let source = speechlike(OPUS_RATE, 0.4, OPUS_FRAME_20MS * 40);
+        let mut enc = OpusEncoder::new(1, Some(32_000)).unwrap();
+        let mut buf = [0u8; MAX_PACKET_BYTES];
+        let packets: Vec<Vec<u8>> = source
+            .chunks_exact(OPUS_FRAME_20MS)
+            .map(|f| {
+                let n = enc.encode(f, &mut buf).unwrap();
+                buf[..n].to_vec()
+            })
+            .collect();
+        // Packet 22 (440..460 ms) is in the middle of a voiced "syllable".
+        let lost = 22;
+        let decode_with = |repair: &dyn Fn(&mut OpusDecoder, &mut [i16])| {
+            let mut dec = OpusDecoder::new(1).unwrap();
+            let mut out = vec![0i16; OPUS_FRAME_20MS];
+            for p in &packets[..lost] {
+                dec.decode(p, &mut out).unwrap();
+            }
+            repair(&mut dec, &mut out);
+            out
+        };
+        let clean = decode_with(&|d, o| {
+            d.decode(&packets[lost], o).unwrap();
+        });
+        let fec = decode_with(&|d, o| {
+            assert_eq!(
+                d.decode_fec(&packets[lost + 1], o).unwrap(),
+                OPUS_FRAME_20MS
+            );
+        });
+        let plc = decode_with(&|d, o| {
+            assert_eq!(d.conceal(o).unwrap(), OPUS_FRAME_20MS);
+        });
+        let (c_fec, c_plc) = (correlation(&fec, &clean), correlation(&plc, &clean));
+        assert!(c_fec > 0.8 && c_fec > c_plc, "FEC {c_fec}, PLC {c_plc}");
+    }
+}

@@ -1,0 +1,824 @@
+//! Receive-side jitter buffer for one Opus stream.
+//!
+//! # Model
+//! Packets are kept in arrival order in a fixed set of slots and taken out in RTP-timestamp
+//! order. The playout point `next_ts` is the RTP timestamp (extended to 64 bits, so 16-bit
+//! sequence numbers and 32-bit timestamps may wrap freely) of the next audio to decode. Each
+//! 10 ms pop makes sure an internal PCM FIFO holds at least 10 ms, decoding the packet at
+//! `next_ts` or concealing what is missing, then hands out the FIFO's first 10 ms.
+//!
+//! # What a pop does when the packet at the playout point is missing
+//! - **A later packet is buffered**: the missing one is lost (or so late that waiting for it
+//!   would cost more delay than it is worth). The gap is concealed with libopus PLC in 20 ms
+//!   steps, or recovered from the in-band FEC of the following packet when the gap is exactly
+//!   one frame long. If the sequence numbers show that nothing was lost (the sender skipped that
+//!   stretch, e.g. with DTX), or the gap is longer than `max_delay_ms`, playout jumps instead.
+//! - **Nothing is buffered** (an underrun): either the next packet is late (network jitter) or
+//!   the sender has stopped. The pop conceals 10 ms *without* advancing the playout point, i.e.
+//!   it waits. If the packet then arrives it is played and the buffer has grown by the waiting
+//!   time (the reaction to jitter, as in WebRTC's NetEq "expand"); if a later one arrives first,
+//!   the concealment already played stands in for the lost packet. After 40 ms of waiting the
+//!   buffer goes idle and returns [`Playout::Silence`] until packets arrive again, when it
+//!   re-buffers from the first packet it has, whatever its timestamp.
+//!
+//! # Delay adaptation
+//! The target delay is `max(min_delay_ms, 4 × J, boost)` clamped to `[min_delay_ms,
+//! max_delay_ms]`, where `J` is the RFC 3550 section 6.4.1 interarrival jitter estimate and
+//! `boost` is raised whenever a packet turns out to have been late (it arrived while the buffer
+//! was waiting for it, or after its slot was concealed) and decays by 2 ms per second. The target
+//! decides when playout (re)starts (once the buffered audio spans the target, or the oldest
+//! packet has waited that long) and when the buffer is shrunk: when the lowest buffer level seen
+//! by any pop in the last second is 10 ms above what starting at the target would give, 10 ms
+//! are dropped with a 2 ms cross-fade (at most once a second). Growth only happens through underruns, so on
+//! a clean link the delay stays at the initial `min_delay_ms` (one 20 ms packet by default).
+
+use crate::codec::{MAX_PACKET_BYTES, MAX_PACKET_FRAMES, OpusDecoder, packet_frames};
+use crate::{FRAME_10MS_48K, MediaError, OPUS_FRAME_20MS, check_channels};
+
+/// Packets the buffer can hold: 1.28 s of 20 ms packets, far beyond the largest
+/// `max_delay_ms` we accept, so the slots never run out in normal operation.
+const CAPACITY: usize = 64;
+/// 48 kHz frames per millisecond.
+const FRAMES_PER_MS: f32 = 48.0;
+/// Opus frame durations, and so PLC lengths, are multiples of 2.5 ms (RFC 6716 section 2.1.4).
+const GRANULE: usize = 120;
+/// Concealment is generated in steps of at most one packet time.
+const PLC_CHUNK: usize = OPUS_FRAME_20MS;
+/// How long an underrun is concealed before the buffer gives up and goes idle.
+const MAX_WAIT_FRAMES: usize = 4 * FRAME_10MS_48K;
+/// Length of the cross-fade used when dropping 10 ms to shrink the delay.
+const XFADE: usize = 96;
+/// Frames the FIFO must hold to drop 10 ms and still output 10 ms.
+const SHRINK_NEED: usize = 2 * FRAME_10MS_48K + XFADE;
+/// FIFO capacity: a refill starts below `SHRINK_NEED` frames and adds at most one packet.
+const FIFO_FRAMES: usize = SHRINK_NEED + MAX_PACKET_FRAMES;
+/// At most one 10 ms drop per second: shrinking is meant to be slow and inaudible.
+const SHRINK_INTERVAL_US: u64 = 1_000_000;
+/// `boost` decays by 0.02 ms per 10 ms pop, i.e. 2 ms per second.
+const BOOST_DECAY_MS: f32 = 0.02;
+/// Multiple of the jitter estimate the target delay covers.
+const JITTER_FACTOR: f32 = 4.0;
+/// Sequence numbers remembered for duplicate detection.
+const SEQ_WINDOW: i64 = 512;
+
+/// Configuration of a [`JitterBuffer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JitterConfig {
+    /// Channels to decode to (1 or 2), whatever the packets carry.
+    pub channels: u16,
+    /// Smallest (and initial) target delay in ms. 20 ms (one packet) by default.
+    pub min_delay_ms: u32,
+    /// Largest target delay in ms; also the most audio kept queued before packets are skipped,
+    /// and the longest gap that is concealed rather than jumped over. 200 ms by default, at most
+    /// 1000 ms.
+    pub max_delay_ms: u32,
+}
+
+impl Default for JitterConfig {
+    fn default() -> Self {
+        JitterConfig {
+            channels: 1,
+            min_delay_ms: 20,
+            max_delay_ms: 200,
+        }
+    }
+}
+
+impl JitterConfig {
+    /// The default delays for `channels` channels.
+    pub fn new(channels: u16) -> Self {
+        JitterConfig {
+            channels,
+            ..Self::default()
+        }
+    }
+}
+
+/// What [`JitterBuffer::pop_10ms`] produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Playout {
+    /// Decoded audio from received packets.
+    Audio,
+    /// At least part of the 10 ms is packet-loss concealment (or FEC recovery).
+    Concealed,
+    /// Zeros: playout has not started, the sender stopped, or the buffer is re-buffering.
+    Silence,
+}
+
+/// Counters of a [`JitterBuffer`] since construction.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct JitterStats {
+    /// Valid packets accepted by `push`, excluding duplicates (but including late ones).
+    pub received: u64,
+    /// Packets missing at playout: sequence numbers skipped between decoded packets, plus
+    /// packets that failed to decode.
+    pub lost: u64,
+    /// 48 kHz frames (samples per channel) produced by concealment or FEC.
+    pub concealed_frames: u64,
+    /// Packets that arrived after their playout point had passed.
+    pub late_dropped: u64,
+    /// Audio buffered (queued packets plus decoded PCM) at the last pop, in ms: the delay the
+    /// buffer currently adds.
+    pub current_delay_ms: u32,
+    /// The delay the buffer is aiming for, in ms.
+    pub target_delay_ms: u32,
+    /// Packets ignored because the same sequence number had already been received.
+    pub duplicates: u64,
+    /// Packets skipped to bring an overfull buffer back to its target (after a burst).
+    pub discarded: u64,
+    /// Payloads that are not valid Opus packets (empty, too long, bad TOC).
+    pub invalid: u64,
+    /// RFC 3550 interarrival jitter estimate, in ms.
+    pub jitter_ms: f32,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Slot {
+    used: bool,
+    ext_seq: i64,
+    ext_ts: i64,
+    frames: usize,
+    len: usize,
+    arrival_us: u64,
+}
+
+enum Next {
+    Decode(usize),
+    Gap(usize, usize),
+    Empty,
+}
+
+/// Jitter buffer, decoder and concealment for one Opus stream at 48 kHz.
+///
+/// All memory (64 packet slots of [`MAX_PACKET_BYTES`], a PCM FIFO of 120 ms + 21 ms) is
+/// allocated in [`new`](Self::new); [`push`](Self::push) and [`pop_10ms`](Self::pop_10ms)
+/// allocate nothing. See the module documentation for the playout rules.
+pub struct JitterBuffer {
+    channels: usize,
+    min_delay_ms: f32,
+    max_delay_ms: f32,
+    decoder: OpusDecoder,
+
+    slots: [Slot; CAPACITY],
+    /// Payload of slot `i` lives at `i * MAX_PACKET_BYTES`.
+    payloads: Box<[u8]>,
+    buffered: usize,
+
+    highest_seq: Option<i64>,
+    /// Bitmap of received sequence numbers in `highest_seq - SEQ_WINDOW + 1 ..= highest_seq`,
+    /// indexed by `ext_seq mod SEQ_WINDOW`.
+    seen: [u64; (SEQ_WINDOW / 64) as usize],
+    /// Highest extended RTP timestamp seen: the reference for unwrapping the next one.
+    ts_ref: Option<i64>,
+
+    playing: bool,
+    next_ts: i64,
+    /// End of the last decoded audio; the late threshold while idle.
+    played_until: Option<i64>,
+    last_decoded_seq: Option<i64>,
+    /// Frames concealed while waiting for the packet at `next_ts` (not yet accounted for by
+    /// advancing `next_ts`).
+    waited: usize,
+
+    pcm: Box<[i16]>,
+    concealed: Box<[bool]>,
+    pcm_len: usize,
+
+    /// RFC 3550 jitter estimate in 48 kHz ticks.
+    jitter: f64,
+    /// Extended timestamp and relative transit time of the previous in-order packet.
+    last_transit: Option<(i64, f64)>,
+    boost_ms: f32,
+    target_ms: f32,
+    level_ms: f32,
+    /// Lowest `level_ms` seen at a pop since `window_start_us`.
+    window_min_ms: f32,
+    window_start_us: u64,
+    packet_frames: usize,
+
+    stats: JitterStats,
+}
+
+impl std::fmt::Debug for JitterBuffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JitterBuffer")
+            .field("channels", &self.channels)
+            .field("playing", &self.playing)
+            .field("buffered_packets", &self.buffered)
+            .field("pcm_frames", &self.pcm_len)
+            .field("target_ms", &self.target_ms)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Extends a 16-bit sequence number to the value nearest `reference` (RFC 3550 appendix A.1).
+fn unwrap16(reference: i64, v: u16) -> i64 {
+    reference + i64::from(v.wrapping_sub(reference as u16) as i16)
+}
+
+/// Extends a 32-bit RTP timestamp to the value nearest `reference`.
+fn unwrap32(reference: i64, v: u32) -> i64 {
+    reference + i64::from(v.wrapping_sub(reference as u32) as i32)
+}
+
+impl JitterBuffer {
+    /// A buffer for one stream. Fails for a channel count other than 1 or 2, `min_delay_ms >
+    /// max_delay_ms`, or `max_delay_ms > 1000`.
+    pub fn new(config: JitterConfig) -> Result<Self, MediaError> {
+        check_channels(config.channels)?;
+        if config.min_delay_ms > config.max_delay_ms {
+            return Err(MediaError::InvalidConfig {
+                reason: "min_delay_ms > max_delay_ms",
+            });
+        }
+        if config.max_delay_ms > 1000 {
+            return Err(MediaError::InvalidConfig {
+                reason: "max_delay_ms > 1000",
+            });
+        }
+        let channels = usize::from(config.channels);
+        let min_delay_ms = config.min_delay_ms as f32;
+        Ok(JitterBuffer {
+            channels,
+            min_delay_ms,
+            max_delay_ms: config.max_delay_ms as f32,
+            decoder: OpusDecoder::new(config.channels)?,
+            slots: [Slot::default(); CAPACITY],
+            payloads: vec![0; CAPACITY * MAX_PACKET_BYTES].into_boxed_slice(),
+            buffered: 0,
+            highest_seq: None,
+            seen: [0; (SEQ_WINDOW / 64) as usize],
+            ts_ref: None,
+            playing: false,
+            next_ts: 0,
+            played_until: None,
+            last_decoded_seq: None,
+            waited: 0,
+            pcm: vec![0; FIFO_FRAMES * channels].into_boxed_slice(),
+            concealed: vec![false; FIFO_FRAMES].into_boxed_slice(),
+            pcm_len: 0,
+            jitter: 0.0,
+            last_transit: None,
+            boost_ms: 0.0,
+            target_ms: min_delay_ms,
+            level_ms: 0.0,
+            window_min_ms: f32::MAX,
+            window_start_us: 0,
+            packet_frames: OPUS_FRAME_20MS,
+            stats: JitterStats {
+                target_delay_ms: config.min_delay_ms,
+                ..JitterStats::default()
+            },
+        })
+    }
+
+    /// An RTP packet arrived: its sequence number, RTP timestamp (48 kHz clock), Opus payload,
+    /// and arrival time in µs on the caller's monotonic clock (the same clock as
+    /// [`pop_10ms`](Self::pop_10ms)). Duplicates, late packets and invalid payloads are counted
+    /// and ignored.
+    pub fn push(&mut self, seq: u16, rtp_timestamp: u32, payload: &[u8], now_us: u64) {
+        let frames = match payload.len() <= MAX_PACKET_BYTES {
+            true => packet_frames(payload),
+            false => None,
+        };
+        let Some(frames) = frames else {
+            self.stats.invalid += 1;
+            return;
+        };
+        let ext_seq = self
+            .highest_seq
+            .map_or(i64::from(seq), |h| unwrap16(h, seq));
+        let ext_ts = self
+            .ts_ref
+            .map_or(i64::from(rtp_timestamp), |r| unwrap32(r, rtp_timestamp));
+
+        let mut next_in_sequence = false;
+        let forward = self.highest_seq.is_none_or(|h| ext_seq > h);
+        if let Some(h) = self.highest_seq {
+            if ext_seq <= h - SEQ_WINDOW {
+                // Too old to know whether it is a duplicate; certainly past its playout point.
+                self.stats.late_dropped += 1;
+                return;
+            }
+            if self.is_seen(ext_seq) {
+                self.stats.duplicates += 1;
+                return;
+            }
+            next_in_sequence = ext_seq == h + 1;
+        }
+        self.mark_seen(ext_seq);
+        self.stats.received += 1;
+        self.ts_ref = Some(self.ts_ref.map_or(ext_ts, |r| r.max(ext_ts)));
+        if forward {
+            self.update_jitter(ext_ts, now_us);
+        }
+        self.packet_frames = frames;
+
+        if let Some(point) = self.playout_point()
+            && ext_ts < point
+        {
+            // The playout point only ever moves past packets that were received (or concealed
+            // because a later one was), so the next packet in sequence can only be behind it if
+            // the sender's timestamps went backwards: follow the new timeline. A packet that is
+            // merely late has a lower sequence number than one already received.
+            if next_in_sequence {
+                self.restart_timeline(ext_ts);
+            } else {
+                self.stats.late_dropped += 1;
+                if self.playing {
+                    // The buffer was too short for this packet: aim for more delay.
+                    let late_ms = (point - ext_ts) as f32 / FRAMES_PER_MS;
+                    self.boost_ms = self
+                        .boost_ms
+                        .max(self.target_ms + late_ms.min(self.max_delay_ms));
+                }
+                return;
+            }
+        }
+
+        if self.buffered == CAPACITY {
+            // Only reachable if pops stopped while packets kept coming: make room by dropping
+            // the oldest packet, which is the least likely to still be useful.
+            if let Some(i) = self.earliest_slot() {
+                self.free(i);
+                self.stats.discarded += 1;
+            }
+        }
+        let Some(i) = self.slots.iter().position(|s| !s.used) else {
+            return;
+        };
+        self.payloads[i * MAX_PACKET_BYTES..i * MAX_PACKET_BYTES + payload.len()]
+            .copy_from_slice(payload);
+        self.slots[i] = Slot {
+            used: true,
+            ext_seq,
+            ext_ts,
+            frames,
+            len: payload.len(),
+            arrival_us: now_us,
+        };
+        self.buffered += 1;
+    }
+
+    /// Produces the next 10 ms: writes [`FRAME_10MS_48K`] × channels samples to `out` and says
+    /// what they are. Call it every 10 ms from the media clock with that clock's time in µs.
+    ///
+    /// `out` should be exactly `FRAME_10MS_48K * channels` long; if it is not, the common prefix
+    /// is written and any excess zeroed (the stream still advances by 10 ms).
+    pub fn pop_10ms(&mut self, now_us: u64, out: &mut [i16]) -> Playout {
+        self.update_target();
+        if !self.playing && !self.try_start(now_us) {
+            self.level_ms = self.queued_span() as f32 / FRAMES_PER_MS;
+            self.update_delay_stats();
+            out.fill(0);
+            return Playout::Silence;
+        }
+
+        self.trim_overflow();
+        self.level_ms = self.level_frames() as f32 / FRAMES_PER_MS;
+        self.window_min_ms = self.window_min_ms.min(self.level_ms);
+        self.update_delay_stats();
+
+        if !self.fill(FRAME_10MS_48K, true) {
+            let short = FRAME_10MS_48K - self.pcm_len;
+            if self.waited + short > MAX_WAIT_FRAMES {
+                // Nothing arrived for a while: the sender has stopped (muted, DTX, left).
+                let had_audio = self.pcm_len > 0;
+                let playout = self.emit(out);
+                self.go_idle();
+                return if had_audio { playout } else { Playout::Silence };
+            }
+            self.conceal(short);
+            self.waited += short;
+        }
+        self.maybe_shrink(now_us);
+        self.emit(out)
+    }
+
+    /// Counters and the current delay.
+    pub fn stats(&self) -> JitterStats {
+        self.stats
+    }
+
+    /// Number of channels produced by [`pop_10ms`](Self::pop_10ms).
+    pub fn channels(&self) -> u16 {
+        self.channels as u16
+    }
+
+    /// Forgets the stream (buffered packets, playout position, decoder state, delay estimate),
+    /// e.g. when the sender's SSRC changes. Counters are kept.
+    pub fn reset(&mut self) {
+        for s in &mut self.slots {
+            s.used = false;
+        }
+        self.buffered = 0;
+        self.highest_seq = None;
+        self.seen = [0; (SEQ_WINDOW / 64) as usize];
+        self.ts_ref = None;
+        self.playing = false;
+        self.played_until = None;
+        self.last_decoded_seq = None;
+        self.waited = 0;
+        self.pcm_len = 0;
+        self.jitter = 0.0;
+        self.last_transit = None;
+        self.boost_ms = 0.0;
+        self.target_ms = self.min_delay_ms;
+        // A decoder reset cannot fail for a valid decoder; if it did, the old state only costs
+        // a few ms of odd audio.
+        let _ = self.decoder.reset();
+    }
+
+    // ---- packet slots -------------------------------------------------------------------
+
+    fn earliest_slot(&self) -> Option<usize> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.used)
+            .min_by_key(|(_, s)| s.ext_ts)
+            .map(|(i, _)| i)
+    }
+
+    fn free(&mut self, i: usize) {
+        self.slots[i].used = false;
+        self.buffered -= 1;
+    }
+
+    /// End (timestamp + duration) of the latest queued packet at or after the playout point.
+    fn queue_end(&self, from: i64) -> Option<i64> {
+        self.slots
+            .iter()
+            .filter(|s| s.used && s.ext_ts >= from)
+            .map(|s| s.ext_ts + s.frames as i64)
+            .max()
+    }
+
+    /// Span of the queued packets in frames, from the earliest start to the latest end.
+    fn queued_span(&self) -> usize {
+        match self.earliest_slot() {
+            Some(i) => {
+                let start = self.slots[i].ext_ts;
+                self.queue_end(start)
+                    .map_or(0, |end| (end - start) as usize)
+            }
+            None => 0,
+        }
+    }
+
+    /// Audio between the playout point and the end of the queue (holes included, since they
+    /// will be concealed), plus what is already decoded.
+    fn level_frames(&self) -> usize {
+        let queued = self
+            .queue_end(self.next_ts)
+            .map_or(0, |end| (end - self.next_ts).max(0) as usize);
+        self.pcm_len + queued
+    }
+
+    fn is_seen(&self, ext_seq: i64) -> bool {
+        // Above the highest sequence number, the bit still belongs to a number that has slid out
+        // of the window.
+        if self.highest_seq.is_none_or(|h| ext_seq > h) {
+            return false;
+        }
+        let bit = ext_seq.rem_euclid(SEQ_WINDOW) as usize;
+        self.seen[bit / 64] & (1 << (bit % 64)) != 0
+    }
+
+    fn mark_seen(&mut self, ext_seq: i64) {
+        match self.highest_seq {
+            Some(h) if ext_seq > h => {
+                // Forget the sequence numbers that slide out of the window.
+                if ext_seq - h >= SEQ_WINDOW {
+                    self.seen = [0; (SEQ_WINDOW / 64) as usize];
+                } else {
+                    for s in h + 1..=ext_seq {
+                        let bit = s.rem_euclid(SEQ_WINDOW) as usize;
+                        self.seen[bit / 64] &= !(1 << (bit % 64));
+                    }
+                }
+                self.highest_seq = Some(ext_seq);
+            }
+            Some(_) => {}
+            None => self.highest_seq = Some(ext_seq),
+        }
+        let bit = ext_seq.rem_euclid(SEQ_WINDOW) as usize;
+        self.seen[bit / 64] |= 1 << (bit % 64);
+    }
+
+    fn playout_point(&self) -> Option<i64> {
+        if self.playing {
+            Some(self.next_ts)
+        } else {
+            self.played_until
+        }
+    }
+
+    /// The sender's timestamps jumped backwards: drop everything queued and start over from
+    /// this packet.
+    fn restart_timeline(&mut self, ext_ts: i64) {
+        for s in &mut self.slots {
+            s.used = false;
+        }
+        self.buffered = 0;
+        self.go_idle();
+        self.played_until = None;
+        self.last_decoded_seq = None;
+        self.ts_ref = Some(ext_ts);
+        self.last_transit = None;
+    }
+
+    // ---- delay estimation -----------------------------------------------------------------
+
+    /// RFC 3550 section 6.4.1 / appendix A.8: J += (|D| - J) / 16, with D the change in relative
+    /// transit time between consecutive packets, in timestamp units.
+    ///
+    /// Two departures from the RFC, both to measure network jitter rather than sender
+    /// behaviour: only packets that advance the sequence are used (a reordered packet's lateness
+    /// is handled by the late-packet boost instead of inflating J for every packet around it),
+    /// and D is not taken across a timestamp gap longer than one maximal packet, where the
+    /// sender paused (DTX, mute) or jumped its timestamps and the transit change means nothing.
+    fn update_jitter(&mut self, ext_ts: i64, now_us: u64) {
+        let arrival = now_us as f64 * 0.048; // µs to 48 kHz ticks
+        let transit = arrival - ext_ts as f64;
+        if let Some((last_ts, last_transit)) = self.last_transit {
+            let dts = ext_ts - last_ts;
+            if dts > 0 && dts <= MAX_PACKET_FRAMES as i64 {
+                let d = (transit - last_transit).abs();
+                self.jitter += (d - self.jitter) / 16.0;
+            }
+        }
+        self.last_transit = Some((ext_ts, transit));
+        self.stats.jitter_ms = (self.jitter / 48.0) as f32;
+    }
+
+    fn update_target(&mut self) {
+        self.boost_ms = (self.boost_ms - BOOST_DECAY_MS).max(0.0);
+        let jitter_ms = (self.jitter / 48.0) as f32;
+        self.target_ms = self
+            .min_delay_ms
+            .max(JITTER_FACTOR * jitter_ms)
+            .max(self.boost_ms)
+            .min(self.max_delay_ms);
+    }
+
+    fn update_delay_stats(&mut self) {
+        self.stats.current_delay_ms = self.level_ms.round() as u32;
+        self.stats.target_delay_ms = self.target_ms.round() as u32;
+    }
+
+    // ---- playout ------------------------------------------------------------------------------
+
+    fn try_start(&mut self, now_us: u64) -> bool {
+        let Some(first) = self.earliest_slot() else {
+            return false;
+        };
+        let s = self.slots[first];
+        let span_ms = self.queued_span() as f32 / FRAMES_PER_MS;
+        let waited_ms = now_us.saturating_sub(s.arrival_us) as f32 / 1000.0;
+        if span_ms < self.target_ms && waited_ms < self.target_ms {
+            return false;
+        }
+        self.playing = true;
+        self.next_ts = s.ext_ts;
+        self.waited = 0;
+        self.pcm_len = 0;
+        self.window_min_ms = f32::MAX;
+        self.window_start_us = now_us;
+        true
+    }
+
+    fn go_idle(&mut self) {
+        if self.playing {
+            self.played_until = Some(self.next_ts);
+        }
+        self.playing = false;
+        self.pcm_len = 0;
+        self.waited = 0;
+    }
+
+    fn next_packet(&mut self) -> Next {
+        loop {
+            let Some(i) = self.earliest_slot() else {
+                return Next::Empty;
+            };
+            let s = self.slots[i];
+            if s.ext_ts < self.next_ts {
+                // Overlaps audio already played (a retransmission with a new sequence number, or
+                // overtaken by concealment).
+                self.free(i);
+                self.stats.late_dropped += 1;
+                continue;
+            }
+            let gap = (s.ext_ts - self.next_ts) as usize;
+            if gap < GRANULE {
+                // Less than the smallest Opus frame: timestamp rounding, not a missing packet.
+                self.next_ts = s.ext_ts;
+                return Next::Decode(i);
+            }
+            return Next::Gap(i, gap);
+        }
+    }
+
+    /// Decodes (and, if `conceal_gaps`, conceals) until the FIFO holds `need` frames. Returns
+    /// false if it ran out of packets first.
+    fn fill(&mut self, need: usize, conceal_gaps: bool) -> bool {
+        while self.pcm_len < need {
+            match self.next_packet() {
+                Next::Empty => return false,
+                Next::Decode(i) => self.decode_slot(i),
+                Next::Gap(i, gap) => {
+                    if !conceal_gaps {
+                        return false;
+                    }
+                    self.handle_gap(i, gap);
+                }
+            }
+        }
+        true
+    }
+
+    fn decode_slot(&mut self, i: usize) {
+        let s = self.slots[i];
+        self.free(i);
+        if let Some(last) = self.last_decoded_seq
+            && s.ext_seq > last + 1
+        {
+            self.stats.lost += (s.ext_seq - last - 1) as u64;
+        }
+        self.last_decoded_seq = Some(
+            self.last_decoded_seq
+                .map_or(s.ext_seq, |l| l.max(s.ext_seq)),
+        );
+        if self.waited > 0 {
+            // We concealed while waiting for this very packet: it was late, not lost. The
+            // buffer has grown by the wait; keep the target from shrinking it straight back.
+            self.boost_ms = self
+                .boost_ms
+                .max(self.target_ms + self.waited as f32 / FRAMES_PER_MS);
+            self.waited = 0;
+        }
+        let ch = self.channels;
+        let start = self.pcm_len * ch;
+        let payload = &self.payloads[i * MAX_PACKET_BYTES..i * MAX_PACKET_BYTES + s.len];
+        match self
+            .decoder
+            .decode(payload, &mut self.pcm[start..start + s.frames * ch])
+        {
+            Ok(n) if n > 0 => {
+                let n = n.min(s.frames);
+                self.concealed[self.pcm_len..self.pcm_len + n].fill(false);
+                self.pcm_len += n;
+            }
+            _ => {
+                // Corrupt payload: treat the packet as lost.
+                self.stats.lost += 1;
+                self.conceal(s.frames);
+            }
+        }
+        self.next_ts = s.ext_ts + s.frames as i64;
+        self.played_until = Some(self.next_ts);
+    }
+
+    fn handle_gap(&mut self, i: usize, gap: usize) {
+        let s = self.slots[i];
+        let seq_gap = self.last_decoded_seq.map_or(1, |last| s.ext_seq - last - 1);
+        if seq_gap <= 0 || gap as f32 > self.max_delay_ms * FRAMES_PER_MS {
+            // Either no packet is missing (the sender skipped this stretch: DTX, a timestamp
+            // jump) or the gap is too long to conceal usefully: continue at the next packet.
+            self.next_ts = s.ext_ts;
+            self.waited = 0;
+            return;
+        }
+        // Concealment already played while waiting stands in for the missing audio.
+        let credit = self.waited.min(gap);
+        self.next_ts += credit as i64;
+        self.waited -= credit;
+        let gap = gap - credit;
+        if gap < GRANULE {
+            self.next_ts = s.ext_ts;
+            return;
+        }
+        let n = gap.min(PLC_CHUNK) / GRANULE * GRANULE;
+        if n == gap && n == s.frames {
+            // Exactly one frame is missing, and the next packet is here: libopus can rebuild it
+            // from that packet's in-band FEC (LBRR) data, or falls back to PLC if there is none.
+            let ch = self.channels;
+            let start = self.pcm_len * ch;
+            let payload = &self.payloads[i * MAX_PACKET_BYTES..i * MAX_PACKET_BYTES + s.len];
+            let ok = matches!(self.decoder.decode_fec(payload, &mut self.pcm[start..start + n * ch]), Ok(m) if m == n);
+            if ok {
+                self.concealed[self.pcm_len..self.pcm_len + n].fill(true);
+                self.pcm_len += n;
+                self.stats.concealed_frames += n as u64;
+            } else {
+                self.conceal(n);
+            }
+        } else {
+            self.conceal(n);
+        }
+        self.next_ts += n as i64;
+    }
+
+    /// Appends `frames` (rounded up to 2.5 ms) of libopus packet-loss concealment to the FIFO.
+    fn conceal(&mut self, frames: usize) {
+        let ch = self.channels;
+        let mut left = frames.div_ceil(GRANULE) * GRANULE;
+        while left > 0 {
+            let n = left.min(PLC_CHUNK);
+            let range = self.pcm_len * ch..(self.pcm_len + n) * ch;
+            let got = self
+                .decoder
+                .conceal(&mut self.pcm[range.clone()])
+                .unwrap_or(0)
+                .min(n);
+            // libopus always fills the whole request; should it not, pad with silence.
+            self.pcm[range.start + got * ch..range.end].fill(0);
+            self.concealed[self.pcm_len..self.pcm_len + n].fill(true);
+            self.pcm_len += n;
+            self.stats.concealed_frames += n as u64;
+            left -= n;
+        }
+    }
+
+    /// Moves the first 10 ms of the FIFO to `out`.
+    fn emit(&mut self, out: &mut [i16]) -> Playout {
+        let ch = self.channels;
+        let n = FRAME_10MS_48K.min(self.pcm_len);
+        let any_concealed = self.concealed[..n].iter().any(|&c| c);
+        let samples = (n * ch).min(out.len());
+        out[..samples].copy_from_slice(&self.pcm[..samples]);
+        out[samples..].fill(0);
+        self.pcm.copy_within(n * ch..self.pcm_len * ch, 0);
+        self.concealed.copy_within(n..self.pcm_len, 0);
+        self.pcm_len -= n;
+        if any_concealed {
+            Playout::Concealed
+        } else {
+            Playout::Audio
+        }
+    }
+
+    /// After a burst (e.g. a network stall flushing at once) more than `max_delay_ms` may be
+    /// queued; skip whole packets to get back to the target rather than play it all late.
+    fn trim_overflow(&mut self) {
+        let max =
+            ((self.max_delay_ms * FRAMES_PER_MS) as usize).max(FRAME_10MS_48K) + self.packet_frames;
+        if self.level_frames() <= max {
+            return;
+        }
+        let keep = (self.target_ms * FRAMES_PER_MS) as usize + self.packet_frames;
+        while self.level_frames() > keep {
+            let Some(i) = self.earliest_slot() else { break };
+            let s = self.slots[i];
+            self.free(i);
+            self.stats.discarded += 1;
+            self.next_ts = self.next_ts.max(s.ext_ts + s.frames as i64);
+            self.last_decoded_seq = Some(
+                self.last_decoded_seq
+                    .map_or(s.ext_seq, |l| l.max(s.ext_seq)),
+            );
+        }
+    }
+
+    /// Drops 10 ms, cross-faded, when the buffer has held clearly more than the target for a
+    /// whole second.
+    fn maybe_shrink(&mut self, now_us: u64) {
+        if now_us.saturating_sub(self.window_start_us) < SHRINK_INTERVAL_US {
+            return;
+        }
+        // The lowest level a pop saw is the margin that protected us from an underrun (a pop
+        // needs 10 ms). Starting at the target T with packets of P ms, it is about T - P + 10 ms
+        // (for T = P = 20: the level alternates 20 and 10 ms). If it stayed 10 ms above that
+        // for the whole window, 10 ms can go without leaving less margin than at the start.
+        // Using the minimum rather than an average keeps bursty arrivals (e.g. packets coming
+        // in pairs) from looking like excess delay.
+        let packet_ms = self.packet_frames as f32 / FRAMES_PER_MS;
+        let threshold = self.target_ms - packet_ms + 20.0;
+        let excess = self.window_min_ms >= threshold;
+        self.window_min_ms = f32::MAX;
+        self.window_start_us = now_us;
+        if !excess || !self.fill(SHRINK_NEED, false) {
+            return;
+        }
+        let ch = self.channels;
+        for j in 0..XFADE {
+            let w = (j + 1) as f32 / (XFADE + 1) as f32;
+            for c in 0..ch {
+                let a = f32::from(self.pcm[j * ch + c]);
+                let b = f32::from(self.pcm[(FRAME_10MS_48K + j) * ch + c]);
+                self.pcm[j * ch + c] = (a * (1.0 - w) + b * w).round() as i16;
+            }
+            self.concealed[j] |= self.concealed[FRAME_10MS_48K + j];
+        }
+        self.pcm
+            .copy_within((FRAME_10MS_48K + XFADE) * ch..self.pcm_len * ch, XFADE * ch);
+        self.concealed
+            .copy_within(FRAME_10MS_48K + XFADE..self.pcm_len, XFADE);
+        self.pcm_len -= FRAME_10MS_48K;
+    }
+}
+
+#[cfg(test)]
+mod tests;
