@@ -28,8 +28,10 @@
 //! was waiting for it, or after its slot was concealed) and decays by 2 ms per second. The target
 //! decides when playout (re)starts (once the buffered audio spans the target, or the oldest
 //! packet has waited that long) and when the buffer is shrunk: when the lowest buffer level seen
-//! by any pop in the last second is 10 ms above what starting at the target would give, 10 ms
-//! are dropped with a 2 ms cross-fade (at most once a second). Growth only happens through underruns, so on
+//! by any pop in the last second is 20 ms above what starting at the target would give, 10 ms
+//! are dropped with a 2 ms cross-fade (at most once a second). A backlog queued before playout
+//! starts (more than one packet beyond the target) is skipped at once, so it never turns into
+//! mid-stream shrink steps. Growth only happens through underruns, so on
 //! a clean link the delay stays at the initial `min_delay_ms` (one 20 ms packet by default).
 
 use crate::codec::{MAX_PACKET_BYTES, MAX_PACKET_FRAMES, OpusDecoder, packet_frames};
@@ -586,6 +588,16 @@ impl JitterBuffer {
         self.pcm_len = 0;
         self.window_min_ms = f32::MAX;
         self.window_start_us = now_us;
+        // Audio queued before playout starts (packets that arrived together while the
+        // transport came up) is a backlog, not jitter: start at the target instead of
+        // shrinking it away 10 ms per second later, which would shift the stream mid-speech.
+        // More than one packet beyond the target cannot be arrival jitter of a single packet
+        // (pairs arriving together are); skip down to the target, the level the steady state
+        // returns to anyway.
+        let target = ((self.target_ms * FRAMES_PER_MS) as usize).max(self.packet_frames);
+        if self.level_frames() > target + self.packet_frames {
+            self.skip_to(target);
+        }
         true
     }
 
@@ -768,7 +780,11 @@ impl JitterBuffer {
         if self.level_frames() <= max {
             return;
         }
-        let keep = (self.target_ms * FRAMES_PER_MS) as usize + self.packet_frames;
+        self.skip_to((self.target_ms * FRAMES_PER_MS) as usize + self.packet_frames);
+    }
+
+    /// Skips the oldest whole packets until at most `keep` frames are buffered.
+    fn skip_to(&mut self, keep: usize) {
         while self.level_frames() > keep {
             let Some(i) = self.earliest_slot() else { break };
             let s = self.slots[i];
@@ -794,8 +810,11 @@ impl JitterBuffer {
         // for the whole window, 10 ms can go without leaving less margin than at the start.
         // Using the minimum rather than an average keeps bursty arrivals (e.g. packets coming
         // in pairs) from looking like excess delay.
+        // We only shrink when 20 ms (not 10) are spare: a buffer that started one packet
+        // above the target (two packets arriving together) holds steady instead of losing
+        // 10 ms mid-stream, which a listener hears as a skip and a recorder as a time shift.
         let packet_ms = self.packet_frames as f32 / FRAMES_PER_MS;
-        let threshold = self.target_ms - packet_ms + 20.0;
+        let threshold = self.target_ms - packet_ms + 30.0;
         let excess = self.window_min_ms >= threshold;
         self.window_min_ms = f32::MAX;
         self.window_start_us = now_us;

@@ -60,7 +60,9 @@ mod error;
 mod jitter;
 mod resample;
 
-pub use codec::{MAX_PACKET_BYTES, MAX_PACKET_FRAMES, OpusDecoder, OpusEncoder, packet_frames};
+pub use codec::{
+    MAX_PACKET_BYTES, MAX_PACKET_FRAMES, OpusApplication, OpusDecoder, OpusEncoder, packet_frames,
+};
 pub use error::MediaError;
 pub use jitter::{JitterBuffer, JitterConfig, JitterStats, Playout};
 pub use resample::Resampler;

@@ -670,3 +670,22 @@ fn unwrap_helpers() {
     assert_eq!(unwrap32(u32::MAX as i64, 5), u32::MAX as i64 + 6);
     assert_eq!(unwrap32(1 << 32, u32::MAX), (1 << 32) - 1);
 }
+
+/// Packets that pile up before the first pop (the transport delivering a backlog at once) must
+/// not become permanent delay: playout starts at the target, and the stream then stays put
+/// (no 10 ms shrink steps later, which would shift the audio mid-stream).
+#[test]
+fn backlog_before_start_is_skipped_not_shrunk_later() {
+    let (packets, _) = encode(200, 1, 100, 5000);
+    // 5 packets (100 ms) arrive together, then one every 20 ms.
+    let mut arrivals: Vec<(u64, usize)> = (0..5).map(|i| (1000, i)).collect();
+    arrivals.extend((5..200).map(|i| (1000 + (i as u64 - 4) * 20 * MS, i)));
+    let mut jb = JitterBuffer::new(JitterConfig::new(1)).unwrap();
+    let run = simulate(&mut jb, &packets, &arrivals, 380);
+    let after_start: Vec<u32> = run.delays[5..].to_vec();
+    assert!(after_start.iter().all(|&d| d <= 40), "delay stayed high: {:?}", &after_start[..20]);
+    // The delay settles once and then never steps (a step would be a dropped 10 ms).
+    let tail = &run.delays[50..];
+    assert!(tail.iter().max().unwrap() - tail.iter().min().unwrap() <= 10, "{tail:?}");
+    assert!(jb.stats().discarded >= 2, "{:?}", jb.stats());
+}
