@@ -80,7 +80,7 @@ def leave_blocking(client: CallClient) -> None:
     done.wait(10)
 
 
-def run(wav: str, out: str, seconds: float | None, manage_engine: bool = True) -> dict:
+def run(wav: str, out: str, seconds: float | None, manage_engine: bool = True, bitrate: int = 64000) -> dict:
     sent, rate = sm.read_wav_mono16(wav)
     if rate != RATE:
         raise SystemExit(f"{wav}: expected {RATE} Hz, got {rate}")
@@ -110,20 +110,42 @@ def run(wav: str, out: str, seconds: float | None, manage_engine: bool = True) -
                 "inputs": {
                     "camera": False,
                     "microphone": {"isEnabled": True, "settings": {"customTrack": {"id": track.id}}},
-                }
+                },
+                "publishing": {
+                    "microphone": {"isPublishing": True, "sendSettings": {"channelConfig": "mono", "bitrate": bitrate}}
+                },
             },
         )
         if not handler.joined.wait(10):
             raise RuntimeError("the listener never saw the bot join")
         time.sleep(0.2)  # let the receive transport connect before speech starts
 
-        # The bot speaks: blocking 10 ms writes return when the media clock consumed them.
+        # The bot speaks as pipecat does: 20 ms writes with completions, a few queued ahead so
+        # the media clock never runs dry. A completion fires when the clock has consumed the
+        # write's last frame: that is the consumption time of those samples.
         consumed: list[tuple[int, float]] = []
         pcm = sent.astype("<i2").tobytes()
+        step = 2 * CHUNK
+        in_flight = threading.Semaphore(3)
+        all_done = threading.Event()
+        last_end = len(sent) // step * step
+
+        def make_completion(end: int):
+            def completion(num_frames: int) -> None:
+                consumed.append((end, time.monotonic()))
+                in_flight.release()
+                if end >= last_end:
+                    all_done.set()
+
+            return completion
+
         t_start = time.monotonic()
-        for k in range(0, len(sent), CHUNK):
-            source.write_frames(pcm[2 * k : 2 * (k + CHUNK)])
-            consumed.append((k + CHUNK, time.monotonic()))
+        for k in range(0, last_end, step):
+            if not in_flight.acquire(timeout=5):
+                raise RuntimeError("write completions stopped arriving")
+            source.write_frames(pcm[2 * k : 2 * (k + step)], completion=make_completion(k + step))
+        all_done.wait(5)
+        consumed.sort()
         t_spoken = time.monotonic() - t_start
         time.sleep(0.5)  # drain the jitter buffer
 
@@ -162,9 +184,10 @@ def main() -> int:
     p.add_argument("--wav", default=os.path.join(HERE, "..", "data", "librivox_16k.wav"))
     p.add_argument("--out", default=os.path.join("out", "received.wav"))
     p.add_argument("--seconds", type=float, default=None, help="send only the first N seconds")
+    p.add_argument("--bitrate", type=int, default=64000, help="Opus bitrate of the bot's microphone, bit/s")
     p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     a = p.parse_args()
-    r = run(a.wav, a.out, a.seconds)
+    r = run(a.wav, a.out, a.seconds, bitrate=a.bitrate)
     if a.json:
         print(json.dumps(r))
     else:

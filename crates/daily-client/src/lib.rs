@@ -19,6 +19,7 @@ pub mod shapes;
 mod source;
 
 pub use call::{CONNECT_TIMEOUT, CallClient, CallState, ClientEvent, Done, EventSink, JoinDone, JoinSettings};
+pub use daily_media::OpusApplication;
 pub use engine::Engine;
 pub use receive::RecvStats;
 pub use source::{AudioSource, WriteCompletion};

@@ -2,7 +2,7 @@
 //! gathered into 20 ms Opus frames (RFC 7587) and handed to the network task as RTP payloads.
 
 use crate::source::To48k;
-use daily_media::{OPUS_FRAME_20MS, OpusEncoder};
+use daily_media::{OPUS_FRAME_20MS, OpusApplication, OpusEncoder};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -44,10 +44,11 @@ impl SendPipe {
         source_channels: u16,
         track_channels: u16,
         bitrate: Option<u32>,
+        application: OpusApplication,
         tx: tokio::sync::mpsc::Sender<OutFrame>,
         stats: Arc<SendStats>,
     ) -> Result<SendPipe, crate::ClientError> {
-        let encoder = OpusEncoder::new(track_channels, bitrate)
+        let encoder = OpusEncoder::with_application(track_channels, bitrate, application)
             .map_err(|e| crate::ClientError::Media(e.to_string()))?;
         Ok(SendPipe {
             id,

@@ -410,6 +410,7 @@ impl CallClient {
 
 fn parse_join_settings(settings: &Value) -> PyResult<JoinSettings> {
     let mut js = JoinSettings { microphone_channels: 1, ..Default::default() };
+    js.microphone_application = daily_client::OpusApplication::Audio;
     let mic = &settings["inputs"]["microphone"];
     let enabled = match mic {
         Value::Bool(b) => *b,
@@ -435,6 +436,9 @@ fn parse_join_settings(settings: &Value) -> PyResult<JoinSettings> {
         js.microphone = None;
     }
     let send = &pub_mic["sendSettings"];
+    if send.as_str() == Some("speech") {
+        js.microphone_application = daily_client::OpusApplication::Voip;
+    }
     if let Some(b) = send["bitrate"].as_u64() {
         js.microphone_bitrate = Some(b.clamp(6000, 510_000) as u32);
     }
