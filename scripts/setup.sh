@@ -19,7 +19,7 @@ if ! command -v cargo >/dev/null; then
 fi
 
 # Python build and test tools (PyPI).
-$PY -m pip install -q --disable-pip-version-check "maturin>=1.9.4,<2" "pytest>=8" "numpy>=1.24"
+$PY -m pip install -q --disable-pip-version-check "maturin>=1.9.4,<2" "pytest>=8" "numpy>=1.24" "mypy>=1.18"
 
 # Build and install the package (the Rust extension and the daily-server command).
 $PY -m pip install -q --disable-pip-version-check --no-build-isolation .

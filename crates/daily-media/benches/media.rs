@@ -6,7 +6,7 @@
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use daily_media::{
     FRAME_10MS_48K, JitterBuffer, JitterConfig, MAX_PACKET_BYTES, OPUS_FRAME_20MS, OPUS_RATE,
-    OpusDecoder, OpusEncoder, Resampler,
+    OpusApplication, OpusDecoder, OpusEncoder, Resampler,
 };
 use std::hint::black_box;
 
@@ -46,6 +46,19 @@ fn opus(c: &mut Criterion) {
             })
         });
     }
+    // The client's default for custom tracks: AUDIO application at 64 kbit/s, mono.
+    let pcm = speechlike(OPUS_RATE, 1, OPUS_FRAME_20MS * 50);
+    let mut enc = OpusEncoder::with_application(1, Some(64_000), OpusApplication::Audio).unwrap();
+    let mut dec = OpusDecoder::new(1).unwrap();
+    let mut packet = [0u8; MAX_PACKET_BYTES];
+    let mut out = vec![0i16; OPUS_FRAME_20MS];
+    let mut frames = pcm.chunks_exact(OPUS_FRAME_20MS).cycle();
+    g.bench_function("audio64k_encode+decode/1", |b| {
+        b.iter(|| {
+            let len = enc.encode(frames.next().unwrap(), &mut packet).unwrap();
+            black_box(dec.decode(&packet[..len], &mut out).unwrap())
+        })
+    });
     g.finish();
 }
 

@@ -356,11 +356,17 @@ impl EventHandler {
     fn new(_args: &Bound<'_, pyo3::types::PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> Self {
         EventHandler
     }
-    fn on_call_state_updated(&self, _state: &Bound<'_, PyAny>) {}
-    fn on_participant_joined(&self, _participant: &Bound<'_, PyAny>) {}
-    fn on_participant_left(&self, _participant: &Bound<'_, PyAny>, _reason: &Bound<'_, PyAny>) {}
-    fn on_participant_updated(&self, _participant: &Bound<'_, PyAny>) {}
-    fn on_error(&self, _message: &Bound<'_, PyAny>) {}
+    // Base versions are no-ops; parameter names match daily-python's (keyword calls work).
+    #[allow(unused_variables)]
+    fn on_call_state_updated(&self, state: &Bound<'_, PyAny>) {}
+    #[allow(unused_variables)]
+    fn on_participant_joined(&self, participant: &Bound<'_, PyAny>) {}
+    #[allow(unused_variables)]
+    fn on_participant_left(&self, participant: &Bound<'_, PyAny>, reason: &Bound<'_, PyAny>) {}
+    #[allow(unused_variables)]
+    fn on_participant_updated(&self, participant: &Bound<'_, PyAny>) {}
+    #[allow(unused_variables)]
+    fn on_error(&self, message: &Bound<'_, PyAny>) {}
 }
 
 /// A participant in a call. Methods return at once and report through completions and
