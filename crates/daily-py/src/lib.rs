@@ -192,7 +192,8 @@ impl Daily {
         }
     }
 
-    /// Sets the log level (accepted; logging to Python is not wired yet).
+    /// Accepts a log level. Logs are not forwarded to Python `logging` yet (documented in the
+    /// README); the call exists so daily-python programs run unchanged.
     #[staticmethod]
     fn set_log_level(log_level: LogLevel) {
         let _ = log_level;
