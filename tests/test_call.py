@@ -258,3 +258,32 @@ def test_import_paths_share_classes():
 
     for name in daily.__all__:
         assert getattr(daily, name) is getattr(daily.daily, name)
+
+
+def test_leave_during_join_cancels_it(server):
+    h = Recorder()
+    c = CallClient(event_handler=h)
+    source = CustomAudioSource(16000, 1)
+    track = CustomAudioTrack(source)
+    try:
+        w = Waiter()
+        c.join(
+            server.room_url("cancel"),
+            client_settings={"inputs": {"microphone": {"isEnabled": True, "settings": {"customTrack": {"id": track.id}}}}},
+            completion=w,
+        )
+        lw = Waiter()
+        c.leave(completion=lw)
+        assert lw.wait(10) == (None,)
+        data, error = w.wait(10)
+        # Either the join won the race and leave() then left, or leave() cancelled it.
+        assert (data is None) == (error is not None)
+        h.wait_for(lambda e: e == ("state", "left"))
+        time.sleep(0.3)
+        states = [e[1] for e in h.events if e[0] == "state"]
+        assert states[-1] == "left", states
+        # The client is usable again.
+        join(c, server.room_url("cancel"))
+        leave(c)
+    finally:
+        c.release()

@@ -247,7 +247,14 @@ impl CallClient {
         self.inner.set_state(CallState::Joining);
         let inner = self.inner.clone();
         self.inner.rt.spawn(async move {
-            let res = run_join(&inner, url, meeting_token, generation).await;
+            let mut res = run_join(&inner, url, meeting_token, generation).await;
+            let current = {
+                let st = inner.lock();
+                st.generation == generation && st.session.is_some()
+            };
+            if res.is_ok() && !current {
+                res = Err(ClientError::Signalling("the join was cancelled by leave()".into()));
+            }
             match res {
                 Ok(join_data) => {
                     inner.set_state(CallState::Joined);
@@ -261,9 +268,14 @@ impl CallClient {
                 }
                 Err(e) => {
                     let msg = e.to_string();
+                    // A cancelled join (leave() or a newer join) must not touch the state
+                    // that superseded it.
+                    let current = inner.lock().generation == generation;
                     inner.teardown(generation).await;
-                    (inner.events)(ClientEvent::Error(msg.clone()));
-                    inner.set_state(CallState::Left);
+                    if current {
+                        (inner.events)(ClientEvent::Error(msg.clone()));
+                        inner.set_state(CallState::Left);
+                    }
                     done(Err(msg));
                 }
             }
@@ -464,7 +476,22 @@ impl ClientInner {
             let st = self.lock();
             (st.session.clone(), st.generation)
         };
-        let Some(session) = session else { return Ok(()) };
+        let Some(session) = session else {
+            // Still connecting: cancel the join (it completes with an error) and report left.
+            let cancel = {
+                let mut st = self.lock();
+                if st.call_state == CallState::Joining {
+                    st.generation += 1;
+                    true
+                } else {
+                    false
+                }
+            };
+            if cancel {
+                self.set_state(CallState::Left);
+            }
+            return Ok(());
+        };
         self.set_state(CallState::Leaving);
         let (tx, rx) = oneshot::channel();
         *session.left.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
@@ -1030,18 +1057,29 @@ async fn run_join(inner: &Arc<ClientInner>, url: RoomUrl, token: Option<String>,
         forward_version: Arc::new(AtomicU64::new(0)),
     });
     *session_slot.lock().unwrap_or_else(|e| e.into_inner()) = Arc::downgrade(&session);
+    // Check and install under one lock so a concurrent leave() either sees the session (and
+    // tears it down) or has already cancelled this join.
+    let installed = {
+        let mut st = inner.lock();
+        st.generation == generation && {
+            st.session = Some(session.clone());
+            true
+        }
+    };
+    if !installed {
+        // `leave` ran while we were connecting: close what we built, nothing else owns it.
+        let _ = session.send_pc.close().await;
+        let _ = session.recv_pc.close().await;
+        return Err(ClientError::Signalling("the join was cancelled by leave()".into()));
+    }
     {
         let mut st = inner.lock();
-        if st.generation != generation {
-            return Err(ClientError::Signalling("join was superseded".into()));
-        }
         st.local_id = me.id.clone();
         st.joined_at = me.joined_at;
         st.session_id = Some(room_session.clone());
         for p in others {
             st.remotes.insert(p.id.clone(), p);
         }
-        st.session = Some(session.clone());
     }
     // Writer task.
     let writer = inner.rt.spawn(async move {
