@@ -246,6 +246,8 @@ impl CallClient {
         };
         self.inner.set_state(CallState::Joining);
         let inner = self.inner.clone();
+        let room_for_log = url.room.clone();
+        tracing::info!(url = %meeting_url, "joining");
         self.inner.rt.spawn(async move {
             let mut res = run_join(&inner, url, meeting_token, generation).await;
             let current = {
@@ -257,6 +259,7 @@ impl CallClient {
             }
             match res {
                 Ok(join_data) => {
+                    tracing::info!(room = %room_for_log, "joined");
                     inner.set_state(CallState::Joined);
                     done(Ok(join_data));
                     // Everybody already here, once each, after the joined state.
@@ -271,6 +274,7 @@ impl CallClient {
                     // A cancelled join (leave() or a newer join) must not touch the state
                     // that superseded it.
                     let current = inner.lock().generation == generation;
+                    tracing::warn!(room = %room_for_log, error = %msg, "join failed");
                     inner.teardown(generation).await;
                     if current {
                         (inner.events)(ClientEvent::Error(msg.clone()));
@@ -499,6 +503,7 @@ impl ClientInner {
             let _ = tokio::time::timeout(Duration::from_secs(2), rx).await;
         }
         self.teardown(generation).await;
+        tracing::info!("left the call");
         self.set_state(CallState::Left);
         Ok(())
     }
@@ -602,6 +607,7 @@ impl ClientInner {
             .map_err(|_| ClientError::Signalling("signalling connection closed".into()))?;
         let desc = webrtc::peer_connection::RTCSessionDescription::answer(answer).map_err(werr)?;
         session.send_pc.set_remote_description(desc).await.map_err(werr)?;
+        tracing::debug!(tracks = tracks.len(), "send transport negotiated");
         for t in tracks.iter() {
             if let Ok(params) = t.sender.get_parameters().await {
                 if let Some(c) = params.rtp_parameters.codecs.first() {
@@ -714,6 +720,7 @@ impl ClientInner {
         let answer = session.recv_pc.create_answer(None).await.map_err(werr)?;
         session.recv_pc.set_local_description(answer).await.map_err(werr)?;
         let sdp = wait_local_sdp(&session.recv_pc).await?;
+        tracing::debug!("receive transport negotiated");
         session
             .ws_tx
             .send(ClientMessage::SubscribeAnswer { sdp })

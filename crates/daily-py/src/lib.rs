@@ -16,6 +16,8 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 
+mod logs;
+
 // ---------------------------------------------------------------------------------------------
 // Errors and conversions
 
@@ -164,11 +166,11 @@ pub struct Daily;
 #[pymethods]
 impl Daily {
     /// Starts the shared engine: `worker_threads` network threads (>= 1) plus one 10 ms media
-    /// clock, for every client in the process. A second call is a no-op (the real SDK aborts).
+    /// clock, for every client in the process, and sets the log level (see `set_log_level`).
+    /// A second call is a no-op (the real SDK aborts).
     #[staticmethod]
     #[pyo3(signature = (worker_threads=2, log_level=LogLevel::Off))]
     fn init(py: Python<'_>, worker_threads: i64, log_level: LogLevel) -> PyResult<()> {
-        let _ = log_level;
         if worker_threads < 1 {
             return Err(PyValueError::new_err(format!("worker_threads must be >= 1, got {worker_threads}")));
         }
@@ -176,6 +178,7 @@ impl Daily {
         if g.is_some() {
             return Ok(());
         }
+        logs::set_level(log_level as u8);
         let engine = py.detach(|| Engine::start(worker_threads as usize)).map_err(to_py_err)?;
         let completions = Dispatcher::start("daily-completions".into())?;
         *g = Some(Arc::new(Global { engine, completions }));
@@ -192,11 +195,12 @@ impl Daily {
         }
     }
 
-    /// Accepts a log level. Logs are not forwarded to Python `logging` yet (documented in the
-    /// README); the call exists so daily-python programs run unchanged.
+    /// Sets which logs of the Rust core reach Python's `logging` (loggers `daily.<crate>`,
+    /// e.g. `daily.daily_client`, `daily.webrtc`): `LogLevel.Off` (the default) up to
+    /// `LogLevel.Trace`. Works before and after `init`.
     #[staticmethod]
     fn set_log_level(log_level: LogLevel) {
-        let _ = log_level;
+        logs::set_level(log_level as u8);
     }
 }
 
