@@ -120,13 +120,13 @@ def run(wav: str, out: str, seconds: float | None, manage_engine: bool = True, b
             raise RuntimeError("the listener never saw the bot join")
         time.sleep(0.2)  # let the receive transport connect before speech starts
 
-        # The bot speaks as pipecat does: 20 ms writes with completions, a few queued ahead so
-        # the media clock never runs dry. A completion fires when the clock has consumed the
+        # The bot speaks as pipecat does: 20 ms writes with completions, 100 ms queued ahead so
+        # the media clock never runs dry even when the completion thread waits for the GIL. A completion fires when the clock has consumed the
         # write's last frame: that is the consumption time of those samples.
         consumed: list[tuple[int, float]] = []
         pcm = sent.astype("<i2").tobytes()
         step = 2 * CHUNK
-        in_flight = threading.Semaphore(3)
+        in_flight = threading.Semaphore(5)
         all_done = threading.Event()
         last_end = len(sent) // step * step
 
@@ -162,6 +162,7 @@ def run(wav: str, out: str, seconds: float | None, manage_engine: bool = True, b
     sm.write_wav_mono16(out, received, RATE)
     lag = sm.best_lag(sent, received)
     sim = sm.similarity(sent, received, RATE, lag)
+    sim_strict = sm.similarity(sent, received, RATE, lag, slack_ms=0)
     lat = sm.latencies_ms(consumed, handler.callbacks, lag, RATE, CHUNK)
     rx = stats["receive"].get(handler.bot_id or "", {}).get("microphone", {})
     return {
@@ -172,9 +173,11 @@ def run(wav: str, out: str, seconds: float | None, manage_engine: bool = True, b
         "latency_ms_p50": round(float(np.percentile(lat, 50)), 1) if len(lat) else None,
         "latency_ms_p95": round(float(np.percentile(lat, 95)), 1) if len(lat) else None,
         "similarity": round(sim, 4),
+        "similarity_strict": round(sim_strict, 4),
         "packets_received": rx.get("packetsReceived"),
         "packets_lost": rx.get("packetsLost"),
         "packets_late": rx.get("packetsLate"),
+        "concealed_ms": rx.get("concealedMs"),
         "received_wav": out,
     }
 

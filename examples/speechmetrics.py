@@ -44,8 +44,16 @@ def best_lag(sent: np.ndarray, received: np.ndarray, max_lag: int | None = None)
     return int(lags[int(np.argmax(vals))])
 
 
-def similarity(sent: np.ndarray, received: np.ndarray, rate: int, lag: int | None = None) -> float:
+def similarity(
+    sent: np.ndarray, received: np.ndarray, rate: int, lag: int | None = None, slack_ms: float = 30.0
+) -> float:
     """Median correlation over 250 ms windows of received vs sent after alignment.
+
+    The streams are aligned as a whole by cross-correlation; then each window may move by up to
+    ``slack_ms`` (30 ms) to its own best alignment, because a jitter buffer legitimately shifts
+    the stream by 10-20 ms when it conceals a late packet or sheds delay, and one such shift
+    early in a recording would otherwise misalign every later window. ``slack_ms=0`` gives the
+    strict single-alignment figure. Unrelated speech scores about 0.1 either way.
 
     Windows where the sent signal is near-silent are skipped (correlation is undefined there).
     Returns 0.0 when nothing overlaps.
@@ -57,16 +65,32 @@ def similarity(sent: np.ndarray, received: np.ndarray, rate: int, lag: int | Non
     end = min(len(received), len(sent) + lag)
     if end - start < rate // 4:
         return 0.0
-    r = received[start:end].astype(np.float64)
     s = sent[start - lag : end - lag].astype(np.float64)
+    rf = received.astype(np.float64)
     win = rate // 4
+    slack = int(rate * slack_ms / 1000)
     scores = []
-    floor = 0.02 * np.sqrt(np.mean(s.astype(np.float64) ** 2) + 1e-9)
+    floor = 0.02 * np.sqrt(np.mean(s**2) + 1e-9)
     for i in range(0, len(s) - win + 1, win):
-        a, b = s[i : i + win], r[i : i + win]
-        if np.sqrt(np.mean(a**2)) < floor or np.std(b) == 0 or np.std(a) == 0:
+        a = s[i : i + win]
+        if np.sqrt(np.mean(a**2)) < floor or np.std(a) == 0:
             continue
-        scores.append(float(np.corrcoef(a, b)[0, 1]))
+        # received[j] ~ sent[j - lag]: window i of `s` sits at start + i in `received`.
+        j0 = start + i
+        lo, hi = max(0, j0 - slack), min(len(rf) - win, j0 + slack)
+        if hi < lo:
+            continue
+        seg = rf[lo : hi + win]
+        # Pearson correlation of `a` with every window of `seg` (sliding dot products).
+        az = (a - a.mean()) / (a.std() * win)
+        dots = np.correlate(seg, az, mode="valid")
+        csum = np.concatenate([[0.0], np.cumsum(seg)])
+        csq = np.concatenate([[0.0], np.cumsum(seg**2)])
+        m = (csum[win:] - csum[:-win]) / win
+        sd = np.sqrt(np.maximum((csq[win:] - csq[:-win]) / win - m**2, 0.0))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            corr = np.where(sd > 0, dots / np.where(sd > 0, sd, 1.0), -1.0)
+        scores.append(float(np.max(corr)))
     return float(np.median(scores)) if scores else 0.0
 
 

@@ -394,6 +394,7 @@ impl CallClient {
                 "packetsLost": t.stats.lost.load(Ordering::Relaxed),
                 "packetsLate": t.stats.late.load(Ordering::Relaxed),
                 "jitterBufferDelayMs": t.stats.delay_ms.load(Ordering::Relaxed),
+                "concealedMs": t.stats.concealed_ms.load(Ordering::Relaxed),
             });
         }
         Value::Object(out)

@@ -31,6 +31,8 @@ pub struct RecvStats {
     pub late: AtomicU64,
     /// Current jitter-buffer delay in ms.
     pub delay_ms: AtomicU64,
+    /// Audio produced by packet-loss concealment (late or lost packets), in ms.
+    pub concealed_ms: AtomicU64,
 }
 
 /// A renderer callback: mono i16 PCM at the renderer's rate, `interval` worth of frames.
@@ -126,6 +128,7 @@ impl ClockNode for RecvNode {
         self.stats.lost.store(st.lost, Ordering::Relaxed);
         self.stats.late.store(st.late_dropped, Ordering::Relaxed);
         self.stats.delay_ms.store(st.current_delay_ms as u64, Ordering::Relaxed);
+        self.stats.concealed_ms.store(st.concealed_frames / 48, Ordering::Relaxed);
         if !self.started {
             return;
         }
