@@ -20,7 +20,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MAIN = os.path.join(HERE, "..", "examples", "main_job.py")
-FIELDS = ["join_ms_bot", "latency_ms_p50", "latency_ms_p95", "similarity", "packets_lost"]
+FIELDS = ["join_ms_bot", "latency_ms_p50", "latency_ms_p95", "similarity", "similarity_strict", "packets_lost", "concealed_ms"]
 
 
 def cpu_model() -> str:
