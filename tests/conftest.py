@@ -61,3 +61,8 @@ def leave(client) -> None:
     client.leave(completion=w)
     (error,) = w.wait(10)
     assert error is None, error
+
+
+def mic_settings(track) -> dict:
+    """client_settings that use a CustomAudioTrack as the microphone."""
+    return {"inputs": {"microphone": {"isEnabled": True, "settings": {"customTrack": {"id": track.id}}}}}

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import SPEECH_16K, Waiter, join, leave
+from conftest import SPEECH_16K, Waiter, join, leave, mic_settings
 from daily import CallClient, CustomAudioSource, CustomAudioTrack, EventHandler
 
 
@@ -116,7 +116,7 @@ def test_join_leave_release_cycles_leave_nothing_behind(server):
     url = server.room_url("cycles")
     source = CustomAudioSource(16000, 1)
     track = CustomAudioTrack(source)
-    settings = {"inputs": {"microphone": {"isEnabled": True, "settings": {"customTrack": {"id": track.id}}}}}
+    settings = mic_settings(track)
     # Warm up once so lazily created process-wide threads exist before counting.
     c = CallClient()
     join(c, url, client_settings=settings)
@@ -269,7 +269,7 @@ def test_leave_during_join_cancels_it(server):
         w = Waiter()
         c.join(
             server.room_url("cancel"),
-            client_settings={"inputs": {"microphone": {"isEnabled": True, "settings": {"customTrack": {"id": track.id}}}}},
+            client_settings=mic_settings(track),
             completion=w,
         )
         lw = Waiter()

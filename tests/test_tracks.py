@@ -8,7 +8,7 @@ import time
 import numpy as np
 
 import speechmetrics as sm
-from conftest import SPEECH_16K, Waiter, join, leave
+from conftest import SPEECH_16K, Waiter, join, leave, mic_settings
 from daily import CallClient, CustomAudioSource, CustomAudioTrack, EventHandler
 
 
@@ -131,7 +131,7 @@ def test_renderer_at_other_rates_counts_frames(server):
     caps = {rate: Capture() for rate in (8000, 48000)}
     try:
         join(listener, url)
-        join(bot, url, client_settings={"inputs": {"microphone": {"isEnabled": True, "settings": {"customTrack": {"id": track.id}}}}})
+        join(bot, url, client_settings=mic_settings(track))
         watch.wait(lambda: "bot" in watch.joined)
         bid = watch.joined["bot"]["id"]
         listener.set_audio_renderer(bid, caps[8000], sample_rate=8000, callback_interval_ms=10)

@@ -103,7 +103,6 @@ struct CustomTrack {
 }
 
 struct RendererSpec {
-    id: u64,
     participant_id: String,
     audio_source: String,
     sample_rate: u32,
@@ -355,7 +354,7 @@ impl CallClient {
 
     /// Renders `audio_source` of `participant_id` as mono PCM at `sample_rate`, `interval_ms`
     /// at a time, into `sink` (called on the media clock thread: it must only copy and hand
-    /// off). Returns the renderer id.
+    /// off).
     pub fn set_audio_renderer(
         &self,
         participant_id: &str,
@@ -363,12 +362,10 @@ impl CallClient {
         sample_rate: u32,
         interval_ms: u32,
         sink: Arc<dyn Fn(&[i16]) + Send + Sync>,
-    ) -> Result<u64, ClientError> {
+    ) -> Result<(), ClientError> {
         // Validate now so bad arguments raise instead of failing silently later.
-        Renderer::new(0, 1, sample_rate, interval_ms, Box::new(|_: &[i16]| {}))?;
-        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        Renderer::validate(sample_rate, interval_ms)?;
         let spec = RendererSpec {
-            id,
             participant_id: participant_id.to_owned(),
             audio_source: audio_source.to_owned(),
             sample_rate,
@@ -380,7 +377,7 @@ impl CallClient {
             attach_renderer(&self.inner.clock, rt, &spec);
         }
         st.renderers.push(spec);
-        Ok(id)
+        Ok(())
     }
 
     /// Receive statistics of every remote track: `{participant_id: {audio_source: {...}}}`.
@@ -416,7 +413,7 @@ impl CallClient {
 fn attach_renderer(clock: &MediaClock, rt: &RecvTrack, spec: &RendererSpec) {
     let sink = spec.sink.clone();
     let boxed: RenderSink = Box::new(move |pcm: &[i16]| sink(pcm));
-    if let Ok(r) = Renderer::new(spec.id, rt.channels, spec.sample_rate, spec.interval_ms, boxed) {
+    if let Ok(r) = Renderer::new(rt.channels, spec.sample_rate, spec.interval_ms, boxed) {
         clock.with_node::<RecvNode>(rt.node, move |n| n.renderers.push(r));
     }
 }

@@ -24,6 +24,16 @@ pub use engine::Engine;
 pub use receive::RecvStats;
 pub use source::{AudioSource, WriteCompletion};
 
+/// Frames per 10 ms at `sample_rate`, or the `InvalidArgument` error every API raises for a
+/// rate outside 8000..=48000 Hz or not a multiple of 100 Hz.
+pub(crate) fn frames_10ms(sample_rate: u32) -> Result<usize, ClientError> {
+    daily_media::frames_per_10ms(sample_rate).map_err(|_| {
+        ClientError::InvalidArgument(format!(
+            "sample_rate must be a multiple of 100 Hz between 8000 and 48000, got {sample_rate}"
+        ))
+    })
+}
+
 /// Errors of the client crate.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]

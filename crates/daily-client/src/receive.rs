@@ -4,7 +4,7 @@
 
 use crate::ClientError;
 use crate::clock::ClockNode;
-use daily_media::{FRAME_10MS_48K, JitterBuffer, JitterConfig, Playout, Resampler, frames_per_10ms};
+use daily_media::{FRAME_10MS_48K, JitterBuffer, JitterConfig, Playout, Resampler};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -47,26 +47,21 @@ pub(crate) struct Renderer {
 }
 
 impl Renderer {
-    pub(crate) fn new(id: u64, in_channels: u16, sample_rate: u32, interval_ms: u32, sink: RenderSink) -> Result<Renderer, ClientError> {
-        let f10 = frames_per_10ms(sample_rate).map_err(|_| {
-            ClientError::InvalidArgument(format!(
-                "sample_rate must be a multiple of 100 Hz between 8000 and 48000, got {sample_rate}"
-            ))
-        })?;
+    /// Checks a renderer's rate and interval; returns (frames per 10 ms, 10 ms chunks per callback).
+    pub(crate) fn validate(sample_rate: u32, interval_ms: u32) -> Result<(usize, usize), ClientError> {
+        let f10 = crate::frames_10ms(sample_rate)?;
         if interval_ms == 0 || interval_ms % 10 != 0 {
             return Err(ClientError::InvalidArgument(format!(
                 "callback_interval_ms must be a positive multiple of 10, got {interval_ms}"
             )));
         }
+        Ok((f10, (interval_ms / 10) as usize))
+    }
+
+    pub(crate) fn new(in_channels: u16, sample_rate: u32, interval_ms: u32, sink: RenderSink) -> Result<Renderer, ClientError> {
+        let (f10, chunks) = Self::validate(sample_rate, interval_ms)?;
         let rs = Resampler::new(48_000, in_channels, sample_rate, 1).map_err(|e| ClientError::Media(e.to_string()))?;
-        let _ = id;
-        Ok(Renderer {
-            rs,
-            out10: vec![0; f10],
-            acc: vec![0; f10 * (interval_ms / 10) as usize],
-            acc_len: 0,
-            sink,
-        })
+        Ok(Renderer { rs, out10: vec![0; f10], acc: vec![0; f10 * chunks], acc_len: 0, sink })
     }
 
     fn push(&mut self, pcm48: &[i16]) {

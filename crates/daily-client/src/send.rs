@@ -25,7 +25,6 @@ pub(crate) struct SendStats {
 
 pub(crate) struct SendPipe {
     pub id: u64,
-    channels: usize,
     to48k: To48k,
     acc: Vec<i16>,
     acc_len: usize,
@@ -52,7 +51,6 @@ impl SendPipe {
             .map_err(|e| crate::ClientError::Media(e.to_string()))?;
         Ok(SendPipe {
             id,
-            channels: track_channels as usize,
             to48k: To48k::new(source_rate, source_channels, track_channels)?,
             acc: vec![0; OPUS_FRAME_20MS * track_channels as usize],
             acc_len: 0,
@@ -92,7 +90,6 @@ impl SendPipe {
         self.acc_len = 0;
         let ts = self.rtp_ts;
         self.rtp_ts = self.rtp_ts.wrapping_add(OPUS_FRAME_20MS as u32);
-        let _ = self.channels;
         match self.encoder.encode(&self.acc, &mut self.packet) {
             Ok(len) => {
                 let frame = OutFrame {

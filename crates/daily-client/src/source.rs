@@ -10,7 +10,7 @@
 use crate::ClientError;
 use crate::clock::{ClockNode, NodeId};
 use crate::send::SendPipe;
-use daily_media::{FRAME_10MS_48K, Resampler, frames_per_10ms};
+use daily_media::{FRAME_10MS_48K, Resampler};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -69,11 +69,7 @@ impl AudioSource {
                 "channels must be 1 or 2, got {channels}"
             )));
         }
-        let frames_10ms = frames_per_10ms(sample_rate).map_err(|_| {
-            ClientError::InvalidArgument(format!(
-                "sample_rate must be a multiple of 100 Hz between 8000 and 48000, got {sample_rate}"
-            ))
-        })?;
+        let frames_10ms = crate::frames_10ms(sample_rate)?;
         let cap = frames_10ms * channels as usize * (RING_MS / 10);
         let (ring, consumer) = rtrb::RingBuffer::new(cap);
         let shared = Arc::new(SourceShared {

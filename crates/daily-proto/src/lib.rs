@@ -321,9 +321,7 @@ impl RoomUrl {
         if room.is_empty() {
             return Err(err("no room name in the path"));
         }
-        if room.len() > 128
-            || !room.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        {
+        if !is_valid_room_name(room) {
             return Err(err("the room name must be 1-128 characters of A-Z a-z 0-9 - _ ."));
         }
         let (host, port) = if let Some(v6) = authority.strip_prefix('[') {

@@ -703,7 +703,7 @@ impl _RoomServer {
     }
 
     fn room_url(&self, room: &str) -> PyResult<String> {
-        if !daily_proto_valid(room) {
+        if !daily_proto::is_valid_room_name(room) {
             return Err(PyValueError::new_err(format!("invalid room name {room:?}: use 1-128 characters of A-Z a-z 0-9 - _ .")));
         }
         Ok(format!("{}/{}", self.url, room))
@@ -715,10 +715,6 @@ impl _RoomServer {
             py.detach(|| s.shutdown());
         }
     }
-}
-
-fn daily_proto_valid(room: &str) -> bool {
-    !room.is_empty() && room.len() <= 128 && room.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 #[pymodule]
