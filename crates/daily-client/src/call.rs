@@ -4,7 +4,7 @@
 
 use crate::clock::{MediaClock, NodeId};
 use crate::receive::{InPacket, MAX_PAYLOAD, RecvNode, RecvStats, RenderSink, Renderer};
-use crate::send::{OutFrame, SendPipe, SendStats, rand_u32};
+use crate::send::{SendPipe, SendStats, out_queue, rand_u32};
 use crate::source::AudioSource;
 use crate::{ClientError, Engine, shapes};
 use daily_proto::{
@@ -141,6 +141,7 @@ struct State {
 pub(crate) struct ClientInner {
     rt: tokio::runtime::Handle,
     clock: Arc<MediaClock>,
+    flags: Arc<crate::engine::AudioFlags>,
     events: EventSink,
     state: Mutex<State>,
     next_id: AtomicU64,
@@ -189,6 +190,7 @@ impl CallClient {
         let inner = Arc::new(ClientInner {
             rt: e.runtime.handle().clone(),
             clock: e.clock.clone(),
+            flags: e.flags.clone(),
             events,
             state: Mutex::new(State {
                 call_state: CallState::Initialized,
@@ -334,6 +336,31 @@ impl CallClient {
         self.republish(done);
     }
 
+    /// Changes the microphone input (daily-python's `update_inputs` for `"microphone"`):
+    /// `Some((track_id, source))` publishes that source as the microphone, `None` stops
+    /// publishing it. Applies at once in a call, else at the next join.
+    pub fn set_microphone(&self, microphone: Option<(String, AudioSource)>, done: Done) {
+        {
+            let mut st = self.inner.lock();
+            let same = match (&st.mic, &microphone) {
+                (Some((a, s1)), Some((b, s2))) => a == b && s1.ptr_eq(s2),
+                (None, None) => true,
+                _ => false,
+            };
+            if same {
+                drop(st);
+                return done(Ok(()));
+            }
+            st.mic = microphone;
+        }
+        self.republish(done);
+    }
+
+    /// The microphone input: its track id, if one is set.
+    pub fn microphone_track_id(&self) -> Option<String> {
+        self.inner.lock().mic.as_ref().map(|(id, _)| id.clone())
+    }
+
     /// Stops publishing custom track `name`.
     pub fn remove_custom_audio_track(&self, name: &str, done: Done) {
         if self.inner.lock().custom_tracks.remove(name).is_none() {
@@ -353,8 +380,9 @@ impl CallClient {
     }
 
     /// Renders `audio_source` of `participant_id` as mono PCM at `sample_rate`, `interval_ms`
-    /// at a time, into `sink` (called on the media clock thread: it must only copy and hand
-    /// off).
+    /// at a time, into `sink`. Several renderers may watch the same track. `sink` runs on the
+    /// engine's service thread, shared by every client: it should hand the audio off rather
+    /// than block.
     pub fn set_audio_renderer(
         &self,
         participant_id: &str,
@@ -428,6 +456,15 @@ impl Drop for CallClient {
     }
 }
 
+impl Drop for ClientInner {
+    fn drop(&mut self) {
+        let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        if st.call_state == CallState::Joined {
+            self.flags.calls.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
 impl ClientInner {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
@@ -438,6 +475,12 @@ impl ClientInner {
             let mut st = self.lock();
             if st.call_state == s {
                 return;
+            }
+            // The engine counts clients in a call: the speaker device plays only then.
+            if s == CallState::Joined {
+                self.flags.calls.fetch_add(1, Ordering::AcqRel);
+            } else if st.call_state == CallState::Joined {
+                self.flags.calls.fetch_sub(1, Ordering::AcqRel);
             }
             st.call_state = s;
         }
@@ -879,15 +922,25 @@ async fn add_send_track(
         }],
     )));
     let sender = session.send_pc.add_track(track.clone() as Arc<dyn TrackLocal>).await.map_err(werr)?;
-    let (tx, mut rx) = mpsc::channel::<OutFrame>(64);
+    let (tx, mut rx) = out_queue();
     let pipe_id = inner.next_id.fetch_add(1, Ordering::Relaxed);
-    let pipe = SendPipe::new(pipe_id, source.sample_rate(), source.channels(), channels, bitrate, application, tx, session.send_stats.clone())?;
+    let pipe = SendPipe::new(
+        pipe_id,
+        source.sample_rate(),
+        source.channels(),
+        channels,
+        bitrate,
+        application,
+        tx,
+        rx.signal.clone(),
+        session.send_stats.clone(),
+    )?;
     let pt = Arc::new(std::sync::atomic::AtomicU8::new(0));
     let pt2 = pt.clone();
     let connected = session.send_connected.clone();
     let task = inner.rt.spawn(async move {
         let mut seq: u16 = rand_u32() as u16;
-        while let Some(f) = rx.recv().await {
+        while let Some(f) = rx.next().await {
             let pt = pt2.load(Ordering::Acquire);
             if pt == 0 || !*connected.borrow() {
                 continue;
@@ -902,7 +955,7 @@ async fn add_send_track(
                     ssrc,
                     ..Default::default()
                 },
-                payload: f.payload,
+                payload: bytes::Bytes::copy_from_slice(&f.payload[..f.len as usize]),
             };
             seq = seq.wrapping_add(1);
             let _ = track.write_rtp(pkt).await;

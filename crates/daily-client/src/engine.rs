@@ -4,15 +4,33 @@
 
 use crate::ClientError;
 use crate::clock::MediaClock;
-use crate::source::SourceService;
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use crate::speaker::SpeakerDevice;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+/// Process-wide audio state the clock reads every tick (atomics only).
+#[derive(Default)]
+pub(crate) struct AudioFlags {
+    /// Id of the selected speaker device (0 = none).
+    pub(crate) selected_speaker: AtomicU64,
+    /// Clients currently in a call (state `joined`).
+    pub(crate) calls: AtomicUsize,
+    /// The engine has shut down.
+    pub(crate) stopped: AtomicBool,
+}
+
+impl AudioFlags {
+    pub(crate) fn speaker_live(&self, id: u64) -> bool {
+        self.selected_speaker.load(Ordering::Acquire) == id
+            && self.calls.load(Ordering::Acquire) > 0
+            && !self.stopped.load(Ordering::Acquire)
+    }
+}
 
 pub(crate) struct EngineInner {
     pub(crate) runtime: tokio::runtime::Runtime,
     pub(crate) clock: Arc<MediaClock>,
-    pub(crate) service: Arc<SourceService>,
-    service_thread: Mutex<Option<JoinHandle<()>>>,
+    pub(crate) flags: Arc<AudioFlags>,
 }
 
 /// Handle to the shared engine. Cheap to clone.
@@ -29,8 +47,18 @@ impl Engine {
             .build()
             .map_err(|e| ClientError::Io(e.to_string()))?;
         let clock = Arc::new(MediaClock::start().map_err(|e| ClientError::Io(e.to_string()))?);
-        let (service, t) = SourceService::start().map_err(|e| ClientError::Io(e.to_string()))?;
-        Ok(Engine(Arc::new(EngineInner { runtime, clock, service, service_thread: Mutex::new(Some(t)) })))
+        Ok(Engine(Arc::new(EngineInner { runtime, clock, flags: Arc::new(AudioFlags::default()) })))
+    }
+
+    /// Makes `speaker` the engine's speaker: from the next tick on it receives the mix of every
+    /// remote audio track of every client (daily-python's `select_speaker_device`).
+    pub fn select_speaker(&self, speaker: &SpeakerDevice) {
+        self.0.flags.selected_speaker.store(speaker.id(), Ordering::Release);
+    }
+
+    /// Clients of this engine currently in a call.
+    pub fn calls(&self) -> usize {
+        self.0.flags.calls.load(Ordering::Acquire)
     }
 
     pub(crate) fn inner(&self) -> Arc<EngineInner> {
@@ -42,22 +70,17 @@ impl Engine {
         self.0.clock.now_us()
     }
 
-    /// Stops the clock and the service thread. Network tasks end when the runtime drops
-    /// (after the last handle goes away).
+    /// Stops the clock and the service thread; blocked reads and writes return. Network tasks
+    /// end when the runtime drops (after the last handle goes away).
     pub fn shutdown(&self) {
-        self.0.service.shutdown();
-        if let Some(t) = self.0.service_thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            let _ = t.join();
-        }
+        self.0.flags.stopped.store(true, Ordering::Release);
+        self.0.clock.stop();
     }
 }
 
 impl Drop for EngineInner {
     fn drop(&mut self) {
-        self.service.shutdown();
-        if let Some(t) = self.service_thread.get_mut().unwrap_or_else(|e| e.into_inner()).take() {
-            let _ = t.join();
-        }
+        self.flags.stopped.store(true, Ordering::Release);
         self.clock.stop();
     }
 }

@@ -17,12 +17,17 @@ mod receive;
 mod send;
 pub mod shapes;
 mod source;
+mod speaker;
 
 pub use call::{CONNECT_TIMEOUT, CallClient, CallState, ClientEvent, Done, EventSink, JoinDone, JoinSettings};
 pub use daily_media::OpusApplication;
 pub use engine::Engine;
 pub use receive::RecvStats;
 pub use source::{AudioSource, WriteCompletion};
+pub use speaker::{ReadCompletion, SpeakerDevice};
+
+#[doc(hidden)]
+pub use clock::on_clock_thread;
 
 /// Frames per 10 ms at `sample_rate`, or the `InvalidArgument` error every API raises for a
 /// rate outside 8000..=48000 Hz or not a multiple of 100 Hz.

@@ -1,12 +1,22 @@
 //! The receive half of a remote track: RTP payloads from the network task go through a
 //! lock-free ring to the media clock, which runs the jitter buffer (with Opus PLC) every 10 ms
-//! and feeds the renderers registered for that participant and audio source.
+//! and feeds the renderers registered for that participant and audio source, and the speaker
+//! bus.
+//!
+//! A renderer resamples on the clock thread into its own SPSC ring; once a whole callback's
+//! worth (`sample_rate * callback_interval_ms / 1000` frames) is in the ring, the clock asks the
+//! service thread to hand it to the application's sink. The clock thread itself never
+//! allocates or calls the sink.
 
 use crate::ClientError;
-use crate::clock::ClockNode;
+use crate::clock::{ClockNode, ServiceJob, Tick};
 use daily_media::{FRAME_10MS_48K, JitterBuffer, JitterConfig, Playout, Resampler};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+/// Audio a renderer may hold for a slow application before dropping 10 ms chunks, in ms
+/// (at least two callbacks' worth).
+const RENDER_RING_MS: usize = 500;
 
 /// Largest RTP payload carried through the ring, in bytes.
 pub(crate) const MAX_PAYLOAD: usize = 1280;
@@ -35,15 +45,50 @@ pub struct RecvStats {
     pub concealed_ms: AtomicU64,
 }
 
-/// A renderer callback: mono i16 PCM at the renderer's rate, `interval` worth of frames.
+/// A renderer callback: mono i16 PCM at the renderer's rate, exactly one callback interval of
+/// frames. Runs on the engine's service thread.
 pub type RenderSink = Box<dyn FnMut(&[i16]) + Send>;
 
+/// The service-thread half of a renderer.
+struct RenderOutput {
+    /// Only the service thread locks this (uncontended); the clock never touches it.
+    inner: Mutex<RenderOut>,
+    /// Samples per callback.
+    chunk: usize,
+}
+
+struct RenderOut {
+    ring: rtrb::Consumer<i16>,
+    buf: Vec<i16>,
+    sink: RenderSink,
+}
+
+impl ServiceJob for RenderOutput {
+    fn service(&self) {
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let o = &mut *g;
+        while o.ring.slots() >= self.chunk {
+            if let Ok(c) = o.ring.read_chunk(self.chunk) {
+                let (a, b) = c.as_slices();
+                o.buf[..a.len()].copy_from_slice(a);
+                o.buf[a.len()..].copy_from_slice(b);
+                c.commit_all();
+            }
+            (o.sink)(&o.buf);
+        }
+    }
+}
+
+/// The clock-thread half of a renderer.
 pub(crate) struct Renderer {
     rs: Resampler,
     out10: Vec<i16>,
-    acc: Vec<i16>,
-    acc_len: usize,
-    sink: RenderSink,
+    ring: rtrb::Producer<i16>,
+    /// Samples written since the last full callback.
+    acc: usize,
+    output: Arc<RenderOutput>,
+    /// 10 ms chunks dropped because the application fell behind.
+    pub(crate) dropped: u64,
 }
 
 impl Renderer {
@@ -61,19 +106,37 @@ impl Renderer {
     pub(crate) fn new(in_channels: u16, sample_rate: u32, interval_ms: u32, sink: RenderSink) -> Result<Renderer, ClientError> {
         let (f10, chunks) = Self::validate(sample_rate, interval_ms)?;
         let rs = Resampler::new(48_000, in_channels, sample_rate, 1).map_err(|e| ClientError::Media(e.to_string()))?;
-        Ok(Renderer { rs, out10: vec![0; f10], acc: vec![0; f10 * chunks], acc_len: 0, sink })
+        let chunk = f10 * chunks;
+        let cap = (f10 * RENDER_RING_MS / 10).max(2 * chunk);
+        let (ring, cons) = rtrb::RingBuffer::new(cap);
+        let output = Arc::new(RenderOutput {
+            inner: Mutex::new(RenderOut { ring: cons, buf: vec![0; chunk], sink }),
+            chunk,
+        });
+        Ok(Renderer { rs, out10: vec![0; f10], ring, acc: 0, output, dropped: 0 })
     }
 
-    fn push(&mut self, pcm48: &[i16]) {
+    fn push(&mut self, pcm48: &[i16], tick: &mut Tick<'_>) {
         if self.rs.process(pcm48, &mut self.out10).is_err() {
             self.out10.fill(0);
         }
         let n = self.out10.len();
-        self.acc[self.acc_len..self.acc_len + n].copy_from_slice(&self.out10);
-        self.acc_len += n;
-        if self.acc_len == self.acc.len() {
-            self.acc_len = 0;
-            (self.sink)(&self.acc);
+        match self.ring.write_chunk_uninit(n) {
+            Ok(mut c) => {
+                let (a, b) = c.as_mut_slices();
+                for (slot, v) in a.iter_mut().chain(b.iter_mut()).zip(self.out10.iter()) {
+                    slot.write(*v);
+                }
+                // SAFETY: the chunk has exactly n slots and all n were written above.
+                unsafe { c.commit_all() };
+                self.acc += n;
+            }
+            Err(_) => self.dropped += 1,
+        }
+        if self.acc >= self.output.chunk {
+            self.acc -= self.output.chunk;
+            let job: Weak<dyn ServiceJob> = Arc::downgrade(&self.output) as Weak<dyn ServiceJob>;
+            tick.service(job);
         }
     }
 }
@@ -110,11 +173,11 @@ impl RecvNode {
 }
 
 impl ClockNode for RecvNode {
-    fn tick(&mut self, now_us: u64) {
+    fn tick(&mut self, tick: &mut Tick<'_>) {
         while let Ok(p) = self.packets.pop() {
             self.jb.push(p.seq, p.ts, &p.data[..p.len as usize], p.arrival_us);
         }
-        let playout = self.jb.pop_10ms(now_us, &mut self.pcm);
+        let playout = self.jb.pop_10ms(tick.now_us, &mut self.pcm);
         if !matches!(playout, Playout::Silence) {
             self.started = true;
         }
@@ -127,8 +190,9 @@ impl ClockNode for RecvNode {
         if !self.started {
             return;
         }
+        tick.add_to_bus(&self.pcm);
         for r in self.renderers.iter_mut() {
-            r.push(&self.pcm);
+            r.push(&self.pcm, tick);
         }
     }
 

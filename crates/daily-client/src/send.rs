@@ -1,19 +1,65 @@
 //! The send half of a published track: 10 ms PCM chunks from a source, resampled to 48 kHz,
 //! gathered into 20 ms Opus frames (RFC 7587) and handed to the network task as RTP payloads.
+//!
+//! The hand-off is a wait-free SPSC ring of fixed-size frames (no allocation on the clock
+//! thread) plus an `AtomicWaker` that wakes the network task.
 
 use crate::source::To48k;
-use daily_media::{OPUS_FRAME_20MS, OpusApplication, OpusEncoder};
+use daily_media::{MAX_PACKET_BYTES, OPUS_FRAME_20MS, OpusApplication, OpusEncoder};
+use futures_util::task::AtomicWaker;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// Encoded frames the ring holds (320 ms): the network task normally drains it within a tick.
+const OUT_RING: usize = 16;
 
 /// One encoded Opus frame, ready to be put in an RTP packet.
-#[derive(Debug)]
 pub(crate) struct OutFrame {
     /// RTP timestamp (48 kHz clock) of the first sample.
     pub rtp_timestamp: u32,
     /// First packet after a gap (RFC 3551 section 4.1: marker bit on talkspurt start).
     pub marker: bool,
-    pub payload: bytes::Bytes,
+    pub len: u16,
+    pub payload: [u8; MAX_PACKET_BYTES],
+}
+
+/// The network task's end of a send pipe.
+pub(crate) struct OutQueue {
+    pub ring: rtrb::Consumer<OutFrame>,
+    pub signal: Arc<OutSignal>,
+}
+
+/// Wakes the network task; set `closed` when the pipe goes away.
+#[derive(Default)]
+pub(crate) struct OutSignal {
+    waker: AtomicWaker,
+    closed: AtomicBool,
+}
+
+impl OutQueue {
+    /// Waits for the next frame; `None` once the pipe is dropped.
+    pub(crate) async fn next(&mut self) -> Option<OutFrame> {
+        std::future::poll_fn(|cx| {
+            if let Ok(f) = self.ring.pop() {
+                return std::task::Poll::Ready(Some(f));
+            }
+            self.signal.waker.register(cx.waker());
+            if let Ok(f) = self.ring.pop() {
+                return std::task::Poll::Ready(Some(f));
+            }
+            if self.signal.closed.load(Ordering::Acquire) {
+                return std::task::Poll::Ready(None);
+            }
+            std::task::Poll::Pending
+        })
+        .await
+    }
+}
+
+/// A pipe's frame ring: the producer for the clock, the queue for the network task.
+pub(crate) fn out_queue() -> (rtrb::Producer<OutFrame>, OutQueue) {
+    let (p, c) = rtrb::RingBuffer::new(OUT_RING);
+    (p, OutQueue { ring: c, signal: Arc::new(OutSignal::default()) })
 }
 
 /// Counters shared with the client for stats.
@@ -32,8 +78,16 @@ pub(crate) struct SendPipe {
     packet: Vec<u8>,
     rtp_ts: u32,
     gap: bool,
-    tx: tokio::sync::mpsc::Sender<OutFrame>,
+    tx: rtrb::Producer<OutFrame>,
+    signal: Arc<OutSignal>,
     stats: Arc<SendStats>,
+}
+
+impl Drop for SendPipe {
+    fn drop(&mut self) {
+        self.signal.closed.store(true, Ordering::Release);
+        self.signal.waker.wake();
+    }
 }
 
 impl SendPipe {
@@ -44,7 +98,8 @@ impl SendPipe {
         track_channels: u16,
         bitrate: Option<u32>,
         application: OpusApplication,
-        tx: tokio::sync::mpsc::Sender<OutFrame>,
+        tx: rtrb::Producer<OutFrame>,
+        signal: Arc<OutSignal>,
         stats: Arc<SendStats>,
     ) -> Result<SendPipe, crate::ClientError> {
         let encoder = OpusEncoder::with_application(track_channels, bitrate, application)
@@ -55,16 +110,17 @@ impl SendPipe {
             acc: vec![0; OPUS_FRAME_20MS * track_channels as usize],
             acc_len: 0,
             encoder,
-            packet: vec![0; 1500],
+            packet: vec![0; MAX_PACKET_BYTES],
             rtp_ts: rand_u32(),
             gap: true,
             tx,
+            signal,
             stats,
         })
     }
 
     /// 10 ms of source audio (interleaved at the source's rate and channel count).
-    pub(crate) fn push_10ms(&mut self, pcm: &[i16], _now_us: u64) {
+    pub(crate) fn push_10ms(&mut self, pcm: &[i16]) {
         let out = self.to48k.process(pcm);
         let n = out.len();
         self.acc[self.acc_len..self.acc_len + n].copy_from_slice(out);
@@ -90,23 +146,34 @@ impl SendPipe {
         self.acc_len = 0;
         let ts = self.rtp_ts;
         self.rtp_ts = self.rtp_ts.wrapping_add(OPUS_FRAME_20MS as u32);
-        match self.encoder.encode(&self.acc, &mut self.packet) {
-            Ok(len) => {
-                let frame = OutFrame {
-                    rtp_timestamp: ts,
-                    marker: std::mem::take(&mut self.gap),
-                    payload: bytes::Bytes::copy_from_slice(&self.packet[..len]),
-                };
-                if self.tx.try_send(frame).is_ok() {
-                    self.stats.frames_sent.fetch_add(1, Ordering::Relaxed);
-                } else {
-                    self.stats.frames_dropped.fetch_add(1, Ordering::Relaxed);
-                }
-            }
+        let len = match self.encoder.encode(&self.acc, &mut self.packet) {
+            Ok(len) => len,
             Err(_) => {
                 self.stats.frames_dropped.fetch_add(1, Ordering::Relaxed);
+                return;
             }
+        };
+        let Ok(mut slot) = self.tx.write_chunk_uninit(1) else {
+            // The network task is behind by OUT_RING frames: drop this one.
+            self.stats.frames_dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let (a, _) = slot.as_mut_slices();
+        let cell = a[0].as_mut_ptr();
+        // SAFETY: `cell` is one uninitialised slot we own until commit; every field (the whole
+        // payload array: `len` bytes of packet, zeros after) is written before `commit_all`
+        // publishes it.
+        unsafe {
+            std::ptr::addr_of_mut!((*cell).rtp_timestamp).write(ts);
+            std::ptr::addr_of_mut!((*cell).marker).write(std::mem::take(&mut self.gap));
+            std::ptr::addr_of_mut!((*cell).len).write(len as u16);
+            let data = std::ptr::addr_of_mut!((*cell).payload) as *mut u8;
+            std::ptr::copy_nonoverlapping(self.packet.as_ptr(), data, len);
+            std::ptr::write_bytes(data.add(len), 0, MAX_PACKET_BYTES - len);
+            slot.commit_all();
         }
+        self.stats.frames_sent.fetch_add(1, Ordering::Relaxed);
+        self.signal.waker.wake();
     }
 }
 

@@ -6,15 +6,22 @@
 //! last frame; a writer with a completion returns at once and the completion fires, exactly
 //! once, from the source service thread when the frames have been consumed. Writes are rounded
 //! up to a multiple of 10 ms with silence, as in daily-python.
+//!
+//! Beyond daily-python, [`AudioSource::clear_queue`] drops everything queued (barge-in: the user
+//! interrupts the bot) and [`AudioSource::queued_frames`] says how much is waiting.
+//!
+//! Positions are counted in frames of the written stream: `written` (accepted by `write`),
+//! `consumed` (taken off the ring by the clock, played or discarded). A clear moves
+//! `discard_until` to the end of what is in the ring; the clock skips up to there on its next
+//! tick, while the writer side releases waiters and fires completions at once.
 
 use crate::ClientError;
-use crate::clock::{ClockNode, NodeId};
+use crate::clock::{ClockNode, NodeId, ServiceJob, Tick};
 use crate::send::SendPipe;
 use daily_media::{FRAME_10MS_48K, Resampler};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::thread::JoinHandle;
 
 /// Completion of a non-blocking write: called with the number of frames written.
 pub type WriteCompletion = Box<dyn FnOnce(usize) + Send>;
@@ -28,7 +35,17 @@ struct Producer {
     overflow: VecDeque<i16>,
     /// Frames accepted so far (including padding).
     written: u64,
-    pending: VecDeque<(u64, usize, WriteCompletion)>,
+    pending: VecDeque<Pending>,
+}
+
+struct Pending {
+    /// Stream position (frames) just past this write's padding.
+    end: u64,
+    /// Frames the write occupies, padding included.
+    padded: usize,
+    /// Frames the caller wrote.
+    frames: usize,
+    completion: WriteCompletion,
 }
 
 pub(crate) struct SourceShared {
@@ -45,6 +62,10 @@ pub(crate) struct SourceShared {
     /// Set while completions or overflow wait for the clock.
     has_work: AtomicBool,
     closed: AtomicBool,
+    /// The clock discards ring contents up to this position (set by `clear_queue`).
+    discard_until: AtomicU64,
+    /// Bumped by every `clear_queue`; blocking writers from before a clear return.
+    clears: AtomicU64,
 }
 
 /// A source of PCM audio written by the application (daily-python's `CustomAudioSource`).
@@ -88,14 +109,15 @@ impl AudioSource {
             waiters: AtomicU32::new(0),
             has_work: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            discard_until: AtomicU64::new(0),
+            clears: AtomicU64::new(0),
         });
         let inner = engine.inner();
         let node = inner.clock.add(SourceNode {
             shared: shared.clone(),
             consumer,
             buf: vec![0; frames_10ms * channels as usize],
-            pipes: Vec::new(),
-            service: inner.service.clone(),
+            pipes: Vec::with_capacity(4),
         });
         Ok(AudioSource { shared, node, engine: Arc::downgrade(&inner) })
     }
@@ -126,8 +148,46 @@ impl AudioSource {
         Ok(bytes / frame_bytes)
     }
 
-    /// Queues little-endian i16 PCM and returns the end position (frames) and frame count.
-    fn enqueue(&self, pcm_le: &[u8], completion: Option<WriteCompletion>) -> Result<(u64, usize), ClientError> {
+    /// Frames queued and not yet consumed (padding included).
+    pub fn queued_frames(&self) -> u64 {
+        let p = self.shared.producer.lock().unwrap_or_else(|e| e.into_inner());
+        let s = &self.shared;
+        let done = s.consumed.load(Ordering::Acquire).max(s.discard_until.load(Ordering::Acquire));
+        p.written.saturating_sub(done)
+    }
+
+    /// Drops everything queued. Blocking writers return at once; each pending completion fires
+    /// now with the number of its frames that were actually played. Returns the number of
+    /// frames dropped (padding included).
+    pub fn clear_queue(&self) -> u64 {
+        let s = &*self.shared;
+        let mut p = s.producer.lock().unwrap_or_else(|e| e.into_inner());
+        let ch = s.channels as u64;
+        // Overflow never reached the ring: forget it and rewind the write position, so the
+        // ring holds exactly the stream up to `written`.
+        let overflow_frames = p.overflow.len() as u64 / ch;
+        p.overflow.clear();
+        p.written -= overflow_frames;
+        let consumed = s.consumed.load(Ordering::Acquire);
+        let dropped = p.written.saturating_sub(consumed.max(s.discard_until.load(Ordering::Acquire))) + overflow_frames;
+        s.discard_until.store(p.written, Ordering::Release);
+        s.clears.fetch_add(1, Ordering::AcqRel);
+        let ready: Vec<Pending> = p.pending.drain(..).collect();
+        s.has_work.store(false, Ordering::Release);
+        drop(p);
+        s.wake.fetch_add(1, Ordering::AcqRel);
+        atomic_wait::wake_all(&s.wake);
+        for w in ready {
+            let start = w.end - w.padded as u64;
+            let played = consumed.saturating_sub(start).min(w.frames as u64) as usize;
+            (w.completion)(played);
+        }
+        dropped
+    }
+
+    /// Queues little-endian i16 PCM; returns the end position (frames), the frame count and
+    /// the clear epoch it was queued in.
+    fn enqueue(&self, pcm_le: &[u8], completion: Option<WriteCompletion>) -> Result<(u64, usize, u64), ClientError> {
         let frames = self.check_len(pcm_le.len())?;
         if self.shared.closed.load(Ordering::Acquire) {
             return Err(ClientError::Released);
@@ -136,7 +196,7 @@ impl AudioSource {
             if let Some(c) = completion {
                 c(0);
             }
-            return Ok((self.consumed_frames(), 0));
+            return Ok((self.consumed_frames(), 0, self.shared.clears.load(Ordering::Acquire)));
         }
         // daily-python pads every write to a whole number of 10 ms.
         let padded = frames.div_ceil(self.shared.frames_10ms) * self.shared.frames_10ms;
@@ -165,12 +225,12 @@ impl AudioSource {
         p.written += padded as u64;
         let end = p.written;
         if let Some(c) = completion {
-            p.pending.push_back((end, frames, c));
+            p.pending.push_back(Pending { end, padded, frames, completion: c });
         }
         if !p.overflow.is_empty() || !p.pending.is_empty() {
             self.shared.has_work.store(true, Ordering::Release);
         }
-        Ok((end, frames))
+        Ok((end, frames, self.shared.clears.load(Ordering::Acquire)))
     }
 
     /// Non-blocking write: queues the frames and returns their count at once; `completion`
@@ -182,17 +242,20 @@ impl AudioSource {
     /// Blocking write: returns once the clock has consumed every frame (real-time pacing).
     /// Call it without holding the GIL.
     pub fn write_blocking(&self, pcm_le: &[u8]) -> Result<usize, ClientError> {
-        let (end, frames) = self.enqueue(pcm_le, None)?;
+        let (end, frames, epoch) = self.enqueue(pcm_le, None)?;
         let s = &self.shared;
         s.waiters.fetch_add(1, Ordering::AcqRel);
         loop {
             // Feed the overflow ourselves while we wait; the service thread does it too.
             refill(s);
             let seen = s.wake.load(Ordering::Acquire);
-            if s.consumed.load(Ordering::Acquire) >= end || s.closed.load(Ordering::Acquire) {
+            if s.consumed.load(Ordering::Acquire) >= end
+                || s.closed.load(Ordering::Acquire)
+                || s.clears.load(Ordering::Acquire) != epoch
+            {
                 break;
             }
-            if self.engine.upgrade().is_none_or(|e| e.clock.is_stopped()) {
+            if self.engine.upgrade().is_none_or(|e| e.clock.is_stopped() || e.flags.stopped.load(Ordering::Acquire)) {
                 s.waiters.fetch_sub(1, Ordering::AcqRel);
                 return Err(ClientError::NotInitialized);
             }
@@ -223,8 +286,8 @@ impl Drop for SourceShared {
     fn drop(&mut self) {
         // Completions fire exactly once, even for frames that were never played.
         let p = self.producer.get_mut().unwrap_or_else(|e| e.into_inner());
-        for (_, n, c) in p.pending.drain(..) {
-            c(n);
+        for w in p.pending.drain(..) {
+            (w.completion)(w.frames);
         }
     }
 }
@@ -246,60 +309,24 @@ fn refill(s: &SourceShared) {
     }
 }
 
-/// Runs completions and refills rings for sources that asked for it. One thread per engine.
-pub(crate) struct SourceService {
-    queue: Mutex<Vec<Weak<SourceShared>>>,
-    wake: AtomicU32,
-    stop: AtomicBool,
-}
-
-impl SourceService {
-    pub(crate) fn start() -> std::io::Result<(Arc<SourceService>, JoinHandle<()>)> {
-        let svc = Arc::new(SourceService { queue: Mutex::new(Vec::new()), wake: AtomicU32::new(0), stop: AtomicBool::new(false) });
-        let s2 = svc.clone();
-        let t = std::thread::Builder::new().name("daily-source-service".into()).spawn(move || s2.run())?;
-        Ok((svc, t))
-    }
-
-    pub(crate) fn shutdown(&self) {
-        self.stop.store(true, Ordering::Release);
-        self.wake.fetch_add(1, Ordering::AcqRel);
-        atomic_wait::wake_all(&self.wake);
-    }
-
-    fn run(&self) {
-        let mut work: Vec<Weak<SourceShared>> = Vec::new();
-        loop {
-            let seen = self.wake.load(Ordering::Acquire);
-            std::mem::swap(&mut work, &mut *self.queue.lock().unwrap_or_else(|e| e.into_inner()));
-            for w in work.drain(..) {
-                if let Some(s) = w.upgrade() {
-                    service_one(&s);
-                }
+impl ServiceJob for SourceShared {
+    /// Refills the ring from the overflow and fires the completions of consumed writes.
+    fn service(&self) {
+        refill(self);
+        let consumed = self.consumed.load(Ordering::Acquire);
+        let mut ready = Vec::new();
+        {
+            let mut p = self.producer.lock().unwrap_or_else(|e| e.into_inner());
+            while p.pending.front().is_some_and(|w| w.end <= consumed) {
+                ready.push(p.pending.pop_front().expect("front checked"));
             }
-            if self.stop.load(Ordering::Acquire) {
-                return;
+            if p.pending.is_empty() && p.overflow.is_empty() {
+                self.has_work.store(false, Ordering::Release);
             }
-            atomic_wait::wait(&self.wake, seen);
         }
-    }
-}
-
-fn service_one(s: &SourceShared) {
-    refill(s);
-    let consumed = s.consumed.load(Ordering::Acquire);
-    let mut ready = Vec::new();
-    {
-        let mut p = s.producer.lock().unwrap_or_else(|e| e.into_inner());
-        while p.pending.front().is_some_and(|(end, _, _)| *end <= consumed) {
-            ready.push(p.pending.pop_front().expect("front checked"));
+        for w in ready {
+            (w.completion)(w.frames);
         }
-        if p.pending.is_empty() && p.overflow.is_empty() {
-            s.has_work.store(false, Ordering::Release);
-        }
-    }
-    for (_, n, c) in ready {
-        c(n);
     }
 }
 
@@ -309,12 +336,30 @@ pub(crate) struct SourceNode {
     consumer: rtrb::Consumer<i16>,
     buf: Vec<i16>,
     pipes: Vec<SendPipe>,
-    service: Arc<SourceService>,
+}
+
+impl Drop for SourceNode {
+    fn drop(&mut self) {
+        // The source or the clock is going away: release blocked writers.
+        self.shared.wake.fetch_add(1, Ordering::AcqRel);
+        atomic_wait::wake_all(&self.shared.wake);
+    }
 }
 
 impl ClockNode for SourceNode {
-    fn tick(&mut self, now_us: u64) {
+    fn tick(&mut self, tick: &mut Tick<'_>) {
         let s = &*self.shared;
+        let ch = s.channels as usize;
+        // Skip what a clear_queue dropped.
+        let consumed = s.consumed.load(Ordering::Acquire);
+        let discard = s.discard_until.load(Ordering::Acquire).saturating_sub(consumed) as usize;
+        if discard > 0 {
+            let n = (discard * ch).min(self.consumer.slots());
+            if let Ok(chunk) = self.consumer.read_chunk(n) {
+                chunk.commit_all();
+            }
+            s.consumed.fetch_add((n / ch) as u64, Ordering::AcqRel);
+        }
         let want = self.buf.len();
         let have = self.consumer.slots().min(want);
         let mut got_audio = false;
@@ -335,14 +380,8 @@ impl ClockNode for SourceNode {
             }
         }
         if s.has_work.load(Ordering::Acquire) {
-            // Hand the source to the service thread; the Mutex there is never held long and
-            // only by the service and Python threads, never across a tick.
-            if let Ok(mut q) = self.service.queue.try_lock() {
-                q.push(Arc::downgrade(&self.shared));
-                drop(q);
-                self.service.wake.fetch_add(1, Ordering::AcqRel);
-                atomic_wait::wake_all(&self.service.wake);
-            }
+            let job: Weak<dyn ServiceJob> = Arc::downgrade(&self.shared) as Weak<dyn ServiceJob>;
+            tick.service(job);
         }
         if !got_audio {
             if !s.auto_silence {
@@ -354,7 +393,7 @@ impl ClockNode for SourceNode {
             self.buf.fill(0);
         }
         for p in self.pipes.iter_mut() {
-            p.push_10ms(&self.buf, now_us);
+            p.push_10ms(&self.buf);
         }
     }
 
