@@ -6,9 +6,10 @@
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use daily_media::{
     FRAME_10MS_48K, JitterBuffer, JitterConfig, MAX_PACKET_BYTES, OPUS_FRAME_20MS, OPUS_RATE,
-    OpusApplication, OpusDecoder, OpusEncoder, Resampler,
+    OpusApplication, OpusDecoder, OpusEncoder, Resampler, Vad,
 };
 use std::hint::black_box;
+use std::time::{Duration, Instant};
 
 fn speechlike(rate: u32, channels: usize, frames: usize) -> Vec<i16> {
     // A few harmonics with a slow amplitude modulation: busier than a pure sine for the codec.
@@ -23,6 +24,16 @@ fn speechlike(rate: u32, channels: usize, frames: usize) -> Vec<i16> {
             std::iter::repeat_n((s * 32767.0) as i16, channels)
         })
         .collect()
+}
+
+/// A mono libopus encoder configured as `OpusEncoder` configures its own: 48 kHz, the given
+/// application and bitrate, in-band FEC on, 5 % expected loss, default complexity.
+fn libopus_encoder(app: opus::Application, bitrate: i32) -> opus::Encoder {
+    let mut enc = opus::Encoder::new(OPUS_RATE, opus::Channels::Mono, app).unwrap();
+    enc.set_bitrate(opus::Bitrate::Bits(bitrate)).unwrap();
+    enc.set_inband_fec(true).unwrap();
+    enc.set_packet_loss_perc(5).unwrap();
+    enc
 }
 
 fn opus(c: &mut Criterion) {
@@ -62,11 +73,96 @@ fn opus(c: &mut Criterion) {
     g.finish();
 }
 
+/// Our wrapper against libopus called directly (the `opus` crate is a thin FFI layer) with the
+/// same settings, encode + decode of one 20 ms mono frame. The two run interleaved, frame by
+/// frame and alternating which goes first, and each benchmark reports one side of that loop.
+/// The two benchmarks still run at different times, and on a shared VM the speed drifts by
+/// more than the difference being measured, so after the pair a line with the ratio over all
+/// interleaved frames of both (the same instants for both sides) is printed: that is the figure
+/// to compare.
+fn opus_vs_libopus(c: &mut Criterion) {
+    let mut g = c.benchmark_group("opus_20ms_paired");
+    g.throughput(Throughput::Elements(OPUS_FRAME_20MS as u64));
+    let pcm = speechlike(OPUS_RATE, 1, OPUS_FRAME_20MS * 50);
+    let frames: Vec<&[i16]> = pcm.chunks_exact(OPUS_FRAME_20MS).collect();
+    for (name, ours_app, app, bitrate) in [
+        (
+            "voip32k",
+            OpusApplication::Voip,
+            opus::Application::Voip,
+            32_000,
+        ),
+        (
+            "audio64k",
+            OpusApplication::Audio,
+            opus::Application::Audio,
+            64_000,
+        ),
+    ] {
+        let mut ours_enc = OpusEncoder::with_application(1, Some(bitrate), ours_app).unwrap();
+        let mut ours_dec = OpusDecoder::new(1).unwrap();
+        let mut enc = libopus_encoder(app, bitrate as i32);
+        let mut dec = opus::Decoder::new(OPUS_RATE, opus::Channels::Mono).unwrap();
+        let mut packet = [0u8; MAX_PACKET_BYTES];
+        let mut out = vec![0i16; OPUS_FRAME_20MS];
+        // Same settings means the same bitstream: check it before timing anything.
+        let mut direct_packet = [0u8; MAX_PACKET_BYTES];
+        for frame in &frames {
+            let a = ours_enc.encode(frame, &mut packet).unwrap();
+            let b = enc.encode(frame, &mut direct_packet).unwrap();
+            assert_eq!(
+                packet[..a],
+                direct_packet[..b],
+                "{name}: wrapper and libopus differ"
+            );
+        }
+        let mut i = 0usize;
+        let (mut sum_ours, mut sum_direct) = (Duration::ZERO, Duration::ZERO);
+        for side in ["ours", "libopus_direct"] {
+            let id = BenchmarkId::new(format!("{name}_encode+decode/1"), side);
+            g.bench_function(id, |b| {
+                b.iter_custom(|iters| {
+                    let (mut t_ours, mut t_direct) = (Duration::ZERO, Duration::ZERO);
+                    for _ in 0..iters {
+                        let frame = frames[i % frames.len()];
+                        for k in 0..2 {
+                            let t0 = Instant::now();
+                            if (i + k).is_multiple_of(2) {
+                                let len = ours_enc.encode(frame, &mut packet).unwrap();
+                                black_box(ours_dec.decode(&packet[..len], &mut out).unwrap());
+                                t_ours += t0.elapsed();
+                            } else {
+                                let len = enc.encode(frame, &mut packet).unwrap();
+                                black_box(dec.decode(&packet[..len], &mut out, false).unwrap());
+                                t_direct += t0.elapsed();
+                            }
+                        }
+                        i += 1;
+                    }
+                    sum_ours += t_ours;
+                    sum_direct += t_direct;
+                    if side == "ours" { t_ours } else { t_direct }
+                })
+            });
+        }
+        let frames_each = i as f64;
+        println!(
+            "opus_20ms_paired/{name}: interleaved over {i} frames each: ours {:.2} µs, libopus \
+             direct {:.2} µs per frame, ours/direct {:.3}",
+            sum_ours.as_secs_f64() * 1e6 / frames_each,
+            sum_direct.as_secs_f64() * 1e6 / frames_each,
+            sum_ours.as_secs_f64() / sum_direct.as_secs_f64()
+        );
+    }
+    g.finish();
+}
+
 fn resampler(c: &mut Criterion) {
     let mut g = c.benchmark_group("resample_10ms");
     for (in_rate, out_rate, in_ch, out_ch) in [
         (16_000, 48_000, 1, 1),
         (48_000, 16_000, 1, 1),
+        (24_000, 48_000, 1, 1),
         (44_100, 48_000, 1, 1),
         (48_000, 48_000, 2, 1),
         (44_100, 16_000, 1, 1),
@@ -121,5 +217,23 @@ fn jitter(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, opus, resampler, jitter);
+fn vad(c: &mut Criterion) {
+    // One `NativeVad.analyze_frames` call: 10 ms in, one earshot frame run.
+    let mut g = c.benchmark_group("vad");
+    for (rate, channels) in [(16_000u32, 1u16), (48_000, 2), (44_100, 1)] {
+        let ch = usize::from(channels);
+        let n = rate as usize / 100;
+        let pcm = speechlike(rate, ch, n * 100);
+        let mut chunks = pcm.chunks_exact(n * ch).cycle();
+        let mut vad = Vad::new(1000, rate, channels).unwrap();
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_function(
+            BenchmarkId::new("analyze_10ms", format!("{rate}x{channels}")),
+            |b| b.iter(|| black_box(vad.analyze(chunks.next().unwrap()).unwrap())),
+        );
+    }
+    g.finish();
+}
+
+criterion_group!(benches, opus, opus_vs_libopus, resampler, jitter, vad);
 criterion_main!(benches);

@@ -13,7 +13,7 @@
 //! - Only 1 or 2 channels, and sample rates that are multiples of 100 Hz in 8–48 kHz
 //!   ([`frames_per_10ms`]), so that every 10 ms chunk is a whole number of frames.
 //! - Nothing on the audio path ([`Resampler::process`], [`OpusEncoder::encode`],
-//!   [`JitterBuffer::push`], [`JitterBuffer::pop_10ms`], [`mix_into`]) allocates: buffers are sized
+//!   [`JitterBuffer::push`], [`JitterBuffer::pop_10ms`], [`mix_into`], [`Vad::analyze`]) allocates: buffers are sized
 //!   at construction. `tests/no_alloc.rs` checks this with a counting allocator.
 //!
 //! # Parts
@@ -21,6 +21,7 @@
 //! - [`Resampler`]: rubato behind a 10 ms, interleaved-i16 interface, with channel up/down-mix.
 //! - [`JitterBuffer`]: per-stream receive buffer with its own decoder, PLC and FEC.
 //! - [`mix_into`]: saturating mix of two PCM buffers.
+//! - [`Vad`]: voice activity detection (earshot) with daily-python's `NativeVad` semantics.
 //! - [`rtrb`] is re-exported so users share its version for the SPSC rings between threads.
 //!
 //! # Example: a 16 kHz source sent as Opus and played back through a jitter buffer
@@ -59,6 +60,7 @@ mod codec;
 mod error;
 mod jitter;
 mod resample;
+mod vad;
 
 pub use codec::{
     MAX_PACKET_BYTES, MAX_PACKET_FRAMES, OpusApplication, OpusDecoder, OpusEncoder, packet_frames,
@@ -67,6 +69,7 @@ pub use error::MediaError;
 pub use jitter::{JitterBuffer, JitterConfig, JitterStats, Playout};
 pub use resample::Resampler;
 pub use rtrb;
+pub use vad::Vad;
 
 /// The Opus RTP clock rate: always 48 kHz, whatever the codec's internal bandwidth
 /// (RFC 7587 section 4.1).
@@ -135,6 +138,7 @@ mod tests {
         send::<OpusDecoder>();
         send::<Resampler>();
         send::<JitterBuffer>();
+        send::<Vad>();
         send::<MediaError>();
     }
 

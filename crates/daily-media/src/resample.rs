@@ -496,6 +496,129 @@ mod tests {
         );
     }
 
+    /// Quality figures of one conversion, measured on a 1 s sine of peak `amp` (fraction of full
+    /// scale) fed in 10 ms chunks, over the output after its first 100 ms. See
+    /// `benches/README.md` for what each figure means.
+    struct Quality {
+        /// Against the analytic sine at the output rate, delayed by `latency_frames()`.
+        snr_db: f64,
+        /// Against the least-squares fit of a sine of the same frequency (any gain and phase)
+        /// plus DC: THD+N as a ratio, in dB.
+        thd_n_db: f64,
+        /// Gain of the fitted sine relative to `amp`, in dB.
+        gain_db: f64,
+        /// Delay of the fitted sine minus `latency_frames()`, in output frames.
+        delay_error_frames: f64,
+    }
+
+    fn quality(in_rate: u32, out_rate: u32, freq: f64, amp: f64) -> Quality {
+        use std::f64::consts::PI;
+        let mut rs = Resampler::new(in_rate, 1, out_rate, 1).unwrap();
+        let out = run_sine(&mut rs, in_rate, 1, freq, amp, 1.0);
+        let lat = rs.latency_frames() as f64;
+        let peak = amp * 32767.0; // what `sine` writes, before rounding to i16
+        let w = 2.0 * PI * freq / f64::from(out_rate);
+        let skip = out_rate as usize / 10;
+        let y: Vec<(f64, f64)> = out[skip..]
+            .iter()
+            .enumerate()
+            .map(|(i, &s)| ((skip + i) as f64, f64::from(s)))
+            .collect();
+
+        let (mut sig, mut err) = (0.0, 0.0);
+        for &(n, s) in &y {
+            let r = peak * (w * (n - lat)).sin();
+            sig += r * r;
+            err += (s - r) * (s - r);
+        }
+        let snr_db = 10.0 * (sig / err).log10();
+
+        // Least squares for s ≈ a·sin(wn) + b·cos(wn) + c via the 3×3 normal equations.
+        let basis = |n: f64| [(w * n).sin(), (w * n).cos(), 1.0];
+        let mut m = [[0.0f64; 4]; 3];
+        for &(n, s) in &y {
+            let v = basis(n);
+            for i in 0..3 {
+                for j in 0..3 {
+                    m[i][j] += v[i] * v[j];
+                }
+                m[i][3] += v[i] * s;
+            }
+        }
+        for col in 0..3 {
+            let p = (col..3)
+                .max_by(|&a, &b| m[a][col].abs().total_cmp(&m[b][col].abs()))
+                .unwrap();
+            m.swap(col, p);
+            let pivot = m[col];
+            for (row, r) in m.iter_mut().enumerate() {
+                if row != col {
+                    let f = r[col] / pivot[col];
+                    for (x, p) in r.iter_mut().zip(pivot).skip(col) {
+                        *x -= f * p;
+                    }
+                }
+            }
+        }
+        let [a, b, c] = [0, 1, 2].map(|i| m[i][3] / m[i][i]);
+        let (mut fit, mut resid) = (0.0, 0.0);
+        for &(n, s) in &y {
+            let f = a * (w * n).sin() + b * (w * n).cos();
+            fit += f * f;
+            resid += (s - f - c) * (s - f - c);
+        }
+        // a·sin(wn) + b·cos(wn) = A·sin(w(n - d)) with A = hypot(a, b), w·d = -atan2(b, a).
+        let fitted_amp = a.hypot(b);
+        let mut delay = -b.atan2(a) / w;
+        let period = 2.0 * PI / w;
+        while delay - lat > period / 2.0 {
+            delay -= period;
+        }
+        while delay - lat < -period / 2.0 {
+            delay += period;
+        }
+        Quality {
+            snr_db,
+            thd_n_db: 10.0 * (fit / resid).log10(),
+            gain_db: 20.0 * (fitted_amp / peak).log10(),
+            delay_error_frames: delay - lat,
+        }
+    }
+
+    /// Prints the figures compared against soxr in `benches/README.md`
+    /// (`cargo test -p daily-media --lib resampler_quality -- --nocapture`).
+    #[test]
+    fn resampler_quality_on_sines() {
+        // THD+N is at the 16-bit floor (input and output are i16) for all of these.
+        for (a, b, f) in [
+            (16_000, 48_000, 1_000.0),
+            (16_000, 48_000, 6_000.0),
+            (48_000, 16_000, 1_000.0),
+            (24_000, 48_000, 1_000.0),
+            (44_100, 48_000, 1_000.0),
+            (48_000, 44_100, 1_000.0),
+            (44_100, 16_000, 1_000.0),
+        ] {
+            let q = quality(a, b, f, 0.5);
+            println!(
+                "resampler {a} -> {b} Hz, {f} Hz sine at 0.5 FS: SNR vs analytic {:.1} dB, \
+                 THD+N {:.1} dB, gain {:+.3} dB, delay error {:+.3} frames",
+                q.snr_db, q.thd_n_db, q.gain_db, q.delay_error_frames
+            );
+            assert!(
+                q.thd_n_db > 85.0,
+                "{a}->{b} {f} Hz: THD+N {} dB",
+                q.thd_n_db
+            );
+            assert!(
+                q.gain_db.abs() < 0.2,
+                "{a}->{b} {f} Hz: gain {} dB",
+                q.gain_db
+            );
+            assert!(q.delay_error_frames.abs() < 1.0, "{a}->{b} {f} Hz: delay");
+        }
+    }
+
     #[test]
     fn sine_16k_to_48k() {
         check_sine_kept(16_000, 48_000);

@@ -1,10 +1,11 @@
 //! The audio path must not allocate: a counting global allocator proves it for
 //! `Resampler::process`, `OpusEncoder::encode`, `JitterBuffer::push`/`pop_10ms` (including
-//! loss, reordering, underrun, idle and restart) and `mix_into`.
+//! loss, reordering, underrun, idle and restart), `mix_into` and `Vad::analyze` (including its
+//! periodic model reset; sample-rate inference allocates once, at the first call).
 
 use daily_media::{
     FRAME_10MS_48K, JitterBuffer, JitterConfig, MAX_PACKET_BYTES, OPUS_FRAME_20MS, OpusEncoder,
-    Resampler, mix_into,
+    Resampler, Vad, mix_into,
 };
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -137,4 +138,37 @@ fn opus_and_jitter_buffer_do_not_allocate() {
         st.lost > 0 && st.concealed_frames > 0 && st.duplicates > 0,
         "{st:?}"
     );
+}
+
+#[test]
+fn vad_analyze_does_not_allocate() {
+    for (rate, channels) in [(16_000, 1u16), (48_000, 2), (44_100, 1), (8_000, 2)] {
+        let n = rate as usize / 100 * usize::from(channels);
+        let pcm: Vec<i16> = (0..n * 3)
+            .map(|i| ((i as f64 * 0.07).sin() * 6000.0) as i16)
+            .collect();
+        // A 20 ms reset period resets the model every other call.
+        let mut vad = Vad::new(20, rate, channels).unwrap();
+        let count = allocations(|| {
+            for i in 0..100 {
+                // 10 ms, and longer buffers of which only the first 10 ms count.
+                let len = n * (1 + i % 3);
+                vad.analyze(&pcm[..len]).unwrap();
+            }
+            vad.reset();
+            vad.analyze(&pcm[..n]).unwrap();
+        });
+        assert_eq!(count, 0, "{rate} Hz x{channels}");
+
+        // With the rate inferred, only the first call (which builds the resampler) allocates.
+        let mut inferred = Vad::new(1000, 0, channels).unwrap();
+        inferred.analyze(&pcm[..n]).unwrap();
+        assert_eq!(inferred.sample_rate(), rate);
+        let count = allocations(|| {
+            for _ in 0..100 {
+                inferred.analyze(&pcm[..n]).unwrap();
+            }
+        });
+        assert_eq!(count, 0, "inferred {rate} Hz x{channels}");
+    }
 }

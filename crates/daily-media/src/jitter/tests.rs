@@ -683,9 +683,16 @@ fn backlog_before_start_is_skipped_not_shrunk_later() {
     let mut jb = JitterBuffer::new(JitterConfig::new(1)).unwrap();
     let run = simulate(&mut jb, &packets, &arrivals, 380);
     let after_start: Vec<u32> = run.delays[5..].to_vec();
-    assert!(after_start.iter().all(|&d| d <= 40), "delay stayed high: {:?}", &after_start[..20]);
+    assert!(
+        after_start.iter().all(|&d| d <= 40),
+        "delay stayed high: {:?}",
+        &after_start[..20]
+    );
     // The delay settles once and then never steps (a step would be a dropped 10 ms).
     let tail = &run.delays[50..];
-    assert!(tail.iter().max().unwrap() - tail.iter().min().unwrap() <= 10, "{tail:?}");
+    assert!(
+        tail.iter().max().unwrap() - tail.iter().min().unwrap() <= 10,
+        "{tail:?}"
+    );
     assert!(jb.stats().discarded >= 2, "{:?}", jb.stats());
 }
