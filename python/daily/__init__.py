@@ -12,6 +12,9 @@ from daily.daily import (
     Daily,
     EventHandler,
     LogLevel,
+    NativeVad,
+    VirtualMicrophoneDevice,
+    VirtualSpeakerDevice,
 )
 
 __all__ = [
@@ -22,4 +25,7 @@ __all__ = [
     "Daily",
     "EventHandler",
     "LogLevel",
+    "NativeVad",
+    "VirtualMicrophoneDevice",
+    "VirtualSpeakerDevice",
 ]

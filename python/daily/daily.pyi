@@ -1,8 +1,25 @@
 """Type stubs for the native module `daily.daily` (checked against the runtime by tests/test_stubs.py)."""
 
-from typing import Any, Callable, Mapping, Optional, final
+from typing import Any, Callable, Mapping, Optional, Union, final
 
-__all__ = ["Daily", "LogLevel", "EventHandler", "CallClient", "CustomAudioSource", "CustomAudioTrack", "AudioData", "_RoomServer"]
+from typing_extensions import Buffer
+
+__all__ = [
+    "Daily",
+    "LogLevel",
+    "EventHandler",
+    "CallClient",
+    "CustomAudioSource",
+    "CustomAudioTrack",
+    "AudioData",
+    "VirtualMicrophoneDevice",
+    "VirtualSpeakerDevice",
+    "NativeVad",
+    "_RoomServer",
+]
+
+#: Interleaved 16-bit PCM: bytes, bytearray, memoryview or a C-contiguous int16 numpy array.
+_Frames = Union[bytes, bytearray, memoryview, Buffer]
 
 @final
 class LogLevel:
@@ -22,6 +39,48 @@ class Daily:
     def deinit() -> None: ...
     @staticmethod
     def set_log_level(log_level: LogLevel) -> None: ...
+    @staticmethod
+    def create_microphone_device(
+        device_name: str, sample_rate: int = 16000, channels: int = 1, non_blocking: bool = False
+    ) -> VirtualMicrophoneDevice: ...
+    @staticmethod
+    def create_speaker_device(
+        device_name: str, sample_rate: int = 16000, channels: int = 1, non_blocking: bool = False
+    ) -> VirtualSpeakerDevice: ...
+    @staticmethod
+    def select_speaker_device(device_name: str) -> None: ...
+    @staticmethod
+    def create_native_vad(reset_period_ms: int = 1000, sample_rate: int = 16000, channels: int = 1) -> NativeVad: ...
+
+@final
+class VirtualMicrophoneDevice:
+    @property
+    def name(self) -> str: ...
+    @property
+    def sample_rate(self) -> int: ...
+    @property
+    def channels(self) -> int: ...
+    def write_frames(self, frames: _Frames, completion: Optional[Callable[[int], None]] = None) -> int: ...
+
+@final
+class VirtualSpeakerDevice:
+    @property
+    def name(self) -> str: ...
+    @property
+    def sample_rate(self) -> int: ...
+    @property
+    def channels(self) -> int: ...
+    def read_frames(self, num_frames: int, completion: Optional[Callable[[bytes], None]] = None) -> bytes: ...
+
+@final
+class NativeVad:
+    @property
+    def reset_period_ms(self) -> int: ...
+    @property
+    def sample_rate(self) -> int: ...
+    @property
+    def channels(self) -> int: ...
+    def analyze_frames(self, frames: _Frames) -> float: ...
 
 @final
 class AudioData:
@@ -43,7 +102,10 @@ class CustomAudioSource:
     def sample_rate(self) -> int: ...
     @property
     def channels(self) -> int: ...
-    def write_frames(self, frames: bytes, completion: Optional[Callable[[int], None]] = None) -> int: ...
+    def write_frames(self, frames: _Frames, completion: Optional[Callable[[int], None]] = None) -> int: ...
+    def clear_queue(self) -> int: ...
+    @property
+    def queued_duration(self) -> float: ...
 
 @final
 class CustomAudioTrack:
@@ -82,6 +144,9 @@ class CallClient:
     ) -> None: ...
     def remove_custom_audio_track(
         self, track_name: str, completion: Optional[Callable[[Optional[str]], None]] = None
+    ) -> None: ...
+    def update_inputs(
+        self, input_settings: Mapping[str, Any], completion: Optional[Callable[[Optional[str]], None]] = None
     ) -> None: ...
     def set_audio_renderer(
         self,

@@ -74,6 +74,7 @@ pub struct AudioSource {
     shared: Arc<SourceShared>,
     node: NodeId,
     engine: Weak<crate::engine::EngineInner>,
+    flags: Arc<crate::engine::AudioFlags>,
 }
 
 impl AudioSource {
@@ -119,7 +120,7 @@ impl AudioSource {
             buf: vec![0; frames_10ms * channels as usize],
             pipes: Vec::with_capacity(4),
         });
-        Ok(AudioSource { shared, node, engine: Arc::downgrade(&inner) })
+        Ok(AudioSource { shared, node, engine: Arc::downgrade(&inner), flags: inner.flags.clone() })
     }
 
     /// Sample rate in Hz.
@@ -191,6 +192,9 @@ impl AudioSource {
         let frames = self.check_len(pcm_le.len())?;
         if self.shared.closed.load(Ordering::Acquire) {
             return Err(ClientError::Released);
+        }
+        if self.flags.stopped.load(Ordering::Acquire) {
+            return Err(ClientError::NotInitialized);
         }
         if frames == 0 {
             if let Some(c) = completion {

@@ -143,6 +143,9 @@ impl SpeakerDevice {
     /// Reads up to `num_frames` frames that are ready now, without waiting.
     pub fn read_available(&self, num_frames: usize) -> Vec<i16> {
         let mut out = Vec::new();
+        if discard_if_idle(&self.shared) {
+            return out;
+        }
         let want = num_frames * self.shared.channels as usize;
         let mut r = self.shared.reader.lock().unwrap_or_else(|e| e.into_inner());
         drain(&mut r.ring, &mut out, want);
@@ -154,6 +157,9 @@ impl SpeakerDevice {
     /// Call it without holding the GIL.
     pub fn read_blocking(&self, num_frames: usize) -> Vec<i16> {
         let s = &*self.shared;
+        if discard_if_idle(s) {
+            return Vec::new();
+        }
         let want = num_frames * s.channels as usize;
         let mut out = Vec::with_capacity(want);
         s.waiters.fetch_add(1, Ordering::AcqRel);
@@ -176,6 +182,9 @@ impl SpeakerDevice {
     /// service thread), or at once with what there is when the device is not live.
     pub fn read_with_completion(&self, num_frames: usize, completion: ReadCompletion) {
         let s = &*self.shared;
+        if discard_if_idle(s) {
+            return completion(Vec::new());
+        }
         let want = num_frames * s.channels as usize;
         let mut r = s.reader.lock().unwrap_or_else(|e| e.into_inner());
         if r.pending.is_empty() {
@@ -195,6 +204,20 @@ impl SpeakerDevice {
 
 fn live(s: &SpeakerShared) -> bool {
     s.flags.speaker_live(s.id)
+}
+
+/// When the device is not live (not selected, or no call), what it still buffers is stale:
+/// drop it so a read returns empty at once. Returns whether the device is idle.
+fn discard_if_idle(s: &SpeakerShared) -> bool {
+    if live(s) {
+        return false;
+    }
+    let mut r = s.reader.lock().unwrap_or_else(|e| e.into_inner());
+    let n = r.ring.slots();
+    if let Ok(c) = r.ring.read_chunk(n) {
+        c.commit_all();
+    }
+    true
 }
 
 fn drain(ring: &mut rtrb::Consumer<i16>, out: &mut Vec<i16>, want: usize) {

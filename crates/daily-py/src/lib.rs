@@ -16,7 +16,10 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 
+mod devices;
 mod logs;
+
+pub use devices::{NativeVad, VirtualMicrophoneDevice, VirtualSpeakerDevice};
 
 // ---------------------------------------------------------------------------------------------
 // Errors and conversions
@@ -189,10 +192,48 @@ impl Daily {
     #[staticmethod]
     fn deinit(py: Python<'_>) {
         let g = GLOBAL.lock().unwrap_or_else(|e| e.into_inner()).take();
+        devices::clear_devices();
         if let Some(g) = g {
             g.completions.stop(py);
             py.detach(|| g.engine.shutdown());
         }
+    }
+
+    /// Creates a virtual microphone called `device_name` producing `sample_rate` Hz (8000-48000,
+    /// a multiple of 100) with 1 or 2 channels. Select it with `{"microphone": {"isEnabled":
+    /// True, "settings": {"deviceId": device_name}}}` in `client_settings["inputs"]` or
+    /// `update_inputs`. A blocking device's `write_frames` waits until the frames are consumed;
+    /// a `non_blocking` one returns at once. Re-using a name replaces what the name selects.
+    /// Raises `ValueError` for bad formats, `RuntimeError` before `init`.
+    #[staticmethod]
+    #[pyo3(signature = (device_name, sample_rate=16000, channels=1, non_blocking=false))]
+    fn create_microphone_device(device_name: &str, sample_rate: i64, channels: i64, non_blocking: bool) -> PyResult<VirtualMicrophoneDevice> {
+        devices::create_microphone(&*global()?, device_name, sample_rate, channels, non_blocking)
+    }
+
+    /// Creates a virtual speaker called `device_name` that, once selected, receives the mix of
+    /// every remote participant at `sample_rate` Hz with 1 or 2 channels. Raises `ValueError`
+    /// for bad formats, `RuntimeError` before `init`.
+    #[staticmethod]
+    #[pyo3(signature = (device_name, sample_rate=16000, channels=1, non_blocking=false))]
+    fn create_speaker_device(device_name: &str, sample_rate: i64, channels: i64, non_blocking: bool) -> PyResult<VirtualSpeakerDevice> {
+        devices::create_speaker(&*global()?, device_name, sample_rate, channels, non_blocking)
+    }
+
+    /// Makes the speaker `device_name` the process's speaker (one at a time, as in
+    /// daily-python). Raises `RuntimeError` for an unknown name.
+    #[staticmethod]
+    fn select_speaker_device(device_name: &str) -> PyResult<()> {
+        devices::select_speaker(&*global()?, device_name)
+    }
+
+    /// Creates a voice activity detector for 10 ms frames of `sample_rate` Hz (8000-48000, or
+    /// 0 to infer it from the first frame, which must then be 10 ms long) with 1 or 2
+    /// channels. Works without `init`. Raises `ValueError` for bad arguments.
+    #[staticmethod]
+    #[pyo3(signature = (reset_period_ms=1000, sample_rate=16000, channels=1))]
+    fn create_native_vad(reset_period_ms: i64, sample_rate: i64, channels: i64) -> PyResult<NativeVad> {
+        NativeVad::create(reset_period_ms, sample_rate, channels)
     }
 
     /// Sets which logs of the Rust core reach Python's `logging` (loggers `daily.<crate>`,
@@ -252,6 +293,7 @@ impl AudioData {
 #[pyclass(module = "daily", frozen)]
 pub struct CustomAudioSource {
     source: AudioSource,
+    completions: Arc<Dispatcher>,
 }
 
 #[pymethods]
@@ -264,14 +306,9 @@ impl CustomAudioSource {
     #[pyo3(signature = (sample_rate, channels, auto_silence=true))]
     fn new(sample_rate: i64, channels: i64, auto_silence: bool) -> PyResult<Self> {
         let g = global()?;
-        if !(1..=2).contains(&channels) {
-            return Err(PyValueError::new_err(format!("channels must be 1 or 2, got {channels}")));
-        }
-        if !(8000..=48000).contains(&sample_rate) {
-            return Err(PyValueError::new_err(format!("sample_rate must be between 8000 and 48000 Hz, got {sample_rate}")));
-        }
-        let source = AudioSource::new(&g.engine, sample_rate as u32, channels as u16, auto_silence).map_err(to_py_err)?;
-        Ok(CustomAudioSource { source })
+        let (rate, ch) = devices::check_format(sample_rate, channels)?;
+        let source = AudioSource::new(&g.engine, rate, ch, auto_silence).map_err(to_py_err)?;
+        Ok(CustomAudioSource { source, completions: g.completions.clone() })
     }
 
     /// Sample rate in Hz.
@@ -286,30 +323,28 @@ impl CustomAudioSource {
         self.source.channels()
     }
 
-    /// Queues interleaved 16-bit PCM (`bytes`). Without `completion`, blocks (GIL released)
-    /// until the frames have been consumed in real time; with it, returns at once and calls
-    /// `completion(num_frames)` once they have. Returns the number of frames. Each write is
-    /// padded to a multiple of 10 ms. Raises `ValueError` if the length is not a multiple of
-    /// `2 * channels` bytes, `TypeError` for non-bytes input.
+    /// Queues interleaved 16-bit PCM from any C-contiguous buffer (`bytes`, `bytearray`,
+    /// `memoryview`, int16 numpy array; read in place) and returns the number of frames.
+    /// Without `completion`, blocks (GIL released) until the frames have been consumed in real
+    /// time; with it, returns at once and calls `completion(num_frames)` once they have. Each
+    /// write is padded to a multiple of 10 ms. Raises `ValueError` if the length is not a
+    /// multiple of `2 * channels` bytes, `TypeError` for other input.
     #[pyo3(signature = (frames, completion=None))]
     fn write_frames(&self, py: Python<'_>, frames: &Bound<'_, PyAny>, completion: Option<Py<PyAny>>) -> PyResult<usize> {
-        let bytes = frames
-            .cast::<PyBytes>()
-            .map_err(|_| PyTypeError::new_err(format!("frames must be bytes, got {}", frames.get_type().name().map(|n| n.to_string()).unwrap_or_default())))?;
-        let data = bytes.as_bytes();
-        match completion {
-            Some(cb) => {
-                let g = global()?;
-                let disp = g.completions.clone();
-                self.source
-                    .write_with_completion(
-                        data,
-                        Box::new(move |n| disp.post(move |py| call_reporting(py, &cb, (n,)))),
-                    )
-                    .map_err(to_py_err)
-            }
-            None => py.detach(|| self.source.write_blocking(data)).map_err(to_py_err),
-        }
+        devices::write_frames(py, &self.source, &self.completions, frames, completion, devices::WriteMode::Blocking)
+    }
+
+    /// Drops everything queued (barge-in). Blocked writers return at once and pending
+    /// completions fire now with the number of their frames actually played. Returns the
+    /// number of frames dropped (padding included). Not in daily-python.
+    fn clear_queue(&self) -> u64 {
+        self.source.clear_queue()
+    }
+
+    /// Seconds of audio queued and not yet consumed (padding included). Not in daily-python.
+    #[getter]
+    fn queued_duration(&self) -> f64 {
+        self.source.queued_frames() as f64 / f64::from(self.source.sample_rate())
     }
 }
 
@@ -419,6 +454,27 @@ impl CallClient {
     }
 }
 
+/// The microphone named by input `settings`: a custom track (`{"customTrack": {"id"}}`) or a
+/// virtual microphone device (`{"deviceId": name}`); `None` when neither is given.
+fn resolve_microphone(settings: &Value) -> PyResult<Option<(String, AudioSource)>> {
+    if let Some(id) = settings["customTrack"]["id"].as_str() {
+        let src = tracks().lock().unwrap_or_else(|e| e.into_inner()).get(id).cloned();
+        return match src {
+            Some(s) => Ok(Some((id.to_owned(), s))),
+            None => Err(PyValueError::new_err(format!("the microphone settings name custom track {id:?}, which does not exist"))),
+        };
+    }
+    if let Some(name) = settings["deviceId"].as_str() {
+        return match devices::microphone(name) {
+            Some(m) => Ok(Some(m)),
+            None => Err(PyValueError::new_err(format!(
+                "the microphone settings name device {name:?}, which does not exist (create it with Daily.create_microphone_device)"
+            ))),
+        };
+    }
+    Ok(None)
+}
+
 fn parse_join_settings(settings: &Value) -> PyResult<JoinSettings> {
     let mut js = JoinSettings { microphone_channels: 1, ..Default::default() };
     js.microphone_application = daily_client::OpusApplication::Audio;
@@ -429,13 +485,7 @@ fn parse_join_settings(settings: &Value) -> PyResult<JoinSettings> {
         _ => false,
     };
     if enabled {
-        if let Some(id) = mic["settings"]["customTrack"]["id"].as_str() {
-            let src = tracks().lock().unwrap_or_else(|e| e.into_inner()).get(id).cloned();
-            match src {
-                Some(s) => js.microphone = Some((id.to_owned(), s)),
-                None => return Err(PyValueError::new_err(format!("client_settings names custom track {id:?}, which does not exist"))),
-            }
-        }
+        js.microphone = resolve_microphone(&mic["settings"])?;
     }
     let pub_mic = &settings["publishing"]["microphone"];
     let publishing = match pub_mic {
@@ -583,6 +633,45 @@ impl CallClient {
         Ok(())
     }
 
+    /// Updates the inputs. The microphone part is applied: `{"microphone": {"isEnabled":
+    /// bool, "settings": {"deviceId": name} or {"customTrack": {"id": track_id}}}}` (or
+    /// `"microphone": False`) switches or stops the published microphone, in a call at once,
+    /// else at the next join. `completion(error)` fires once. Raises `TypeError` if
+    /// `input_settings` is not a dict and `ValueError` for an unknown device or track.
+    #[pyo3(signature = (input_settings, completion=None))]
+    fn update_inputs(&self, input_settings: &Bound<'_, PyAny>, completion: Option<Py<PyAny>>) -> PyResult<()> {
+        if !input_settings.is_instance_of::<PyDict>() {
+            return Err(PyTypeError::new_err("input_settings must be a dict"));
+        }
+        let core = self.core()?;
+        let v = py_to_value(input_settings)?;
+        const INPUTS: [&str; 6] = ["camera", "microphone", "screenVideo", "screenAudio", "customAudio", "customVideo"];
+        if let Some(k) = v.as_object().and_then(|o| o.keys().find(|k| !INPUTS.contains(&k.as_str()))) {
+            return Err(PyValueError::new_err(format!("unknown input {k:?} in input_settings (expected keys: {})", INPUTS.join(", "))));
+        }
+        let done = done_one(self.dispatcher.clone(), completion);
+        let mic = &v["microphone"];
+        let mic_now = match mic {
+            Value::Null => return Ok(done(Ok(()))),
+            Value::Bool(false) => None,
+            Value::Bool(true) => return Ok(done(Ok(()))),
+            Value::Object(_) => {
+                if mic["isEnabled"].as_bool() == Some(false) {
+                    None
+                } else {
+                    match resolve_microphone(&mic["settings"])? {
+                        Some(m) => Some(m),
+                        // Enabled without naming a source: keep the current one.
+                        None => return Ok(done(Ok(()))),
+                    }
+                }
+            }
+            _ => return Err(PyTypeError::new_err("input_settings[\"microphone\"] must be a bool or a dict")),
+        };
+        core.set_microphone(mic_now, done);
+        Ok(())
+    }
+
     /// Stops publishing custom audio `track_name`; `completion(error)`.
     #[pyo3(signature = (track_name, completion=None))]
     fn remove_custom_audio_track(&self, track_name: &str, completion: Option<Py<PyAny>>) -> PyResult<()> {
@@ -726,6 +815,9 @@ fn daily(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<CustomAudioSource>()?;
     m.add_class::<CustomAudioTrack>()?;
     m.add_class::<AudioData>()?;
+    m.add_class::<VirtualMicrophoneDevice>()?;
+    m.add_class::<VirtualSpeakerDevice>()?;
+    m.add_class::<NativeVad>()?;
     m.add_class::<_RoomServer>()?;
     let _ = CallState::Initialized;
     Ok(())
