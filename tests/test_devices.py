@@ -238,3 +238,35 @@ def test_speaker_not_in_a_call_reads_empty_at_once():
     assert speaker.read_frames(480, completion=w) == b""
     assert w.wait(2) == (b"",)
     assert time.monotonic() - t0 < 0.5
+
+
+@pytest.mark.parametrize("auto_silence", [True, False])
+def test_auto_silence_decides_whether_an_idle_track_keeps_sending(server, auto_silence):
+    url = server.room_url(f"auto-silence-{auto_silence}")
+    watch = Watch()
+    listener = CallClient(event_handler=watch)
+    source = CustomAudioSource(16000, 1, auto_silence)
+    track = CustomAudioTrack(source)
+    bot = CallClient()
+    bot.set_user_name("bot")
+    try:
+        join(listener, url)
+        join(bot, url, client_settings={"inputs": {"microphone": {"isEnabled": True, "settings": {"customTrack": {"id": track.id}}}}})
+        watch.wait(lambda: "bot" in watch.joined)
+        bid = watch.joined["bot"]["id"]
+        source.write_frames(bytes(16000))  # 0.5 s, then idle
+
+        def received() -> int:
+            return listener.media_stats()["receive"].get(bid, {}).get("microphone", {}).get("packetsReceived", 0)
+
+        time.sleep(0.3)
+        before = received()
+        time.sleep(0.6)
+        after = received()
+        if auto_silence:
+            assert after - before >= 25  # 20 ms packets keep flowing: ~30 in 0.6 s
+        else:
+            assert before > 0 and after - before <= 1
+    finally:
+        bot.release()
+        listener.release()
