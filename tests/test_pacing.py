@@ -112,15 +112,17 @@ def test_clear_queue_releases_a_blocked_writer_at_once():
     th = threading.Thread(target=writer)
     th.start()
     time.sleep(0.5)
-    assert 4.3 <= src.queued_duration <= 4.6
+    queued = src.queued_duration
+    assert 3.5 <= queued <= 4.6, queued
     t0 = time.monotonic()
     dropped = src.clear_queue()
     th.join(2)
     assert not th.is_alive()
     assert time.monotonic() - t0 < 0.1
     assert result["n"] == 80000
-    assert result["elapsed"] < 1.0
-    assert 16000 * 4.3 <= dropped <= 16000 * 4.6
+    assert result["elapsed"] < 1.5
+    # What was dropped is what was queued, give or take the tick that ran in between.
+    assert abs(dropped - queued * 16000) <= 160
     assert src.queued_duration == 0.0
 
 
@@ -130,13 +132,18 @@ def test_clear_queue_fires_pending_completions_with_frames_played():
     for _ in range(10):  # 10 x 100 ms
         src.write_frames(_ms(16000, 100), completion=got.append)
     time.sleep(0.35)
-    src.clear_queue()
+    dropped = src.clear_queue()
     time.sleep(0.1)
-    assert len(got) == 10
-    # ~350 ms played: three whole writes, one partial, six not played at all.
-    assert got[:3] == [1600, 1600, 1600]
-    assert 0 < got[3] < 1600
-    assert got[4:] == [0] * 6
+    assert len(got) == 10  # every completion fired once, the unplayed ones at the clear
+    # Whole writes first, then at most one partial one, then writes never played.
+    k = 0
+    while k < 10 and got[k] == 1600:
+        k += 1
+    assert 1 <= k <= 8, got
+    assert 0 <= got[k] < 1600 and all(g == 0 for g in got[k + 1 :]), got
+    played = sum(got)
+    assert 0.3 * 16000 <= played <= 0.8 * 16000, got
+    assert abs(played + dropped - 16000) <= 160, (played, dropped)
     # The source keeps working after a clear.
     t0 = time.monotonic()
     assert src.write_frames(_ms(16000, 200)) == 3200
