@@ -116,12 +116,13 @@ pub(crate) fn check_format(sample_rate: i64, channels: i64) -> PyResult<(u32, u1
     if !(1..=2).contains(&channels) {
         return Err(PyValueError::new_err(format!("channels must be 1 or 2, got {channels}")));
     }
-    if !(8000..=48000).contains(&sample_rate) || sample_rate % 100 != 0 {
-        return Err(PyValueError::new_err(format!(
+    // The rule itself lives in daily-media (one definition for every API).
+    match u32::try_from(sample_rate).ok().filter(|r| daily_media::frames_per_10ms(*r).is_ok()) {
+        Some(rate) => Ok((rate, channels as u16)),
+        None => Err(PyValueError::new_err(format!(
             "sample_rate must be a multiple of 100 Hz between 8000 and 48000, got {sample_rate}"
-        )));
+        ))),
     }
-    Ok((sample_rate as u32, channels as u16))
 }
 
 // ---------------------------------------------------------------------------------------------
