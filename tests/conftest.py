@@ -11,7 +11,9 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "examples"))
 
-from daily import Daily  # noqa: E402
+import numpy as np  # noqa: E402
+
+from daily import Daily, EventHandler  # noqa: E402
 from daily.server import RoomServer  # noqa: E402
 
 SPEECH_16K = os.path.join(ROOT, "data", "librivox_16k.wav")
@@ -66,3 +68,43 @@ def leave(client) -> None:
 def mic_settings(track) -> dict:
     """client_settings that use a CustomAudioTrack as the microphone."""
     return {"inputs": {"microphone": {"isEnabled": True, "settings": {"customTrack": {"id": track.id}}}}}
+
+
+class Watch(EventHandler):
+    """Records remote participants joining (by user name) and updates; waits on a condition."""
+
+    def __init__(self) -> None:
+        self.joined: dict[str, dict] = {}
+        self.updated: list[dict] = []
+        self.cond = threading.Condition()
+
+    def on_participant_joined(self, participant):
+        with self.cond:
+            self.joined[participant["info"].get("userName", "")] = participant
+            self.cond.notify_all()
+
+    def on_participant_updated(self, participant):
+        with self.cond:
+            self.updated.append(participant)
+            self.cond.notify_all()
+
+    def wait(self, pred, timeout=10.0):
+        with self.cond:
+            assert self.cond.wait_for(pred, timeout), "condition not met in time"
+
+
+class Capture:
+    """An audio renderer callback that keeps every chunk, its frame count and sample rate."""
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self.frames: list[int] = []
+        self.rates: set[int] = set()
+
+    def __call__(self, participant_id, audio, audio_source):
+        self.chunks.append(audio.audio_frames)
+        self.frames.append(audio.num_audio_frames)
+        self.rates.add(audio.sample_rate)
+
+    def pcm(self) -> np.ndarray:
+        return np.frombuffer(b"".join(self.chunks), dtype="<i2")

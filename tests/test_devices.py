@@ -9,38 +9,8 @@ import numpy as np
 import pytest
 
 import speechmetrics as sm
-from conftest import SPEECH_16K, Waiter, join, leave
-from daily import CallClient, CustomAudioSource, CustomAudioTrack, Daily, EventHandler
-
-
-class Watch(EventHandler):
-    def __init__(self) -> None:
-        self.joined: dict[str, dict] = {}
-        self.cond = threading.Condition()
-
-    def on_participant_joined(self, participant):
-        with self.cond:
-            self.joined[participant["info"].get("userName", "")] = participant
-            self.cond.notify_all()
-
-    def wait(self, pred, timeout=10.0):
-        with self.cond:
-            assert self.cond.wait_for(pred, timeout), "condition not met in time"
-
-
-class Capture:
-    def __init__(self) -> None:
-        self.chunks: list[bytes] = []
-        self.frames: list[int] = []
-        self.rates: set[int] = set()
-
-    def __call__(self, participant_id, audio, audio_source):
-        self.chunks.append(audio.audio_frames)
-        self.frames.append(audio.num_audio_frames)
-        self.rates.add(audio.sample_rate)
-
-    def pcm(self) -> np.ndarray:
-        return np.frombuffer(b"".join(self.chunks), dtype="<i2")
+from conftest import SPEECH_16K, Capture, Waiter, Watch, join, leave
+from daily import CallClient, CustomAudioSource, CustomAudioTrack, Daily
 
 
 def mic_device_settings(name: str) -> dict:

@@ -2,48 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 import time
 
 import numpy as np
 
 import speechmetrics as sm
-from conftest import SPEECH_16K, Waiter, join, leave, mic_settings
-from daily import CallClient, CustomAudioSource, CustomAudioTrack, EventHandler
-
-
-class Watch(EventHandler):
-    def __init__(self) -> None:
-        self.joined: dict[str, dict] = {}
-        self.updated: list[dict] = []
-        self.cond = threading.Condition()
-
-    def on_participant_joined(self, participant):
-        with self.cond:
-            self.joined[participant["info"].get("userName", "")] = participant
-            self.cond.notify_all()
-
-    def on_participant_updated(self, participant):
-        with self.cond:
-            self.updated.append(participant)
-            self.cond.notify_all()
-
-    def wait(self, pred, timeout=10.0):
-        with self.cond:
-            assert self.cond.wait_for(pred, timeout), "condition not met in time"
-
-
-class Capture:
-    def __init__(self) -> None:
-        self.chunks: list[bytes] = []
-        self.frames: list[int] = []
-
-    def __call__(self, participant_id, audio, audio_source):
-        self.chunks.append(audio.audio_frames)
-        self.frames.append(audio.num_audio_frames)
-
-    def pcm(self) -> np.ndarray:
-        return np.frombuffer(b"".join(self.chunks), dtype="<i2")
+from conftest import SPEECH_16K, Capture, Waiter, Watch, join, leave, mic_settings
+from daily import CallClient, CustomAudioSource, CustomAudioTrack
 
 
 def _speak(source: CustomAudioSource, pcm16k: np.ndarray, rate: int, channels: int) -> None:

@@ -216,6 +216,18 @@ impl Drop for MediaClock {
     }
 }
 
+/// Pushes all of `pcm` into `ring`, or nothing when there is not room for all of it (the
+/// caller counts a drop). Wait-free, no allocation.
+pub(crate) fn push_all(ring: &mut rtrb::Producer<i16>, pcm: &[i16]) -> bool {
+    match ring.write_chunk_uninit(pcm.len()) {
+        Ok(chunk) => {
+            chunk.fill_from_iter(pcm.iter().copied());
+            true
+        }
+        Err(_) => false,
+    }
+}
+
 thread_local! {
     static ON_CLOCK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }

@@ -120,18 +120,10 @@ impl Renderer {
         if self.rs.process(pcm48, &mut self.out10).is_err() {
             self.out10.fill(0);
         }
-        let n = self.out10.len();
-        match self.ring.write_chunk_uninit(n) {
-            Ok(mut c) => {
-                let (a, b) = c.as_mut_slices();
-                for (slot, v) in a.iter_mut().chain(b.iter_mut()).zip(self.out10.iter()) {
-                    slot.write(*v);
-                }
-                // SAFETY: the chunk has exactly n slots and all n were written above.
-                unsafe { c.commit_all() };
-                self.acc += n;
-            }
-            Err(_) => self.dropped += 1,
+        if crate::clock::push_all(&mut self.ring, &self.out10) {
+            self.acc += self.out10.len();
+        } else {
+            self.dropped += 1;
         }
         if self.acc >= self.output.chunk {
             self.acc -= self.output.chunk;

@@ -214,13 +214,8 @@ impl AudioSource {
             let mut it = samples;
             let free = p.ring.slots();
             let n = free.min(padded * ch);
-            if let Ok(mut chunk) = p.ring.write_chunk_uninit(n) {
-                let (a, b) = chunk.as_mut_slices();
-                for slot in a.iter_mut().chain(b.iter_mut()) {
-                    slot.write(it.next().unwrap_or(0));
-                }
-                // SAFETY: every slot of both slices was initialised just above.
-                unsafe { chunk.commit_all() };
+            if let Ok(chunk) = p.ring.write_chunk_uninit(n) {
+                chunk.fill_from_iter(&mut it);
             }
             p.overflow.extend(it);
         } else {
@@ -303,13 +298,8 @@ fn refill(s: &SourceShared) {
     if n == 0 {
         return;
     }
-    if let Ok(mut chunk) = p.ring.write_chunk_uninit(n) {
-        let (a, b) = chunk.as_mut_slices();
-        for (slot, v) in a.iter_mut().chain(b.iter_mut()).zip(p.overflow.drain(..n)) {
-            slot.write(v);
-        }
-        // SAFETY: all n slots were initialised above (the drain yields exactly n values).
-        unsafe { chunk.commit_all() };
+    if let Ok(chunk) = p.ring.write_chunk_uninit(n) {
+        chunk.fill_from_iter(p.overflow.drain(..n));
     }
 }
 

@@ -300,19 +300,8 @@ impl ClockNode for SpeakerNode {
             if self.rs.process(&self.mono, &mut self.out).is_err() {
                 self.out.fill(0);
             }
-            let n = self.out.len();
-            match self.ring.write_chunk_uninit(n) {
-                Ok(mut c) => {
-                    let (a, b) = c.as_mut_slices();
-                    for (slot, v) in a.iter_mut().chain(b.iter_mut()).zip(self.out.iter()) {
-                        slot.write(*v);
-                    }
-                    // SAFETY: the chunk has exactly n slots, all written above.
-                    unsafe { c.commit_all() };
-                }
-                Err(_) => {
-                    s.dropped_10ms.fetch_add(1, Ordering::Relaxed);
-                }
+            if !crate::clock::push_all(&mut self.ring, &self.out) {
+                s.dropped_10ms.fetch_add(1, Ordering::Relaxed);
             }
         }
         if is_live || self.was_live {
