@@ -74,6 +74,26 @@ pub enum ClientEvent {
     ParticipantLeft(Value, String),
     /// `on_error(message)`.
     Error(String),
+    /// `on_active_speaker_changed(participant)`: the participant dict (an empty dict when
+    /// nobody is the active speaker any more).
+    ActiveSpeakerChanged(Value),
+    /// `on_app_message(message, sender)`: any JSON value and the sender's participant id.
+    AppMessage(Value, String),
+    /// `on_participant_counts_updated(counts)`: `{"present": n, "hidden": n}`.
+    ParticipantCountsUpdated(Value),
+    /// `on_inputs_updated(input_settings)`.
+    InputsUpdated(Value),
+    /// `on_publishing_updated(publishing_settings)`.
+    PublishingUpdated(Value),
+    /// `on_subscriptions_updated(subscriptions)`.
+    SubscriptionsUpdated(Value),
+    /// `on_subscription_profiles_updated(profiles)`.
+    SubscriptionProfilesUpdated(Value),
+    /// `on_network_stats_updated(stats)`.
+    NetworkStatsUpdated(Value),
+    /// `on_network_connection_status_updated(status)`: `{"connection": "signalling" |
+    /// "sendTransport" | "recvTransport", "event": "connected" | "interrupted"}`.
+    NetworkConnectionStatusUpdated(Value),
 }
 
 /// Receives events. Called from network threads: must not block for long.
@@ -503,6 +523,7 @@ impl ClientInner {
                 track_id: st.mic.as_ref().map(|m| m.0.clone()),
             },
             custom_audio: custom,
+            permissions: Default::default(),
         }
     }
 
@@ -632,7 +653,7 @@ impl ClientInner {
             let Ok(Some(sender)) = tr.sender().await else { continue };
             if let Some(t) = tracks.iter().find(|t| t.sender.id() == sender.id()) {
                 if let Ok(Some(mid)) = tr.mid().await {
-                    published.push(PublishedTrack { mid, track_id: t.track_id.clone(), source: t.key.clone() });
+                    published.push(PublishedTrack { mid, track_id: t.track_id.clone(), source: t.key.clone(), ignore_audio_level: false });
                 }
             }
         }

@@ -62,6 +62,10 @@ pub struct PublishedTrack {
     /// What the track is.
     #[serde(flatten)]
     pub source: TrackSource,
+    /// The track's RFC 6464 audio levels never make its publisher the active speaker
+    /// (`add_custom_audio_track(..., ignore_audio_level=True)`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ignore_audio_level: bool,
 }
 
 /// A track the server sends on the receive transport.
@@ -90,6 +94,138 @@ pub struct MediaInfo {
     pub track_id: Option<String>,
 }
 
+/// What a participant may do (Daily's `permissions`). Media kinds use Daily's names:
+/// `camera`, `microphone`, `screenVideo`, `screenAudio`, `customVideo`, `customAudio`; admin
+/// rights: `participants`, `streaming`, `transcription`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Permissions {
+    /// `false` hides the participant from the others (counted as `hidden`).
+    pub has_presence: bool,
+    /// Media kinds the participant may publish; the server forwards nothing else.
+    pub can_send: Vec<String>,
+    /// Admin rights. `participants` lets a participant change others' permissions.
+    pub can_admin: Vec<String>,
+    /// Daily's `canReceive` object, kept and reported (not enforced by this server).
+    pub can_receive: serde_json::Value,
+}
+
+/// Every media kind of [`Permissions::can_send`].
+pub const MEDIA_KINDS: [&str; 6] =
+    ["camera", "microphone", "screenVideo", "screenAudio", "customVideo", "customAudio"];
+
+/// Every admin right of [`Permissions::can_admin`].
+pub const ADMIN_KINDS: [&str; 3] = ["participants", "streaming", "transcription"];
+
+impl Default for Permissions {
+    /// Daily's defaults for a participant of a public room: present, may send everything,
+    /// receive everything, administer nothing.
+    fn default() -> Self {
+        Permissions {
+            has_presence: true,
+            can_send: MEDIA_KINDS.iter().map(|s| (*s).to_owned()).collect(),
+            can_admin: Vec::new(),
+            can_receive: serde_json::json!({"base": true}),
+        }
+    }
+}
+
+impl Permissions {
+    /// Applies an update; fields it leaves out stay as they are.
+    pub fn apply(&mut self, u: &PermissionsUpdate) {
+        if let Some(v) = u.has_presence {
+            self.has_presence = v;
+        }
+        if let Some(v) = &u.can_send {
+            self.can_send = v.clone();
+        }
+        if let Some(v) = &u.can_admin {
+            self.can_admin = v.clone();
+        }
+        if let Some(v) = &u.can_receive {
+            self.can_receive = v.clone();
+        }
+    }
+
+    /// Whether the participant may publish `source` (`microphone` or `customAudio`).
+    pub fn may_send(&self, source: &TrackSource) -> bool {
+        let kind = match source {
+            TrackSource::Microphone => "microphone",
+            TrackSource::CustomAudio { .. } => "customAudio",
+        };
+        self.can_send.iter().any(|k| k == kind)
+    }
+}
+
+/// A change of [`Permissions`]: absent fields are left unchanged.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PermissionsUpdate {
+    /// New `hasPresence`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub has_presence: Option<bool>,
+    /// New `canSend` (media kinds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub can_send: Option<Vec<String>>,
+    /// New `canAdmin`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub can_admin: Option<Vec<String>>,
+    /// New `canReceive`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub can_receive: Option<serde_json::Value>,
+}
+
+impl PermissionsUpdate {
+    /// Checks kind names; returns a human-readable complaint for the first unknown one.
+    pub fn validate(&self) -> Result<(), String> {
+        for k in self.can_send.iter().flatten() {
+            if !MEDIA_KINDS.contains(&k.as_str()) {
+                return Err(format!("unknown canSend kind {k:?} (expected one of {})", MEDIA_KINDS.join(", ")));
+            }
+        }
+        for k in self.can_admin.iter().flatten() {
+            if !ADMIN_KINDS.contains(&k.as_str()) {
+                return Err(format!("unknown canAdmin kind {k:?} (expected one of {})", ADMIN_KINDS.join(", ")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Which remote tracks a participant wants forwarded. Keys of the inner maps are audio source
+/// names: `microphone`, a custom track's name, or `customAudio` for every custom track not
+/// named. Lookup order: the participant's entry, then `base`, then subscribed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriptionRules {
+    /// Defaults for every remote participant.
+    #[serde(default)]
+    pub base: BTreeMap<String, bool>,
+    /// Per remote participant id.
+    #[serde(default)]
+    pub participants: BTreeMap<String, BTreeMap<String, bool>>,
+}
+
+impl SubscriptionRules {
+    /// Whether `source` of participant `participant_id` should be forwarded.
+    pub fn wants(&self, participant_id: &str, source: &TrackSource) -> bool {
+        let lookup = |m: &BTreeMap<String, bool>| match source {
+            TrackSource::Microphone => m.get("microphone").copied(),
+            TrackSource::CustomAudio { track_name } => {
+                m.get(track_name).or_else(|| m.get("customAudio")).copied()
+            }
+        };
+        self.participants
+            .get(participant_id)
+            .and_then(lookup)
+            .or_else(|| lookup(&self.base))
+            .unwrap_or(true)
+    }
+}
+
+/// Largest app message payload (serialised JSON), in bytes, as in Daily (4 KB).
+pub const MAX_APP_MESSAGE_BYTES: usize = 4096;
+
 /// A participant as the server describes it. Clients turn it into Daily's participant dict.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -111,6 +247,9 @@ pub struct ParticipantInfo {
     /// Custom audio tracks by name.
     #[serde(default)]
     pub custom_audio: BTreeMap<String, MediaInfo>,
+    /// What the participant may do.
+    #[serde(default)]
+    pub permissions: Permissions,
 }
 
 /// Why a participant left.
@@ -162,6 +301,49 @@ pub enum ClientMessage {
     },
     /// Leave the call; the server replies [`ServerMessage::Left`] and closes.
     Leave,
+    /// Send `data` to everybody else, or to participant `to` only. The server answers with a
+    /// [`ServerMessage::Reply`] for `request_id` and delivers [`ServerMessage::AppMessage`].
+    #[serde(rename_all = "camelCase")]
+    AppMessage {
+        /// Echoed in the reply.
+        request_id: u64,
+        /// Any JSON value, at most [`MAX_APP_MESSAGE_BYTES`] serialised.
+        data: serde_json::Value,
+        /// A participant id, or `None` for everybody.
+        #[serde(default)]
+        to: Option<String>,
+    },
+    /// Replace which remote tracks this participant wants forwarded; the server renegotiates
+    /// the receive transport. Answered with a [`ServerMessage::Reply`].
+    #[serde(rename_all = "camelCase")]
+    SetSubscriptions {
+        /// Echoed in the reply.
+        request_id: u64,
+        /// The new rules.
+        rules: SubscriptionRules,
+    },
+    /// Change permissions: one's own (`participant_id` = `None`; only giving rights up is
+    /// allowed unless one is an owner or has `canAdmin: participants`) or another
+    /// participant's (owners and `participants` admins only).
+    #[serde(rename_all = "camelCase")]
+    UpdatePermissions {
+        /// Echoed in the reply.
+        request_id: u64,
+        /// Whose permissions; `None` for the sender's own.
+        #[serde(default)]
+        participant_id: Option<String>,
+        /// The change.
+        permissions: PermissionsUpdate,
+    },
+    /// Remove participants from the call (owners and `participants` admins only). Each one
+    /// receives a fatal [`ServerMessage::Error`] and is disconnected.
+    #[serde(rename_all = "camelCase")]
+    Eject {
+        /// Echoed in the reply.
+        request_id: u64,
+        /// Participant ids.
+        participant_ids: Vec<String>,
+    },
 }
 
 /// Messages the server sends.
@@ -224,6 +406,40 @@ pub enum ServerMessage {
     CallEnded {
         /// Human-readable reason.
         reason: String,
+    },
+    /// An app message from participant `from`.
+    #[serde(rename_all = "camelCase")]
+    AppMessage {
+        /// The payload as sent.
+        data: serde_json::Value,
+        /// The sender's participant id.
+        from: String,
+    },
+    /// The room's active speaker changed (from RFC 6464 audio levels the server sees). Stays
+    /// on the last speaker through silence; `None` only until somebody first speaks or after
+    /// the speaker left.
+    #[serde(rename_all = "camelCase")]
+    ActiveSpeaker {
+        /// The participant now speaking.
+        participant_id: Option<String>,
+    },
+    /// How many participants are present and hidden (`hasPresence: false`), the receiver
+    /// included; sent on every change.
+    #[serde(rename_all = "camelCase")]
+    ParticipantCounts {
+        /// Present participants.
+        present: u32,
+        /// Hidden participants.
+        hidden: u32,
+    },
+    /// Outcome of a request that carried `request_id`.
+    #[serde(rename_all = "camelCase")]
+    Reply {
+        /// The request's id.
+        request_id: u64,
+        /// `None` on success, else why it failed.
+        #[serde(default)]
+        error: Option<String>,
     },
     /// Something went wrong. `fatal` errors are followed by the server closing the socket.
     #[serde(rename_all = "camelCase")]
@@ -383,6 +599,7 @@ mod tests {
                 mid: "0".into(),
                 track_id: "t".into(),
                 source: TrackSource::CustomAudio { track_name: "music".into() },
+                ignore_audio_level: false,
             }],
         };
         let j = m.to_json();

@@ -303,6 +303,7 @@ impl Sfu {
                 track_id: None,
             },
             custom_audio: Default::default(),
+            permissions: Default::default(),
         };
         let others: Vec<ParticipantInfo> = room
             .members

@@ -148,6 +148,7 @@ impl Member {
                 mid: mid.unwrap().to_string(),
                 track_id: format!("mic-{}", self.id),
                 source: TrackSource::Microphone,
+                ignore_audio_level: false,
             }]
         } else {
             vec![]

@@ -359,6 +359,7 @@ async fn publish_offer_without_media() {
         mid: "0".into(),
         track_id: "t".into(),
         source: daily_proto::TrackSource::Microphone,
+        ignore_audio_level: false,
     };
     a.send(&ClientMessage::PublishOffer {
         sdp: empty,
