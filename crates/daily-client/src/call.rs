@@ -29,6 +29,12 @@ use webrtc::rtp_transceiver::RtpSender;
 
 /// How long `join` waits for the server before failing.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Frames at or above this level (in -dBov, RFC 6464) carry the voice-activity bit.
+const VOICE_LEVEL_DBOV: u8 = 50;
+
+/// The RFC 6464 client-to-mixer audio level header extension.
+const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
+
 /// How long `join` waits for media transports to connect.
 const TRANSPORT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -979,7 +985,15 @@ async fn add_send_track(
                 payload: bytes::Bytes::copy_from_slice(&f.payload[..f.len as usize]),
             };
             seq = seq.wrapping_add(1);
-            let _ = track.write_rtp(pkt).await;
+            // RFC 6464: the level lets the SFU pick the active speaker without decoding.
+            // The V bit marks frames louder than VOICE_LEVEL_DBOV (no VAD on the send path).
+            let level = rtc::rtp::extension::HeaderExtension::AudioLevel(
+                rtc::rtp::extension::audio_level_extension::AudioLevelExtension {
+                    level: f.level,
+                    voice: f.level <= VOICE_LEVEL_DBOV,
+                },
+            );
+            let _ = track.write_rtp_with_extensions(pkt, std::slice::from_ref(&level)).await;
         }
     });
     source.attach(pipe);
@@ -1047,6 +1061,12 @@ async fn build_pc(
     let mut me = MediaEngine::default();
     me.register_codec(RTCRtpCodecParameters { rtp_codec: opus_codec(), payload_type: 111, ..Default::default() }, RtpCodecKind::Audio)
         .map_err(werr)?;
+    me.register_header_extension(
+        rtc::rtp_transceiver::rtp_sender::RTCRtpHeaderExtensionCapability { uri: AUDIO_LEVEL_URI.to_owned() },
+        RtpCodecKind::Audio,
+        None,
+    )
+    .map_err(werr)?;
     let registry = register_default_interceptors(Registry::new(), &mut me).map_err(werr)?;
     let se = SettingEngineBuilder::new()
         .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)

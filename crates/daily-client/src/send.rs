@@ -19,6 +19,8 @@ pub(crate) struct OutFrame {
     pub rtp_timestamp: u32,
     /// First packet after a gap (RFC 3551 section 4.1: marker bit on talkspurt start).
     pub marker: bool,
+    /// RFC 6464 audio level of the frame in -dBov (127 = silence).
+    pub level: u8,
     pub len: u16,
     pub payload: [u8; MAX_PACKET_BYTES],
 }
@@ -146,6 +148,7 @@ impl SendPipe {
         self.acc_len = 0;
         let ts = self.rtp_ts;
         self.rtp_ts = self.rtp_ts.wrapping_add(OPUS_FRAME_20MS as u32);
+        let level = daily_media::audio_level_dbov(&self.acc);
         let len = match self.encoder.encode(&self.acc, &mut self.packet) {
             Ok(len) => len,
             Err(_) => {
@@ -166,6 +169,7 @@ impl SendPipe {
         unsafe {
             std::ptr::addr_of_mut!((*cell).rtp_timestamp).write(ts);
             std::ptr::addr_of_mut!((*cell).marker).write(std::mem::take(&mut self.gap));
+            std::ptr::addr_of_mut!((*cell).level).write(level);
             std::ptr::addr_of_mut!((*cell).len).write(len as u16);
             let data = std::ptr::addr_of_mut!((*cell).payload) as *mut u8;
             std::ptr::copy_nonoverlapping(self.packet.as_ptr(), data, len);

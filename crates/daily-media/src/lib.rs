@@ -113,8 +113,41 @@ pub(crate) fn check_channels(channels: u16) -> Result<(), MediaError> {
 #[cfg(test)]
 pub(crate) mod testutil;
 
+/// RFC 6464 audio level of `pcm`: the RMS in -dBov, 0 (a full-scale square wave) to 127
+/// (digital silence and anything quieter than -127 dBov), as carried in the
+/// `urn:ietf:params:rtp-hdrext:ssrc-audio-level` header extension (RFC 6464 section 3, which
+/// defines dBov against the overload point of the codec input: here `i16::MAX`).
+/// Allocation-free; an empty slice is silence.
+pub fn audio_level_dbov(pcm: &[i16]) -> u8 {
+    if pcm.is_empty() {
+        return 127;
+    }
+    let energy: f64 = pcm.iter().map(|&s| f64::from(s) * f64::from(s)).sum();
+    let rms = (energy / pcm.len() as f64).sqrt() / f64::from(i16::MAX);
+    if rms <= 0.0 {
+        return 127;
+    }
+    (-20.0 * rms.log10()).round().clamp(0.0, 127.0) as u8
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn audio_level_follows_rfc6464() {
+        use super::audio_level_dbov;
+        assert_eq!(audio_level_dbov(&[]), 127);
+        assert_eq!(audio_level_dbov(&[0; 960]), 127);
+        // A full-scale square wave is 0 dBov.
+        let square: Vec<i16> = (0..960).map(|i| if i % 2 == 0 { i16::MAX } else { -i16::MAX }).collect();
+        assert_eq!(audio_level_dbov(&square), 0);
+        // A full-scale sine has RMS 1/sqrt(2): 3 dB below.
+        let sine: Vec<i16> = (0..960).map(|i| (f64::from(i16::MAX) * (i as f64 * 0.1).sin()) as i16).collect();
+        assert_eq!(audio_level_dbov(&sine), 3);
+        // -40 dBov: amplitude 1 % of full scale (square).
+        let quiet: Vec<i16> = (0..960).map(|i| if i % 2 == 0 { 328 } else { -328 }).collect();
+        assert_eq!(audio_level_dbov(&quiet), 40);
+    }
+
     use super::*;
 
     #[test]

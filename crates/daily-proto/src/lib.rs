@@ -278,6 +278,10 @@ pub enum ClientMessage {
         /// Meeting token (ignored by public rooms in this version).
         #[serde(default)]
         token: Option<String>,
+        /// Which remote tracks to receive from the start (default: all), so the first
+        /// subscribe offer already honours them. Later changes use `setSubscriptions`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        subscriptions: Option<SubscriptionRules>,
     },
     /// Offer (full SDP) for the send transport, with the tracks its m-lines carry.
     #[serde(rename_all = "camelCase")]

@@ -195,12 +195,13 @@ async fn connection(socket: WebSocket, room: String, state: AppState) {
         Ok(None) | Ok(Some(Err(_))) => return,
         Ok(Some(Ok(msg))) => parse_frame(msg),
     };
-    let user_name = match first {
+    let (user_name, subscriptions) = match first {
         Ok(Some(ClientMessage::Join {
             protocol_version,
             user_name,
+            subscriptions,
             ..
-        })) if protocol_version == PROTOCOL_VERSION => user_name,
+        })) if protocol_version == PROTOCOL_VERSION => (user_name, subscriptions.unwrap_or_default()),
         Ok(Some(ClientMessage::Join {
             protocol_version, ..
         })) => {
@@ -237,6 +238,7 @@ async fn connection(socket: WebSocket, room: String, state: AppState) {
             conn,
             room,
             user_name,
+            subscriptions,
             out: out_tx,
         })
         .is_err()

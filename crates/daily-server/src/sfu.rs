@@ -12,8 +12,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use daily_proto::{
-    ClientMessage, ForwardedTrack, LeftReason, MediaInfo, ParticipantInfo, PublishedTrack,
-    ServerMessage, TrackSource,
+    ClientMessage, ForwardedTrack, LeftReason, MAX_APP_MESSAGE_BYTES, MediaInfo, ParticipantInfo,
+    PermissionsUpdate, PublishedTrack, ServerMessage, SubscriptionRules, TrackSource,
 };
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::media::{Direction, MediaData, MediaKind, Mid};
@@ -33,6 +33,19 @@ pub const MAX_PARTICIPANTS_PER_ROOM: usize = 200;
 /// Longest display name accepted, in bytes.
 pub const MAX_USER_NAME_BYTES: usize = 1024;
 
+/// Active speaker: weight of each new RFC 6464 level in a participant's smoothed loudness
+/// (one packet per 20 ms: a time constant of about 130 ms).
+const SPEAKER_ALPHA: f32 = 0.15;
+/// Active speaker: smoothed loudness (dB above -127 dBov) a participant needs to become the
+/// speaker, i.e. louder than -55 dBov. Speech sits around -20 to -35 dBov, room noise and
+/// Opus-coded silence below -60.
+const SPEAKER_MIN_LOUDNESS: f32 = 72.0;
+/// Active speaker: how much louder (dB) a challenger must be than a speaker who is still
+/// talking, so two voices at similar levels do not flap.
+const SPEAKER_MARGIN_DB: f32 = 6.0;
+/// Active speaker: levels older than this no longer count (the participant stopped sending).
+const SPEAKER_STALE: Duration = Duration::from_millis(300);
+
 /// Something for the core to do, sent by a signalling connection or the server itself.
 #[derive(Debug)]
 pub(crate) enum Command {
@@ -41,6 +54,7 @@ pub(crate) enum Command {
         conn: ConnId,
         room: String,
         user_name: Option<String>,
+        subscriptions: SubscriptionRules,
         out: mpsc::UnboundedSender<Outbound>,
     },
     /// A joined connection sent a message (anything after `join`).
@@ -147,12 +161,36 @@ struct Participant {
     pending: Option<SdpPendingOffer>,
     /// The forwarded track set changed since the last subscribe offer.
     needs_negotiation: bool,
+    /// Which remote tracks this participant wants.
+    rules: SubscriptionRules,
+    /// Smoothed loudness of its level-bearing tracks (dB above -127 dBov) and when it was
+    /// last updated, for the active speaker.
+    loudness: f32,
+    loud_at: Option<Instant>,
 }
 
 impl Participant {
     fn send_msg(&self, msg: ServerMessage) {
         // A closed channel means the connection is already gone; `Closed` follows.
         let _ = self.out.send(Outbound::Message(msg));
+    }
+
+    /// Whether others see this participant (`hasPresence`).
+    fn visible(&self) -> bool {
+        self.info.permissions.has_presence
+    }
+
+    /// Owners and `participants` admins may change others and eject them.
+    fn is_admin(&self) -> bool {
+        self.info.is_owner || self.info.permissions.can_admin.iter().any(|k| k == "participants")
+    }
+
+    /// Current loudness for the active speaker, 0 when its levels are stale.
+    fn loudness_at(&self, now: Instant) -> f32 {
+        match self.loud_at {
+            Some(t) if now.saturating_duration_since(t) <= SPEAKER_STALE => self.loudness,
+            _ => 0.0,
+        }
     }
 
     fn transport_mut(&mut self, side: Side) -> Option<&mut Transport> {
@@ -167,6 +205,8 @@ struct Room {
     session_id: String,
     /// Participants in join order.
     members: Vec<ConnId>,
+    /// The active speaker (RFC 6464 levels), kept through silence.
+    active_speaker: Option<ConnId>,
 }
 
 /// Counters for tests and logs.
@@ -248,8 +288,9 @@ impl Sfu {
                 conn,
                 room,
                 user_name,
+                subscriptions,
                 out,
-            } => self.join(now, conn, room, user_name, out),
+            } => self.join(now, conn, room, user_name, subscriptions, out),
             Command::Message { conn, msg } => self.message(now, conn, msg),
             Command::Closed { conn } => self.remove(now, conn, false),
             Command::RoomInfo { room, reply } => {
@@ -266,6 +307,7 @@ impl Sfu {
         conn: ConnId,
         room_name: String,
         user_name: Option<String>,
+        subscriptions: SubscriptionRules,
         out: mpsc::UnboundedSender<Outbound>,
     ) {
         let fatal = |message: String| {
@@ -285,6 +327,7 @@ impl Sfu {
         let room = self.rooms.entry(room_name.clone()).or_insert_with(|| Room {
             session_id: uuid::Uuid::new_v4().to_string(),
             members: Vec::new(),
+            active_speaker: None,
         });
         if room.members.len() >= MAX_PARTICIPANTS_PER_ROOM {
             return fatal(format!(
@@ -309,6 +352,7 @@ impl Sfu {
             .members
             .iter()
             .filter_map(|c| self.parts.get(c))
+            .filter(|p| p.visible())
             .map(|p| p.info.clone())
             .collect();
         let _ = out.send(Outbound::Message(ServerMessage::Joined {
@@ -317,19 +361,30 @@ impl Sfu {
             participant: info.clone(),
             participants: others,
         }));
-        for c in &room.members {
-            if let Some(p) = self.parts.get(c) {
-                p.send_msg(ServerMessage::ParticipantJoined {
-                    participant: info.clone(),
-                });
+        if info.permissions.has_presence {
+            for c in &room.members {
+                if let Some(p) = self.parts.get(c) {
+                    p.send_msg(ServerMessage::ParticipantJoined {
+                        participant: info.clone(),
+                    });
+                }
             }
+        }
+        let speaker = room
+            .active_speaker
+            .and_then(|c| self.parts.get(&c))
+            .map(|p| p.info.id.clone());
+        if speaker.is_some() {
+            let _ = out.send(Outbound::Message(ServerMessage::ActiveSpeaker {
+                participant_id: speaker,
+            }));
         }
         room.members.push(conn);
         tracing::info!(room = %room_name, participant = %info.id, "joined");
         self.parts.insert(
             conn,
             Participant {
-                room: room_name,
+                room: room_name.clone(),
                 info,
                 out,
                 send: None,
@@ -338,8 +393,278 @@ impl Sfu {
                 slots: Vec::new(),
                 pending: None,
                 needs_negotiation: true,
+                rules: subscriptions,
+                loudness: 0.0,
+                loud_at: None,
             },
         );
+        self.send_counts(&room_name);
+    }
+
+    /// Sends `participantCounts` to every member of `room`.
+    fn send_counts(&self, room: &str) {
+        let Some(r) = self.rooms.get(room) else {
+            return;
+        };
+        let (mut present, mut hidden) = (0u32, 0u32);
+        for p in r.members.iter().filter_map(|c| self.parts.get(c)) {
+            if p.visible() {
+                present += 1;
+            } else {
+                hidden += 1;
+            }
+        }
+        for p in r.members.iter().filter_map(|c| self.parts.get(c)) {
+            p.send_msg(ServerMessage::ParticipantCounts { present, hidden });
+        }
+    }
+
+    /// Answers request `request_id` of `conn`.
+    fn reply(&self, conn: ConnId, request_id: u64, error: Option<String>) {
+        if let Some(p) = self.parts.get(&conn) {
+            p.send_msg(ServerMessage::Reply { request_id, error });
+        }
+    }
+
+    /// The connection of participant `id` in `room`, if it is there.
+    fn find_in_room(&self, room: &str, id: &str) -> Option<ConnId> {
+        self.rooms
+            .get(room)?
+            .members
+            .iter()
+            .copied()
+            .find(|c| self.parts.get(c).is_some_and(|p| p.info.id == id))
+    }
+
+    fn app_message(&mut self, conn: ConnId, request_id: u64, data: serde_json::Value, to: Option<String>) {
+        let Some(p) = self.parts.get(&conn) else {
+            return;
+        };
+        let size = serde_json::to_string(&data).map_or(usize::MAX, |t| t.len());
+        if size > MAX_APP_MESSAGE_BYTES {
+            return self.reply(
+                conn,
+                request_id,
+                Some(format!(
+                    "app message of {size} bytes exceeds the limit of {MAX_APP_MESSAGE_BYTES} bytes"
+                )),
+            );
+        }
+        let msg = ServerMessage::AppMessage {
+            data,
+            from: p.info.id.clone(),
+        };
+        let room = p.room.clone();
+        match to {
+            Some(id) => match self.find_in_room(&room, &id) {
+                Some(c) if c != conn && self.parts.get(&c).is_some_and(|o| o.visible()) => {
+                    if let Some(o) = self.parts.get(&c) {
+                        o.send_msg(msg);
+                    }
+                }
+                _ => {
+                    return self.reply(
+                        conn,
+                        request_id,
+                        Some(format!("no participant {id:?} in this call")),
+                    );
+                }
+            },
+            None => {
+                if let Some(r) = self.rooms.get(&room) {
+                    for c in r.members.iter().filter(|c| **c != conn) {
+                        if let Some(o) = self.parts.get(c) {
+                            o.send_msg(msg.clone());
+                        }
+                    }
+                }
+            }
+        }
+        self.reply(conn, request_id, None);
+    }
+
+    fn update_permissions(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        request_id: u64,
+        participant_id: Option<String>,
+        update: PermissionsUpdate,
+    ) {
+        let Some(p) = self.parts.get(&conn) else {
+            return;
+        };
+        if let Err(e) = update.validate() {
+            return self.reply(conn, request_id, Some(e));
+        }
+        let admin = p.is_admin();
+        let room = p.room.clone();
+        let target = match &participant_id {
+            None => conn,
+            Some(id) => match self.find_in_room(&room, id) {
+                Some(c) => c,
+                None => {
+                    return self.reply(
+                        conn,
+                        request_id,
+                        Some(format!("no participant {id:?} in this call")),
+                    );
+                }
+            },
+        };
+        if target != conn && !admin {
+            return self.reply(
+                conn,
+                request_id,
+                Some("only room owners and participant admins (canAdmin: participants) may change other participants' permissions".into()),
+            );
+        }
+        let Some(t) = self.parts.get(&target) else {
+            return;
+        };
+        let old = t.info.permissions.clone();
+        let mut new = old.clone();
+        new.apply(&update);
+        if target == conn && !admin {
+            // Without admin rights a participant may only give rights up.
+            let gains = (new.has_presence && !old.has_presence)
+                || new.can_send.iter().any(|k| !old.can_send.contains(k))
+                || new.can_admin.iter().any(|k| !old.can_admin.contains(k));
+            if gains {
+                return self.reply(
+                    conn,
+                    request_id,
+                    Some("a participant may only give up its own permissions; granting needs a room owner or participant admin".into()),
+                );
+            }
+        }
+        self.reply(conn, request_id, None);
+        if new == old {
+            return;
+        }
+        if let Some(t) = self.parts.get_mut(&target) {
+            t.info.permissions = new.clone();
+        }
+        if old.has_presence != new.has_presence {
+            let Some(t) = self.parts.get(&target) else {
+                return;
+            };
+            let info = t.info.clone();
+            if let Some(r) = self.rooms.get(&room) {
+                for c in r.members.iter().filter(|c| **c != target) {
+                    if let Some(o) = self.parts.get(c) {
+                        o.send_msg(if new.has_presence {
+                            ServerMessage::ParticipantJoined {
+                                participant: info.clone(),
+                            }
+                        } else {
+                            ServerMessage::ParticipantLeft {
+                                participant: info.clone(),
+                                reason: LeftReason::Hidden,
+                            }
+                        });
+                    }
+                }
+            }
+            if !new.has_presence {
+                self.clear_speaker(&room, target);
+            }
+            self.send_counts(&room);
+        }
+        self.refresh_media_info(target);
+        self.broadcast_update(target);
+        self.mark_room_dirty(target);
+        self.negotiate_all(now);
+    }
+
+    fn eject(&mut self, now: Instant, conn: ConnId, request_id: u64, ids: Vec<String>) {
+        let Some(p) = self.parts.get(&conn) else {
+            return;
+        };
+        if !p.is_admin() {
+            return self.reply(
+                conn,
+                request_id,
+                Some("only room owners and participant admins (canAdmin: participants) may eject participants".into()),
+            );
+        }
+        let room = p.room.clone();
+        let mut missing = Vec::new();
+        let mut targets = Vec::new();
+        for id in ids {
+            match self.find_in_room(&room, &id) {
+                Some(c) if c != conn => targets.push(c),
+                Some(_) => missing.push(format!("{id:?} (yourself: use leave)")),
+                None => missing.push(format!("{id:?}")),
+            }
+        }
+        for c in targets {
+            self.fatal(now, c, "you were ejected from the call by a room owner".into());
+        }
+        let error = (!missing.is_empty())
+            .then(|| format!("not ejected, not in this call: {}", missing.join(", ")));
+        self.reply(conn, request_id, error);
+    }
+
+    /// Forgets `conn` as the room's active speaker (it left or hid).
+    fn clear_speaker(&mut self, room: &str, conn: ConnId) {
+        let Some(r) = self.rooms.get_mut(room) else {
+            return;
+        };
+        if r.active_speaker != Some(conn) {
+            return;
+        }
+        r.active_speaker = None;
+        for c in &r.members {
+            if let Some(o) = self.parts.get(c) {
+                o.send_msg(ServerMessage::ActiveSpeaker {
+                    participant_id: None,
+                });
+            }
+        }
+    }
+
+    /// Feeds one RFC 6464 level of `conn` (in -dBov) into the active-speaker choice.
+    fn observe_level(&mut self, now: Instant, conn: ConnId, level: i8) {
+        let Some(p) = self.parts.get_mut(&conn) else {
+            return;
+        };
+        if !p.visible() {
+            return;
+        }
+        let loud = 127.0 - f32::from(level.unsigned_abs().min(127));
+        let prev = p.loudness_at(now);
+        p.loudness = prev + SPEAKER_ALPHA * (loud - prev);
+        p.loud_at = Some(now);
+        let mine = p.loudness;
+        if mine < SPEAKER_MIN_LOUDNESS {
+            return;
+        }
+        let (id, room) = (p.info.id.clone(), p.room.clone());
+        let Some(r) = self.rooms.get(&room) else {
+            return;
+        };
+        if r.active_speaker == Some(conn) {
+            return;
+        }
+        let current = r
+            .active_speaker
+            .and_then(|c| self.parts.get(&c))
+            .map_or(0.0, |c| c.loudness_at(now));
+        if current >= SPEAKER_MIN_LOUDNESS && mine < current + SPEAKER_MARGIN_DB {
+            return;
+        }
+        if let Some(r) = self.rooms.get_mut(&room) {
+            r.active_speaker = Some(conn);
+            tracing::debug!(room = %room, participant = %id, "active speaker");
+            for c in &r.members {
+                if let Some(o) = self.parts.get(c) {
+                    o.send_msg(ServerMessage::ActiveSpeaker {
+                        participant_id: Some(id.clone()),
+                    });
+                }
+            }
+        }
     }
 
     /// Sends a fatal error, closes the connection and removes the participant.
@@ -381,6 +706,29 @@ impl Sfu {
                 self.broadcast_update(conn);
             }
             ClientMessage::Leave => self.remove(now, conn, true),
+            ClientMessage::AppMessage {
+                request_id,
+                data,
+                to,
+            } => self.app_message(conn, request_id, data, to),
+            ClientMessage::SetSubscriptions { request_id, rules } => {
+                if let Some(p) = self.parts.get_mut(&conn) {
+                    if p.rules != rules {
+                        p.rules = rules;
+                        p.needs_negotiation = true;
+                    }
+                }
+                self.reply(conn, request_id, None);
+            }
+            ClientMessage::UpdatePermissions {
+                request_id,
+                participant_id,
+                permissions,
+            } => self.update_permissions(now, conn, request_id, participant_id, permissions),
+            ClientMessage::Eject {
+                request_id,
+                participant_ids,
+            } => self.eject(now, conn, request_id, participant_ids),
             other => self.fatal(now, conn, format!("unsupported message {other:?}")),
         }
     }
@@ -393,6 +741,10 @@ impl Sfu {
         let msg = ServerMessage::ParticipantUpdated {
             participant: p.info.clone(),
         };
+        if !p.visible() {
+            // Hidden: only the participant itself hears about it.
+            return p.send_msg(msg);
+        }
         if let Some(room) = self.rooms.get(&p.room) {
             for c in &room.members {
                 if let Some(o) = self.parts.get(c) {
@@ -509,6 +861,21 @@ impl Sfu {
         };
         let changed = p.published != accepted;
         p.published = accepted;
+        if self.refresh_media_info(conn) {
+            self.broadcast_update(conn);
+        }
+        if changed {
+            self.mark_room_dirty(conn);
+        }
+        self.forward(now, conn, media);
+    }
+
+    /// Recomputes the media part of `conn`'s info from what it publishes and may send (a
+    /// track `canSend` forbids shows as not publishing). Returns whether it changed.
+    fn refresh_media_info(&mut self, conn: ConnId) -> bool {
+        let Some(p) = self.parts.get_mut(&conn) else {
+            return false;
+        };
         let mut info = p.info.clone();
         info.microphone = MediaInfo {
             publishing: false,
@@ -517,7 +884,7 @@ impl Sfu {
         info.custom_audio.clear();
         for (_, t) in &p.published {
             let m = MediaInfo {
-                publishing: true,
+                publishing: p.info.permissions.may_send(&t.source),
                 track_id: Some(t.track_id.clone()),
             };
             match &t.source {
@@ -527,15 +894,9 @@ impl Sfu {
                 }
             }
         }
-        let info_changed = info != p.info;
+        let changed = info != p.info;
         p.info = info;
-        if info_changed {
-            self.broadcast_update(conn);
-        }
-        if changed {
-            self.mark_room_dirty(conn);
-        }
-        self.forward(now, conn, media);
+        changed
     }
 
     /// Marks every other participant of `conn`'s room for renegotiation.
@@ -608,7 +969,14 @@ impl Sfu {
             if o.send.as_ref().is_none_or(|t| !t.rtc.is_alive()) {
                 continue;
             }
+            if !o.visible() {
+                continue;
+            }
             for (_, t) in &o.published {
+                if !o.info.permissions.may_send(&t.source) || !p.rules.wants(&o.info.id, &t.source)
+                {
+                    continue;
+                }
                 desired.push((
                     TrackKey {
                         publisher: *c,
@@ -740,18 +1108,30 @@ impl Sfu {
             self.rooms.remove(&p.room);
             return;
         }
+        let was_speaker = room.active_speaker == Some(conn);
+        if was_speaker {
+            room.active_speaker = None;
+        }
         let members = room.members.clone();
         for c in members {
             if let Some(o) = self.parts.get_mut(&c) {
-                o.send_msg(ServerMessage::ParticipantLeft {
-                    participant: p.info.clone(),
-                    reason: LeftReason::LeftCall,
-                });
+                if p.visible() {
+                    o.send_msg(ServerMessage::ParticipantLeft {
+                        participant: p.info.clone(),
+                        reason: LeftReason::LeftCall,
+                    });
+                }
+                if was_speaker {
+                    o.send_msg(ServerMessage::ActiveSpeaker {
+                        participant_id: None,
+                    });
+                }
                 if had_tracks {
                     o.needs_negotiation = true;
                 }
             }
         }
+        self.send_counts(&p.room);
     }
 
     /// Ends the call for everybody: `callEnded`, close, transports disconnected.
@@ -870,10 +1250,19 @@ impl Sfu {
             return;
         };
         let mut targets: Vec<(ConnId, Mid, usize)> = Vec::new();
+        let mut levels: Vec<i8> = Vec::new();
         for (i, data) in media.iter().enumerate() {
             let Some((_, track)) = p.published.iter().find(|(m, _)| *m == data.mid) else {
                 continue;
             };
+            if !p.info.permissions.may_send(&track.source) {
+                continue; // canSend forbids it: forward nothing, not even levels.
+            }
+            if !track.ignore_audio_level
+                && let Some(level) = data.ext_vals.audio_level
+            {
+                levels.push(level);
+            }
             for c in room.members.iter().filter(|c| **c != publisher) {
                 let Some(s) = self.parts.get(c) else { continue };
                 let found = s.slots.iter().find(|s| {
@@ -888,6 +1277,9 @@ impl Sfu {
             }
         }
         self.stats.frames_in += media.len() as u64;
+        for level in levels {
+            self.observe_level(now, publisher, level);
+        }
         for (c, mid, i) in targets {
             let data = &media[i];
             let Some(t) = self.parts.get_mut(&c).and_then(|s| s.recv.as_mut()) else {

@@ -105,6 +105,7 @@ async fn bad_connections_close_alone() {
         protocol_version: 2,
         user_name: None,
         token: None,
+        subscriptions: None,
     })
     .await;
     assert_fatal(&c.until_closed().await);
@@ -178,6 +179,7 @@ async fn bad_connections_close_alone() {
             protocol_version: 1,
             user_name: None,
             token: None,
+            subscriptions: None,
         }),
         Some(ClientMessage::SubscribeAnswer {
             sdp: "v=0\r\n".into(),

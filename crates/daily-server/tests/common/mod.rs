@@ -15,6 +15,9 @@ pub const STEP: Duration = Duration::from_secs(5);
 
 pub struct Client {
     pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// Deliver `participantCounts` and `activeSpeaker` too (off by default: most tests
+    /// assert exact sequences of the other messages).
+    pub keep_meta: bool,
 }
 
 /// What the next frame was.
@@ -30,7 +33,7 @@ impl Client {
         let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws/{room}"))
             .await
             .expect("connect");
-        Client { ws }
+        Client { ws, keep_meta: false }
     }
 
     /// Connects and joins; returns the client and its `joined` message.
@@ -40,6 +43,7 @@ impl Client {
             protocol_version: 1,
             user_name: Some(name.into()),
             token: None,
+            subscriptions: None,
         })
         .await;
         let joined = c.recv().await;
@@ -63,7 +67,15 @@ impl Client {
                 .expect("timed out waiting for the server")
             {
                 Some(Ok(Message::Text(t))) => {
-                    return Next::Msg(ServerMessage::parse(t.as_str()).expect("server JSON"));
+                    let m = ServerMessage::parse(t.as_str()).expect("server JSON");
+                    let meta = matches!(
+                        m,
+                        ServerMessage::ParticipantCounts { .. } | ServerMessage::ActiveSpeaker { .. }
+                    );
+                    if meta && !self.keep_meta {
+                        continue;
+                    }
+                    return Next::Msg(m);
                 }
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return Next::Closed,
                 Some(Ok(_)) => continue,
