@@ -8,8 +8,8 @@ use crate::send::{SendPipe, SendStats, out_queue, rand_u32};
 use crate::source::AudioSource;
 use crate::{ClientError, Engine, shapes};
 use daily_proto::{
-    ClientMessage, ForwardedTrack, MediaInfo, PROTOCOL_VERSION, ParticipantInfo, PublishedTrack,
-    RoomUrl, ServerMessage, TrackSource,
+    ClientMessage, ForwardedTrack, MAX_APP_MESSAGE_BYTES, MediaInfo, PROTOCOL_VERSION, ParticipantInfo,
+    PermissionsUpdate, PublishedTrack, RoomUrl, ServerMessage, TrackSource,
 };
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -80,8 +80,8 @@ pub enum ClientEvent {
     ParticipantLeft(Value, String),
     /// `on_error(message)`.
     Error(String),
-    /// `on_active_speaker_changed(participant)`: the participant dict (an empty dict when
-    /// nobody is the active speaker any more).
+    /// `on_active_speaker_changed(participant)`: the new speaker's participant dict (not
+    /// sent when the speaker leaves; `active_speaker()` is then `None`).
     ActiveSpeakerChanged(Value),
     /// `on_app_message(message, sender)`: any JSON value and the sender's participant id.
     AppMessage(Value, String),
@@ -112,20 +112,36 @@ pub type JoinDone = Box<dyn FnOnce(Result<Value, String>) + Send>;
 /// What to publish at join.
 #[derive(Clone, Default)]
 pub struct JoinSettings {
-    /// A custom source used as the microphone, with its track id.
+    /// A custom source used as the microphone, with its track id (resolved by the caller from
+    /// `inputs.microphone.settings`); `None` sends no microphone.
     pub microphone: Option<(String, AudioSource)>,
-    /// Opus bitrate for the microphone (bps); None = encoder default.
-    pub microphone_bitrate: Option<u32>,
-    /// Channels of the microphone track (1 or 2).
-    pub microphone_channels: u16,
-    /// Opus tuning of the microphone track: `Voip` for Daily's `"speech"` send settings,
-    /// `Audio` (the default) otherwise.
-    pub microphone_application: daily_media::OpusApplication,
+    /// Daily's `client_settings` (`{"inputs": ..., "publishing": ...}`, shorthands allowed):
+    /// merged into `inputs()` / `publishing()`; the microphone's `isPublishing` and
+    /// `sendSettings` (`"speech"`, `"music"`, `{"channelConfig", "bitrate"}`) apply.
+    pub client_settings: Value,
+}
+
+/// How the microphone track is encoded (from `publishing.microphone.sendSettings`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct MicSend {
+    /// Opus bitrate in bit/s; `None` = encoder default.
+    bitrate: Option<u32>,
+    /// 1 (`mono`) or 2 (`stereo`).
+    channels: u16,
+    /// `Voip` for `"speech"`, `Audio` otherwise.
+    application: daily_media::OpusApplication,
+}
+
+impl Default for MicSend {
+    fn default() -> Self {
+        MicSend { bitrate: None, channels: 1, application: daily_media::OpusApplication::Audio }
+    }
 }
 
 struct CustomTrack {
     track_id: String,
     source: AudioSource,
+    ignore_level: bool,
 }
 
 struct RendererSpec {
@@ -152,9 +168,19 @@ struct State {
     remotes: BTreeMap<String, ParticipantInfo>,
     custom_tracks: BTreeMap<String, CustomTrack>,
     mic: Option<(String, AudioSource)>,
-    mic_bitrate: Option<u32>,
-    mic_channels: u16,
-    mic_application: daily_media::OpusApplication,
+    /// `publishing.microphone.isPublishing`.
+    mic_publishing: bool,
+    mic_send: MicSend,
+    /// The local participant as the server last described it (owner, ids, permissions).
+    server_me: Option<ParticipantInfo>,
+    /// `(present, hidden)` from the server.
+    counts: (u32, u32),
+    active_speaker: Option<String>,
+    /// Daily's settings dicts, as the getters return them.
+    inputs: Value,
+    publishing: Value,
+    profiles: Value,
+    subscriptions: Value,
     renderers: Vec<RendererSpec>,
     /// Forwarded tracks of the current receive-transport offer, by mid.
     forwarded: HashMap<String, ForwardedTrack>,
@@ -182,6 +208,8 @@ pub struct CallClient {
 
 struct SendTrack {
     key: TrackSource,
+    /// Encoder settings the track was built with (a change rebuilds it).
+    send: MicSend,
     track_id: String,
     source: AudioSource,
     pipe_id: u64,
@@ -203,6 +231,23 @@ struct Session {
     send_stats: Arc<SendStats>,
     /// Bumped whenever the mid → track mapping of the receive transport changes.
     forward_version: Arc<AtomicU64>,
+    /// Completions of requests awaiting the server's `reply`, by request id.
+    requests: Mutex<HashMap<u64, Done>>,
+    next_request: AtomicU64,
+    /// Set before the outstanding requests are failed: later requests fail at once.
+    closed: AtomicBool,
+}
+
+impl Session {
+    /// Completes every outstanding request with `error` (the session is ending).
+    fn fail_requests(&self, error: &str) {
+        self.closed.store(true, Ordering::Release);
+        let pending: Vec<Done> =
+            self.requests.lock().unwrap_or_else(|e| e.into_inner()).drain().map(|(_, d)| d).collect();
+        for d in pending {
+            d(Err(error.to_owned()));
+        }
+    }
 }
 
 fn now_epoch_s() -> u64 {
@@ -227,9 +272,15 @@ impl CallClient {
                 remotes: BTreeMap::new(),
                 custom_tracks: BTreeMap::new(),
                 mic: None,
-                mic_bitrate: None,
-                mic_channels: 1,
-                mic_application: daily_media::OpusApplication::Audio,
+                mic_publishing: true,
+                mic_send: MicSend::default(),
+                server_me: None,
+                counts: (0, 0),
+                active_speaker: None,
+                inputs: shapes::default_inputs(),
+                publishing: shapes::default_publishing(),
+                profiles: shapes::default_profiles(),
+                subscriptions: serde_json::json!({}),
                 renderers: Vec::new(),
                 forwarded: HashMap::new(),
                 recv: HashMap::new(),
@@ -263,11 +314,15 @@ impl CallClient {
                 drop(st);
                 return done(Err(format!("cannot join: the call is {}", self.call_state().as_str())));
             }
+            if let Err(e) = apply_inputs_patch(&mut st, &settings.client_settings["inputs"])
+                .and_then(|_| apply_publishing_patch(&mut st, &settings.client_settings["publishing"]))
+            {
+                drop(st);
+                return done(Err(e));
+            }
             st.generation += 1;
             st.mic = settings.microphone.clone();
-            st.mic_bitrate = settings.microphone_bitrate;
-            st.mic_channels = settings.microphone_channels.clamp(1, 2);
-            st.mic_application = settings.microphone_application;
+            sync_mic_input(&mut st);
             st.remotes.clear();
             st.generation
         };
@@ -290,8 +345,11 @@ impl CallClient {
                     inner.set_state(CallState::Joined);
                     done(Ok(join_data));
                     // Everybody already here, once each, after the joined state.
-                    let remotes: Vec<Value> =
-                        inner.lock().remotes.values().map(|p| shapes::participant(p, false)).collect();
+                    let remotes: Vec<Value> = {
+                        let st = inner.lock();
+                        let rules = shapes::subscription_rules(&st.profiles, &st.subscriptions);
+                        st.remotes.values().map(|p| shapes::participant_with(p, false, Some(&rules))).collect()
+                    };
                     for p in remotes {
                         (inner.events)(ClientEvent::ParticipantJoined(p));
                     }
@@ -349,37 +407,290 @@ impl CallClient {
         }
     }
 
-    /// Publishes `source` as custom track `name` (now, or at join).
-    pub fn add_custom_audio_track(&self, name: &str, track_id: String, source: AudioSource, done: Done) {
-        {
+    /// Publishes `source` as custom track `name` (now, or at join). With `ignore_level`, the
+    /// track's audio never makes this participant the active speaker.
+    pub fn add_custom_audio_track(&self, name: &str, track_id: String, source: AudioSource, ignore_level: bool, done: Done) {
+        let inputs = {
             let mut st = self.inner.lock();
             if st.custom_tracks.contains_key(name) {
                 drop(st);
                 return done(Err(format!("a custom audio track named {name:?} already exists")));
             }
-            st.custom_tracks.insert(name.to_owned(), CustomTrack { track_id, source });
-        }
+            st.inputs["customAudio"][name] = json!({"isEnabled": true, "settings": {"customTrack": {"id": track_id}}});
+            st.custom_tracks.insert(name.to_owned(), CustomTrack { track_id, source, ignore_level });
+            st.inputs.clone()
+        };
+        (self.inner.events)(ClientEvent::InputsUpdated(inputs));
         self.republish(done);
     }
 
-    /// Changes the microphone input (daily-python's `update_inputs` for `"microphone"`):
-    /// `Some((track_id, source))` publishes that source as the microphone, `None` stops
-    /// publishing it. Applies at once in a call, else at the next join.
-    pub fn set_microphone(&self, microphone: Option<(String, AudioSource)>, done: Done) {
-        {
+    /// Replaces the source of custom track `name` (`update_custom_audio_track`).
+    pub fn update_custom_audio_track(&self, name: &str, track_id: String, source: AudioSource, ignore_level: bool, done: Done) {
+        let inputs = {
             let mut st = self.inner.lock();
-            let same = match (&st.mic, &microphone) {
-                (Some((a, s1)), Some((b, s2))) => a == b && s1.ptr_eq(s2),
-                (None, None) => true,
-                _ => false,
-            };
-            if same {
+            let Some(t) = st.custom_tracks.get_mut(name) else {
                 drop(st);
-                return done(Ok(()));
-            }
-            st.mic = microphone;
-        }
+                return done(Err(format!("no custom audio track named {name:?}")));
+            };
+            *t = CustomTrack { track_id: track_id.clone(), source, ignore_level };
+            st.inputs["customAudio"][name] = json!({"isEnabled": true, "settings": {"customTrack": {"id": track_id}}});
+            st.inputs.clone()
+        };
+        (self.inner.events)(ClientEvent::InputsUpdated(inputs));
         self.republish(done);
+    }
+
+    /// Changes the microphone input: `Some((track_id, source))` publishes that source as the
+    /// microphone, `None` stops it. Applies at once in a call, else at the next join.
+    pub fn set_microphone(&self, microphone: Option<(String, AudioSource)>, done: Done) {
+        self.update_inputs(Some(microphone), &Value::Null, done)
+    }
+
+    /// daily-python's `update_inputs`: merges `patch` (Daily's input settings, shorthands
+    /// such as `"camera": False` allowed) into `inputs()`, and when `microphone` is `Some`
+    /// switches the published microphone to it (`Some(None)` stops it; the caller resolves
+    /// `settings.deviceId` / `settings.customTrack`). Emits `InputsUpdated` before `done`.
+    pub fn update_inputs(&self, microphone: Option<Option<(String, AudioSource)>>, patch: &Value, done: Done) {
+        let (inputs, changed) = {
+            let mut st = self.inner.lock();
+            if let Err(e) = apply_inputs_patch(&mut st, patch) {
+                drop(st);
+                return done(Err(e));
+            }
+            let mut changed = false;
+            if let Some(m) = microphone {
+                let same = match (&st.mic, &m) {
+                    (Some((a, s1)), Some((b, s2))) => a == b && s1.ptr_eq(s2),
+                    (None, None) => true,
+                    _ => false,
+                };
+                if !same {
+                    st.mic = m;
+                    changed = true;
+                }
+            }
+            sync_mic_input(&mut st);
+            (st.inputs.clone(), changed)
+        };
+        (self.inner.events)(ClientEvent::InputsUpdated(inputs));
+        if changed { self.republish(done) } else { done(Ok(())) }
+    }
+
+    /// `inputs()`: Daily's input settings as of the last `InputsUpdated`.
+    pub fn inputs(&self) -> Value {
+        self.inner.lock().inputs.clone()
+    }
+
+    /// `publishing()`: Daily's publishing settings.
+    pub fn publishing(&self) -> Value {
+        self.inner.lock().publishing.clone()
+    }
+
+    /// `subscriptions()`: per-participant subscription settings set so far.
+    pub fn subscriptions(&self) -> Value {
+        self.inner.lock().subscriptions.clone()
+    }
+
+    /// `subscription_profiles()`.
+    pub fn subscription_profiles(&self) -> Value {
+        self.inner.lock().profiles.clone()
+    }
+
+    /// `participant_counts()`: `{"present": n, "hidden": n}` as the server last reported
+    /// (the local participant included; zeros when not in a call).
+    pub fn participant_counts(&self) -> Value {
+        let (present, hidden) = self.inner.lock().counts;
+        json!({"present": present, "hidden": hidden})
+    }
+
+    /// `active_speaker()`: the participant dict of the room's active speaker, or `Null`.
+    pub fn active_speaker(&self) -> Value {
+        let st = self.inner.lock();
+        match &st.active_speaker {
+            Some(id) => self.inner.participant_dict(&st, id).unwrap_or(Value::Null),
+            None => Value::Null,
+        }
+    }
+
+    /// daily-python's `update_publishing`: merges `patch` into `publishing()`. The
+    /// microphone's `isPublishing: False` stops sending it (the input stays; remote
+    /// participants see the microphone go off) and `sendSettings` re-tunes its encoder
+    /// (`"speech"`, `"music"`, or `{"channelConfig": "mono"|"stereo", "bitrate": bit/s}`).
+    /// Emits `PublishingUpdated` before `done`.
+    pub fn update_publishing(&self, patch: &Value, done: Done) {
+        let (publishing, changed) = {
+            let mut st = self.inner.lock();
+            let before = (st.mic_publishing, st.mic_send);
+            if let Err(e) = apply_publishing_patch(&mut st, patch) {
+                drop(st);
+                return done(Err(e));
+            }
+            (st.publishing.clone(), before != (st.mic_publishing, st.mic_send))
+        };
+        (self.inner.events)(ClientEvent::PublishingUpdated(publishing));
+        if changed { self.republish(done) } else { done(Ok(())) }
+    }
+
+    /// daily-python's `update_subscription_profiles`: merges `patch` into
+    /// `subscription_profiles()`; the server forwards only what the result subscribes to.
+    /// Emits `SubscriptionProfilesUpdated` before `done`, which fires once the server
+    /// applied the change (at once when not in a call: applied at join).
+    pub fn update_subscription_profiles(&self, patch: &Value, done: Done) {
+        if !patch.is_object() {
+            return done(Err("subscription profiles must be a dict".into()));
+        }
+        let profiles = {
+            let mut st = self.inner.lock();
+            shapes::merge(&mut st.profiles, patch);
+            st.profiles.clone()
+        };
+        (self.inner.events)(ClientEvent::SubscriptionProfilesUpdated(profiles));
+        self.send_rules(done);
+    }
+
+    /// daily-python's `update_subscriptions`: `participant_settings` (`{pid: {"profile":
+    /// name, "media": {"microphone": "subscribed"|"unsubscribed"|"staged", "customAudio":
+    /// {name: ...}}}}`) merge into `subscriptions()`, `profile_settings` into the profiles.
+    /// Unsubscribing stops the forwarding at the server. Events before `done`.
+    pub fn update_subscriptions(&self, participant_settings: &Value, profile_settings: &Value, done: Done) {
+        for (v, what) in [(participant_settings, "participant_settings"), (profile_settings, "profile_settings")] {
+            if !v.is_null() && !v.is_object() {
+                return done(Err(format!("{what} must be a dict")));
+            }
+        }
+        let (subs, profiles) = {
+            let mut st = self.inner.lock();
+            let mut subs = None;
+            if let Some(o) = participant_settings.as_object() {
+                for (pid, settings) in o {
+                    let entry = st.subscriptions.as_object_mut().map(|m| {
+                        m.entry(pid.clone()).or_insert_with(|| json!({"profile": "base", "media": {}}))
+                    });
+                    if let Some(e) = entry {
+                        shapes::merge(e, settings);
+                    }
+                }
+                subs = Some(st.subscriptions.clone());
+            }
+            let mut profiles = None;
+            if profile_settings.is_object() {
+                shapes::merge(&mut st.profiles, profile_settings);
+                profiles = Some(st.profiles.clone());
+            }
+            (subs, profiles)
+        };
+        if let Some(p) = profiles {
+            (self.inner.events)(ClientEvent::SubscriptionProfilesUpdated(p));
+        }
+        if let Some(s) = subs {
+            (self.inner.events)(ClientEvent::SubscriptionsUpdated(s));
+        }
+        self.send_rules(done);
+    }
+
+    /// Sends the current subscription rules to the server, if in a call.
+    fn send_rules(&self, done: Done) {
+        let (joined, rules) = {
+            let st = self.inner.lock();
+            (st.call_state == CallState::Joined, shapes::subscription_rules(&st.profiles, &st.subscriptions))
+        };
+        if !joined {
+            return done(Ok(()));
+        }
+        self.request("update subscriptions", move |request_id| ClientMessage::SetSubscriptions { request_id, rules }, done);
+    }
+
+    /// daily-python's `send_app_message`: any JSON value, to everybody (`to` = `None` or
+    /// `"*"`) or one participant; at most 4096 bytes serialised (Daily's limit). Fails when
+    /// not in a call or the participant is not there; `done` fires once the server routed it.
+    pub fn send_app_message(&self, data: Value, to: Option<String>, done: Done) {
+        let size = serde_json::to_string(&data).map_or(usize::MAX, |t| t.len());
+        if size > MAX_APP_MESSAGE_BYTES {
+            return done(Err(format!("app message of {size} bytes exceeds the limit of {MAX_APP_MESSAGE_BYTES} bytes")));
+        }
+        let to = to.filter(|t| t != "*");
+        self.request("send an app message", move |request_id| ClientMessage::AppMessage { request_id, data, to }, done);
+    }
+
+    /// daily-python's `update_permissions`: changes the local participant's permissions.
+    /// Without owner or `participants` admin rights only giving rights up is allowed.
+    pub fn update_permissions(&self, update: PermissionsUpdate, done: Done) {
+        if let Err(e) = update.validate() {
+            return done(Err(e));
+        }
+        self.request(
+            "update permissions",
+            move |request_id| ClientMessage::UpdatePermissions { request_id, participant_id: None, permissions: update },
+            done,
+        );
+    }
+
+    /// The `permissions` part of daily-python's `update_remote_participants`: owners and
+    /// `participants` admins change others' permissions. `done` fires once, after every
+    /// participant's update was answered, with the failures joined by `"; "`.
+    pub fn update_remote_permissions(&self, updates: Vec<(String, PermissionsUpdate)>, done: Done) {
+        if updates.is_empty() {
+            return done(Ok(()));
+        }
+        for (_, u) in &updates {
+            if let Err(e) = u.validate() {
+                return done(Err(e));
+            }
+        }
+        let all = Arc::new(Mutex::new((updates.len(), Vec::<String>::new(), Some(done))));
+        for (pid, u) in updates {
+            let all = all.clone();
+            self.request(
+                "update remote participants",
+                move |request_id| ClientMessage::UpdatePermissions { request_id, participant_id: Some(pid), permissions: u },
+                Box::new(move |r| {
+                    let mut g = all.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Err(e) = r {
+                        g.1.push(e);
+                    }
+                    g.0 -= 1;
+                    if g.0 == 0 {
+                        let errs = std::mem::take(&mut g.1);
+                        let d = g.2.take();
+                        drop(g);
+                        if let Some(d) = d {
+                            d(if errs.is_empty() { Ok(()) } else { Err(errs.join("; ")) });
+                        }
+                    }
+                }),
+            );
+        }
+    }
+
+    /// daily-python's `eject_remote_participants`: owners and `participants` admins only.
+    /// Each ejected client gets an error and leaves the call.
+    pub fn eject(&self, ids: Vec<String>, done: Done) {
+        if ids.is_empty() {
+            return done(Ok(()));
+        }
+        self.request("eject participants", move |request_id| ClientMessage::Eject { request_id, participant_ids: ids }, done);
+    }
+
+    /// Sends a request built by `make` and completes `done` with the server's reply; fails at
+    /// once when not joined. Every path completes `done` exactly once: a session that ends
+    /// first fails its outstanding requests.
+    fn request(&self, what: &str, make: impl FnOnce(u64) -> ClientMessage, done: Done) {
+        let session = {
+            let st = self.inner.lock();
+            if st.call_state == CallState::Joined { st.session.clone() } else { None }
+        };
+        let Some(s) = session else {
+            return done(Err(format!("cannot {what}: not in a call")));
+        };
+        let id = s.next_request.fetch_add(1, Ordering::Relaxed);
+        s.requests.lock().unwrap_or_else(|e| e.into_inner()).insert(id, done);
+        let sent = s.ws_tx.send(make(id)).is_ok();
+        if !sent || s.closed.load(Ordering::Acquire) {
+            let d = s.requests.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+            if let Some(d) = d {
+                d(Err(format!("cannot {what}: the call ended")));
+            }
+        }
     }
 
     /// The microphone input: its track id, if one is set.
@@ -389,9 +700,18 @@ impl CallClient {
 
     /// Stops publishing custom track `name`.
     pub fn remove_custom_audio_track(&self, name: &str, done: Done) {
-        if self.inner.lock().custom_tracks.remove(name).is_none() {
-            return done(Err(format!("no custom audio track named {name:?}")));
-        }
+        let inputs = {
+            let mut st = self.inner.lock();
+            if st.custom_tracks.remove(name).is_none() {
+                drop(st);
+                return done(Err(format!("no custom audio track named {name:?}")));
+            }
+            if let Some(o) = st.inputs["customAudio"].as_object_mut() {
+                o.remove(name);
+            }
+            st.inputs.clone()
+        };
+        (self.inner.events)(ClientEvent::InputsUpdated(inputs));
         self.republish(done);
     }
 
@@ -464,6 +784,74 @@ impl CallClient {
     }
 }
 
+/// Merges an inputs patch into `st.inputs`. A microphone `settings` naming a device or a
+/// custom track replaces the old settings instead of merging with them.
+fn apply_inputs_patch(st: &mut State, patch: &Value) -> Result<(), String> {
+    if patch.is_null() {
+        return Ok(());
+    }
+    if !patch.is_object() {
+        return Err("input settings must be a dict".into());
+    }
+    let patch = shapes::expand_shorthand(patch, "isEnabled");
+    shapes::merge(&mut st.inputs, &patch);
+    let settings = &patch["microphone"]["settings"];
+    if settings.get("deviceId").is_some() || settings.get("customTrack").is_some() {
+        st.inputs["microphone"]["settings"] = settings.clone();
+    }
+    Ok(())
+}
+
+/// `inputs.microphone.isEnabled` follows whether a microphone source is set.
+fn sync_mic_input(st: &mut State) {
+    st.inputs["microphone"]["isEnabled"] = json!(st.mic.is_some());
+}
+
+/// Merges a publishing patch into `st.publishing` and applies the microphone's
+/// `isPublishing` and `sendSettings`.
+fn apply_publishing_patch(st: &mut State, patch: &Value) -> Result<(), String> {
+    if patch.is_null() {
+        return Ok(());
+    }
+    if !patch.is_object() {
+        return Err("publishing settings must be a dict".into());
+    }
+    let patch = shapes::expand_shorthand(patch, "isPublishing");
+    let mic = &patch["microphone"];
+    let mut send = st.mic_send;
+    match &mic["sendSettings"] {
+        Value::Null => {}
+        Value::String(s) if s == "speech" => send.application = daily_media::OpusApplication::Voip,
+        Value::String(s) if s == "music" => send.application = daily_media::OpusApplication::Audio,
+        Value::String(s) => return Err(format!("unknown microphone sendSettings preset {s:?} (expected \"speech\" or \"music\")")),
+        Value::Object(o) => {
+            match o.get("channelConfig").and_then(Value::as_str) {
+                None => {}
+                Some("mono") => send.channels = 1,
+                Some("stereo") => send.channels = 2,
+                Some(c) => return Err(format!("channelConfig must be \"mono\" or \"stereo\", got {c:?}")),
+            }
+            match o.get("bitrate") {
+                None | Some(Value::Null) => {}
+                Some(b) => match b.as_u64() {
+                    Some(b) => send.bitrate = Some(b.clamp(6000, 510_000) as u32),
+                    None => return Err(format!("bitrate must be a positive integer in bit/s, got {b}")),
+                },
+            }
+        }
+        other => return Err(format!("microphone sendSettings must be a preset name or a dict, got {other}")),
+    }
+    let publishing = match &mic["isPublishing"] {
+        Value::Null => st.mic_publishing,
+        Value::Bool(b) => *b,
+        other => return Err(format!("isPublishing must be a bool, got {other}")),
+    };
+    shapes::merge(&mut st.publishing, &patch);
+    st.mic_send = send;
+    st.mic_publishing = publishing;
+    Ok(())
+}
+
 fn attach_renderer(clock: &MediaClock, rt: &RecvTrack, spec: &RendererSpec) {
     let sink = spec.sink.clone();
     let boxed: RenderSink = Box::new(move |pcm: &[i16]| sink(pcm));
@@ -514,31 +902,51 @@ impl ClientInner {
     }
 
     fn local_info(&self, st: &State) -> ParticipantInfo {
+        let me = st.server_me.as_ref();
+        let permissions = me.map(|m| m.permissions.clone()).unwrap_or_default();
         let mut custom = BTreeMap::new();
         for (name, t) in &st.custom_tracks {
             custom.insert(name.clone(), MediaInfo { publishing: true, track_id: Some(t.track_id.clone()) });
         }
+        let mic_on = st.mic.is_some()
+            && st.mic_publishing
+            && st.call_state == CallState::Joined
+            && permissions.may_send(&TrackSource::Microphone);
         ParticipantInfo {
             id: st.local_id.clone(),
             user_name: st.user_name.clone(),
-            user_id: st.local_id.clone(),
+            user_id: me.map_or_else(|| st.local_id.clone(), |m| m.user_id.clone()),
             joined_at: st.joined_at,
-            is_owner: false,
-            microphone: MediaInfo {
-                publishing: st.mic.is_some() && st.call_state == CallState::Joined,
-                track_id: st.mic.as_ref().map(|m| m.0.clone()),
-            },
+            is_owner: me.is_some_and(|m| m.is_owner),
+            microphone: MediaInfo { publishing: mic_on, track_id: st.mic.as_ref().map(|m| m.0.clone()) },
             custom_audio: custom,
-            permissions: Default::default(),
+            permissions,
         }
+    }
+
+    /// The dict of participant `id` (local or remote) as `participants()` shows it.
+    fn participant_dict(&self, st: &State, id: &str) -> Option<Value> {
+        if id == st.local_id {
+            return Some(shapes::participant(&self.local_info(st), true));
+        }
+        let rules = shapes::subscription_rules(&st.profiles, &st.subscriptions);
+        st.remotes.get(id).map(|p| shapes::participant_with(p, false, Some(&rules)))
+    }
+
+    /// A remote participant's dict under the current subscription rules.
+    fn remote_dict(&self, p: &ParticipantInfo) -> Value {
+        let st = self.lock();
+        let rules = shapes::subscription_rules(&st.profiles, &st.subscriptions);
+        shapes::participant_with(p, false, Some(&rules))
     }
 
     fn participants(&self) -> Value {
         let st = self.lock();
+        let rules = shapes::subscription_rules(&st.profiles, &st.subscriptions);
         let mut m = serde_json::Map::new();
         m.insert("local".into(), shapes::participant(&self.local_info(&st), true));
         for (id, p) in &st.remotes {
-            m.insert(id.clone(), shapes::participant(p, false));
+            m.insert(id.clone(), shapes::participant_with(p, false, Some(&rules)));
         }
         Value::Object(m)
     }
@@ -586,8 +994,13 @@ impl ClientInner {
             st.remotes.clear();
             st.forwarded.clear();
             st.session_id = None;
+            st.counts = (0, 0);
+            st.active_speaker = None;
             (st.session.take(), std::mem::take(&mut st.recv))
         };
+        if let Some(s) = &session {
+            s.fail_requests("the call ended before the server answered");
+        }
         for (_, t) in recv {
             t.closed.store(true, Ordering::Release);
             self.clock.remove(t.node);
@@ -609,21 +1022,28 @@ impl ClientInner {
     /// the custom tracks.
     async fn publish(self: &Arc<Self>, session: &Arc<Session>) -> Result<(), ClientError> {
         let mut tracks = session.send_tracks.lock().await;
-        let (want, bitrate, channels, application) = {
+        let (want, ignore_levels) = {
             let st = self.lock();
-            let mut want: Vec<(TrackSource, String, AudioSource)> = Vec::new();
-            if let Some((id, src)) = &st.mic {
-                want.push((TrackSource::Microphone, id.clone(), src.clone()));
+            // (source, track id, audio, encoder settings)
+            let mut want: Vec<(TrackSource, String, AudioSource, MicSend)> = Vec::new();
+            if let Some((id, src)) = st.mic.as_ref().filter(|_| st.mic_publishing) {
+                want.push((TrackSource::Microphone, id.clone(), src.clone(), st.mic_send));
             }
+            let mut ignore = Vec::new();
             for (name, t) in &st.custom_tracks {
-                want.push((TrackSource::CustomAudio { track_name: name.clone() }, t.track_id.clone(), t.source.clone()));
+                let key = TrackSource::CustomAudio { track_name: name.clone() };
+                if t.ignore_level {
+                    ignore.push(key.clone());
+                }
+                // Custom tracks keep our defaults; the microphone follows its send settings.
+                want.push((key, t.track_id.clone(), t.source.clone(), MicSend::default()));
             }
-            (want, st.mic_bitrate, st.mic_channels, st.mic_application)
+            (want, ignore)
         };
-        // Drop tracks no longer wanted (or whose source changed).
+        // Drop tracks no longer wanted (or whose source or settings changed).
         let mut keep = Vec::new();
         for t in tracks.drain(..) {
-            if want.iter().any(|(k, id, s)| *k == t.key && *id == t.track_id && s.ptr_eq(&t.source)) {
+            if want.iter().any(|(k, id, s, m)| *k == t.key && *id == t.track_id && s.ptr_eq(&t.source) && *m == t.send) {
                 keep.push(t);
             } else {
                 t.source.detach(t.pipe_id);
@@ -632,17 +1052,11 @@ impl ClientInner {
             }
         }
         *tracks = keep;
-        for (key, track_id, source) in want {
+        for (key, track_id, source, send) in want {
             if tracks.iter().any(|t| t.key == key) {
                 continue;
             }
-            // Custom tracks keep our defaults; the microphone follows its send settings.
-            let (b, c, a) = if key == TrackSource::Microphone {
-                (bitrate, channels, application)
-            } else {
-                (None, 1, daily_media::OpusApplication::Audio)
-            };
-            let st = add_send_track(self, session, key, track_id, source, b, c, a).await?;
+            let st = add_send_track(self, session, key, track_id, source, send).await?;
             tracks.push(st);
         }
         // Nothing was ever published: no send transport is needed yet (an offer without
@@ -659,7 +1073,12 @@ impl ClientInner {
             let Ok(Some(sender)) = tr.sender().await else { continue };
             if let Some(t) = tracks.iter().find(|t| t.sender.id() == sender.id()) {
                 if let Ok(Some(mid)) = tr.mid().await {
-                    published.push(PublishedTrack { mid, track_id: t.track_id.clone(), source: t.key.clone(), ignore_audio_level: false });
+                    published.push(PublishedTrack {
+                        mid,
+                        track_id: t.track_id.clone(),
+                        source: t.key.clone(),
+                        ignore_audio_level: ignore_levels.contains(&t.key),
+                    });
                 }
             }
         }
@@ -695,12 +1114,25 @@ impl ClientInner {
             }
             ServerMessage::SubscribeOffer { .. } => unreachable!("handled by the subscribe task"),
             ServerMessage::ParticipantJoined { participant } => {
-                let v = shapes::participant(&participant, false);
+                let v = self.remote_dict(&participant);
                 self.lock().remotes.insert(participant.id.clone(), participant);
                 (self.events)(ClientEvent::ParticipantJoined(v));
             }
             ServerMessage::ParticipantUpdated { participant } => {
-                let v = shapes::participant(&participant, false);
+                let local = {
+                    let mut st = self.lock();
+                    if participant.id == st.local_id {
+                        st.server_me = Some(participant.clone());
+                        Some(shapes::participant(&self.local_info(&st), true))
+                    } else {
+                        None
+                    }
+                };
+                if let Some(v) = local {
+                    (self.events)(ClientEvent::ParticipantUpdated(v));
+                    return;
+                }
+                let v = self.remote_dict(&participant);
                 let known = {
                     let mut st = self.lock();
                     st.remotes.insert(participant.id.clone(), participant).is_some()
@@ -709,8 +1141,39 @@ impl ClientInner {
                     (self.events)(ClientEvent::ParticipantUpdated(v));
                 }
             }
+            ServerMessage::AppMessage { data, from } => {
+                (self.events)(ClientEvent::AppMessage(data, from));
+            }
+            ServerMessage::ActiveSpeaker { participant_id } => {
+                let dict = {
+                    let mut st = self.lock();
+                    if st.active_speaker == participant_id {
+                        return;
+                    }
+                    st.active_speaker = participant_id.clone();
+                    participant_id.and_then(|id| self.participant_dict(&st, &id))
+                };
+                if let Some(v) = dict {
+                    (self.events)(ClientEvent::ActiveSpeakerChanged(v));
+                }
+            }
+            ServerMessage::ParticipantCounts { present, hidden } => {
+                let changed = {
+                    let mut st = self.lock();
+                    std::mem::replace(&mut st.counts, (present, hidden)) != (present, hidden)
+                };
+                if changed {
+                    (self.events)(ClientEvent::ParticipantCountsUpdated(json!({"present": present, "hidden": hidden})));
+                }
+            }
+            ServerMessage::Reply { request_id, error } => {
+                let done = session.requests.lock().unwrap_or_else(|e| e.into_inner()).remove(&request_id);
+                if let Some(d) = done {
+                    d(error.map_or(Ok(()), Err));
+                }
+            }
             ServerMessage::ParticipantLeft { participant, reason } => {
-                let v = shapes::participant(&participant, false);
+                let v = self.remote_dict(&participant);
                 let removed = {
                     let mut st = self.lock();
                     let r = st.remotes.remove(&participant.id).is_some();
@@ -930,9 +1393,7 @@ async fn add_send_track(
     key: TrackSource,
     track_id: String,
     source: AudioSource,
-    bitrate: Option<u32>,
-    channels: u16,
-    application: daily_media::OpusApplication,
+    send: MicSend,
 ) -> Result<SendTrack, ClientError> {
     use rtc::media_stream::MediaStreamTrack;
     use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
@@ -955,9 +1416,9 @@ async fn add_send_track(
         pipe_id,
         source.sample_rate(),
         source.channels(),
-        channels,
-        bitrate,
-        application,
+        send.channels,
+        send.bitrate,
+        send.application,
         tx,
         rx.signal.clone(),
         session.send_stats.clone(),
@@ -997,7 +1458,7 @@ async fn add_send_track(
         }
     });
     source.attach(pipe);
-    Ok(SendTrack { key, track_id, source, pipe_id, sender, task, pt })
+    Ok(SendTrack { key, send, track_id, source, pipe_id, sender, task, pt })
 }
 
 fn session_stream_id(inner: &ClientInner) -> String {
@@ -1101,7 +1562,11 @@ async fn run_join(inner: &Arc<ClientInner>, url: RoomUrl, token: Option<String>,
         let st = inner.lock();
         if st.user_name.is_empty() { None } else { Some(st.user_name.clone()) }
     };
-    let join = ClientMessage::Join { protocol_version: PROTOCOL_VERSION, user_name, token };
+    let subscriptions = {
+        let st = inner.lock();
+        Some(shapes::subscription_rules(&st.profiles, &st.subscriptions))
+    };
+    let join = ClientMessage::Join { protocol_version: PROTOCOL_VERSION, user_name, token, subscriptions };
     ws_write.send(tokio_tungstenite::tungstenite::Message::text(join.to_json())).await.map_err(|e| ClientError::Signalling(e.to_string()))?;
     // First reply: joined (or an error).
     let joined = tokio::time::timeout(CONNECT_TIMEOUT, async {
@@ -1154,6 +1619,9 @@ async fn run_join(inner: &Arc<ClientInner>, url: RoomUrl, token: Option<String>,
         tasks: Mutex::new(Vec::new()),
         send_stats: Arc::new(SendStats::default()),
         forward_version: Arc::new(AtomicU64::new(0)),
+        requests: Mutex::new(HashMap::new()),
+        next_request: AtomicU64::new(1),
+        closed: AtomicBool::new(false),
     });
     *session_slot.lock().unwrap_or_else(|e| e.into_inner()) = Arc::downgrade(&session);
     // Check and install under one lock so a concurrent leave() either sees the session (and
@@ -1175,6 +1643,10 @@ async fn run_join(inner: &Arc<ClientInner>, url: RoomUrl, token: Option<String>,
         let mut st = inner.lock();
         st.local_id = me.id.clone();
         st.joined_at = me.joined_at;
+        if !me.user_name.is_empty() {
+            st.user_name = me.user_name.clone(); // a meeting token may set the name
+        }
+        st.server_me = Some(me.clone());
         st.session_id = Some(room_session.clone());
         for p in others {
             st.remotes.insert(p.id.clone(), p);
@@ -1227,6 +1699,9 @@ async fn run_join(inner: &Arc<ClientInner>, url: RoomUrl, token: Option<String>,
             if let Some(s) = session.upgrade() {
                 let leaving = inner.lock().call_state == CallState::Leaving;
                 if !leaving {
+                    (inner.events)(ClientEvent::NetworkConnectionStatusUpdated(
+                        json!({"connection": "signalling", "event": "interrupted"}),
+                    ));
                     (inner.events)(ClientEvent::Error("the signalling connection to the room server was lost".into()));
                     inner.end_session(s.generation);
                 }
@@ -1234,11 +1709,12 @@ async fn run_join(inner: &Arc<ClientInner>, url: RoomUrl, token: Option<String>,
         })
     };
     session.tasks.lock().unwrap_or_else(|e| e.into_inner()).extend([writer, sub_task, reader]);
+    (inner.events)(ClientEvent::NetworkConnectionStatusUpdated(json!({"connection": "signalling", "event": "connected"})));
 
     // Publish what we have and wait for the send transport.
     let publishing = {
         let st = inner.lock();
-        st.mic.is_some() || !st.custom_tracks.is_empty()
+        (st.mic.is_some() && st.mic_publishing) || !st.custom_tracks.is_empty()
     };
     inner.publish(&session).await?;
     if publishing {

@@ -125,7 +125,10 @@ impl Default for Permissions {
             has_presence: true,
             can_send: MEDIA_KINDS.iter().map(|s| (*s).to_owned()).collect(),
             can_admin: Vec::new(),
-            can_receive: serde_json::json!({"base": true}),
+            can_receive: serde_json::json!({"base": {
+                "camera": true, "microphone": true, "screenVideo": true, "screenAudio": true,
+                "customVideo": {"*": true}, "customAudio": {"*": true},
+            }}),
         }
     }
 }

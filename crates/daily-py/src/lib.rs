@@ -18,6 +18,7 @@ use std::thread::JoinHandle;
 
 mod devices;
 mod logs;
+mod rooms;
 
 pub use devices::{NativeVad, VirtualMicrophoneDevice, VirtualSpeakerDevice};
 
@@ -31,7 +32,7 @@ fn to_py_err(e: ClientError) -> PyErr {
     }
 }
 
-fn value_to_py(py: Python<'_>, v: &Value) -> PyResult<Py<PyAny>> {
+pub(crate) fn value_to_py(py: Python<'_>, v: &Value) -> PyResult<Py<PyAny>> {
     Ok(match v {
         Value::Null => py.None(),
         Value::Bool(b) => b.into_pyobject(py)?.to_owned().into_any().unbind(),
@@ -62,10 +63,60 @@ fn value_to_py(py: Python<'_>, v: &Value) -> PyResult<Py<PyAny>> {
     })
 }
 
-fn py_to_value(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
-    let json = obj.py().import("json")?;
-    let s: String = json.call_method1("dumps", (obj,))?.extract()?;
-    serde_json::from_str(&s).map_err(|e| PyValueError::new_err(e.to_string()))
+/// Converts a Python value to JSON: dicts with string keys, lists, tuples, sets (as lists),
+/// str, bool, int, finite float and None. Anything else raises `TypeError`; nesting deeper
+/// than 64 levels raises `ValueError`.
+pub(crate) fn py_to_value(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
+    py_to_value_depth(obj, 0)
+}
+
+fn py_to_value_depth(obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<Value> {
+    use pyo3::types::{PyBool, PyFloat, PyFrozenSet, PyInt, PySet, PyString, PyTuple};
+    if depth > 64 {
+        return Err(PyValueError::new_err("value nested deeper than 64 levels"));
+    }
+    if obj.is_none() {
+        return Ok(Value::Null);
+    }
+    if let Ok(b) = obj.cast::<PyBool>() {
+        return Ok(Value::Bool(b.is_true()));
+    }
+    if obj.is_instance_of::<PyInt>() {
+        if let Ok(i) = obj.extract::<i64>() {
+            return Ok(Value::from(i));
+        }
+        if let Ok(u) = obj.extract::<u64>() {
+            return Ok(Value::from(u));
+        }
+        return Err(PyValueError::new_err("integer out of the 64-bit range"));
+    }
+    if let Ok(f) = obj.cast::<PyFloat>() {
+        return serde_json::Number::from_f64(f.value())
+            .map(Value::Number)
+            .ok_or_else(|| PyValueError::new_err("NaN and infinities are not JSON"));
+    }
+    if let Ok(s) = obj.cast::<PyString>() {
+        return Ok(Value::String(s.to_str()?.to_owned()));
+    }
+    if let Ok(d) = obj.cast::<PyDict>() {
+        let mut m = serde_json::Map::new();
+        for (k, v) in d.iter() {
+            let key = k.cast::<PyString>().map_err(|_| PyTypeError::new_err("dict keys must be str"))?;
+            m.insert(key.to_str()?.to_owned(), py_to_value_depth(&v, depth + 1)?);
+        }
+        return Ok(Value::Object(m));
+    }
+    if obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyTuple>() || obj.is_instance_of::<PySet>() || obj.is_instance_of::<PyFrozenSet>() {
+        let mut v = Vec::new();
+        for x in obj.try_iter()? {
+            v.push(py_to_value_depth(&x?, depth + 1)?);
+        }
+        return Ok(Value::Array(v));
+    }
+    Err(PyTypeError::new_err(format!(
+        "{} is not JSON-serialisable (use dict, list, str, int, float, bool or None)",
+        obj.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+    )))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -76,7 +127,7 @@ enum Job {
     Stop,
 }
 
-struct Dispatcher {
+pub(crate) struct Dispatcher {
     tx: mpsc::Sender<Job>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
@@ -352,8 +403,8 @@ impl CustomAudioSource {
 /// `add_custom_audio_track`.
 #[pyclass(module = "daily", frozen)]
 pub struct CustomAudioTrack {
-    id: String,
-    source: AudioSource,
+    pub(crate) id: String,
+    pub(crate) source: AudioSource,
 }
 
 #[pymethods]
@@ -415,11 +466,21 @@ impl EventHandler {
 #[pyclass(module = "daily", frozen)]
 pub struct CallClient {
     core: Mutex<Option<Arc<CoreClient>>>,
-    dispatcher: Arc<Dispatcher>,
+    pub(crate) dispatcher: Arc<Dispatcher>,
 }
 
 fn dispatch_event(py: Python<'_>, handler: &Py<PyAny>, ev: ClientEvent) {
+    let val = |v: &Value| value_to_py(py, v).unwrap_or_else(|_| py.None());
     let (name, args): (&str, Vec<Py<PyAny>>) = match ev {
+        ClientEvent::ActiveSpeakerChanged(v) => ("on_active_speaker_changed", vec![val(&v)]),
+        ClientEvent::AppMessage(m, from) => ("on_app_message", vec![val(&m), val(&Value::String(from))]),
+        ClientEvent::ParticipantCountsUpdated(v) => ("on_participant_counts_updated", vec![val(&v)]),
+        ClientEvent::InputsUpdated(v) => ("on_inputs_updated", vec![val(&v)]),
+        ClientEvent::PublishingUpdated(v) => ("on_publishing_updated", vec![val(&v)]),
+        ClientEvent::SubscriptionsUpdated(v) => ("on_subscriptions_updated", vec![val(&v)]),
+        ClientEvent::SubscriptionProfilesUpdated(v) => ("on_subscription_profiles_updated", vec![val(&v)]),
+        ClientEvent::NetworkStatsUpdated(v) => ("on_network_stats_updated", vec![val(&v)]),
+        ClientEvent::NetworkConnectionStatusUpdated(v) => ("on_network_connection_status_updated", vec![val(&v)]),
         ClientEvent::CallStateUpdated(s) => ("on_call_state_updated", vec![s.as_str().into_pyobject(py).map(|o| o.into_any().unbind()).unwrap_or_else(|_| py.None())]),
         ClientEvent::ParticipantJoined(v) => ("on_participant_joined", vec![value_to_py(py, &v).unwrap_or_else(|_| py.None())]),
         ClientEvent::ParticipantUpdated(v) => ("on_participant_updated", vec![value_to_py(py, &v).unwrap_or_else(|_| py.None())]),
@@ -445,7 +506,7 @@ fn dispatch_event(py: Python<'_>, handler: &Py<PyAny>, ev: ClientEvent) {
 }
 
 impl CallClient {
-    fn core(&self) -> PyResult<Arc<CoreClient>> {
+    pub(crate) fn core(&self) -> PyResult<Arc<CoreClient>> {
         self.core
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -475,9 +536,15 @@ fn resolve_microphone(settings: &Value) -> PyResult<Option<(String, AudioSource)
     Ok(None)
 }
 
+/// Join settings: the microphone source named by `inputs.microphone` (when enabled), and the
+/// whole `client_settings` for the core to merge into `inputs()` / `publishing()`.
 fn parse_join_settings(settings: &Value) -> PyResult<JoinSettings> {
-    let mut js = JoinSettings { microphone_channels: 1, ..Default::default() };
-    js.microphone_application = daily_client::OpusApplication::Audio;
+    for key in ["inputs", "publishing"] {
+        if !settings[key].is_null() && !settings[key].is_object() {
+            return Err(PyTypeError::new_err(format!("client_settings[{key:?}] must be a dict")));
+        }
+    }
+    let mut js = JoinSettings { client_settings: settings.clone(), ..Default::default() };
     let mic = &settings["inputs"]["microphone"];
     let enabled = match mic {
         Value::Bool(b) => *b,
@@ -486,25 +553,6 @@ fn parse_join_settings(settings: &Value) -> PyResult<JoinSettings> {
     };
     if enabled {
         js.microphone = resolve_microphone(&mic["settings"])?;
-    }
-    let pub_mic = &settings["publishing"]["microphone"];
-    let publishing = match pub_mic {
-        Value::Bool(b) => *b,
-        Value::Object(_) => pub_mic["isPublishing"].as_bool().unwrap_or(true),
-        _ => true,
-    };
-    if !publishing {
-        js.microphone = None;
-    }
-    let send = &pub_mic["sendSettings"];
-    if send.as_str() == Some("speech") {
-        js.microphone_application = daily_client::OpusApplication::Voip;
-    }
-    if let Some(b) = send["bitrate"].as_u64() {
-        js.microphone_bitrate = Some(b.clamp(6000, 510_000) as u32);
-    }
-    if send["channelConfig"].as_str() == Some("stereo") {
-        js.microphone_channels = 2;
     }
     Ok(js)
 }
@@ -620,24 +668,31 @@ impl CallClient {
         ignore_audio_level: Option<bool>,
         completion: Option<Py<PyAny>>,
     ) -> PyResult<()> {
-        let _ = ignore_audio_level;
         let t = audio_track
             .cast::<CustomAudioTrack>()
             .map_err(|_| PyTypeError::new_err("audio_track must be a CustomAudioTrack"))?;
-        if track_name.is_empty() || matches!(track_name, "microphone" | "camera" | "screenAudio" | "screenVideo") {
+        if track_name.is_empty() || matches!(track_name, "microphone" | "camera" | "screenAudio" | "screenVideo" | "customAudio" | "customVideo") {
             return Err(PyValueError::new_err(format!("invalid custom track name {track_name:?}")));
         }
         let core = self.core()?;
         let t = t.get();
-        core.add_custom_audio_track(track_name, t.id.clone(), t.source.clone(), done_one(self.dispatcher.clone(), completion));
+        core.add_custom_audio_track(
+            track_name,
+            t.id.clone(),
+            t.source.clone(),
+            ignore_audio_level.unwrap_or(false),
+            done_one(self.dispatcher.clone(), completion),
+        );
         Ok(())
     }
 
-    /// Updates the inputs. The microphone part is applied: `{"microphone": {"isEnabled":
+    /// Merges `input_settings` into `inputs()` and emits `on_inputs_updated` before
+    /// `completion(error)`. The microphone part is applied: `{"microphone": {"isEnabled":
     /// bool, "settings": {"deviceId": name} or {"customTrack": {"id": track_id}}}}` (or
     /// `"microphone": False`) switches or stops the published microphone, in a call at once,
-    /// else at the next join. `completion(error)` fires once. Raises `TypeError` if
-    /// `input_settings` is not a dict and `ValueError` for an unknown device or track.
+    /// else at the next join. Camera and screen inputs are recorded but carry nothing (our
+    /// rooms are audio only). Raises `TypeError` if `input_settings` is not a dict and
+    /// `ValueError` for an unknown input key, device or track.
     #[pyo3(signature = (input_settings, completion=None))]
     fn update_inputs(&self, input_settings: &Bound<'_, PyAny>, completion: Option<Py<PyAny>>) -> PyResult<()> {
         if !input_settings.is_instance_of::<PyDict>() {
@@ -652,23 +707,19 @@ impl CallClient {
         let done = done_one(self.dispatcher.clone(), completion);
         let mic = &v["microphone"];
         let mic_now = match mic {
-            Value::Null => return Ok(done(Ok(()))),
-            Value::Bool(false) => None,
-            Value::Bool(true) => return Ok(done(Ok(()))),
+            Value::Null | Value::Bool(true) => None,
+            Value::Bool(false) => Some(None),
             Value::Object(_) => {
                 if mic["isEnabled"].as_bool() == Some(false) {
-                    None
+                    Some(None)
                 } else {
-                    match resolve_microphone(&mic["settings"])? {
-                        Some(m) => Some(m),
-                        // Enabled without naming a source: keep the current one.
-                        None => return Ok(done(Ok(()))),
-                    }
+                    // Enabled without naming a source: keep the current one.
+                    resolve_microphone(&mic["settings"])?.map(Some)
                 }
             }
             _ => return Err(PyTypeError::new_err("input_settings[\"microphone\"] must be a bool or a dict")),
         };
-        core.set_microphone(mic_now, done);
+        core.update_inputs(mic_now, &v, done);
         Ok(())
     }
 
@@ -736,7 +787,7 @@ impl CallClient {
     }
 }
 
-fn done_one(disp: Arc<Dispatcher>, completion: Option<Py<PyAny>>) -> daily_client::Done {
+pub(crate) fn done_one(disp: Arc<Dispatcher>, completion: Option<Py<PyAny>>) -> daily_client::Done {
     Box::new(move |r| {
         if let Some(cb) = completion {
             disp.post(move |py| {

@@ -1,0 +1,272 @@
+//! `CallClient` methods for room state: getters, settings updates, app messages,
+//! permissions and ejection. Each mutator returns at once and reports through an optional
+//! `completion(error)` that fires exactly once on the client's dispatcher, after the
+//! `on_*_updated` event the call caused (daily-python's contract, `spec/API.md`).
+
+use crate::{CallClient, CustomAudioTrack, done_one, py_to_value, value_to_py};
+use daily_proto::{MEDIA_KINDS, PermissionsUpdate};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use serde_json::Value;
+
+/// `Optional[dict]` argument → JSON (`None` → `Null`); other types raise `TypeError`.
+fn opt_dict(v: Option<&Bound<'_, PyAny>>, what: &str) -> PyResult<Value> {
+    match v {
+        None => Ok(Value::Null),
+        Some(x) if x.is_none() => Ok(Value::Null),
+        Some(x) if x.is_instance_of::<PyDict>() => py_to_value(x),
+        Some(_) => Err(PyTypeError::new_err(format!("{what} must be a dict"))),
+    }
+}
+
+fn dict(v: &Bound<'_, PyAny>, what: &str) -> PyResult<Value> {
+    if !v.is_instance_of::<PyDict>() {
+        return Err(PyTypeError::new_err(format!("{what} must be a dict")));
+    }
+    py_to_value(v)
+}
+
+/// Daily's media kind names, accepting daily-js's `audio` / `video` aliases.
+fn media_kind(k: &str) -> &str {
+    match k {
+        "audio" => "microphone",
+        "video" => "camera",
+        other => other,
+    }
+}
+
+/// A Daily permissions dict (`hasPresence`, `canSend`, `canAdmin`, `canReceive`; `canSend` /
+/// `canAdmin` as a list or set of names, or a bool for all / none) → an update.
+fn permissions_update(v: &Value) -> Result<PermissionsUpdate, String> {
+    let Some(o) = v.as_object() else {
+        return Err("permissions must be a dict".into());
+    };
+    let mut u = PermissionsUpdate::default();
+    for (k, x) in o {
+        match k.as_str() {
+            "hasPresence" => u.has_presence = Some(x.as_bool().ok_or("hasPresence must be a bool")?),
+            "canSend" => {
+                u.can_send = Some(match x {
+                    Value::Bool(true) => MEDIA_KINDS.iter().map(|s| (*s).to_owned()).collect(),
+                    Value::Bool(false) => Vec::new(),
+                    Value::Array(a) => a
+                        .iter()
+                        .map(|e| e.as_str().map(|s| media_kind(s).to_owned()).ok_or("canSend entries must be strings"))
+                        .collect::<Result<_, _>>()?,
+                    _ => return Err("canSend must be a bool, list or set".into()),
+                })
+            }
+            "canAdmin" => {
+                u.can_admin = Some(match x {
+                    Value::Bool(true) => daily_proto::ADMIN_KINDS.iter().map(|s| (*s).to_owned()).collect(),
+                    Value::Bool(false) => Vec::new(),
+                    Value::Array(a) => a
+                        .iter()
+                        .map(|e| e.as_str().map(str::to_owned).ok_or("canAdmin entries must be strings"))
+                        .collect::<Result<_, _>>()?,
+                    _ => return Err("canAdmin must be a bool, list or set".into()),
+                })
+            }
+            "canReceive" => u.can_receive = Some(x.clone()),
+            other => return Err(format!("unknown permission {other:?} (expected hasPresence, canSend, canAdmin, canReceive)")),
+        }
+    }
+    u.validate()?;
+    Ok(u)
+}
+
+#[pymethods]
+impl CallClient {
+    /// `{"present": n, "hidden": n}`: participants in the call, this one included, as of the
+    /// last `on_participant_counts_updated` (zeros when not in a call). Hidden participants
+    /// have `hasPresence: False`.
+    fn participant_counts(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        value_to_py(py, &self.core()?.participant_counts())
+    }
+
+    /// The active speaker's participant dict, or `None` before anybody spoke. The room server
+    /// chooses it from the RFC 6464 audio levels of the tracks it forwards (tracks added
+    /// with `ignore_audio_level=True` never count) and keeps it through silence.
+    fn active_speaker(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        value_to_py(py, &self.core()?.active_speaker())
+    }
+
+    /// The input settings (Daily's shape, see `spec/defaults.json`) as of the last
+    /// `on_inputs_updated`.
+    fn inputs(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        value_to_py(py, &self.core()?.inputs())
+    }
+
+    /// The publishing settings as of the last `on_publishing_updated`.
+    fn publishing(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        value_to_py(py, &self.core()?.publishing())
+    }
+
+    /// Per-participant subscription settings (`{participant_id: {"profile", "media"}}`) as of
+    /// the last `on_subscriptions_updated`.
+    fn subscriptions(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        value_to_py(py, &self.core()?.subscriptions())
+    }
+
+    /// The subscription profiles as of the last `on_subscription_profiles_updated`.
+    fn subscription_profiles(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        value_to_py(py, &self.core()?.subscription_profiles())
+    }
+
+    /// Merges `publishing_settings` into `publishing()` and emits `on_publishing_updated`
+    /// before `completion(error)`. `{"microphone": {"isPublishing": False}}` (or
+    /// `"microphone": False`) stops sending the microphone: remote participants see its
+    /// state go `off`. `sendSettings` (`"speech"`, `"music"` or `{"channelConfig": "mono" |
+    /// "stereo", "bitrate": bit/s}`) re-tunes the Opus encoder. Bad values complete with an
+    /// error. Raises `TypeError` if the argument is not a dict.
+    #[pyo3(signature = (publishing_settings, completion=None))]
+    fn update_publishing(&self, publishing_settings: &Bound<'_, PyAny>, completion: Option<Py<PyAny>>) -> PyResult<()> {
+        let v = dict(publishing_settings, "publishing_settings")?;
+        self.core()?.update_publishing(&v, done_one(self.dispatcher.clone(), completion));
+        Ok(())
+    }
+
+    /// Merges `participant_settings` (`{participant_id: {"profile": name, "media":
+    /// {"microphone": "subscribed" | "unsubscribed" | "staged", "customAudio": {name: ...}}}}`)
+    /// into `subscriptions()` and `profile_settings` into the profiles. The room server
+    /// forwards only subscribed audio, so unsubscribing stops the packets. Emits the
+    /// `on_*_updated` events, then `completion(error)` once the server applied it.
+    #[pyo3(signature = (participant_settings=None, profile_settings=None, completion=None))]
+    fn update_subscriptions(
+        &self,
+        participant_settings: Option<&Bound<'_, PyAny>>,
+        profile_settings: Option<&Bound<'_, PyAny>>,
+        completion: Option<Py<PyAny>>,
+    ) -> PyResult<()> {
+        let p = opt_dict(participant_settings, "participant_settings")?;
+        let q = opt_dict(profile_settings, "profile_settings")?;
+        self.core()?.update_subscriptions(&p, &q, done_one(self.dispatcher.clone(), completion));
+        Ok(())
+    }
+
+    /// Merges `profile_settings` (`{"base": {"microphone": "subscribed", "camera":
+    /// "unsubscribed", ...}, "<name>": {...}}`) into `subscription_profiles()`; emits
+    /// `on_subscription_profiles_updated`, then `completion(error)`.
+    #[pyo3(signature = (profile_settings, completion=None))]
+    fn update_subscription_profiles(&self, profile_settings: &Bound<'_, PyAny>, completion: Option<Py<PyAny>>) -> PyResult<()> {
+        let v = dict(profile_settings, "profile_settings")?;
+        self.core()?.update_subscription_profiles(&v, done_one(self.dispatcher.clone(), completion));
+        Ok(())
+    }
+
+    /// Sends `message` (any JSON-serialisable value, at most 4096 bytes as JSON, Daily's
+    /// limit) to every other participant, or to `participant_id` only; they get
+    /// `on_app_message(message, sender_id)`. `completion(error)` fires once the server routed
+    /// it; errors: not in a call, too large, no such participant. Raises `TypeError` for a
+    /// value JSON cannot carry.
+    #[pyo3(signature = (message, participant_id=None, completion=None))]
+    fn send_app_message(&self, message: &Bound<'_, PyAny>, participant_id: Option<String>, completion: Option<Py<PyAny>>) -> PyResult<()> {
+        let v = py_to_value(message)?;
+        self.core()?.send_app_message(v, participant_id, done_one(self.dispatcher.clone(), completion));
+        Ok(())
+    }
+
+    /// Changes the local participant's permissions (`{"hasPresence", "canSend", "canAdmin",
+    /// "canReceive"}`; `canSend` / `canAdmin` as a list, set or bool). Without owner or
+    /// `canAdmin: participants` rights a participant may only give rights up; the server
+    /// refuses more with an error in `completion(error)`. Remote participants see the change
+    /// in `on_participant_updated` (or leave with reason `hidden` when `hasPresence` goes
+    /// False).
+    #[pyo3(signature = (permissions, completion=None))]
+    fn update_permissions(&self, permissions: &Bound<'_, PyAny>, completion: Option<Py<PyAny>>) -> PyResult<()> {
+        let v = dict(permissions, "permissions")?;
+        let done = done_one(self.dispatcher.clone(), completion);
+        let core = self.core()?;
+        match permissions_update(&v) {
+            Ok(u) => core.update_permissions(u, done),
+            Err(e) => done(Err(e)),
+        }
+        Ok(())
+    }
+
+    /// `{participant_id: {"permissions": {...}}}`: owners and `participants` admins change
+    /// other participants' permissions (`canSend` is enforced by the server: a track it no
+    /// longer allows stops being forwarded). Other update keys (`inputsEnabled`, ...) are not
+    /// supported by this room server and complete with an error. `completion(error)` fires
+    /// once, after every participant's update was answered.
+    #[pyo3(signature = (remote_participants, completion=None))]
+    fn update_remote_participants(&self, remote_participants: &Bound<'_, PyAny>, completion: Option<Py<PyAny>>) -> PyResult<()> {
+        let v = dict(remote_participants, "remote_participants")?;
+        let done = done_one(self.dispatcher.clone(), completion);
+        let core = self.core()?;
+        let mut updates = Vec::new();
+        for (pid, upd) in v.as_object().into_iter().flatten() {
+            let Some(o) = upd.as_object() else {
+                done(Err(format!("the update for {pid:?} must be a dict")));
+                return Ok(());
+            };
+            if let Some(k) = o.keys().find(|k| *k != "permissions") {
+                done(Err(format!("{k:?} in update_remote_participants is not supported by this room server (only \"permissions\" is)")));
+                return Ok(());
+            }
+            match o.get("permissions").map(permissions_update) {
+                None => {}
+                Some(Ok(u)) => updates.push((pid.clone(), u)),
+                Some(Err(e)) => {
+                    done(Err(e));
+                    return Ok(());
+                }
+            }
+        }
+        core.update_remote_permissions(updates, done);
+        Ok(())
+    }
+
+    /// Removes participants from the call (owners and `canAdmin: participants` only). Each
+    /// ejected client gets `on_error` and its call state goes `left`. `completion(error)`
+    /// names ids that were not in the call.
+    #[pyo3(signature = (ids, completion=None))]
+    fn eject_remote_participants(&self, ids: Vec<String>, completion: Option<Py<PyAny>>) -> PyResult<()> {
+        self.core()?.eject(ids, done_one(self.dispatcher.clone(), completion));
+        Ok(())
+    }
+
+    /// Replaces the track published as custom audio `track_name` with `audio_track`;
+    /// `completion(error)` (an error when no such track was added).
+    #[pyo3(signature = (track_name, audio_track, ignore_audio_level=None, completion=None))]
+    fn update_custom_audio_track(
+        &self,
+        track_name: &str,
+        audio_track: &Bound<'_, PyAny>,
+        ignore_audio_level: Option<bool>,
+        completion: Option<Py<PyAny>>,
+    ) -> PyResult<()> {
+        let t = audio_track
+            .cast::<CustomAudioTrack>()
+            .map_err(|_| PyTypeError::new_err("audio_track must be a CustomAudioTrack"))?;
+        if track_name.is_empty() {
+            return Err(PyValueError::new_err("track_name must not be empty"));
+        }
+        let core = self.core()?;
+        let t = t.get();
+        core.update_custom_audio_track(
+            track_name,
+            t.id.clone(),
+            t.source.clone(),
+            ignore_audio_level.unwrap_or(false),
+            done_one(self.dispatcher.clone(), completion),
+        );
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permission_dicts_convert() {
+        let u = permissions_update(&serde_json::json!({"canSend": ["audio", "customAudio"], "hasPresence": false})).unwrap();
+        assert_eq!(u.can_send, Some(vec!["microphone".to_owned(), "customAudio".to_owned()]));
+        assert_eq!(u.has_presence, Some(false));
+        assert_eq!(permissions_update(&serde_json::json!({"canSend": true})).unwrap().can_send.unwrap().len(), 6);
+        assert!(permissions_update(&serde_json::json!({"canSend": ["teleport"]})).is_err());
+        assert!(permissions_update(&serde_json::json!({"bogus": 1})).is_err());
+    }
+}
