@@ -197,6 +197,8 @@ pub(crate) struct ClientInner {
     events: EventSink,
     state: Mutex<State>,
     next_id: AtomicU64,
+    /// The latest network stats dict and the session generation it belongs to.
+    network_stats: Mutex<Option<(u64, Value)>>,
 }
 
 /// A call client (daily-python's `CallClient`). Methods return at once; results arrive in
@@ -288,6 +290,7 @@ impl CallClient {
                 generation: 0,
             }),
             next_id: AtomicU64::new(1),
+            network_stats: Mutex::new(None),
         });
         CallClient { _engine: engine.clone(), inner }
     }
@@ -780,6 +783,18 @@ impl CallClient {
                 "framesDropped": s.send_stats.frames_dropped.load(Ordering::Relaxed),
             }),
             None => json!({}),
+        }
+    }
+
+    /// `get_network_stats()`: the latest network stats dict (see `netstats` for its shape and
+    /// sources), updated every 2 s in a call; `{"quality": 100, "threshold": "good", "stats":
+    /// {"latest": {}}}` before the first update and when not in a call.
+    pub fn network_stats(&self) -> Value {
+        let current = self.inner.lock().session.as_ref().map(|s| s.generation);
+        let latest = self.inner.network_stats.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        match (current, latest) {
+            (Some(g), Some((sg, v))) if g == sg => v,
+            _ => crate::netstats::default_stats(),
         }
     }
 }
@@ -1479,12 +1494,14 @@ struct PcHandler {
     connected: watch::Sender<bool>,
     failed: watch::Sender<bool>,
     on_track: Option<(Weak<ClientInner>, Arc<Mutex<Weak<Session>>>, tokio::runtime::Handle)>,
+    status: crate::netstats::ConnectionStatus,
 }
 
 #[async_trait::async_trait]
 impl PeerConnectionEventHandler for PcHandler {
     async fn on_ice_gathering_state_change(&self, _state: RTCIceGatheringState) {}
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        self.status.on_state(state);
         match state {
             RTCPeerConnectionState::Connected => {
                 let _ = self.connected.send(true);
@@ -1512,6 +1529,7 @@ impl PeerConnectionEventHandler for PcHandler {
 async fn build_pc(
     loopback: bool,
     handler: Arc<PcHandler>,
+    reports: &crate::netstats::ReportTable,
 ) -> Result<Arc<dyn PeerConnection>, ClientError> {
     use rtc::interceptor::Registry;
     use rtc::peer_connection::configuration::RTCConfigurationBuilder;
@@ -1528,7 +1546,10 @@ async fn build_pc(
         None,
     )
     .map_err(werr)?;
-    let registry = register_default_interceptors(Registry::new(), &mut me).map_err(werr)?;
+    let registry = register_default_interceptors(Registry::new(), &mut me).map_err(werr)?.with(
+        rtc::interceptor::Slot::from(crate::netstats::ReportTap::SLOT),
+        crate::netstats::ReportTap::new(reports.clone()),
+    );
     let se = SettingEngineBuilder::new()
         .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
         .with_include_loopback_candidate(loopback)
@@ -1593,7 +1614,14 @@ async fn run_join(inner: &Arc<ClientInner>, url: RoomUrl, token: Option<String>,
     };
     let (conn_tx, conn_rx) = watch::channel(false);
     let (fail_tx, mut fail_rx) = watch::channel(false);
-    let send_pc = build_pc(loopback, Arc::new(PcHandler { connected: conn_tx, failed: fail_tx, on_track: None })).await?;
+    let reports = crate::netstats::ReportTable::default();
+    let status = |c| crate::netstats::ConnectionStatus::new(c, inner.events.clone());
+    let send_pc = build_pc(
+        loopback,
+        Arc::new(PcHandler { connected: conn_tx, failed: fail_tx, on_track: None, status: status("sendTransport") }),
+        &reports,
+    )
+    .await?;
     let session_slot: Arc<Mutex<Weak<Session>>> = Arc::new(Mutex::new(Weak::new()));
     let (rconn_tx, _rconn_rx) = watch::channel(false);
     let (rfail_tx, _rfail_rx) = watch::channel(false);
@@ -1603,7 +1631,9 @@ async fn run_join(inner: &Arc<ClientInner>, url: RoomUrl, token: Option<String>,
             connected: rconn_tx,
             failed: rfail_tx,
             on_track: Some((Arc::downgrade(inner), session_slot.clone(), inner.rt.clone())),
+            status: status("recvTransport"),
         }),
+        &reports,
     )
     .await?;
     let (ws_tx, mut ws_rx) = mpsc::unbounded_channel::<ClientMessage>();
@@ -1734,6 +1764,18 @@ async fn run_join(inner: &Arc<ClientInner>, url: RoomUrl, token: Option<String>,
             .await
             .map_err(|_| ClientError::Timeout("the send transport did not connect".into()))??;
     }
+    // Network stats every 2 s while this session lasts (teardown aborts the task).
+    let weak = Arc::downgrade(inner);
+    let sampler = inner.rt.spawn(crate::netstats::sample_every(session.send_pc.clone(), session.recv_pc.clone(), reports, move |v| {
+        let Some(inner) = weak.upgrade() else { return false };
+        if inner.lock().generation != generation {
+            return false;
+        }
+        *inner.network_stats.lock().unwrap_or_else(|e| e.into_inner()) = Some((generation, v.clone()));
+        (inner.events)(ClientEvent::NetworkStatsUpdated(v));
+        true
+    }));
+    session.tasks.lock().unwrap_or_else(|e| e.into_inner()).push(sampler);
     Ok(json!({
         "meetingSession": {"id": room_session},
         "participants": inner.participants(),

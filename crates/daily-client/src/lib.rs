@@ -13,6 +13,7 @@
 mod call;
 mod clock;
 mod engine;
+mod netstats;
 mod receive;
 mod send;
 pub mod shapes;

@@ -1,0 +1,837 @@
+//! Network statistics: daily-python's `get_network_stats()` and `on_network_stats_updated`.
+//!
+//! # Shape
+//!
+//! The dict Daily's SDKs return (daily-js `DailyNetworkStats`, which daily-python passes
+//! through):
+//!
+//! ```text
+//! {"quality": 0..=100, "threshold": "good" | "low" | "veryLow",
+//!  "stats": {"latest": {"timestamp": ms since the Unix epoch,
+//!                       "recvBitsPerSecond", "sendBitsPerSecond", "availableOutgoingBitrate",
+//!                       "networkRoundTripTime" (s),
+//!                       "audioRecvBitsPerSecond", "audioSendBitsPerSecond",
+//!                       "audioRecvPacketLoss", "audioSendPacketLoss" (fractions 0..=1),
+//!                       "audioRecvJitter", "audioSendJitter" (s),
+//!                       "video…" (all 0: we carry audio only),
+//!                       "totalSendPacketLoss", "totalRecvPacketLoss"},
+//!            "worstAudioRecvPacketLoss", "worstAudioSendPacketLoss",
+//!            "worstVideoRecvPacketLoss", "worstVideoSendPacketLoss",
+//!            "worstAudioRecvJitter", "worstAudioSendJitter", "worstVideo…Jitter",
+//!            "averageNetworkRoundTripTime" (s)}}
+//! ```
+//!
+//! Before the first interval (and after leaving) it is `{"quality": 100, "threshold": "good",
+//! "stats": {"latest": {}}}`, as daily-python returns. A figure that cannot be known for an
+//! interval is `null`, as Daily documents: loss when nothing was sent or received, RTT before
+//! the first report, `availableOutgoingBitrate` always (webrtc-rs runs no bandwidth estimator
+//! for our audio-only send transport and reports 0, which is not a measurement).
+//!
+//! # Sources
+//!
+//! Every figure comes from the wire, sampled every [`SAMPLE_INTERVAL`] (Daily: "approximately
+//! every two seconds"):
+//! - **Send loss, send jitter and RTT** come from the RTCP reception report blocks the room
+//!   server sends about our streams (RFC 3550 section 6.4.1/6.4.2), read by [`ReportTap`], an
+//!   interceptor that only observes. Loss over an interval is Δcumulative-lost / Δextended-
+//!   highest-sequence (RFC 3550 appendix A.3); when no new report arrived in the interval, the
+//!   report's own "fraction lost" stands in. RTT is `A − LSR − DLSR` (section 6.4.1), with `A`
+//!   the report's arrival time; webrtc-rs 0.21's own `remote-inbound-rtp` stats always give an
+//!   RTT of 0, which is why we compute it here. Without a published track there is no report,
+//!   and the RTT falls back to the ICE candidate pair's STUN round trip, if any. The room server
+//!   (str0m) reports on audio every 5 s, so a 2 s interval often has no fresh report.
+//! - **Bit rates** are Δbytes (RTP payload, W3C `bytesSent` / `bytesReceived` of the
+//!   `outbound-rtp` / `inbound-rtp` stats of webrtc-rs) × 8 / Δt between two samples.
+//! - **Receive loss** is Δlost / (Δlost + Δreceived) of `inbound-rtp` (webrtc-rs counts loss as
+//!   RFC 3550's cumulative number lost of the receiver reports it generates); receive jitter is
+//!   that stream's interarrival jitter.
+//!
+//! The arithmetic ([`interval`], [`NetStats::update`], [`quality`]) is IO-free and unit-tested;
+//! [`collect`] is the thin async part that reads webrtc-rs.
+//!
+//! # Quality and threshold
+//!
+//! Daily documents `threshold` as an assessment "calculated from network stats averaged over an
+//! approximately 30-second rolling window" and `quality` as a 0-100 score; it does not publish
+//! its formula. Ours, over the last [`WINDOW`] intervals (30 s):
+//! - `loss` = the mean over intervals of the larger of send and receive loss;
+//!   `rtt` = the mean round-trip time. An unknown figure counts as no evidence of trouble.
+//! - `quality = min(q_loss, q_rtt)`, each piecewise linear through
+//!   - loss: 0 % → 100, 3 % → 70, 10 % → 40, 25 % → 0;
+//!   - RTT: ≤ 300 ms → 100, 400 ms → 70, 800 ms → 40, 2 s → 0.
+//! - `threshold` = `"good"` above 70, `"low"` above 40, `"veryLow"` otherwise.
+//!
+//! The breakpoints come from ITU-T G.1010 (end-user QoS categories), which sets, for
+//! conversational voice, packet loss < 3 % and one-way delay < 150 ms preferred, < 400 ms
+//! limit: 3 % loss or a 400 ms RTT (200 ms one way, past the preferred bound) ends "good"; 10 %
+//! loss — several times the target, beyond what Opus in-band FEC (which repairs isolated single
+//! losses, RFC 6716 section 2.1.7) and concealment hide — or an 800 ms RTT (the 400 ms one-way
+//! limit) is "veryLow".
+
+use rtc::interceptor::{Interceptor, Packet, StreamInfo, TaggedPacket};
+use rtc::rtcp::reception_report::ReceptionReport;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How often the client samples its transports (Daily: "approximately every two seconds").
+pub(crate) const SAMPLE_INTERVAL: Duration = Duration::from_secs(2);
+/// Intervals the worst/average figures and the quality look back over (30 s at 2 s).
+pub(crate) const WINDOW: usize = 15;
+/// RTP clock rate of Opus, whatever the sampling rate (RFC 7587 section 4.1): converts
+/// RTCP jitter from timestamp units to seconds.
+const OPUS_CLOCK_RATE: f64 = 48_000.0;
+
+/// What the stats are before the first interval, and after leaving (daily-python's value).
+pub fn default_stats() -> Value {
+    json!({"quality": 100, "threshold": "good", "stats": {"latest": {}}})
+}
+
+/// The latest RTCP reception report block the far end sent about one of our SSRCs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct RemoteReport {
+    /// Extended highest sequence number received (RFC 3550 section 6.4.1).
+    pub ext_highest_seq: u32,
+    /// Cumulative number of packets lost (24-bit signed on the wire).
+    pub cumulative_lost: i64,
+    /// Fraction lost since the previous report, in 1/256.
+    pub fraction_lost: u8,
+    /// Interarrival jitter in RTP timestamp units.
+    pub jitter: u32,
+    /// Round-trip time from LSR/DLSR, seconds; `None` before the far end has seen an SR.
+    pub rtt: Option<f64>,
+    /// Reports received for this SSRC so far (tells a fresh report from a repeated one).
+    pub count: u64,
+}
+
+/// Reception reports about our SSRCs, filled by [`ReportTap`] and read by the sampler.
+pub(crate) type ReportTable = Arc<Mutex<BTreeMap<u32, RemoteReport>>>;
+
+/// RFC 3550 section 6.4.1: `RTT = A − LSR − DLSR`, all in the middle 32 bits of NTP time
+/// (1/65536 s), where `A` is the report's arrival time as a 64-bit NTP timestamp. `None` when
+/// no SR had reached the far end (LSR 0) or the result is negative (clocks not comparable).
+pub(crate) fn rtt_from_report(arrival_ntp: u64, lsr: u32, dlsr: u32) -> Option<f64> {
+    if lsr == 0 {
+        return None;
+    }
+    let a = (arrival_ntp >> 16) as u32;
+    let rtt = a.wrapping_sub(lsr).wrapping_sub(dlsr);
+    // A negative RTT wraps to a huge value; anything past half the range is one.
+    if rtt > u32::MAX / 2 {
+        return None;
+    }
+    Some(rtt as f64 / 65_536.0)
+}
+
+/// The 24-bit two's-complement "cumulative number of packets lost" (RFC 3550 section 6.4.1:
+/// it goes negative when duplicates arrive); webrtc-rs keeps the raw 24 bits in a `u32`.
+fn cumulative_lost(raw: u32) -> i64 {
+    let v = (raw & 0x00FF_FFFF) as i64;
+    if v & 0x0080_0000 != 0 { v - 0x0100_0000 } else { v }
+}
+
+/// Records a report block in `table` (pure: the caller supplies the arrival time).
+fn record(table: &mut BTreeMap<u32, RemoteReport>, block: &ReceptionReport, arrival_ntp: u64) {
+    let count = table.get(&block.ssrc).map_or(0, |r| r.count) + 1;
+    table.insert(
+        block.ssrc,
+        RemoteReport {
+            ext_highest_seq: block.last_sequence_number,
+            cumulative_lost: cumulative_lost(block.total_lost),
+            fraction_lost: block.fraction_lost,
+            jitter: block.jitter,
+            rtt: rtt_from_report(arrival_ntp, block.last_sender_report, block.delay),
+            count,
+        },
+    );
+}
+
+/// An interceptor that reads the reception report blocks of inbound RTCP (RR and SR) into a
+/// [`ReportTable`] and passes every packet on untouched.
+///
+/// It sits wire-most on the read path, so the arrival time it sees is the socket's. It emits
+/// nothing, so nothing constrains its slot otherwise (rtc-interceptor's `Slot` rules).
+pub(crate) struct ReportTap {
+    table: ReportTable,
+    read: VecDeque<TaggedPacket>,
+    write: VecDeque<TaggedPacket>,
+}
+
+impl ReportTap {
+    /// The slot: below every default interceptor (the lowest is 1000), so it sees inbound
+    /// RTCP first.
+    pub(crate) const SLOT: usize = 500;
+
+    pub(crate) fn new(table: ReportTable) -> ReportTap {
+        ReportTap { table, read: VecDeque::new(), write: VecDeque::new() }
+    }
+}
+
+/// The NTP time of monotonic instant `at`, read off the wall clock now.
+///
+/// webrtc-rs stamps its SRs from the wall clock when they are sent (`SystemInstant`), so the
+/// report's arrival is converted the same way, not through an anchor taken long ago that the
+/// system clock's slewing would have drifted from.
+fn ntp_at(at: Instant) -> u64 {
+    let since = Instant::now().saturating_duration_since(at);
+    let wall = SystemTime::now().checked_sub(since).unwrap_or_else(SystemTime::now);
+    let unix = wall.duration_since(UNIX_EPOCH).unwrap_or_default();
+    rtc::shared::time::SystemInstant::unix2ntp(unix)
+}
+
+impl rtc::sansio::Protocol<TaggedPacket, TaggedPacket, ()> for ReportTap {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = rtc::shared::error::Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        if let Packet::Rtcp(packets) = &msg.message.packet {
+            let mut arrival = None;
+            for p in packets {
+                let any = p.as_any();
+                let blocks = if let Some(rr) = any.downcast_ref::<rtc::rtcp::receiver_report::ReceiverReport>() {
+                    &rr.reports
+                } else if let Some(sr) = any.downcast_ref::<rtc::rtcp::sender_report::SenderReport>() {
+                    &sr.reports
+                } else {
+                    continue;
+                };
+                if blocks.is_empty() {
+                    continue;
+                }
+                let a = *arrival.get_or_insert_with(|| ntp_at(msg.now));
+                let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
+                for b in blocks {
+                    record(&mut table, b, a);
+                }
+            }
+        }
+        self.read.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<TaggedPacket> {
+        self.read.pop_front()
+    }
+
+    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        self.write.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<TaggedPacket> {
+        self.write.pop_front()
+    }
+}
+
+impl Interceptor for ReportTap {
+    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_local_stream(&mut self, info: &StreamInfo) {
+        self.table.lock().unwrap_or_else(|e| e.into_inner()).remove(&info.ssrc);
+    }
+    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+}
+
+/// Reports a peer connection's state changes as daily-python's
+/// `on_network_connection_status_updated` events: `{"connection": "sendTransport" |
+/// "recvTransport", "event": "connected" | "interrupted"}`, once per change.
+pub(crate) struct ConnectionStatus {
+    connection: &'static str,
+    events: crate::EventSink,
+    last: Mutex<Option<&'static str>>,
+}
+
+impl ConnectionStatus {
+    /// `connection` is `"sendTransport"` or `"recvTransport"`.
+    pub(crate) fn new(connection: &'static str, events: crate::EventSink) -> ConnectionStatus {
+        ConnectionStatus { connection, events, last: Mutex::new(None) }
+    }
+
+    /// Called with every state the peer connection enters.
+    pub(crate) fn on_state(&self, state: webrtc::peer_connection::RTCPeerConnectionState) {
+        let event = {
+            let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+            status_change(&mut last, state)
+        };
+        if let Some(event) = event {
+            (self.events)(crate::ClientEvent::NetworkConnectionStatusUpdated(
+                json!({"connection": self.connection, "event": event}),
+            ));
+        }
+    }
+}
+
+/// The status event a state change causes, if any: Connected is `"connected"`; Disconnected
+/// (ICE consent lost, may recover) and Failed are `"interrupted"`; the other states (new,
+/// connecting, and closed, which only our own leave causes) say nothing. The same event twice
+/// in a row is reported once.
+fn status_change(
+    last: &mut Option<&'static str>,
+    state: webrtc::peer_connection::RTCPeerConnectionState,
+) -> Option<&'static str> {
+    use webrtc::peer_connection::RTCPeerConnectionState as S;
+    let event = match state {
+        S::Connected => "connected",
+        S::Disconnected | S::Failed => "interrupted",
+        _ => return None,
+    };
+    (last.replace(event) != Some(event)).then_some(event)
+}
+
+/// Cumulative counters of one sent RTP stream.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct SentCounters {
+    /// RTP payload bytes (W3C `bytesSent`).
+    pub bytes: u64,
+}
+
+/// Cumulative counters of one received RTP stream.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct ReceivedCounters {
+    /// RTP payload bytes (W3C `bytesReceived`).
+    pub bytes: u64,
+    pub packets: u64,
+    /// RFC 3550 cumulative number lost.
+    pub lost: i64,
+    /// Interarrival jitter, seconds.
+    pub jitter: f64,
+}
+
+/// The transports' counters at one instant.
+#[derive(Clone, Debug)]
+pub(crate) struct Sample {
+    /// When the sample was taken (monotonic: intervals never see the wall clock jump).
+    pub at: Instant,
+    /// The same moment as milliseconds since the Unix epoch (the dict's `timestamp`).
+    pub epoch_ms: f64,
+    /// Audio streams we send, by SSRC.
+    pub sent: BTreeMap<u32, SentCounters>,
+    /// Audio streams we receive, by SSRC.
+    pub received: BTreeMap<u32, ReceivedCounters>,
+    /// The far end's latest reports about our streams, by SSRC.
+    pub reports: BTreeMap<u32, RemoteReport>,
+    /// STUN round-trip time of the selected ICE candidate pair, seconds, if measured.
+    pub ice_rtt: Option<f64>,
+}
+
+/// The figures of one interval between two samples (`stats.latest`).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct Interval {
+    pub timestamp_ms: f64,
+    pub send_bps: f64,
+    pub recv_bps: f64,
+    pub send_loss: Option<f64>,
+    pub recv_loss: Option<f64>,
+    pub send_jitter: Option<f64>,
+    pub recv_jitter: Option<f64>,
+    pub rtt: Option<f64>,
+}
+
+fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
+    let (sum, n) = values.fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+    (n > 0).then(|| sum / n as f64)
+}
+
+/// Bits per second from byte counters that grew between `prev` and `cur` over `secs`. A stream
+/// new in `cur` counts from zero; one gone from `cur` no longer counts; counters never go back.
+fn bits_per_second<T>(prev: &BTreeMap<u32, T>, cur: &BTreeMap<u32, T>, bytes: impl Fn(&T) -> u64, secs: f64) -> f64 {
+    if secs <= 0.0 {
+        return 0.0;
+    }
+    let delta: u64 = cur
+        .iter()
+        .map(|(ssrc, c)| bytes(c).saturating_sub(prev.get(ssrc).map_or(0, &bytes)))
+        .sum();
+    delta as f64 * 8.0 / secs
+}
+
+/// The figures of the interval from `prev` to `cur` (pure).
+pub(crate) fn interval(prev: &Sample, cur: &Sample) -> Interval {
+    let secs = cur.at.saturating_duration_since(prev.at).as_secs_f64();
+
+    // Send side: reports about the streams we still send.
+    let reports: Vec<(&u32, &RemoteReport)> = cur.reports.iter().filter(|(ssrc, _)| cur.sent.contains_key(ssrc)).collect();
+    let (mut expected, mut lost) = (0u64, 0i64);
+    for (ssrc, r) in &reports {
+        if let Some(p) = prev.reports.get(ssrc)
+            && r.count != p.count
+        {
+            expected += r.ext_highest_seq.wrapping_sub(p.ext_highest_seq) as u64;
+            lost += r.cumulative_lost - p.cumulative_lost;
+        }
+    }
+    let send_loss = if expected > 0 {
+        Some((lost.max(0) as f64 / expected as f64).clamp(0.0, 1.0))
+    } else {
+        // No fresh report this interval: the latest report's own fraction (RFC 3550 6.4.1).
+        mean(reports.iter().map(|(_, r)| r.fraction_lost as f64 / 256.0))
+    };
+    let send_jitter = mean(reports.iter().map(|(_, r)| r.jitter as f64 / OPUS_CLOCK_RATE));
+    // With reports, RTCP decides (null until the far end has seen one of our SRs); without
+    // (nothing published), the ICE pair's STUN round trip is the only measurement there is.
+    let rtt = if reports.is_empty() { cur.ice_rtt } else { mean(reports.iter().filter_map(|(_, r)| r.rtt)) };
+
+    // Receive side.
+    let (mut received, mut recv_lost) = (0u64, 0i64);
+    for (ssrc, c) in &cur.received {
+        let p = prev.received.get(ssrc).copied().unwrap_or_default();
+        received += c.packets.saturating_sub(p.packets);
+        recv_lost += (c.lost - p.lost).max(0);
+    }
+    let recv_total = received + recv_lost as u64;
+    let recv_loss = (recv_total > 0).then(|| recv_lost as f64 / recv_total as f64);
+    let recv_jitter = mean(cur.received.values().map(|c| c.jitter));
+
+    Interval {
+        timestamp_ms: cur.epoch_ms,
+        send_bps: bits_per_second(&prev.sent, &cur.sent, |c| c.bytes, secs),
+        recv_bps: bits_per_second(&prev.received, &cur.received, |c| c.bytes, secs),
+        send_loss,
+        recv_loss,
+        send_jitter,
+        recv_jitter,
+        rtt,
+    }
+}
+
+/// Piecewise-linear interpolation through `points` (x ascending), flat outside them.
+fn piecewise(x: f64, points: &[(f64, f64)]) -> f64 {
+    let (first, last) = (points[0], points[points.len() - 1]);
+    if x <= first.0 {
+        return first.1;
+    }
+    for w in points.windows(2) {
+        let ((x0, y0), (x1, y1)) = (w[0], w[1]);
+        if x <= x1 {
+            return y0 + (y1 - y0) * (x - x0) / (x1 - x0);
+        }
+    }
+    last.1
+}
+
+/// Loss (fraction) → score; see the module docs for the breakpoints' sources.
+const LOSS_SCORE: [(f64, f64); 4] = [(0.0, 100.0), (0.03, 70.0), (0.10, 40.0), (0.25, 0.0)];
+/// Round-trip time (s) → score.
+const RTT_SCORE: [(f64, f64); 4] = [(0.3, 100.0), (0.4, 70.0), (0.8, 40.0), (2.0, 0.0)];
+
+/// The 0-100 quality score from mean loss (fraction) and mean RTT (seconds); unknown inputs
+/// count as perfect.
+pub(crate) fn quality(loss: Option<f64>, rtt: Option<f64>) -> u32 {
+    let q_loss = loss.map_or(100.0, |l| piecewise(l, &LOSS_SCORE));
+    let q_rtt = rtt.map_or(100.0, |r| piecewise(r, &RTT_SCORE));
+    q_loss.min(q_rtt).round().clamp(0.0, 100.0) as u32
+}
+
+/// Daily's threshold for a quality score.
+pub(crate) fn threshold(quality: u32) -> &'static str {
+    match quality {
+        71.. => "good",
+        41..=70 => "low",
+        _ => "veryLow",
+    }
+}
+
+/// `null` for an unknown figure.
+fn opt(v: Option<f64>) -> Value {
+    v.map_or(Value::Null, |x| json!(x))
+}
+
+/// The stats dict for `latest` and the window of intervals it closes (`window` includes it).
+pub(crate) fn to_value(latest: &Interval, window: &VecDeque<Interval>) -> Value {
+    let worst = |f: fn(&Interval) -> Option<f64>| window.iter().filter_map(f).fold(0.0f64, f64::max);
+    let loss = mean(window.iter().filter_map(|i| match (i.send_loss, i.recv_loss) {
+        (Some(s), Some(r)) => Some(s.max(r)),
+        (a, b) => a.or(b),
+    }));
+    let avg_rtt = mean(window.iter().filter_map(|i| i.rtt));
+    let q = quality(loss, avg_rtt);
+    json!({
+        "quality": q,
+        "threshold": threshold(q),
+        "stats": {
+            "latest": {
+                "timestamp": latest.timestamp_ms.round(),
+                "recvBitsPerSecond": latest.recv_bps,
+                "sendBitsPerSecond": latest.send_bps,
+                "availableOutgoingBitrate": Value::Null,
+                "networkRoundTripTime": opt(latest.rtt),
+                "videoRecvBitsPerSecond": 0,
+                "videoSendBitsPerSecond": 0,
+                "audioRecvBitsPerSecond": latest.recv_bps,
+                "audioSendBitsPerSecond": latest.send_bps,
+                "videoRecvPacketLoss": 0,
+                "videoSendPacketLoss": 0,
+                "audioRecvPacketLoss": opt(latest.recv_loss),
+                "audioSendPacketLoss": opt(latest.send_loss),
+                "totalSendPacketLoss": opt(latest.send_loss),
+                "totalRecvPacketLoss": opt(latest.recv_loss),
+                "videoRecvJitter": 0,
+                "videoSendJitter": 0,
+                "audioRecvJitter": opt(latest.recv_jitter),
+                "audioSendJitter": opt(latest.send_jitter),
+            },
+            "worstVideoRecvPacketLoss": 0,
+            "worstVideoSendPacketLoss": 0,
+            "worstAudioRecvPacketLoss": worst(|i| i.recv_loss),
+            "worstAudioSendPacketLoss": worst(|i| i.send_loss),
+            "worstVideoRecvJitter": 0,
+            "worstVideoSendJitter": 0,
+            "worstAudioRecvJitter": worst(|i| i.recv_jitter),
+            "worstAudioSendJitter": worst(|i| i.send_jitter),
+            "averageNetworkRoundTripTime": opt(avg_rtt),
+        }
+    })
+}
+
+/// Turns successive samples into stats dicts, keeping the previous sample and the window.
+#[derive(Default)]
+pub(crate) struct NetStats {
+    prev: Option<Sample>,
+    window: VecDeque<Interval>,
+}
+
+impl NetStats {
+    /// Takes a sample; returns the dict of the interval it closes (`None` for the first).
+    pub(crate) fn update(&mut self, sample: Sample) -> Option<Value> {
+        let prev = self.prev.replace(sample);
+        let (prev, cur) = (prev?, self.prev.as_ref()?);
+        let latest = interval(&prev, cur);
+        if self.window.len() == WINDOW {
+            self.window.pop_front();
+        }
+        self.window.push_back(latest);
+        Some(to_value(&latest, &self.window))
+    }
+}
+
+/// Reads the counters of both transports now (the only part that touches webrtc-rs).
+pub(crate) async fn collect(
+    send_pc: &Arc<dyn webrtc::peer_connection::PeerConnection>,
+    recv_pc: &Arc<dyn webrtc::peer_connection::PeerConnection>,
+    reports: &ReportTable,
+) -> Sample {
+    use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+    use rtc::statistics::StatsSelector;
+    let at = Instant::now();
+    let epoch_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64() * 1000.0;
+    let send = send_pc.get_stats(at, StatsSelector::None).await;
+    let recv = recv_pc.get_stats(at, StatsSelector::None).await;
+    let sent = send
+        .outbound_rtp_streams()
+        .filter(|s| s.sent_rtp_stream_stats.rtp_stream_stats.kind == RtpCodecKind::Audio)
+        .map(|s| (s.sent_rtp_stream_stats.rtp_stream_stats.ssrc, SentCounters { bytes: s.sent_rtp_stream_stats.bytes_sent }))
+        .collect();
+    let received = recv
+        .inbound_rtp_streams()
+        .filter(|s| s.received_rtp_stream_stats.rtp_stream_stats.kind == RtpCodecKind::Audio)
+        .map(|s| {
+            let r = &s.received_rtp_stream_stats;
+            (
+                r.rtp_stream_stats.ssrc,
+                ReceivedCounters {
+                    bytes: s.bytes_received,
+                    packets: r.packets_received,
+                    lost: r.packets_lost,
+                    jitter: r.jitter / OPUS_CLOCK_RATE,
+                },
+            )
+        })
+        .collect();
+    let ice_rtt = send
+        .candidate_pairs()
+        .chain(recv.candidate_pairs())
+        .filter(|p| p.nominated && p.current_round_trip_time > 0.0)
+        .map(|p| p.current_round_trip_time)
+        .next();
+    let reports = reports.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    Sample { at, epoch_ms, sent, received, reports, ice_rtt }
+}
+
+/// Samples both transports every [`SAMPLE_INTERVAL`] (the first sample at once, as the
+/// baseline) and hands each interval's dict to `publish` until it returns `false`. Runs until
+/// aborted otherwise.
+pub(crate) async fn sample_every(
+    send_pc: Arc<dyn webrtc::peer_connection::PeerConnection>,
+    recv_pc: Arc<dyn webrtc::peer_connection::PeerConnection>,
+    reports: ReportTable,
+    mut publish: impl FnMut(Value) -> bool,
+) {
+    let mut stats = NetStats::default();
+    let mut tick = tokio::time::interval(SAMPLE_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let sample = collect(&send_pc, &recv_pc, &reports).await;
+        if let Some(v) = stats.update(sample)
+            && !publish(v)
+        {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(at: Instant, secs: u64) -> Sample {
+        Sample {
+            at: at + Duration::from_secs(secs),
+            epoch_ms: 1_700_000_000_000.0 + secs as f64 * 1000.0,
+            sent: BTreeMap::new(),
+            received: BTreeMap::new(),
+            reports: BTreeMap::new(),
+            ice_rtt: None,
+        }
+    }
+
+    fn report(seq: u32, lost: i64, fraction: u8, rtt: Option<f64>, count: u64) -> RemoteReport {
+        RemoteReport { ext_highest_seq: seq, cumulative_lost: lost, fraction_lost: fraction, jitter: 480, rtt, count }
+    }
+
+    #[test]
+    fn rtt_is_arrival_minus_lsr_minus_dlsr() {
+        // LSR = 0x0001_8000 (1.5 s in 1/65536), DLSR = 0.25 s, arrival = 2.0 s: RTT = 0.25 s.
+        let arrival: u64 = 2 << 32;
+        assert_eq!(rtt_from_report(arrival, 0x0001_8000, 0x0000_4000), Some(0.25));
+        // The middle 32 bits wrap every 65536 s: still right across the wrap.
+        let arrival: u64 = (0x1_0000u64 << 32) | (1 << 30); // 65536.25 s → middle bits 0x0000_4000
+        assert_eq!(rtt_from_report(arrival, 0xFFFF_C000, 0x0000_4000), Some(0.25));
+    }
+
+    #[test]
+    fn rtt_is_unknown_without_sr_or_when_negative() {
+        assert_eq!(rtt_from_report(5 << 32, 0, 0), None);
+        // DLSR longer than the time since the SR left: clocks not comparable.
+        assert_eq!(rtt_from_report(2 << 32, 0x0001_8000, 0x0001_0000), None);
+    }
+
+    #[test]
+    fn cumulative_lost_is_24_bit_signed() {
+        assert_eq!(cumulative_lost(5), 5);
+        assert_eq!(cumulative_lost(0x00FF_FFFF), -1);
+        assert_eq!(cumulative_lost(0x007F_FFFF), 0x7F_FFFF);
+    }
+
+    #[test]
+    fn record_keeps_the_latest_block_and_counts() {
+        let mut t = BTreeMap::new();
+        let b = ReceptionReport {
+            ssrc: 7,
+            fraction_lost: 26,
+            total_lost: 3,
+            last_sequence_number: 100,
+            jitter: 96,
+            last_sender_report: 0x0001_8000,
+            delay: 0x0000_4000,
+        };
+        record(&mut t, &b, 2 << 32);
+        record(&mut t, &ReceptionReport { last_sequence_number: 150, ..b }, 2 << 32);
+        let r = t[&7];
+        assert_eq!((r.ext_highest_seq, r.cumulative_lost, r.fraction_lost, r.count), (150, 3, 26, 2));
+        assert_eq!(r.rtt, Some(0.25));
+    }
+
+    #[test]
+    fn bit_rates_are_byte_deltas_over_elapsed_time() {
+        let t0 = Instant::now();
+        let mut a = sample(t0, 0);
+        let mut b = sample(t0, 2);
+        a.sent.insert(1, SentCounters { bytes: 1_000 });
+        b.sent.insert(1, SentCounters { bytes: 9_000 }); // 8000 B in 2 s = 32 kbit/s
+        b.sent.insert(2, SentCounters { bytes: 500 }); // new stream: counts from 0
+        a.received.insert(9, ReceivedCounters { bytes: 100, packets: 1, lost: 0, jitter: 0.0 });
+        b.received.insert(9, ReceivedCounters { bytes: 10_100, packets: 101, lost: 0, jitter: 0.002 });
+        let i = interval(&a, &b);
+        assert_eq!(i.send_bps, (8_000.0 + 500.0) * 8.0 / 2.0);
+        assert_eq!(i.recv_bps, 40_000.0);
+        assert_eq!(i.recv_loss, Some(0.0));
+        assert_eq!(i.recv_jitter, Some(0.002));
+        assert_eq!(i.timestamp_ms, b.epoch_ms);
+    }
+
+    #[test]
+    fn a_stream_that_went_away_or_a_zero_interval_gives_no_negative_rate() {
+        let t0 = Instant::now();
+        let mut a = sample(t0, 0);
+        a.sent.insert(1, SentCounters { bytes: 1_000 });
+        let b = sample(t0, 2);
+        assert_eq!(interval(&a, &b).send_bps, 0.0);
+        let same = sample(t0, 0);
+        assert_eq!(interval(&same, &same).send_bps, 0.0);
+    }
+
+    #[test]
+    fn send_loss_comes_from_report_deltas() {
+        let t0 = Instant::now();
+        let mut a = sample(t0, 0);
+        let mut b = sample(t0, 2);
+        for s in [&mut a, &mut b] {
+            s.sent.insert(1, SentCounters { bytes: 0 });
+        }
+        a.reports.insert(1, report(1_000, 10, 0, Some(0.04), 3));
+        b.reports.insert(1, report(1_100, 15, 13, Some(0.06), 5)); // 5 of 100 lost
+        let i = interval(&a, &b);
+        assert_eq!(i.send_loss, Some(0.05));
+        assert_eq!(i.rtt, Some(0.06));
+        assert_eq!(i.send_jitter, Some(0.01)); // 480 / 48000
+    }
+
+    #[test]
+    fn without_a_fresh_report_the_fraction_lost_stands_in() {
+        let t0 = Instant::now();
+        let mut a = sample(t0, 0);
+        let mut b = sample(t0, 2);
+        for s in [&mut a, &mut b] {
+            s.sent.insert(1, SentCounters { bytes: 0 });
+            s.reports.insert(1, report(1_000, 10, 64, None, 3));
+        }
+        assert_eq!(interval(&a, &b).send_loss, Some(0.25));
+        // First report in `b` only.
+        a.reports.clear();
+        assert_eq!(interval(&a, &b).send_loss, Some(0.25));
+    }
+
+    #[test]
+    fn no_reports_means_unknown_send_loss_and_rtt_falls_back_to_ice() {
+        let t0 = Instant::now();
+        let a = sample(t0, 0);
+        let mut b = sample(t0, 2);
+        b.ice_rtt = Some(0.003);
+        // A report about a stream we no longer send is ignored.
+        b.reports.insert(4, report(10, 0, 0, Some(0.5), 1));
+        let i = interval(&a, &b);
+        assert_eq!(i.send_loss, None);
+        assert_eq!(i.rtt, Some(0.003));
+        assert_eq!(i.recv_loss, None);
+        // Once a report about a sent stream exists, RTCP alone gives the RTT.
+        b.sent.insert(4, SentCounters { bytes: 0 });
+        assert_eq!(interval(&a, &b).rtt, Some(0.5));
+        b.reports.insert(4, report(10, 0, 0, None, 1));
+        assert_eq!(interval(&a, &b).rtt, None);
+    }
+
+    #[test]
+    fn duplicates_never_make_loss_negative() {
+        let t0 = Instant::now();
+        let mut a = sample(t0, 0);
+        let mut b = sample(t0, 2);
+        for s in [&mut a, &mut b] {
+            s.sent.insert(1, SentCounters { bytes: 0 });
+        }
+        a.reports.insert(1, report(100, 5, 0, None, 1));
+        b.reports.insert(1, report(200, 3, 0, None, 2));
+        assert_eq!(interval(&a, &b).send_loss, Some(0.0));
+        a.received.insert(2, ReceivedCounters { bytes: 0, packets: 10, lost: 4, jitter: 0.0 });
+        b.received.insert(2, ReceivedCounters { bytes: 0, packets: 110, lost: 2, jitter: 0.0 });
+        assert_eq!(interval(&a, &b).recv_loss, Some(0.0));
+    }
+
+    #[test]
+    fn receive_loss_is_lost_over_expected() {
+        let t0 = Instant::now();
+        let mut a = sample(t0, 0);
+        let mut b = sample(t0, 2);
+        a.received.insert(2, ReceivedCounters { bytes: 0, packets: 100, lost: 0, jitter: 0.0 });
+        b.received.insert(2, ReceivedCounters { bytes: 0, packets: 190, lost: 10, jitter: 0.0 });
+        assert_eq!(interval(&a, &b).recv_loss, Some(0.1));
+    }
+
+    #[test]
+    fn quality_follows_the_documented_breakpoints() {
+        assert_eq!(quality(None, None), 100);
+        assert_eq!(quality(Some(0.0), Some(0.001)), 100);
+        assert_eq!(quality(Some(0.03), None), 70);
+        assert_eq!(quality(Some(0.10), None), 40);
+        assert_eq!(quality(Some(0.5), None), 0);
+        assert_eq!(quality(None, Some(0.4)), 70);
+        assert_eq!(quality(None, Some(0.8)), 40);
+        assert_eq!(quality(Some(0.015), Some(0.8)), 40); // the worse one wins
+        assert_eq!(threshold(100), "good");
+        assert_eq!(threshold(71), "good");
+        assert_eq!(threshold(70), "low");
+        assert_eq!(threshold(41), "low");
+        assert_eq!(threshold(40), "veryLow");
+        assert_eq!(threshold(0), "veryLow");
+    }
+
+    #[test]
+    fn first_sample_is_a_baseline_then_each_gives_a_dict() {
+        let t0 = Instant::now();
+        let mut n = NetStats::default();
+        let mut s = sample(t0, 0);
+        s.sent.insert(1, SentCounters { bytes: 0 });
+        assert!(n.update(s.clone()).is_none());
+        s.at += Duration::from_secs(2);
+        s.epoch_ms += 2000.0;
+        s.sent.insert(1, SentCounters { bytes: 8_000 });
+        s.reports.insert(1, report(100, 0, 0, Some(0.02), 1));
+        let v = n.update(s).expect("a dict");
+        let latest = &v["stats"]["latest"];
+        assert_eq!(latest["audioSendBitsPerSecond"], 32_000.0);
+        assert_eq!(latest["sendBitsPerSecond"], 32_000.0);
+        assert_eq!(latest["networkRoundTripTime"], 0.02);
+        assert_eq!(latest["audioSendPacketLoss"], 0.0);
+        assert_eq!(latest["audioRecvPacketLoss"], Value::Null);
+        assert_eq!(latest["videoSendBitsPerSecond"], 0);
+        assert_eq!(latest["availableOutgoingBitrate"], Value::Null);
+        assert_eq!(v["stats"]["averageNetworkRoundTripTime"], 0.02);
+        assert_eq!(v["stats"]["worstAudioSendPacketLoss"], 0.0);
+        assert_eq!(v["quality"], 100);
+        assert_eq!(v["threshold"], "good");
+    }
+
+    #[test]
+    fn the_window_keeps_the_worst_and_forgets_after_thirty_seconds() {
+        let t0 = Instant::now();
+        let mut n = NetStats::default();
+        let mut s = sample(t0, 0);
+        s.sent.insert(1, SentCounters { bytes: 0 });
+        s.reports.insert(1, report(0, 0, 0, Some(0.05), 1));
+        n.update(s.clone());
+        let mut seq = 0u32;
+        let mut lost = 0i64;
+        let mut step = |n: &mut NetStats, s: &mut Sample, loss: u32| {
+            s.at += SAMPLE_INTERVAL;
+            seq += 100;
+            lost += loss as i64;
+            let count = s.reports.get(&1).map_or(0, |r| r.count) + 1;
+            s.reports.insert(1, report(seq, lost, 0, Some(0.05), count));
+            n.update(s.clone()).expect("a dict")
+        };
+        let v = step(&mut n, &mut s, 20); // one bad interval: 20 % loss
+        assert_eq!(v["stats"]["worstAudioSendPacketLoss"], 0.2);
+        assert_eq!(v["stats"]["latest"]["audioSendPacketLoss"], 0.2);
+        assert_eq!(v["threshold"], "veryLow");
+        let mut v = v;
+        for _ in 0..WINDOW - 1 {
+            v = step(&mut n, &mut s, 0);
+        }
+        // Still in the window: mean loss 0.2 / 15 ≈ 1.3 % → good, worst still 0.2.
+        assert_eq!(v["stats"]["worstAudioSendPacketLoss"], 0.2);
+        assert_eq!(v["threshold"], "good");
+        let v = step(&mut n, &mut s, 0);
+        assert_eq!(v["stats"]["worstAudioSendPacketLoss"], 0.0);
+        assert_eq!(v["quality"], 100);
+    }
+
+    #[test]
+    fn connection_status_reports_each_change_once() {
+        use webrtc::peer_connection::RTCPeerConnectionState as S;
+        let mut last = None;
+        let seen: Vec<_> = [S::New, S::Connecting, S::Connected, S::Connected, S::Disconnected, S::Failed, S::Connected, S::Closed]
+            .into_iter()
+            .filter_map(|s| status_change(&mut last, s))
+            .collect();
+        assert_eq!(seen, ["connected", "interrupted", "connected"]);
+    }
+
+    #[test]
+    fn default_matches_daily_python() {
+        assert_eq!(default_stats(), json!({"quality": 100, "threshold": "good", "stats": {"latest": {}}}));
+    }
+}
