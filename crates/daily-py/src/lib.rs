@@ -3,8 +3,11 @@
 //!
 //! Threads: Python callbacks (events, completions, audio renderers) run on dispatcher threads
 //! that take the GIL, never on the media clock or the network threads. Each `CallClient` has
-//! its own dispatcher so its events stay in order (state event before the completion it
-//! causes); source completions share one process-wide dispatcher.
+//! two: one for its events, in order, and one for its completions and audio renderers. A
+//! completion waits until the events emitted before it have started (so a state event is
+//! dispatched before the completion it causes) but never for a handler to finish, so an
+//! event handler may block waiting for a completion (daily-python deadlocks there). Source
+//! completions share one process-wide dispatcher.
 
 use daily_client::{AudioSource, CallClient as CoreClient, CallState, ClientError, ClientEvent, Engine, JoinSettings};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
@@ -156,6 +159,10 @@ impl Dispatcher {
         let _ = self.tx.send(Job::Call(Box::new(f)));
     }
 
+    fn thread_id(&self) -> Option<std::thread::ThreadId> {
+        self.thread.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|t| t.thread().id())
+    }
+
     /// Stops after the queued jobs ran; joins unless called from the dispatcher itself.
     fn stop(&self, py: Python<'_>) {
         let _ = self.tx.send(Job::Stop);
@@ -168,6 +175,96 @@ impl Dispatcher {
                 let _ = t.join();
             });
         }
+    }
+}
+
+/// How far a client's events thread got: events are numbered as they are posted and marked
+/// when their handler starts.
+#[derive(Default)]
+struct EventGate {
+    posted: std::sync::atomic::AtomicU64,
+    started: Mutex<u64>,
+    cv: std::sync::Condvar,
+}
+
+/// Longest a completion waits for the events posted before it to start. Reached only when
+/// an earlier handler blocks for that long (for instance waiting, from another thread, for
+/// this very completion); the completion then fires rather than deadlock.
+const EVENT_GATE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl EventGate {
+    fn mark_started(&self, seq: u64) {
+        let mut s = self.started.lock().unwrap_or_else(|e| e.into_inner());
+        if seq > *s {
+            *s = seq;
+        }
+        self.cv.notify_all();
+    }
+
+    fn wait_started(&self, seq: u64) {
+        let s = self.started.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = self.cv.wait_timeout_while(s, EVENT_GATE_WAIT, |s| *s < seq);
+    }
+}
+
+/// A client's two dispatchers (events; completions and renderers) and the gate that orders
+/// them. See the module docs.
+pub(crate) struct Completer {
+    events: Arc<Dispatcher>,
+    completions: Arc<Dispatcher>,
+    gate: Arc<EventGate>,
+}
+
+impl Completer {
+    fn start() -> PyResult<Arc<Completer>> {
+        Ok(Arc::new(Completer {
+            events: Dispatcher::start("daily-events".into())?,
+            completions: Dispatcher::start("daily-client-completions".into())?,
+            gate: Arc::new(EventGate::default()),
+        }))
+    }
+
+    fn post_event(&self, f: impl FnOnce(Python<'_>) + Send + 'static) {
+        let seq = self.gate.posted.fetch_add(1, std::sync::atomic::Ordering::AcqRel) + 1;
+        let gate = self.gate.clone();
+        self.events.post(move |py| {
+            gate.mark_started(seq);
+            f(py)
+        });
+    }
+
+    /// Whether the caller is this client's events thread (a call made from a handler).
+    fn on_events_thread(&self) -> bool {
+        self.events.thread_id() == Some(std::thread::current().id())
+    }
+
+    /// Posts a completion behind every event posted so far. `from_handler`: the call was
+    /// made inside an event handler, whose thread cannot dispatch the events the call caused
+    /// until the handler returns, so the completion does not wait for them.
+    fn post_completion(&self, from_handler: bool, f: impl FnOnce(Python<'_>) + Send + 'static) {
+        let barrier = self.gate.posted.load(std::sync::atomic::Ordering::Acquire);
+        let gate = self.gate.clone();
+        self.completions.post(move |py| {
+            if !from_handler {
+                py.detach(|| gate.wait_started(barrier));
+            }
+            f(py)
+        });
+    }
+
+    /// Renderer callbacks: on the completions thread, never behind a blocked event handler.
+    fn post_audio(&self, f: impl FnOnce(Python<'_>) + Send + 'static) {
+        self.completions.post(f);
+    }
+
+    fn stop(&self, py: Python<'_>) {
+        self.events.stop(py);
+        self.completions.stop(py);
+    }
+
+    fn stop_nowait(&self) {
+        let _ = self.events.tx.send(Job::Stop);
+        let _ = self.completions.tx.send(Job::Stop);
     }
 }
 
@@ -466,7 +563,7 @@ impl EventHandler {
 #[pyclass(module = "daily", frozen)]
 pub struct CallClient {
     core: Mutex<Option<Arc<CoreClient>>>,
-    pub(crate) dispatcher: Arc<Dispatcher>,
+    pub(crate) dispatcher: Arc<Completer>,
 }
 
 fn dispatch_event(py: Python<'_>, handler: &Py<PyAny>, ev: ClientEvent) {
@@ -574,12 +671,12 @@ impl CallClient {
                 )));
             }
         };
-        let dispatcher = Dispatcher::start("daily-events".into())?;
-        let d2 = dispatcher.clone();
+        let dispatcher = Completer::start()?;
+        let d2 = Arc::downgrade(&dispatcher);
         let handler = handler.map(Arc::new);
         let sink: daily_client::EventSink = Arc::new(move |ev: ClientEvent| {
-            if let Some(h) = handler.clone() {
-                d2.post(move |py| dispatch_event(py, &h, ev));
+            if let (Some(h), Some(d)) = (handler.clone(), d2.upgrade()) {
+                d.post_event(move |py| dispatch_event(py, &h, ev));
             }
         });
         let core = CoreClient::new(&g.engine, sink);
@@ -609,13 +706,14 @@ impl CallClient {
         };
         let js = parse_join_settings(&settings)?;
         let disp = self.dispatcher.clone();
+        let from_handler = disp.on_events_thread();
         core.join(
             meeting_url,
             meeting_token,
             js,
             Box::new(move |r| {
                 if let Some(cb) = completion {
-                    disp.post(move |py| {
+                    disp.post_completion(from_handler, move |py| {
                         let (data, err) = match r {
                             Ok(v) => (value_to_py(py, &v).unwrap_or_else(|_| py.None()), py.None()),
                             Err(e) => (py.None(), e.into_pyobject(py).map(|o| o.into_any().unbind()).unwrap_or_else(|_| py.None())),
@@ -767,7 +865,7 @@ impl CallClient {
                 bytes.extend_from_slice(&s.to_le_bytes());
             }
             let (cb, pid, src, n) = (cb.clone(), pid.clone(), src.clone(), pcm.len());
-            disp.post(move |py| {
+            disp.post_audio(move |py| {
                 let data = AudioData { frames: PyBytes::new(py, &bytes).unbind(), sample_rate: rate, num_channels: 1, num_audio_frames: n };
                 match Py::new(py, data) {
                     Ok(d) => call_reporting(py, &cb, (&*pid, d, &*src)),
@@ -787,10 +885,13 @@ impl CallClient {
     }
 }
 
-pub(crate) fn done_one(disp: Arc<Dispatcher>, completion: Option<Py<PyAny>>) -> daily_client::Done {
+/// A core completion that calls `completion(error)` on the client's completions thread,
+/// after the events emitted before it (see [`Completer`]).
+pub(crate) fn done_one(disp: Arc<Completer>, completion: Option<Py<PyAny>>) -> daily_client::Done {
+    let from_handler = disp.on_events_thread();
     Box::new(move |r| {
         if let Some(cb) = completion {
-            disp.post(move |py| {
+            disp.post_completion(from_handler, move |py| {
                 let err = match r {
                     Ok(()) => py.None(),
                     Err(e) => e.into_pyobject(py).map(|o| o.into_any().unbind()).unwrap_or_else(|_| py.None()),
@@ -807,7 +908,7 @@ impl Drop for CallClient {
         if let Some(core) = core {
             core.release();
         }
-        let _ = self.dispatcher.tx.send(Job::Stop);
+        self.dispatcher.stop_nowait();
     }
 }
 
