@@ -156,7 +156,7 @@ pub(crate) fn unix_seconds(field: &str, v: &Value) -> Result<u64, String> {
         return Ok(n);
     }
     match v.as_f64() {
-        Some(f) if f.is_finite() && f >= 0.0 && f < 1e15 => Ok(f as u64),
+        Some(f) if (0.0..1e15).contains(&f) => Ok(f as u64),
         _ => Err(format!("{field} must be a Unix time in seconds (a non-negative number)")),
     }
 }

@@ -126,8 +126,7 @@ async fn room_info(State(state): State<AppState>, Path(room): Path<String>) -> R
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
     match tokio::time::timeout(Duration::from_secs(5), rx).await {
-        Ok(Ok(n)) => Json(serde_json::json!({ "room": room, "privacy": "public", "participants": n }))
-            .into_response(),
+        Ok(Ok(n)) => Json(serde_json::json!({ "room": room, "participants": n })).into_response(),
         _ => StatusCode::SERVICE_UNAVAILABLE.into_response(),
     }
 }

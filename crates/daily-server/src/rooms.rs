@@ -234,7 +234,7 @@ impl RoomRegistry {
     /// Every room, newest first (as Daily lists them).
     pub fn list(&self) -> Vec<&RoomRecord> {
         let mut v: Vec<&RoomRecord> = self.rooms.values().collect();
-        v.sort_by(|a, b| b.seq.cmp(&a.seq));
+        v.sort_by_key(|r| std::cmp::Reverse(r.seq));
         v
     }
 
