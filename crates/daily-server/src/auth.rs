@@ -157,7 +157,9 @@ pub(crate) fn unix_seconds(field: &str, v: &Value) -> Result<u64, String> {
     }
     match v.as_f64() {
         Some(f) if (0.0..1e15).contains(&f) => Ok(f as u64),
-        _ => Err(format!("{field} must be a Unix time in seconds (a non-negative number)")),
+        _ => Err(format!(
+            "{field} must be a Unix time in seconds (a non-negative number)"
+        )),
     }
 }
 
@@ -175,9 +177,7 @@ fn string_field(field: &str, v: &Value, max: usize) -> Result<String, String> {
 /// all-or-nothing, or a list of kinds), `canReceive` (an object, kept as given). Unknown keys
 /// and kinds are errors.
 pub fn parse_permissions(v: &Value) -> Result<PermissionsUpdate, String> {
-    let obj = v
-        .as_object()
-        .ok_or("permissions must be an object")?;
+    let obj = v.as_object().ok_or("permissions must be an object")?;
     let kinds = |field: &str, v: &Value, all: &[&str]| -> Result<Vec<String>, String> {
         match v {
             Value::Bool(true) => Ok(all.iter().map(|s| (*s).to_owned()).collect()),
@@ -190,14 +190,19 @@ pub fn parse_permissions(v: &Value) -> Result<PermissionsUpdate, String> {
                         .ok_or_else(|| format!("permissions.{field} must list strings"))
                 })
                 .collect(),
-            _ => Err(format!("permissions.{field} must be a boolean or a list of strings")),
+            _ => Err(format!(
+                "permissions.{field} must be a boolean or a list of strings"
+            )),
         }
     };
     let mut u = PermissionsUpdate::default();
     for (k, v) in obj {
         match k.as_str() {
             "hasPresence" => {
-                u.has_presence = Some(v.as_bool().ok_or("permissions.hasPresence must be a boolean")?)
+                u.has_presence = Some(
+                    v.as_bool()
+                        .ok_or("permissions.hasPresence must be a boolean")?,
+                )
             }
             "canSend" => u.can_send = Some(kinds("canSend", v, &MEDIA_KINDS)?),
             "canAdmin" => u.can_admin = Some(kinds("canAdmin", v, &ADMIN_KINDS)?),
@@ -394,10 +399,22 @@ mod tests {
         assert_eq!(k.check_bearer(Some("Bearer test-key-123")), Ok(()));
         assert_eq!(k.check_bearer(Some("bearer  test-key-123 ")), Ok(()));
         assert_eq!(k.check_bearer(None), Err(AuthError::Missing));
-        assert_eq!(k.check_bearer(Some("test-key-123")), Err(AuthError::Missing));
-        assert_eq!(k.check_bearer(Some("Basic test-key-123")), Err(AuthError::Missing));
-        assert_eq!(k.check_bearer(Some("Bearer test-key-12")), Err(AuthError::WrongKey));
-        assert_eq!(k.check_bearer(Some("Bearer test-key-1234")), Err(AuthError::WrongKey));
+        assert_eq!(
+            k.check_bearer(Some("test-key-123")),
+            Err(AuthError::Missing)
+        );
+        assert_eq!(
+            k.check_bearer(Some("Basic test-key-123")),
+            Err(AuthError::Missing)
+        );
+        assert_eq!(
+            k.check_bearer(Some("Bearer test-key-12")),
+            Err(AuthError::WrongKey)
+        );
+        assert_eq!(
+            k.check_bearer(Some("Bearer test-key-1234")),
+            Err(AuthError::WrongKey)
+        );
         assert_eq!(k.check_bearer(Some("Bearer ")), Err(AuthError::Missing));
         assert_eq!(k.check_bearer(Some("Bearer x y")), Err(AuthError::WrongKey));
         assert!(format!("{k:?}").contains("redacted") && !format!("{k:?}").contains("test-key"));
@@ -418,7 +435,10 @@ mod tests {
         let perms = p.permissions.unwrap();
         assert_eq!(perms.has_presence, Some(false));
         assert_eq!(perms.can_admin.unwrap().len(), ADMIN_KINDS.len());
-        assert_eq!(TokenProperties::parse(None).unwrap(), TokenProperties::default());
+        assert_eq!(
+            TokenProperties::parse(None).unwrap(),
+            TokenProperties::default()
+        );
         for bad in [
             json!([]),
             json!({"room_name": 3}),
@@ -446,20 +466,28 @@ mod tests {
     fn round_trip_grants() {
         let k = key();
         let t = k.issue(
-            &props(json!({"room_name": "r1", "is_owner": true, "user_name": "Bot",
+            &props(
+                json!({"room_name": "r1", "is_owner": true, "user_name": "Bot",
                           "user_id": "u-1", "exp": NOW + 60,
-                          "permissions": {"canSend": ["customAudio"]}})),
+                          "permissions": {"canSend": ["customAudio"]}}),
+            ),
             NOW,
         );
         let g = k.verify(&t, "r1", NOW).unwrap();
         assert!(g.is_owner);
         assert_eq!(g.user_name.as_deref(), Some("Bot"));
         assert_eq!(g.user_id.as_deref(), Some("u-1"));
-        assert_eq!(g.permissions.unwrap().can_send.unwrap(), vec!["customAudio"]);
+        assert_eq!(
+            g.permissions.unwrap().can_send.unwrap(),
+            vec!["customAudio"]
+        );
         // Claims use Daily's abbreviations.
         let payload = t.split('.').nth(1).unwrap();
         let claims: Value = serde_json::from_slice(&B64.decode(payload).unwrap()).unwrap();
-        assert_eq!((claims["r"].as_str(), claims["o"].as_bool()), (Some("r1"), Some(true)));
+        assert_eq!(
+            (claims["r"].as_str(), claims["o"].as_bool()),
+            (Some("r1"), Some(true))
+        );
         assert_eq!(claims["iat"].as_u64(), Some(NOW));
         // A token without properties: valid for any room, not an owner.
         let t = k.issue(&TokenProperties::default(), NOW);

@@ -133,7 +133,9 @@ fn main() -> ExitCode {
     if server.has_api_key() {
         tracing::info!(api = %server.api_url(), "REST API enabled");
     } else {
-        tracing::info!("no API key: REST API off, only public rooms (set --api-key or DAILY_API_KEY)");
+        tracing::info!(
+            "no API key: REST API off, only public rooms (set --api-key or DAILY_API_KEY)"
+        );
     }
     let _ = stdout.flush();
     let which = runtime.block_on(async {
@@ -179,7 +181,10 @@ mod tests {
                 .api_key
         };
         assert_eq!(env(&[], "from-env").as_deref(), Some("from-env"));
-        assert_eq!(env(&["--api-key=flag"], "from-env").as_deref(), Some("flag"));
+        assert_eq!(
+            env(&["--api-key=flag"], "from-env").as_deref(),
+            Some("flag")
+        );
         assert_eq!(env(&[], ""), None);
         assert!(parse(&["--api-key"]).is_err());
         assert!(parse(&["--api-key", "has space"]).is_err());

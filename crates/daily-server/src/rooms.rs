@@ -361,7 +361,10 @@ mod tests {
     fn registry() {
         let mut reg = RoomRegistry::default();
         let a = reg
-            .create(parse(json!({"name": "a", "privacy": "private"})).unwrap(), 100)
+            .create(
+                parse(json!({"name": "a", "privacy": "private"})).unwrap(),
+                100,
+            )
             .unwrap()
             .clone();
         assert_eq!((a.name.as_str(), a.privacy), ("a", Privacy::Private));
@@ -409,20 +412,36 @@ mod tests {
     fn gate() {
         let mut reg = RoomRegistry::default();
         let private = reg
-            .create(parse(json!({"name": "p", "privacy": "private",
-                                 "properties": {"exp": 100, "max_participants": 3}})).unwrap(), 1)
+            .create(
+                parse(json!({"name": "p", "privacy": "private",
+                                 "properties": {"exp": 100, "max_participants": 3}}))
+                .unwrap(),
+                1,
+            )
             .unwrap()
             .clone();
-        let public = reg.create(parse(json!({"name": "q"})).unwrap(), 1).unwrap().clone();
+        let public = reg
+            .create(parse(json!({"name": "q"})).unwrap(), 1)
+            .unwrap()
+            .clone();
         let owner = Grant {
             is_owner: true,
             ..Grant::default()
         };
         // Private: a valid token only.
-        assert_eq!(admit(Some(&private), TokenCheck::Absent, 50), Err(NOT_ALLOWED));
-        assert_eq!(admit(Some(&private), TokenCheck::Refused, 50), Err(NOT_ALLOWED));
+        assert_eq!(
+            admit(Some(&private), TokenCheck::Absent, 50),
+            Err(NOT_ALLOWED)
+        );
+        assert_eq!(
+            admit(Some(&private), TokenCheck::Refused, 50),
+            Err(NOT_ALLOWED)
+        );
         // Access is decided first: an expired private room does not say so to strangers.
-        assert_eq!(admit(Some(&private), TokenCheck::Absent, 500), Err(NOT_ALLOWED));
+        assert_eq!(
+            admit(Some(&private), TokenCheck::Absent, 500),
+            Err(NOT_ALLOWED)
+        );
         assert_eq!(
             admit(Some(&private), TokenCheck::Valid(owner.clone()), 50),
             Ok(Admission {
@@ -445,7 +464,9 @@ mod tests {
             );
             assert_eq!(admit(r, TokenCheck::Refused, 50), Err(NOT_ALLOWED));
             assert_eq!(
-                admit(r, TokenCheck::Valid(owner.clone()), 50).unwrap().grant,
+                admit(r, TokenCheck::Valid(owner.clone()), 50)
+                    .unwrap()
+                    .grant,
                 owner
             );
         }

@@ -186,7 +186,10 @@ async fn without_an_api_key_rest_is_off_and_tokens_are_refused() {
             401,
             "authentication-error",
         );
-        assert!(info.contains("no API key") && info.contains("--api-key"), "{info}");
+        assert!(
+            info.contains("no API key") && info.contains("--api-key"),
+            "{info}"
+        );
     }
     // Ad-hoc public rooms work as before; a token cannot be valid here.
     let addr = server.local_addr();
@@ -294,7 +297,11 @@ async fn rooms_create_list_get_delete() {
         );
     }
     let auth = format!("Bearer {KEY}");
-    for raw in ["{not json", "\"just a string\"", "{\"name\": \"a\"} trailing"] {
+    for raw in [
+        "{not json",
+        "\"just a string\"",
+        "{\"name\": \"a\"} trailing",
+    ] {
         assert_error(
             rest.raw("POST", "/rooms", Some(&auth), raw),
             400,
@@ -325,7 +332,11 @@ async fn rooms_create_list_get_delete() {
     let (status, got) = rest.call("GET", "/rooms/standup", None);
     assert_eq!((status, &got), (200, &room));
     assert_error(rest.call("GET", "/rooms/nope", None), 404, "not-found");
-    assert_error(rest.call("GET", "/rooms/bad%20name", None), 404, "not-found");
+    assert_error(
+        rest.call("GET", "/rooms/bad%20name", None),
+        404,
+        "not-found",
+    );
 
     // The public room page does not count a private room's members.
     let (status, body) = http_get(server.local_addr(), "/standup");
@@ -343,7 +354,11 @@ async fn rooms_create_list_get_delete() {
         (200, json!({"deleted": true, "name": "standup"}))
     );
     assert_error(rest.call("GET", "/rooms/standup", None), 404, "not-found");
-    assert_error(rest.call("DELETE", "/rooms/standup", None), 404, "not-found");
+    assert_error(
+        rest.call("DELETE", "/rooms/standup", None),
+        404,
+        "not-found",
+    );
     let (_, list) = rest.call("GET", "/rooms", None);
     assert_eq!(list["total_count"], 1);
 }
@@ -352,11 +367,13 @@ async fn rooms_create_list_get_delete() {
 async fn meeting_token_requests_are_validated() {
     let server = start(Some(KEY));
     let rest = Rest::new(&server);
-    let t = rest.token(json!({"room_name": "r", "is_owner": true, "exp": now() + 60,
-                              "enable_screenshare": true}));
+    let t = rest.token(
+        json!({"room_name": "r", "is_owner": true, "exp": now() + 60,
+                              "enable_screenshare": true}),
+    );
     assert_eq!(t.split('.').count(), 3);
-    let header: Value = serde_json::from_slice(&B64.decode(t.split('.').next().unwrap()).unwrap())
-        .unwrap();
+    let header: Value =
+        serde_json::from_slice(&B64.decode(t.split('.').next().unwrap()).unwrap()).unwrap();
     assert_eq!(header["alg"], "HS256");
     // No body: a token without properties.
     let (status, v) = rest.call("POST", "/meeting-tokens", None);
@@ -412,7 +429,10 @@ async fn private_rooms_admit_valid_tokens_only() {
     let (mut member, joined) = join_ok(addr, "vault", "ignored", Some(owner)).await;
     let me = joined_self(&joined);
     assert!(me.is_owner);
-    assert_eq!((me.user_name.as_str(), me.user_id.as_str()), ("Boss", "boss-1"));
+    assert_eq!(
+        (me.user_name.as_str(), me.user_id.as_str()),
+        ("Boss", "boss-1")
+    );
     assert_eq!(me.permissions.can_send, vec!["microphone"]);
     assert_eq!(me.permissions.can_admin, vec!["participants"]);
     assert!(me.permissions.has_presence);
