@@ -278,7 +278,9 @@ pub enum ClientMessage {
         /// Display name, if set before joining.
         #[serde(default)]
         user_name: Option<String>,
-        /// Meeting token (ignored by public rooms in this version).
+        /// Meeting token (a JWT from the server's `POST /v1/meeting-tokens`): required by
+        /// private rooms, refused everywhere when invalid; grants owner, name, user id and
+        /// permissions. `docs/rest-api.md`.
         #[serde(default)]
         token: Option<String>,
         /// Which remote tracks to receive from the start (default: all), so the first

@@ -915,7 +915,8 @@ impl Drop for CallClient {
 // ---------------------------------------------------------------------------------------------
 // Embedded room server
 
-/// The room server running inside this process (see `daily.server.RoomServer`).
+/// The room server running inside this process (see `daily.server.RoomServer`). `api_key`
+/// turns on the REST API (`/v1`) and meeting tokens (`docs/rest-api.md`).
 #[pyclass(module = "daily", frozen)]
 pub struct _RoomServer {
     inner: Mutex<Option<daily_server::RoomServer>>,
@@ -925,14 +926,18 @@ pub struct _RoomServer {
 #[pymethods]
 impl _RoomServer {
     #[new]
-    #[pyo3(signature = (host="127.0.0.1", port=0))]
-    fn new(py: Python<'_>, host: &str, port: i64) -> PyResult<Self> {
+    #[pyo3(signature = (host="127.0.0.1", port=0, api_key=None))]
+    fn new(py: Python<'_>, host: &str, port: i64, api_key: Option<String>) -> PyResult<Self> {
         let host: std::net::IpAddr = host.parse().map_err(|_| PyValueError::new_err(format!("host must be an IP address, got {host:?}")))?;
         if !(0..=65535).contains(&port) {
             return Err(PyValueError::new_err(format!("port must be 0-65535, got {port}")));
         }
+        if let Some(k) = &api_key {
+            daily_server::validate_api_key(k).map_err(|e| PyValueError::new_err(format!("invalid api_key: {e}")))?;
+        }
+        let config = daily_server::ServerConfig { host, port: port as u16, api_key };
         let server = py
-            .detach(|| daily_server::RoomServer::start(daily_server::ServerConfig { host, port: port as u16 }))
+            .detach(|| daily_server::RoomServer::start(config))
             .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
         let url = server.url();
         Ok(_RoomServer { inner: Mutex::new(Some(server)), url })

@@ -1,6 +1,16 @@
 //! HTTP routes and the signalling WebSocket. Each connection is one task that parses frames
 //! into [`Command`]s for the core and writes the core's [`Outbound`] messages back; it never
 //! touches room state itself, so ordering is the order of the core's single command queue.
+//!
+//! # The join gate
+//! Who may join is decided here, before the `Command::Join` is sent, not in the SFU: the API
+//! key and the room registry belong to the HTTP side (the REST API changes them), JWT checks
+//! stay off the SFU task that forwards media, and a refused join never reaches room state, so
+//! it cannot leak who is inside — the refusal is one fatal `error` with one generic message
+//! ([`rooms::NOT_ALLOWED`]) and nothing else. The token is checked before the registry lock is
+//! taken; the `Join` is sent while holding it, as `DELETE /v1/rooms` sends `EndRoom`, so the
+//! SFU sees the two in the order the gate decided them. `max_participants` is the one rule
+//! left to the SFU, which alone knows the count at the moment of the join.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -19,6 +29,8 @@ use daily_proto::{
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
+use crate::rest::Api;
+use crate::rooms::{self, Privacy, TokenCheck};
 use crate::sfu::{Command, ConnId, Outbound};
 
 /// How long a new connection may take to send `join`.
@@ -73,6 +85,7 @@ pub(crate) struct AppState {
     pub shutdown: watch::Receiver<bool>,
     pub tracker: Arc<ConnTracker>,
     pub next_conn: Arc<AtomicU64>,
+    pub api: Arc<Api>,
 }
 
 pub(crate) fn router(state: AppState) -> Router {
@@ -80,6 +93,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/", get(index))
         .route("/ws/{room}", get(ws_upgrade))
         .route("/{room}", get(room_info))
+        .merge(crate::rest::routes())
         .with_state(state)
 }
 
@@ -90,6 +104,15 @@ async fn index() -> Json<serde_json::Value> {
 async fn room_info(State(state): State<AppState>, Path(room): Path<String>) -> Response {
     if !is_valid_room_name(&room) {
         return (StatusCode::NOT_FOUND, "invalid room name").into_response();
+    }
+    // Who is in a private room is nobody's business but its members'.
+    let private = state
+        .api
+        .rooms()
+        .get(&room)
+        .is_some_and(|r| r.privacy == Privacy::Private);
+    if private {
+        return Json(serde_json::json!({ "room": room, "privacy": "private" })).into_response();
     }
     let (reply, rx) = oneshot::channel();
     if state
@@ -195,13 +218,15 @@ async fn connection(socket: WebSocket, room: String, state: AppState) {
         Ok(None) | Ok(Some(Err(_))) => return,
         Ok(Some(Ok(msg))) => parse_frame(msg),
     };
-    let (user_name, subscriptions) = match first {
+    let (user_name, token, subscriptions) = match first {
         Ok(Some(ClientMessage::Join {
             protocol_version,
             user_name,
+            token,
             subscriptions,
-            ..
-        })) if protocol_version == PROTOCOL_VERSION => (user_name, subscriptions.unwrap_or_default()),
+        })) if protocol_version == PROTOCOL_VERSION => {
+            (user_name, token, subscriptions.unwrap_or_default())
+        }
         Ok(Some(ClientMessage::Join {
             protocol_version, ..
         })) => {
@@ -230,19 +255,41 @@ async fn connection(socket: WebSocket, room: String, state: AppState) {
         }
     };
 
-    // 2. Joined: relay frames to the core and the core's messages to the socket.
+    // 2. The gate (see the module docs), then the core.
+    let now = crate::unix_now();
+    let check = match token.as_deref().filter(|t| !t.is_empty()) {
+        None => TokenCheck::Absent,
+        Some(t) => match state.api.key.as_ref().map(|k| k.verify(t, &room, now)) {
+            Some(Ok(grant)) => TokenCheck::Valid(grant),
+            Some(Err(_)) | None => TokenCheck::Refused,
+        },
+    };
     let (out_tx, mut out_rx) = mpsc::unbounded_channel();
-    if state
-        .cmds
-        .send(Command::Join {
-            conn,
-            room,
-            user_name,
-            subscriptions,
-            out: out_tx,
-        })
-        .is_err()
-    {
+    let sent = {
+        let registry = state.api.rooms();
+        match rooms::admit(registry.get(&room), check, now) {
+            Ok(admitted) => Ok(state
+                .cmds
+                .send(Command::Join {
+                    conn,
+                    room: room.clone(),
+                    user_name,
+                    subscriptions,
+                    grant: admitted.grant,
+                    max_participants: admitted.max_participants,
+                    out: out_tx,
+                })
+                .is_ok()),
+            Err(refusal) => Err(refusal),
+        }
+    };
+    if let Err(refusal) = sent {
+        tracing::info!(%room, reason = refusal, "join refused");
+        let _ = send(&mut tx, error_frame(refusal)).await;
+        let _ = send(&mut tx, close_frame(close_code::POLICY, "not allowed")).await;
+        return;
+    }
+    if sent != Ok(true) {
         let _ = send(
             &mut tx,
             close_frame(close_code::AWAY, "server shutting down"),

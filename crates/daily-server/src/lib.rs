@@ -12,8 +12,10 @@
 //! [`RoomServer::start`] binds the HTTP listener (TCP `host:port`) and one UDP socket
 //! (`host:0`) and starts one owner thread running a small tokio runtime (two workers); the caller
 //! need not be inside a runtime. On it run:
-//! - the HTTP server (axum): `GET /` (server info), `GET /{room}` (room info as JSON) and the
-//!   signalling WebSocket `GET /ws/{room}` (protocol: [`daily_proto`], `docs/signalling.md`);
+//! - the HTTP server (axum): `GET /` (server info), `GET /{room}` (room info as JSON), the
+//!   signalling WebSocket `GET /ws/{room}` (protocol: [`daily_proto`], `docs/signalling.md`)
+//!   and, with an API key, the REST API under `/v1` (rooms and meeting tokens,
+//!   `docs/rest-api.md`);
 //! - the SFU task, the only owner of room state and of every str0m `Rtc`: one task, one UDP
 //!   socket for all peers (as str0m's `chat` example). Signalling connections talk to it through
 //!   one command queue, so there are no locks on the media path.
@@ -32,8 +34,11 @@
 //! (`opus/48000/2`). One DTLS certificate is made per server and shared by its transports.
 #![forbid(unsafe_code)]
 
+mod auth;
 mod driver;
 mod http;
+mod rest;
+mod rooms;
 mod sfu;
 
 use std::future::IntoFuture;
@@ -45,20 +50,27 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
+pub use auth::{MAX_API_KEY_BYTES, validate_api_key};
 pub use http::{JOIN_TIMEOUT, SEND_TIMEOUT};
+pub use rest::MAX_BODY_BYTES;
 pub use sfu::{MAX_PARTICIPANTS_PER_ROOM, MAX_TRACKS_PER_PARTICIPANT, MAX_USER_NAME_BYTES};
 
 /// How long shutdown waits for connections to flush `callEnded` and close.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
-/// Where the server listens.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where the server listens and how it authenticates.
+#[derive(Clone, PartialEq, Eq)]
 pub struct ServerConfig {
     /// Address for HTTP (TCP) and the SFU (UDP). Default `127.0.0.1`.
     pub host: IpAddr,
     /// HTTP port; `0` picks a free one (see [`RoomServer::local_addr`]). The UDP port is always
     /// picked by the system.
     pub port: u16,
+    /// The API key: the bearer secret of the REST API (`/v1`, `docs/rest-api.md`) and the HS256
+    /// key meeting tokens are signed with. `None` (default): no REST API (401 with a hint),
+    /// every meeting token is refused, and only ad-hoc public rooms exist. 1-1024 bytes of
+    /// visible ASCII, else [`ServerError::InvalidApiKey`].
+    pub api_key: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -66,7 +78,18 @@ impl Default for ServerConfig {
         ServerConfig {
             host: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port: 0,
+            api_key: None,
         }
+    }
+}
+
+impl std::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .finish()
     }
 }
 
@@ -113,6 +136,9 @@ pub enum ServerError {
     /// The DTLS certificate shared by the server's peer connections could not be made.
     #[error("cannot generate the DTLS certificate")]
     Certificate,
+    /// [`ServerConfig::api_key`] is not usable.
+    #[error("invalid API key: {0}")]
+    InvalidApiKey(&'static str),
     /// The server thread ended before it was ready (it logged why).
     #[error("the server thread stopped during start-up")]
     StartFailed,
@@ -121,6 +147,7 @@ pub enum ServerError {
 /// A running room server. Stopped by [`RoomServer::shutdown`] or on drop.
 pub struct RoomServer {
     local_addr: SocketAddr,
+    has_api_key: bool,
     udp_addr: SocketAddr,
     shutdown: watch::Sender<bool>,
     thread: Option<JoinHandle<()>>,
@@ -140,6 +167,13 @@ impl RoomServer {
     /// Binds HTTP (TCP) on `host:port` and the SFU's UDP socket on `host:0`, starts everything
     /// on its own thread and runtime, and returns once connections are accepted.
     pub fn start(config: ServerConfig) -> Result<RoomServer, ServerError> {
+        let api_key = match &config.api_key {
+            Some(k) => {
+                auth::validate_api_key(k).map_err(ServerError::InvalidApiKey)?;
+                Some(auth::ApiKey::new(k))
+            }
+            None => None,
+        };
         let http_addr = SocketAddr::new(config.host, config.port);
         let bind_err = |kind, addr| move |source| ServerError::Bind { kind, addr, source };
         let tcp = TcpListener::bind(http_addr).map_err(bind_err(SocketKind::Tcp, http_addr))?;
@@ -171,6 +205,7 @@ impl RoomServer {
             // ~50 bytes, far below RFC 3550 section 6.2's 5 % of an Opus stream.
             .set_rtcp_report_interval_audio(std::time::Duration::from_secs(1));
         let core = sfu::Sfu::new(udp_addr, rtc_config);
+        let api = Arc::new(rest::Api::new(api_key, format!("http://{local_addr}")));
 
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -183,7 +218,7 @@ impl RoomServer {
         let thread = std::thread::Builder::new()
             .name("daily-server".into())
             .spawn(move || {
-                runtime.block_on(serve(tcp, udp, udp_addr, core, shutdown_rx, ready_tx));
+                runtime.block_on(serve(tcp, udp, udp_addr, core, api, shutdown_rx, ready_tx));
                 runtime.shutdown_timeout(Duration::from_secs(1));
             })
             .map_err(|source| ServerError::Runtime { source })?;
@@ -194,6 +229,7 @@ impl RoomServer {
         tracing::info!(http = %local_addr, udp = %udp_addr, "daily-server started");
         Ok(RoomServer {
             local_addr,
+            has_api_key: config.api_key.is_some(),
             udp_addr,
             shutdown: shutdown_tx,
             thread: Some(thread),
@@ -213,6 +249,17 @@ impl RoomServer {
     /// `http://HOST:PORT/room`: the meeting URL clients join.
     pub fn room_url(&self, room: &str) -> String {
         format!("{}/{}", self.url(), room)
+    }
+
+    /// Whether the server was started with an API key (REST API on, private rooms possible).
+    pub fn has_api_key(&self) -> bool {
+        self.has_api_key
+    }
+
+    /// `http://HOST:PORT/v1`: the REST API's base URL (Daily's `https://api.daily.co/v1`), e.g.
+    /// pipecat's `DailyRESTHelper(daily_api_url=...)`.
+    pub fn api_url(&self) -> String {
+        format!("{}/v1", self.url())
     }
 
     /// Tells every connected participant `callEnded`, closes sockets, stops all threads and
@@ -240,6 +287,7 @@ async fn serve(
     udp: UdpSocket,
     udp_addr: SocketAddr,
     core: sfu::Sfu,
+    api: Arc<rest::Api>,
     mut shutdown: watch::Receiver<bool>,
     ready: std::sync::mpsc::Sender<()>,
 ) {
@@ -260,6 +308,7 @@ async fn serve(
         shutdown: shutdown.clone(),
         tracker: tracker.clone(),
         next_conn: Arc::new(AtomicU64::new(1)),
+        api,
     };
     let sfu_task = tokio::spawn(driver::run(udp, udp_addr, cmd_rx, shutdown.clone(), core));
     let mut http_shutdown = shutdown.clone();
@@ -276,4 +325,12 @@ async fn serve(
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, sfu_task).await;
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait_idle()).await;
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, http_task).await;
+}
+
+/// Seconds since the Unix epoch (0 if the clock is before it).
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }

@@ -1,4 +1,5 @@
-//! `daily-server [--host ADDR] [--port PORT]`: runs a room server until SIGINT or SIGTERM.
+//! `daily-server [--host ADDR] [--port PORT] [--api-key KEY]`: runs a room server until SIGINT
+//! or SIGTERM.
 //! Logs go to stderr (`RUST_LOG`, default `info`); stdout carries one line, the listening URL.
 #![forbid(unsafe_code)]
 
@@ -8,7 +9,7 @@ use std::process::ExitCode;
 
 use daily_server::{RoomServer, ServerConfig};
 
-const USAGE: &str = "usage: daily-server [--host ADDR] [--port PORT]
+const USAGE: &str = "usage: daily-server [--host ADDR] [--port PORT] [--api-key KEY]
 
 Runs the open Daily room server: HTTP + WebSocket signalling on ADDR:PORT and the audio SFU on a
 UDP port of ADDR picked by the system. Stops cleanly on Ctrl-C or SIGTERM.
@@ -16,12 +17,21 @@ UDP port of ADDR picked by the system. Stops cleanly on Ctrl-C or SIGTERM.
 options:
   --host ADDR   address to bind (default 127.0.0.1; use 0.0.0.0 only if you mean it)
   --port PORT   HTTP port (default 7880; 0 picks a free one)
+  --api-key KEY enables the REST API (/v1: rooms, meeting tokens; Authorization: Bearer KEY)
+                and signs meeting tokens; private rooms need it. Default: the DAILY_API_KEY
+                environment variable (preferred: other users can read command lines);
+                the flag wins. Without a key only ad-hoc public rooms exist.
   -h, --help    show this help
   -V, --version show the version";
 
-fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<ServerConfig>, String> {
+/// Parses the command line; `env_key` is `DAILY_API_KEY`, used when `--api-key` is absent.
+fn parse_args(
+    args: impl Iterator<Item = String>,
+    env_key: Option<String>,
+) -> Result<Option<ServerConfig>, String> {
     let mut config = ServerConfig {
         port: 7880,
+        api_key: env_key.filter(|k| !k.is_empty()),
         ..ServerConfig::default()
     };
     let mut args = args.peekable();
@@ -49,6 +59,11 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<ServerConfig>
                     .parse()
                     .map_err(|_| format!("--port: {v:?} is not a port number"))?;
             }
+            "--api-key" => {
+                let v = value("--api-key")?;
+                daily_server::validate_api_key(&v).map_err(|e| format!("--api-key: {e}"))?;
+                config.api_key = Some(v);
+            }
             "-h" | "--help" => return Ok(None),
             "-V" | "--version" => {
                 println!("daily-server {}", env!("CARGO_PKG_VERSION"));
@@ -61,7 +76,8 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<ServerConfig>
 }
 
 fn main() -> ExitCode {
-    let config = match parse_args(std::env::args().skip(1)) {
+    let env_key = std::env::var("DAILY_API_KEY").ok();
+    let config = match parse_args(std::env::args().skip(1), env_key) {
         Ok(Some(c)) => c,
         Ok(None) => {
             println!("{USAGE}");
@@ -114,6 +130,13 @@ fn main() -> ExitCode {
     };
     let mut stdout = std::io::stdout();
     let _ = writeln!(stdout, "daily-server listening on {}", server.url());
+    if server.has_api_key() {
+        tracing::info!(api = %server.api_url(), "REST API enabled");
+    } else {
+        tracing::info!(
+            "no API key: REST API off, only public rooms (set --api-key or DAILY_API_KEY)"
+        );
+    }
     let _ = stdout.flush();
     let which = runtime.block_on(async {
         tokio::select! {
@@ -131,7 +154,7 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> Result<Option<ServerConfig>, String> {
-        parse_args(args.iter().map(|s| s.to_string()))
+        parse_args(args.iter().map(|s| s.to_string()), None)
     }
 
     #[test]
@@ -144,5 +167,29 @@ mod tests {
         assert!(parse(&["--port", "x"]).is_err());
         assert!(parse(&["--port"]).is_err());
         assert!(parse(&["--bogus"]).is_err());
+    }
+
+    #[test]
+    fn api_key_from_flag_or_env() {
+        assert_eq!(parse(&[]).unwrap().unwrap().api_key, None);
+        let c = parse(&["--api-key", "k1"]).unwrap().unwrap();
+        assert_eq!(c.api_key.as_deref(), Some("k1"));
+        let env = |args: &[&str], env: &str| {
+            parse_args(args.iter().map(|s| s.to_string()), Some(env.into()))
+                .unwrap()
+                .unwrap()
+                .api_key
+        };
+        assert_eq!(env(&[], "from-env").as_deref(), Some("from-env"));
+        assert_eq!(
+            env(&["--api-key=flag"], "from-env").as_deref(),
+            Some("flag")
+        );
+        assert_eq!(env(&[], ""), None);
+        assert!(parse(&["--api-key"]).is_err());
+        assert!(parse(&["--api-key", "has space"]).is_err());
+        assert!(parse(&["--api-key="]).is_err());
+        // The key never shows in debug output.
+        assert!(!format!("{c:?}").contains("k1"));
     }
 }

@@ -13,13 +13,15 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use daily_proto::{
     ClientMessage, ForwardedTrack, LeftReason, MAX_APP_MESSAGE_BYTES, MediaInfo, ParticipantInfo,
-    PermissionsUpdate, PublishedTrack, ServerMessage, SubscriptionRules, TrackSource,
+    Permissions, PermissionsUpdate, PublishedTrack, ServerMessage, SubscriptionRules, TrackSource,
 };
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::media::{Direction, MediaData, MediaKind, Mid};
 use str0m::net::{Protocol, Receive, Transmit};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
 use tokio::sync::{mpsc, oneshot};
+
+use crate::auth::Grant;
 
 /// Identifies one signalling connection (and the participant it becomes).
 pub(crate) type ConnId = u64;
@@ -49,14 +51,21 @@ const SPEAKER_STALE: Duration = Duration::from_millis(300);
 /// Something for the core to do, sent by a signalling connection or the server itself.
 #[derive(Debug)]
 pub(crate) enum Command {
-    /// A connection sent a valid `join` for `room`.
+    /// A connection sent a valid `join` for `room`, already admitted by the join gate
+    /// (`http.rs`): `grant` is what its meeting token grants (default without one) and
+    /// `max_participants` the room's own limit, if it was created with one.
     Join {
         conn: ConnId,
         room: String,
         user_name: Option<String>,
         subscriptions: SubscriptionRules,
+        grant: Grant,
+        max_participants: Option<usize>,
         out: mpsc::UnboundedSender<Outbound>,
     },
+    /// End the call in `room` for everybody in it (the room was deleted): each gets `callEnded`
+    /// with `reason`, then the socket closes.
+    EndRoom { room: String, reason: String },
     /// A joined connection sent a message (anything after `join`).
     Message { conn: ConnId, msg: ClientMessage },
     /// The connection closed (socket closed, error, or after a fatal error).
@@ -289,8 +298,11 @@ impl Sfu {
                 room,
                 user_name,
                 subscriptions,
+                grant,
+                max_participants,
                 out,
-            } => self.join(now, conn, room, user_name, subscriptions, out),
+            } => self.join(now, conn, room, user_name, subscriptions, grant, max_participants, out),
+            Command::EndRoom { room, reason } => self.end_room(now, &room, &reason),
             Command::Message { conn, msg } => self.message(now, conn, msg),
             Command::Closed { conn } => self.remove(now, conn, false),
             Command::RoomInfo { room, reply } => {
@@ -301,6 +313,7 @@ impl Sfu {
         self.negotiate_all(now);
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn join(
         &mut self,
         _now: Instant,
@@ -308,6 +321,8 @@ impl Sfu {
         room_name: String,
         user_name: Option<String>,
         subscriptions: SubscriptionRules,
+        grant: Grant,
+        max_participants: Option<usize>,
         out: mpsc::UnboundedSender<Outbound>,
     ) {
         let fatal = |message: String| {
@@ -320,7 +335,8 @@ impl Sfu {
         if self.parts.contains_key(&conn) {
             return fatal("already joined".into());
         }
-        let user_name = user_name.unwrap_or_default();
+        // A token's user name wins over the one in `join` (Daily: the token sets it).
+        let user_name = grant.user_name.or(user_name).unwrap_or_default();
         if user_name.len() > MAX_USER_NAME_BYTES {
             return fatal(format!("userName longer than {MAX_USER_NAME_BYTES} bytes"));
         }
@@ -329,24 +345,30 @@ impl Sfu {
             members: Vec::new(),
             active_speaker: None,
         });
-        if room.members.len() >= MAX_PARTICIPANTS_PER_ROOM {
-            return fatal(format!(
-                "room is full ({MAX_PARTICIPANTS_PER_ROOM} participants)"
-            ));
+        // Checked here, not in the gate, so concurrent joins cannot overshoot the limit.
+        let limit = max_participants.map_or(MAX_PARTICIPANTS_PER_ROOM, |m| {
+            m.min(MAX_PARTICIPANTS_PER_ROOM)
+        });
+        if room.members.len() >= limit {
+            return fatal(format!("room is full ({limit} participants)"));
         }
         let id = uuid::Uuid::new_v4().to_string();
+        let mut permissions = Permissions::default();
+        if let Some(update) = &grant.permissions {
+            permissions.apply(update);
+        }
         let info = ParticipantInfo {
             id: id.clone(),
             user_name,
-            user_id: id,
+            user_id: grant.user_id.unwrap_or(id),
             joined_at: unix_now(),
-            is_owner: false,
+            is_owner: grant.is_owner,
             microphone: MediaInfo {
                 publishing: false,
                 track_id: None,
             },
             custom_audio: Default::default(),
-            permissions: Default::default(),
+            permissions,
         };
         let others: Vec<ParticipantInfo> = room
             .members
@@ -1132,6 +1154,30 @@ impl Sfu {
             }
         }
         self.send_counts(&p.room);
+    }
+
+    /// Ends the call for everybody in `room` (deleted through the REST API): `callEnded`,
+    /// close, transports disconnected. The room's session ends with it.
+    fn end_room(&mut self, now: Instant, room: &str, reason: &str) {
+        let Some(r) = self.rooms.remove(room) else {
+            return;
+        };
+        tracing::info!(%room, participants = r.members.len(), "room deleted; ending its call");
+        for conn in r.members {
+            let Some(mut p) = self.parts.remove(&conn) else {
+                continue;
+            };
+            p.send_msg(ServerMessage::CallEnded {
+                reason: reason.to_owned(),
+            });
+            let _ = p.out.send(Outbound::Close);
+            for t in [p.send.as_mut(), p.recv.as_mut()].into_iter().flatten() {
+                t.rtc.disconnect();
+                let mut media = Vec::new();
+                t.drain(now, &mut self.transmits, &mut media);
+            }
+            self.addr_cache.retain(|_, (c, _)| *c != conn);
+        }
     }
 
     /// Ends the call for everybody: `callEnded`, close, transports disconnected.
