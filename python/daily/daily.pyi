@@ -1,6 +1,6 @@
 """Type stubs for the native module `daily.daily` (checked against the runtime by tests/test_stubs.py)."""
 
-from typing import Any, Callable, Mapping, Optional, Union, final
+from typing import Any, Callable, Literal, Mapping, Optional, Sequence, Union, final
 
 from typing_extensions import Buffer
 
@@ -15,11 +15,21 @@ __all__ = [
     "VirtualMicrophoneDevice",
     "VirtualSpeakerDevice",
     "NativeVad",
+    "VideoFrame",
+    "CustomVideoSource",
+    "CustomVideoTrack",
+    "VirtualCameraDevice",
     "_RoomServer",
 ]
 
 #: Interleaved 16-bit PCM: bytes, bytearray, memoryview or a C-contiguous int16 numpy array.
 _Frames = Union[bytes, bytearray, memoryview, Buffer]
+#: One video frame: any C-contiguous buffer of the size its colour format needs.
+_VideoBuffer = Union[bytes, bytearray, memoryview, Buffer]
+#: Colour formats of video frames.
+_ColorFormat = Literal["RGBA", "BGRA", "ARGB", "ABGR", "RGB", "I420"]
+#: `completion(error)`: error is None on success.
+_Done = Optional[Callable[[Optional[str]], None]]
 
 @final
 class LogLevel:
@@ -51,6 +61,10 @@ class Daily:
     def select_speaker_device(device_name: str) -> None: ...
     @staticmethod
     def create_native_vad(reset_period_ms: int = 1000, sample_rate: int = 16000, channels: int = 1) -> NativeVad: ...
+    @staticmethod
+    def create_camera_device(
+        device_name: str, width: int, height: int, color_format: _ColorFormat = "RGBA"
+    ) -> VirtualCameraDevice: ...
 
 @final
 class VirtualMicrophoneDevice:
@@ -112,6 +126,48 @@ class CustomAudioTrack:
     def __new__(cls, audio_source: CustomAudioSource) -> CustomAudioTrack: ...
     @property
     def id(self) -> str: ...
+
+@final
+class VideoFrame:
+    @property
+    def buffer(self) -> bytes: ...
+    @property
+    def width(self) -> int: ...
+    @property
+    def height(self) -> int: ...
+    @property
+    def timestamp_us(self) -> int: ...
+    @property
+    def color_format(self) -> str: ...
+
+@final
+class CustomVideoSource:
+    def __new__(cls, width: int, height: int, color_format: _ColorFormat = "RGBA") -> CustomVideoSource: ...
+    @property
+    def width(self) -> int: ...
+    @property
+    def height(self) -> int: ...
+    @property
+    def color_format(self) -> str: ...
+    def write_frame(self, frame: _VideoBuffer) -> None: ...
+
+@final
+class CustomVideoTrack:
+    def __new__(cls, video_source: CustomVideoSource) -> CustomVideoTrack: ...
+    @property
+    def id(self) -> str: ...
+
+@final
+class VirtualCameraDevice:
+    @property
+    def name(self) -> str: ...
+    @property
+    def width(self) -> int: ...
+    @property
+    def height(self) -> int: ...
+    @property
+    def color_format(self) -> str: ...
+    def write_frame(self, frame: _VideoBuffer) -> None: ...
 
 class EventHandler:
     def __new__(cls, *args: Any, **kwargs: Any) -> EventHandler: ...
