@@ -18,6 +18,7 @@ use std::thread::JoinHandle;
 
 mod devices;
 mod logs;
+mod unsupported;
 mod video;
 
 pub use devices::{NativeVad, VirtualMicrophoneDevice, VirtualSpeakerDevice};
