@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 
 mod devices;
+mod events;
 mod logs;
 mod unsupported;
 mod video;
