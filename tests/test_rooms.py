@@ -552,3 +552,33 @@ def test_every_completion_fires_exactly_once(server):
         assert d["app2"] is None and d["leave2"] is None
     finally:
         c.release()
+
+
+def test_set_ice_config_validates_and_applies_at_the_next_join(server):
+    url = server.room_url("ice")
+    c = CallClient()
+    src = CustomAudioSource(16000, 1)
+    track = CustomAudioTrack(src)
+    try:
+        w = Waiter()
+        c.set_ice_config({"iceServers": [{"urls": "http://not-ice"}]}, completion=w)
+        assert "must start with stun:" in done(w)
+        w = Waiter()
+        c.set_ice_config({"iceServers": [{"urls": ["stun:127.0.0.1:9"]}], "placement": "front"}, completion=w)
+        assert done(w) is None
+        join(c, url, client_settings=mic_settings(track))  # a STUN server that never answers does no harm
+        leave(c)
+        # Relay only, with no TURN server: no candidate can connect, so publishing fails.
+        w = Waiter()
+        c.set_ice_config({"iceServers": [], "iceTransportPolicy": "relay"}, completion=w)
+        assert done(w) is None
+        w = Waiter()
+        c.join(url, client_settings=mic_settings(track), completion=w)
+        data, err = w.wait(30)
+        assert data is None and err, "a relay-only join without TURN servers should fail"
+        w = Waiter()
+        c.set_ice_config(None, completion=w)
+        assert done(w) is None
+        join(c, url, client_settings=mic_settings(track))
+    finally:
+        c.release()

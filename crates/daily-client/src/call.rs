@@ -35,6 +35,44 @@ const VOICE_LEVEL_DBOV: u8 = 50;
 /// The RFC 6464 client-to-mixer audio level header extension.
 const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
 
+/// STUN/TURN servers and policy for the peer connections (daily-python's `set_ice_config`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IceConfig {
+    /// ICE servers (RFC 8445 section 5.1.1: STUN for server-reflexive, TURN for relay
+    /// candidates).
+    pub servers: Vec<IceServer>,
+    /// Gather relay (TURN) candidates only (`iceTransportPolicy: "relay"`).
+    pub relay_only: bool,
+}
+
+/// One STUN or TURN server.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IceServer {
+    /// `stun:`, `stuns:`, `turn:` or `turns:` URLs (RFC 7064, RFC 7065).
+    pub urls: Vec<String>,
+    /// TURN user name.
+    pub username: String,
+    /// TURN credential.
+    pub credential: String,
+}
+
+impl IceConfig {
+    /// Checks the URL schemes.
+    pub fn validate(&self) -> Result<(), String> {
+        for s in &self.servers {
+            if s.urls.is_empty() {
+                return Err("an ICE server needs at least one URL".into());
+            }
+            for u in &s.urls {
+                if !["stun:", "stuns:", "turn:", "turns:"].iter().any(|p| u.starts_with(p)) {
+                    return Err(format!("ICE server URL {u:?} must start with stun:, stuns:, turn: or turns:"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// How long `join` waits for media transports to connect.
 const TRANSPORT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -181,6 +219,7 @@ struct State {
     publishing: Value,
     profiles: Value,
     subscriptions: Value,
+    ice: IceConfig,
     renderers: Vec<RendererSpec>,
     /// Forwarded tracks of the current receive-transport offer, by mid.
     forwarded: HashMap<String, ForwardedTrack>,
@@ -283,6 +322,7 @@ impl CallClient {
                 publishing: shapes::default_publishing(),
                 profiles: shapes::default_profiles(),
                 subscriptions: serde_json::json!({}),
+                ice: IceConfig::default(),
                 renderers: Vec::new(),
                 forwarded: HashMap::new(),
                 recv: HashMap::new(),
@@ -477,6 +517,16 @@ impl CallClient {
         };
         (self.inner.events)(ClientEvent::InputsUpdated(inputs));
         if changed { self.republish(done) } else { done(Ok(())) }
+    }
+
+    /// daily-python's `set_ice_config`: STUN/TURN servers and policy used from the next
+    /// `join` on (a call in progress keeps its transports). `IceConfig::default()` clears it.
+    pub fn set_ice_config(&self, config: IceConfig, done: Done) {
+        if let Err(e) = config.validate() {
+            return done(Err(e));
+        }
+        self.inner.lock().ice = config;
+        done(Ok(()))
     }
 
     /// `inputs()`: Daily's input settings as of the last `InputsUpdated`.
@@ -1530,6 +1580,7 @@ async fn build_pc(
     loopback: bool,
     handler: Arc<PcHandler>,
     reports: &crate::netstats::ReportTable,
+    ice: &IceConfig,
 ) -> Result<Arc<dyn PeerConnection>, ClientError> {
     use rtc::interceptor::Registry;
     use rtc::peer_connection::configuration::RTCConfigurationBuilder;
@@ -1559,7 +1610,25 @@ async fn build_pc(
         .build();
     let addr = if loopback { "127.0.0.1:0" } else { "0.0.0.0:0" };
     let pc = PeerConnectionBuilder::new()
-        .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_configuration(
+            RTCConfigurationBuilder::new()
+                .with_ice_servers(
+                    ice.servers
+                        .iter()
+                        .map(|s| rtc::peer_connection::transport::RTCIceServer {
+                            urls: s.urls.clone(),
+                            username: s.username.clone(),
+                            credential: s.credential.clone(),
+                        })
+                        .collect(),
+                )
+                .with_ice_transport_policy(if ice.relay_only {
+                    rtc::peer_connection::configuration::RTCIceTransportPolicy::Relay
+                } else {
+                    rtc::peer_connection::configuration::RTCIceTransportPolicy::All
+                })
+                .build(),
+        )
         .with_media_engine(me)
         .with_setting_engine(se)
         .with_interceptor_registry(registry)
@@ -1615,11 +1684,13 @@ async fn run_join(inner: &Arc<ClientInner>, url: RoomUrl, token: Option<String>,
     let (conn_tx, conn_rx) = watch::channel(false);
     let (fail_tx, mut fail_rx) = watch::channel(false);
     let reports = crate::netstats::ReportTable::default();
+    let ice = inner.lock().ice.clone();
     let status = |c| crate::netstats::ConnectionStatus::new(c, inner.events.clone());
     let send_pc = build_pc(
         loopback,
         Arc::new(PcHandler { connected: conn_tx, failed: fail_tx, on_track: None, status: status("sendTransport") }),
         &reports,
+        &ice,
     )
     .await?;
     let session_slot: Arc<Mutex<Weak<Session>>> = Arc::new(Mutex::new(Weak::new()));
@@ -1634,6 +1705,7 @@ async fn run_join(inner: &Arc<ClientInner>, url: RoomUrl, token: Option<String>,
             status: status("recvTransport"),
         }),
         &reports,
+        &ice,
     )
     .await?;
     let (ws_tx, mut ws_rx) = mpsc::unbounded_channel::<ClientMessage>();

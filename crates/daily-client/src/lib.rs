@@ -20,7 +20,7 @@ pub mod shapes;
 mod source;
 mod speaker;
 
-pub use call::{CONNECT_TIMEOUT, CallClient, CallState, ClientEvent, Done, EventSink, JoinDone, JoinSettings};
+pub use call::{CONNECT_TIMEOUT, CallClient, CallState, ClientEvent, Done, EventSink, IceConfig, IceServer, JoinDone, JoinSettings};
 pub use daily_media::OpusApplication;
 pub use engine::Engine;
 pub use receive::RecvStats;

@@ -20,10 +20,14 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 
 mod devices;
+mod events;
 mod logs;
 mod rooms;
+mod unsupported;
+mod video;
 
 pub use devices::{NativeVad, VirtualMicrophoneDevice, VirtualSpeakerDevice};
+pub use video::{CustomVideoSource, CustomVideoTrack, VideoFrame, VirtualCameraDevice};
 
 // ---------------------------------------------------------------------------------------------
 // Errors and conversions
@@ -975,6 +979,10 @@ fn daily(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<VirtualMicrophoneDevice>()?;
     m.add_class::<VirtualSpeakerDevice>()?;
     m.add_class::<NativeVad>()?;
+    m.add_class::<VideoFrame>()?;
+    m.add_class::<CustomVideoSource>()?;
+    m.add_class::<CustomVideoTrack>()?;
+    m.add_class::<VirtualCameraDevice>()?;
     m.add_class::<_RoomServer>()?;
     let _ = CallState::Initialized;
     Ok(())

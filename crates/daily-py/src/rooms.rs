@@ -76,8 +76,71 @@ fn permissions_update(v: &Value) -> Result<PermissionsUpdate, String> {
     Ok(u)
 }
 
+/// Daily's ICE config dict (`{"iceServers": [{"urls": str | [str], "username", "credential"}],
+/// "iceTransportPolicy": "all" | "relay", "placement": ...}`) → the core's config.
+fn parse_ice_config(v: &Value) -> Result<daily_client::IceConfig, String> {
+    let mut cfg = daily_client::IceConfig::default();
+    let Some(o) = v.as_object() else {
+        return Err("ice_config must be a dict".into());
+    };
+    for (k, x) in o {
+        match k.as_str() {
+            "iceServers" => {
+                let list = x.as_array().ok_or("iceServers must be a list")?;
+                for srv in list {
+                    let urls = match &srv["urls"] {
+                        Value::String(u) => vec![u.clone()],
+                        Value::Array(a) => a.iter().map(|u| u.as_str().map(str::to_owned).ok_or("ICE server urls must be strings")).collect::<Result<_, _>>()?,
+                        _ => return Err("each ICE server needs \"urls\" (a string or a list of strings)".into()),
+                    };
+                    let text = |key: &str| -> Result<String, String> {
+                        match &srv[key] {
+                            Value::Null => Ok(String::new()),
+                            Value::String(s) => Ok(s.clone()),
+                            _ => Err(format!("ICE server {key} must be a string")),
+                        }
+                    };
+                    cfg.servers.push(daily_client::IceServer { urls, username: text("username")?, credential: text("credential")? });
+                }
+            }
+            "iceTransportPolicy" => {
+                cfg.relay_only = match x.as_str() {
+                    Some("all") => false,
+                    Some("relay") => true,
+                    _ => return Err("iceTransportPolicy must be \"all\" or \"relay\"".into()),
+                }
+            }
+            // Where Daily puts these servers relative to its own; this server has none of its own.
+            "placement" => match x.as_str() {
+                Some("front" | "back" | "replace") => {}
+                _ => return Err("placement must be \"front\", \"back\" or \"replace\"".into()),
+            },
+            other => return Err(format!("unknown ice_config key {other:?}")),
+        }
+    }
+    cfg.validate()?;
+    Ok(cfg)
+}
+
 #[pymethods]
 impl CallClient {
+    /// Sets the STUN/TURN servers (`{"iceServers": [{"urls", "username", "credential"}],
+    /// "iceTransportPolicy": "all" | "relay"}`; `None` clears them) used from the next `join`
+    /// on. `placement` is accepted; this room server has no ICE servers of its own to place
+    /// them against. Bad values complete with an error.
+    #[pyo3(signature = (ice_config=None, completion=None))]
+    fn set_ice_config(&self, ice_config: Option<&Bound<'_, PyAny>>, completion: Option<Py<PyAny>>) -> PyResult<()> {
+        let v = opt_dict(ice_config, "ice_config")?;
+        let done = done_one(self.dispatcher.clone(), completion);
+        let core = self.core()?;
+        let cfg = if v.is_null() { Ok(daily_client::IceConfig::default()) } else { parse_ice_config(&v) };
+        match cfg {
+            Ok(c) => core.set_ice_config(c, done),
+            Err(e) => done(Err(e)),
+        }
+        Ok(())
+    }
+
     /// `{"present": n, "hidden": n}`: participants in the call, this one included, as of the
     /// last `on_participant_counts_updated` (zeros when not in a call). Hidden participants
     /// have `hasPresence: False`.

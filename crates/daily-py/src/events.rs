@@ -1,0 +1,149 @@
+//! The `EventHandler` callbacks beyond the five in `lib.rs`: all 39 of daily-python 0.36 exist
+//! as no-op base methods with its parameter names, so subclasses may override any of them and
+//! call `super()` safely, and keyword calls work. Events are looked up by name on the handler
+//! each time one is dispatched (see `dispatch_event` in `lib.rs`).
+//!
+//! Several belong to features our rooms do not offer (telephony, live streaming, client-side
+//! recording, transcription): those are never emitted, and say so.
+
+use crate::EventHandler;
+use pyo3::prelude::*;
+
+#[pymethods]
+impl EventHandler {
+    /// The active speaker changed: `participant` is a Participant dict.
+    #[allow(unused_variables)]
+    fn on_active_speaker_changed(&self, participant: &Bound<'_, PyAny>) {}
+
+    /// `message` (any JSON value) sent with `send_app_message` by `sender` (a participant id).
+    #[allow(unused_variables)]
+    fn on_app_message(&self, message: &Bound<'_, PyAny>, sender: &Bound<'_, PyAny>) {}
+
+    /// The available devices changed: `available_devices` is a dict of device lists.
+    #[allow(unused_variables)]
+    fn on_available_devices_updated(&self, available_devices: &Bound<'_, PyAny>) {}
+
+    /// Telephony (not offered by our rooms: never emitted).
+    #[allow(unused_variables)]
+    fn on_dialin_connected(&self, data: &Bound<'_, PyAny>) {}
+
+    /// Telephony (not offered by our rooms: never emitted).
+    #[allow(unused_variables)]
+    fn on_dialin_error(&self, data: &Bound<'_, PyAny>) {}
+
+    /// Telephony (not offered by our rooms: never emitted).
+    #[allow(unused_variables)]
+    fn on_dialin_ready(&self, sip_endpoint: &Bound<'_, PyAny>) {}
+
+    /// Telephony (not offered by our rooms: never emitted).
+    #[allow(unused_variables)]
+    fn on_dialin_stopped(&self, data: &Bound<'_, PyAny>) {}
+
+    /// Telephony (not offered by our rooms: never emitted).
+    #[allow(unused_variables)]
+    fn on_dialin_warning(&self, data: &Bound<'_, PyAny>) {}
+
+    /// Telephony (not offered by our rooms: never emitted).
+    #[allow(unused_variables)]
+    fn on_dialout_answered(&self, data: &Bound<'_, PyAny>) {}
+
+    /// Telephony (not offered by our rooms: never emitted).
+    #[allow(unused_variables)]
+    fn on_dialout_connected(&self, data: &Bound<'_, PyAny>) {}
+
+    /// Telephony (not offered by our rooms: never emitted).
+    #[allow(unused_variables)]
+    fn on_dialout_error(&self, data: &Bound<'_, PyAny>) {}
+
+    /// Telephony (not offered by our rooms: never emitted).
+    #[allow(unused_variables)]
+    fn on_dialout_stopped(&self, data: &Bound<'_, PyAny>) {}
+
+    /// Telephony (not offered by our rooms: never emitted).
+    #[allow(unused_variables)]
+    fn on_dialout_warning(&self, data: &Bound<'_, PyAny>) {}
+
+    /// Telephony (not offered by our rooms: never emitted).
+    #[allow(unused_variables)]
+    fn on_dtmf_event(&self, data: &Bound<'_, PyAny>) {}
+
+    /// The input settings changed: `input_settings` as returned by `inputs()`.
+    #[allow(unused_variables)]
+    fn on_inputs_updated(&self, input_settings: &Bound<'_, PyAny>) {}
+
+    /// Live streaming (not offered by our rooms: never emitted).
+    #[allow(unused_variables)]
+    fn on_live_stream_error(&self, stream_id: &Bound<'_, PyAny>, message: &Bound<'_, PyAny>) {}
+
+    /// Live streaming (not offered by our rooms: never emitted).
+    #[allow(unused_variables)]
+    fn on_live_stream_started(&self, status: &Bound<'_, PyAny>) {}
+
+    /// Live streaming (not offered by our rooms: never emitted).
+    #[allow(unused_variables)]
+    fn on_live_stream_stopped(&self, stream_id: &Bound<'_, PyAny>) {}
+
+    /// Live streaming (not offered by our rooms: never emitted).
+    #[allow(unused_variables)]
+    fn on_live_stream_updated(&self, update: &Bound<'_, PyAny>) {}
+
+    /// Live streaming (not offered by our rooms: never emitted).
+    #[allow(unused_variables)]
+    fn on_live_stream_warning(&self, stream_id: &Bound<'_, PyAny>, message: &Bound<'_, PyAny>) {}
+
+    /// `status` is `{"connection": "signalling"|"sendTransport"|"recvTransport", "event": "connected"|"interrupted"}`.
+    #[allow(unused_variables)]
+    fn on_network_connection_status_updated(&self, status: &Bound<'_, PyAny>) {}
+
+    /// `stats` as returned by `get_network_stats()`.
+    #[allow(unused_variables)]
+    fn on_network_stats_updated(&self, stats: &Bound<'_, PyAny>) {}
+
+    /// `counts` is `{"hidden": n, "present": n}`.
+    #[allow(unused_variables)]
+    fn on_participant_counts_updated(&self, counts: &Bound<'_, PyAny>) {}
+
+    /// The publishing settings changed: as returned by `publishing()`.
+    #[allow(unused_variables)]
+    fn on_publishing_updated(&self, publishing_settings: &Bound<'_, PyAny>) {}
+
+    /// Client-requested recording (not offered by our rooms: never emitted).
+    #[allow(unused_variables)]
+    fn on_recording_error(&self, stream_id: &Bound<'_, PyAny>, message: &Bound<'_, PyAny>) {}
+
+    /// Client-requested recording (not offered by our rooms: never emitted).
+    #[allow(unused_variables)]
+    fn on_recording_started(&self, status: &Bound<'_, PyAny>) {}
+
+    /// Client-requested recording (not offered by our rooms: never emitted).
+    #[allow(unused_variables)]
+    fn on_recording_stopped(&self, stream_id: &Bound<'_, PyAny>) {}
+
+    /// The subscription profiles changed: as returned by `subscription_profiles()`.
+    #[allow(unused_variables)]
+    fn on_subscription_profiles_updated(&self, subscription_profiles: &Bound<'_, PyAny>) {}
+
+    /// The subscriptions changed: as returned by `subscriptions()`.
+    #[allow(unused_variables)]
+    fn on_subscriptions_updated(&self, subscriptions: &Bound<'_, PyAny>) {}
+
+    /// Transcription (not offered by our rooms: never emitted).
+    #[allow(unused_variables)]
+    fn on_transcription_error(&self, message: &Bound<'_, PyAny>) {}
+
+    /// Transcription (not offered by our rooms: never emitted).
+    #[allow(unused_variables)]
+    fn on_transcription_message(&self, message: &Bound<'_, PyAny>) {}
+
+    /// Transcription (not offered by our rooms: never emitted).
+    #[allow(unused_variables)]
+    fn on_transcription_started(&self, status: &Bound<'_, PyAny>) {}
+
+    /// Transcription (not offered by our rooms: never emitted).
+    #[allow(unused_variables)]
+    fn on_transcription_stopped(&self, stopped_by: &Bound<'_, PyAny>, stopped_by_error: &Bound<'_, PyAny>) {}
+
+    /// Transcription (not offered by our rooms: never emitted).
+    #[allow(unused_variables)]
+    fn on_transcription_updated(&self, update: &Bound<'_, PyAny>) {}
+}

@@ -1,0 +1,285 @@
+//! `CallClient` calls whose features our rooms do not offer: recording, live streaming,
+//! transcription, telephony (dial-out, DTMF, SIP), prebuilt chat, proxies and video.
+//!
+//! Each exists with daily-python 0.36's exact signature so programs written for it (pipecat's
+//! `DailyTransport` calls most of them) run unchanged. Each completes exactly once, at once,
+//! through the client's dispatcher (never on the caller's stack, always after the call has
+//! returned), with an error string naming the missing feature, whether or not the client is in
+//! a call. Like every other method they raise `RuntimeError` after `release()`.
+
+use crate::video::ColorFormat;
+use crate::video::CustomVideoTrack;
+use crate::{CallClient, call_reporting, done_one};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+
+const RECORDING: &str = "recording is not supported by this room server";
+const LIVE_STREAMING: &str = "live streaming is not supported by this room server";
+const TRANSCRIPTION: &str = "transcription is not supported by this room server";
+const DIALOUT: &str = "dial-out is not supported by this room server";
+const DTMF: &str = "DTMF is not supported by this room server";
+const SIP: &str = "SIP is not supported by this room server";
+const PREBUILT_CHAT: &str = "prebuilt chat is not supported by this room server (use send_app_message)";
+const PROXY: &str = "proxies are not supported by this SDK";
+const VIDEO: &str = "video is not supported by this room server (audio only)";
+
+impl CallClient {
+    /// Completes a one-argument completion with `error` (None = success). Raises
+    /// `RuntimeError` after `release()`.
+    fn complete_one(&self, completion: Option<Py<PyAny>>, error: Option<&'static str>) -> PyResult<()> {
+        self.core()?;
+        let done = done_one(self.dispatcher.clone(), completion);
+        done(match error {
+            None => Ok(()),
+            Some(e) => Err(e.to_owned()),
+        });
+        Ok(())
+    }
+
+    /// Completes a two-argument completion `(None, error)`. Raises `RuntimeError` after
+    /// `release()`.
+    fn complete_two(&self, completion: Option<Py<PyAny>>, error: &'static str) -> PyResult<()> {
+        self.core()?;
+        if let Some(cb) = completion {
+            let from_handler = self.dispatcher.on_events_thread();
+            self.dispatcher.post_completion(from_handler, move |py| call_reporting(py, &cb, (py.None(), error)));
+        }
+        Ok(())
+    }
+}
+
+// Parameters kept only for signature compatibility are read with `let _ = ...`.
+#[pymethods]
+impl CallClient {
+    // --- recording ---------------------------------------------------------------------------
+
+    /// Not supported: `completion(None, "recording is not supported by this room server")`
+    /// fires once. Our room server records on its own side (see the server docs), not on
+    /// request from a client.
+    #[pyo3(signature = (streaming_settings=None, stream_id=None, force_new=None, completion=None))]
+    fn start_recording(
+        &self,
+        streaming_settings: Option<&Bound<'_, PyAny>>,
+        stream_id: Option<&str>,
+        force_new: Option<bool>,
+        completion: Option<Py<PyAny>>,
+    ) -> PyResult<()> {
+        let _ = (streaming_settings, stream_id, force_new);
+        self.complete_two(completion, RECORDING)
+    }
+
+    /// Not supported: `completion("recording is not supported by this room server")`.
+    #[pyo3(signature = (stream_id=None, completion=None))]
+    fn stop_recording(&self, stream_id: Option<&str>, completion: Option<Py<PyAny>>) -> PyResult<()> {
+        let _ = stream_id;
+        self.complete_one(completion, Some(RECORDING))
+    }
+
+    /// Not supported: `completion("recording is not supported by this room server")`.
+    #[pyo3(signature = (update_settings, stream_id=None, completion=None))]
+    fn update_recording(&self, update_settings: &Bound<'_, PyAny>, stream_id: Option<&str>, completion: Option<Py<PyAny>>) -> PyResult<()> {
+        let _ = (update_settings, stream_id);
+        self.complete_one(completion, Some(RECORDING))
+    }
+
+    // --- live streaming ----------------------------------------------------------------------
+
+    /// Not supported: `completion("live streaming is not supported by this room server")`.
+    #[pyo3(signature = (endpoints, streaming_settings=None, stream_id=None, force_new=None, completion=None))]
+    fn start_live_stream_with_endpoints(
+        &self,
+        endpoints: &Bound<'_, PyAny>,
+        streaming_settings: Option<&Bound<'_, PyAny>>,
+        stream_id: Option<&str>,
+        force_new: Option<bool>,
+        completion: Option<Py<PyAny>>,
+    ) -> PyResult<()> {
+        let _ = (endpoints, streaming_settings, stream_id, force_new);
+        self.complete_one(completion, Some(LIVE_STREAMING))
+    }
+
+    /// Not supported: `completion("live streaming is not supported by this room server")`.
+    #[pyo3(signature = (rtmp_urls, streaming_settings=None, stream_id=None, force_new=None, completion=None))]
+    fn start_live_stream_with_rtmp_urls(
+        &self,
+        rtmp_urls: &Bound<'_, PyAny>,
+        streaming_settings: Option<&Bound<'_, PyAny>>,
+        stream_id: Option<&str>,
+        force_new: Option<bool>,
+        completion: Option<Py<PyAny>>,
+    ) -> PyResult<()> {
+        let _ = (rtmp_urls, streaming_settings, stream_id, force_new);
+        self.complete_one(completion, Some(LIVE_STREAMING))
+    }
+
+    /// Not supported: `completion("live streaming is not supported by this room server")`.
+    #[pyo3(signature = (stream_id=None, completion=None))]
+    fn stop_live_stream(&self, stream_id: Option<&str>, completion: Option<Py<PyAny>>) -> PyResult<()> {
+        let _ = stream_id;
+        self.complete_one(completion, Some(LIVE_STREAMING))
+    }
+
+    /// Not supported: `completion("live streaming is not supported by this room server")`.
+    #[pyo3(signature = (update_settings, stream_id=None, completion=None))]
+    fn update_live_stream(&self, update_settings: &Bound<'_, PyAny>, stream_id: Option<&str>, completion: Option<Py<PyAny>>) -> PyResult<()> {
+        let _ = (update_settings, stream_id);
+        self.complete_one(completion, Some(LIVE_STREAMING))
+    }
+
+    /// Not supported: `completion("live streaming is not supported by this room server")`.
+    #[pyo3(signature = (endpoints, stream_id=None, completion=None))]
+    fn add_live_streaming_endpoints(&self, endpoints: &Bound<'_, PyAny>, stream_id: Option<&str>, completion: Option<Py<PyAny>>) -> PyResult<()> {
+        let _ = (endpoints, stream_id);
+        self.complete_one(completion, Some(LIVE_STREAMING))
+    }
+
+    /// Not supported: `completion("live streaming is not supported by this room server")`.
+    #[pyo3(signature = (endpoints, stream_id=None, completion=None))]
+    fn remove_live_streaming_endpoints(&self, endpoints: &Bound<'_, PyAny>, stream_id: Option<&str>, completion: Option<Py<PyAny>>) -> PyResult<()> {
+        let _ = (endpoints, stream_id);
+        self.complete_one(completion, Some(LIVE_STREAMING))
+    }
+
+    // --- transcription -----------------------------------------------------------------------
+
+    /// Not supported: `completion("transcription is not supported by this room server")`.
+    #[pyo3(signature = (settings=None, completion=None))]
+    fn start_transcription(&self, settings: Option<&Bound<'_, PyAny>>, completion: Option<Py<PyAny>>) -> PyResult<()> {
+        let _ = settings;
+        self.complete_one(completion, Some(TRANSCRIPTION))
+    }
+
+    /// Not supported: `completion("transcription is not supported by this room server")`.
+    /// (daily-python 0.36 takes no `instance_id` here.)
+    #[pyo3(signature = (completion=None))]
+    fn stop_transcription(&self, completion: Option<Py<PyAny>>) -> PyResult<()> {
+        self.complete_one(completion, Some(TRANSCRIPTION))
+    }
+
+    /// Not supported: `completion("transcription is not supported by this room server")`.
+    #[pyo3(signature = (participants=None, instance_id=None, completion=None))]
+    fn update_transcription(&self, participants: Option<&Bound<'_, PyAny>>, instance_id: Option<&str>, completion: Option<Py<PyAny>>) -> PyResult<()> {
+        let _ = (participants, instance_id);
+        self.complete_one(completion, Some(TRANSCRIPTION))
+    }
+
+    // --- telephony ---------------------------------------------------------------------------
+
+    /// Not supported: `completion(None, "dial-out is not supported by this room server")`.
+    #[pyo3(signature = (settings, completion=None))]
+    fn start_dialout(&self, settings: &Bound<'_, PyAny>, completion: Option<Py<PyAny>>) -> PyResult<()> {
+        let _ = settings;
+        self.complete_two(completion, DIALOUT)
+    }
+
+    /// Not supported: `completion("dial-out is not supported by this room server")`.
+    #[pyo3(signature = (participant_id, completion=None))]
+    fn stop_dialout(&self, participant_id: &str, completion: Option<Py<PyAny>>) -> PyResult<()> {
+        let _ = participant_id;
+        self.complete_one(completion, Some(DIALOUT))
+    }
+
+    /// Not supported: `completion("DTMF is not supported by this room server")`.
+    #[pyo3(signature = (settings, completion=None))]
+    fn send_dtmf(&self, settings: &Bound<'_, PyAny>, completion: Option<Py<PyAny>>) -> PyResult<()> {
+        let _ = settings;
+        self.complete_one(completion, Some(DTMF))
+    }
+
+    /// Not supported: `completion("SIP is not supported by this room server")`.
+    #[pyo3(signature = (settings, completion=None))]
+    fn sip_call_transfer(&self, settings: &Bound<'_, PyAny>, completion: Option<Py<PyAny>>) -> PyResult<()> {
+        let _ = settings;
+        self.complete_one(completion, Some(SIP))
+    }
+
+    /// Not supported: `completion("SIP is not supported by this room server")`.
+    #[pyo3(signature = (settings, completion=None))]
+    fn sip_refer(&self, settings: &Bound<'_, PyAny>, completion: Option<Py<PyAny>>) -> PyResult<()> {
+        let _ = settings;
+        self.complete_one(completion, Some(SIP))
+    }
+
+    // --- chat and proxies --------------------------------------------------------------------
+
+    /// Not supported: `completion("prebuilt chat is not supported by this room server (use
+    /// send_app_message)")`. Daily Prebuilt's chat is a web UI our rooms do not have.
+    #[pyo3(signature = (message, user_name=None, completion=None))]
+    fn send_prebuilt_chat_message(&self, message: &Bound<'_, PyAny>, user_name: Option<&str>, completion: Option<Py<PyAny>>) -> PyResult<()> {
+        let _ = (message, user_name);
+        self.complete_one(completion, Some(PREBUILT_CHAT))
+    }
+
+    /// `proxy_url=None` (no proxy, which is what this SDK does) completes with `None`; a URL
+    /// completes with `"proxies are not supported by this SDK"`.
+    #[pyo3(signature = (proxy_url=None, completion=None))]
+    fn set_proxy_url(&self, proxy_url: Option<&str>, completion: Option<Py<PyAny>>) -> PyResult<()> {
+        self.complete_one(completion, proxy_url.map(|_| PROXY))
+    }
+
+    // --- video -------------------------------------------------------------------------------
+
+    /// Not supported: `completion("video is not supported by this room server (audio
+    /// only)")`. Raises `TypeError` unless `video_track` is a `CustomVideoTrack`.
+    #[pyo3(signature = (track_name, video_track, completion=None))]
+    fn add_custom_video_track(&self, track_name: &str, video_track: &Bound<'_, PyAny>, completion: Option<Py<PyAny>>) -> PyResult<()> {
+        let _ = track_name;
+        check_video_track(video_track)?;
+        self.complete_one(completion, Some(VIDEO))
+    }
+
+    /// Not supported: `completion("video is not supported by this room server (audio
+    /// only)")`. Raises `TypeError` unless `video_track` is a `CustomVideoTrack`.
+    #[pyo3(signature = (track_name, video_track, completion=None))]
+    fn update_custom_video_track(&self, track_name: &str, video_track: &Bound<'_, PyAny>, completion: Option<Py<PyAny>>) -> PyResult<()> {
+        let _ = track_name;
+        check_video_track(video_track)?;
+        self.complete_one(completion, Some(VIDEO))
+    }
+
+    /// Not supported: `completion("video is not supported by this room server (audio only)")`.
+    #[pyo3(signature = (track_name, completion=None))]
+    fn remove_custom_video_track(&self, track_name: &str, completion: Option<Py<PyAny>>) -> PyResult<()> {
+        let _ = track_name;
+        self.complete_one(completion, Some(VIDEO))
+    }
+
+    /// Accepted and validated, but the callback NEVER fires: our rooms carry audio only, so no
+    /// participant has video. One warning is logged (logger `daily.daily`, visible from
+    /// `LogLevel.Warn`) per call. Arguments as in daily-python: `callback(participant_id,
+    /// VideoFrame, video_source)`, `video_source` `"camera"`, `"screenVideo"` or a custom track
+    /// name. Raises `ValueError` for a malformed participant id (the real SDK aborts) or colour
+    /// format, `TypeError` if `callback` is not callable.
+    #[pyo3(signature = (participant_id, callback, video_source="camera", color_format="RGBA", logging_interval_ms=10000))]
+    fn set_video_renderer(
+        &self,
+        participant_id: &str,
+        callback: &Bound<'_, PyAny>,
+        video_source: &str,
+        color_format: &str,
+        logging_interval_ms: i64,
+    ) -> PyResult<()> {
+        let _ = logging_interval_ms;
+        if uuid::Uuid::parse_str(participant_id).is_err() {
+            return Err(PyValueError::new_err(format!("participant_id must be a participant UUID, got {participant_id:?}")));
+        }
+        ColorFormat::parse(color_format)?;
+        if !callback.is_callable() {
+            return Err(PyTypeError::new_err("callback must be callable"));
+        }
+        self.core()?;
+        tracing::warn!(
+            participant_id,
+            video_source,
+            "set_video_renderer: this room server carries audio only, so the video renderer will never be called"
+        );
+        Ok(())
+    }
+}
+
+fn check_video_track(video_track: &Bound<'_, PyAny>) -> PyResult<()> {
+    if video_track.cast::<CustomVideoTrack>().is_err() {
+        return Err(PyTypeError::new_err("video_track must be a CustomVideoTrack"));
+    }
+    Ok(())
+}
