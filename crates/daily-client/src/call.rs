@@ -247,16 +247,42 @@ pub struct CallClient {
     inner: Arc<ClientInner>,
 }
 
+/// One sending m-line of the send transport and its RTP stream (SSRC, sequence numbers).
+///
+/// An m-line is never removed once added: when what it carries goes away it turns dormant
+/// (`live` is `None`, nothing sent) and the next track to publish takes it over, keeping its
+/// SSRC. Removing a transceiver and adding another makes webrtc-rs reuse the m-line with a new
+/// SSRC, which str0m then did not always accept (a re-published microphone stayed silent in
+/// some runs of `tests/republish.rs`).
 struct SendTrack {
+    live: Option<LiveSend>,
+    track: Arc<TrackLocalStaticRTP>,
+    ssrc: u32,
+    /// Next RTP sequence number, continued across the streams the m-line carries.
+    seq: Arc<std::sync::atomic::AtomicU16>,
+    sender: Arc<dyn RtpSender>,
+    pt: Arc<std::sync::atomic::AtomicU8>,
+}
+
+/// What a send m-line currently carries.
+struct LiveSend {
     key: TrackSource,
-    /// Encoder settings the track was built with (a change rebuilds it).
+    /// Encoder settings the pipe was built with (a change rebuilds the pipe).
     send: MicSend,
     track_id: String,
     source: AudioSource,
     pipe_id: u64,
-    sender: Arc<dyn RtpSender>,
     task: tokio::task::JoinHandle<()>,
-    pt: Arc<std::sync::atomic::AtomicU8>,
+}
+
+impl SendTrack {
+    /// Stops carrying anything (the m-line stays, dormant).
+    fn detach(&mut self) {
+        if let Some(l) = self.live.take() {
+            l.source.detach(l.pipe_id);
+            l.task.abort();
+        }
+    }
 }
 
 struct Session {
@@ -1071,9 +1097,8 @@ impl ClientInner {
             self.clock.remove(t.node);
         }
         if let Some(s) = session {
-            for t in s.send_tracks.lock().await.drain(..) {
-                t.source.detach(t.pipe_id);
-                t.task.abort();
+            for mut t in s.send_tracks.lock().await.drain(..) {
+                t.detach();
             }
             let _ = s.send_pc.close().await;
             let _ = s.recv_pc.close().await;
@@ -1105,24 +1130,28 @@ impl ClientInner {
             }
             (want, ignore)
         };
-        // Drop tracks no longer wanted (or whose source or settings changed).
-        let mut keep = Vec::new();
-        for t in tracks.drain(..) {
-            if want.iter().any(|(k, id, s, m)| *k == t.key && *id == t.track_id && s.ptr_eq(&t.source) && *m == t.send) {
-                keep.push(t);
-            } else {
-                t.source.detach(t.pipe_id);
-                t.task.abort();
-                let _ = session.send_pc.remove_track(&t.sender).await;
+        // Detach what is no longer wanted as it is (source, id or settings changed).
+        for t in tracks.iter_mut() {
+            let same = t.live.as_ref().is_some_and(|l| {
+                want.iter().any(|(k, id, s, m)| *k == l.key && *id == l.track_id && s.ptr_eq(&l.source) && *m == l.send)
+            });
+            if !same {
+                t.detach();
             }
         }
-        *tracks = keep;
         for (key, track_id, source, send) in want {
-            if tracks.iter().any(|t| t.key == key) {
+            if tracks.iter().any(|t| t.live.as_ref().is_some_and(|l| l.key == key)) {
                 continue;
             }
-            let st = add_send_track(self, session, key, track_id, source, send).await?;
-            tracks.push(st);
+            // A dormant m-line if there is one, else a new one.
+            let i = match tracks.iter().position(|t| t.live.is_none()) {
+                Some(i) => i,
+                None => {
+                    tracks.push(add_send_track(self, session, &key).await?);
+                    tracks.len() - 1
+                }
+            };
+            attach_send(self, session, &mut tracks[i], key, track_id, source, send)?;
         }
         // Nothing was ever published: no send transport is needed yet (an offer without
         // m-lines carries no ICE credentials).
@@ -1136,13 +1165,13 @@ impl ClientInner {
         let mut published = Vec::new();
         for tr in session.send_pc.get_transceivers().await {
             let Ok(Some(sender)) = tr.sender().await else { continue };
-            if let Some(t) = tracks.iter().find(|t| t.sender.id() == sender.id()) {
+            if let Some(l) = tracks.iter().find(|t| t.sender.id() == sender.id()).and_then(|t| t.live.as_ref()) {
                 if let Ok(Some(mid)) = tr.mid().await {
                     published.push(PublishedTrack {
                         mid,
-                        track_id: t.track_id.clone(),
-                        source: t.key.clone(),
-                        ignore_audio_level: ignore_levels.contains(&t.key),
+                        track_id: l.track_id.clone(),
+                        source: l.key.clone(),
+                        ignore_audio_level: ignore_levels.contains(&l.key),
                     });
                 }
             }
@@ -1159,7 +1188,7 @@ impl ClientInner {
             .map_err(|_| ClientError::Signalling("signalling connection closed".into()))?;
         let desc = webrtc::peer_connection::RTCSessionDescription::answer(answer).map_err(werr)?;
         session.send_pc.set_remote_description(desc).await.map_err(werr)?;
-        tracing::debug!(tracks = tracks.len(), "send transport negotiated");
+        tracing::debug!(m_lines = tracks.len(), published = tracks.iter().filter(|t| t.live.is_some()).count(), "send transport negotiated");
         for t in tracks.iter() {
             if let Ok(params) = t.sender.get_parameters().await {
                 if let Some(c) = params.rtp_parameters.codecs.first() {
@@ -1363,6 +1392,7 @@ impl ClientInner {
         let mut producer: Option<rtrb::Producer<InPacket>> = None;
         let mut node: Option<NodeId> = None;
         let mut mid: Option<String> = None;
+        let mut ssrc: Option<u32> = None;
         let mut seen_version = u64::MAX;
         let clock = self.clock.clone();
         let (generation, version) = match session.upgrade() {
@@ -1373,20 +1403,31 @@ impl ClientInner {
             match ev {
                 TrackRemoteEvent::OnOpen(init) => {
                     let Some(session) = session.upgrade() else { return };
-                    for tr in session.recv_pc.get_transceivers().await {
-                        if let Ok(Some(r)) = tr.receiver().await {
-                            if r.id() == init.receiver_id {
-                                mid = tr.mid().await.ok().flatten();
+                    // The m-line is found by the stream's SSRC in the server's offer (RFC 8866
+                    // `a=ssrc`, RFC 5576): receiver ids do not identify the m-line reliably
+                    // once the transport has been renegotiated several times.
+                    ssrc = Some(init.ssrc);
+                    if let Some(d) = session.recv_pc.remote_description().await {
+                        mid = mid_for_ssrc(&d.sdp, init.ssrc);
+                    }
+                    tracing::debug!(ssrc = init.ssrc, mid = ?mid, "remote track opened");
+                }
+                TrackRemoteEvent::OnRtpPacket(pkt) => {
+                    let v = version.load(Ordering::Acquire);
+                    if v != seen_version {
+                        // A new offer may move this SSRC to another m-line: look it up again.
+                        if let (Some(x), Some(session)) = (ssrc, session.upgrade()) {
+                            if let Some(d) = session.recv_pc.remote_description().await {
+                                mid = mid_for_ssrc(&d.sdp, x).or(mid);
                             }
                         }
                     }
-                }
-                TrackRemoteEvent::OnRtpPacket(pkt) => {
                     let Some(m) = mid.as_deref() else { continue };
-                    let v = version.load(Ordering::Acquire);
                     if v != seen_version {
                         seen_version = v;
-                        match self.bind_recv(generation, m, node) {
+                        let b = self.bind_recv(generation, m, node);
+                        tracing::debug!(mid = m, version = v, bind = ?std::mem::discriminant(&b), "rebind");
+                        match b {
                             Bind::Keep => {}
                             Bind::New(n, p) => {
                                 node = Some(n);
@@ -1418,11 +1459,35 @@ impl ClientInner {
                         }
                     }
                 }
-                TrackRemoteEvent::OnEnded => break,
+                TrackRemoteEvent::OnEnded => {
+                    tracing::debug!(mid = ?mid, "remote track ended");
+                    break;
+                }
                 _ => {}
             }
         }
     }
+}
+
+/// The `a=mid` of the m-section of `sdp` that declares `a=ssrc:<ssrc>` (RFC 5576 section 4.1).
+fn mid_for_ssrc(sdp: &str, ssrc: u32) -> Option<String> {
+    let want = ssrc.to_string();
+    let (mut mid, mut found) = (None::<&str>, false);
+    for line in sdp.lines().chain(std::iter::once("m=end")) {
+        if line.starts_with("m=") {
+            if found {
+                return mid.map(str::to_owned);
+            }
+            mid = None;
+        } else if let Some(m) = line.strip_prefix("a=mid:") {
+            mid = Some(m.trim());
+        } else if let Some(rest) = line.strip_prefix("a=ssrc:") {
+            if rest.split([' ', ':']).next() == Some(want.as_str()) {
+                found = true;
+            }
+        }
+    }
+    None
 }
 
 enum Bind {
@@ -1452,20 +1517,14 @@ async fn wait_local_sdp(pc: &Arc<dyn PeerConnection>) -> Result<String, ClientEr
     }
 }
 
-async fn add_send_track(
-    inner: &Arc<ClientInner>,
-    session: &Arc<Session>,
-    key: TrackSource,
-    track_id: String,
-    source: AudioSource,
-    send: MicSend,
-) -> Result<SendTrack, ClientError> {
+/// Adds a sending audio m-line (an RTP stream with a fresh SSRC) to the send transport.
+async fn add_send_track(inner: &Arc<ClientInner>, session: &Arc<Session>, key: &TrackSource) -> Result<SendTrack, ClientError> {
     use rtc::media_stream::MediaStreamTrack;
     use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
     let ssrc = rand_u32();
     let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
         session_stream_id(inner),
-        track_id.clone(),
+        uuid::Uuid::new_v4().to_string(),
         key.audio_source_name().to_owned(),
         RtpCodecKind::Audio,
         vec![RTCRtpEncodingParameters {
@@ -1475,6 +1534,28 @@ async fn add_send_track(
         }],
     )));
     let sender = session.send_pc.add_track(track.clone() as Arc<dyn TrackLocal>).await.map_err(werr)?;
+    Ok(SendTrack {
+        live: None,
+        track,
+        ssrc,
+        seq: Arc::new(std::sync::atomic::AtomicU16::new(rand_u32() as u16)),
+        sender,
+        pt: Arc::new(std::sync::atomic::AtomicU8::new(0)),
+    })
+}
+
+/// Starts sending `source` on the m-line `t`: a send pipe on the media clock and a task that
+/// puts its Opus frames in RTP packets (same SSRC, sequence numbers continued; the new
+/// stream starts with the marker bit, RFC 3551 section 4.1).
+fn attach_send(
+    inner: &Arc<ClientInner>,
+    session: &Arc<Session>,
+    t: &mut SendTrack,
+    key: TrackSource,
+    track_id: String,
+    source: AudioSource,
+    send: MicSend,
+) -> Result<(), ClientError> {
     let (tx, mut rx) = out_queue();
     let pipe_id = inner.next_id.fetch_add(1, Ordering::Relaxed);
     let pipe = SendPipe::new(
@@ -1488,13 +1569,11 @@ async fn add_send_track(
         rx.signal.clone(),
         session.send_stats.clone(),
     )?;
-    let pt = Arc::new(std::sync::atomic::AtomicU8::new(0));
-    let pt2 = pt.clone();
+    let (pt, seq, track, ssrc) = (t.pt.clone(), t.seq.clone(), t.track.clone(), t.ssrc);
     let connected = session.send_connected.clone();
     let task = inner.rt.spawn(async move {
-        let mut seq: u16 = rand_u32() as u16;
         while let Some(f) = rx.next().await {
-            let pt = pt2.load(Ordering::Acquire);
+            let pt = pt.load(Ordering::Acquire);
             if pt == 0 || !*connected.borrow() {
                 continue;
             }
@@ -1503,14 +1582,13 @@ async fn add_send_track(
                     version: 2,
                     marker: f.marker,
                     payload_type: pt,
-                    sequence_number: seq,
+                    sequence_number: seq.fetch_add(1, Ordering::Relaxed),
                     timestamp: f.rtp_timestamp,
                     ssrc,
                     ..Default::default()
                 },
                 payload: bytes::Bytes::copy_from_slice(&f.payload[..f.len as usize]),
             };
-            seq = seq.wrapping_add(1);
             // RFC 6464: the level lets the SFU pick the active speaker without decoding.
             // The V bit marks frames louder than VOICE_LEVEL_DBOV (no VAD on the send path).
             let level = rtc::rtp::extension::HeaderExtension::AudioLevel(
@@ -1523,7 +1601,8 @@ async fn add_send_track(
         }
     });
     source.attach(pipe);
-    Ok(SendTrack { key, send, track_id, source, pipe_id, sender, task, pt })
+    t.live = Some(LiveSend { key, send, track_id, source, pipe_id, task });
+    Ok(())
 }
 
 fn session_stream_id(inner: &ClientInner) -> String {
@@ -1852,4 +1931,19 @@ async fn run_join(inner: &Arc<ClientInner>, url: RoomUrl, token: Option<String>,
         "meetingSession": {"id": room_session},
         "participants": inner.participants(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mid_for_ssrc;
+
+    #[test]
+    fn mid_is_found_by_ssrc_in_its_own_section() {
+        let sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:a1\r\na=ssrc:111 cname:x\r\n\
+                   m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=ssrc:222 cname:y\r\na=mid:b2\r\n";
+        assert_eq!(mid_for_ssrc(sdp, 111).as_deref(), Some("a1"));
+        assert_eq!(mid_for_ssrc(sdp, 222).as_deref(), Some("b2")); // a=mid after a=ssrc
+        assert_eq!(mid_for_ssrc(sdp, 333), None);
+        assert_eq!(mid_for_ssrc(sdp, 11), None); // no prefix match
+    }
 }

@@ -858,6 +858,7 @@ impl Sfu {
                 accepted.push((mid, t));
             }
         }
+        tracing::debug!(accepted = ?accepted.iter().map(|(m, t)| (m.to_string(), t.track_id.clone())).collect::<Vec<_>>(), ?problems, "publishOffer");
         p.send_msg(ServerMessage::PublishAnswer {
             sdp: answer.to_sdp_string(),
         });
@@ -1299,6 +1300,7 @@ impl Sfu {
         let mut levels: Vec<i8> = Vec::new();
         for (i, data) in media.iter().enumerate() {
             let Some((_, track)) = p.published.iter().find(|(m, _)| *m == data.mid) else {
+                tracing::debug!(mid = %data.mid, "media on an m-line that publishes no track");
                 continue;
             };
             if !p.info.permissions.may_send(&track.source) {
