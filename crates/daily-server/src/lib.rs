@@ -45,7 +45,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
-pub use http::{JOIN_TIMEOUT, SEND_TIMEOUT};
+pub use http::{JOIN_TIMEOUT, MAX_OUTBOUND_BYTES, SEND_TIMEOUT};
 pub use sfu::{MAX_PARTICIPANTS_PER_ROOM, MAX_TRACKS_PER_PARTICIPANT, MAX_USER_NAME_BYTES};
 
 /// How long shutdown waits for connections to flush `callEnded` and close.
