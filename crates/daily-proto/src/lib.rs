@@ -549,6 +549,7 @@ impl RoomUrl {
         if !is_valid_room_name(room) {
             return Err(err("the room name must be 1-128 characters of A-Z a-z 0-9 - _ ."));
         }
+        let bracketed = authority.starts_with('[');
         let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
             let (h, after) = v6.split_once(']').ok_or_else(|| err("unterminated IPv6 address"))?;
             let port = match after.strip_prefix(':') {
@@ -563,7 +564,7 @@ impl RoomUrl {
                 None => (authority.to_owned(), default_port),
             }
         };
-        if host.is_empty() || authority.contains('@') {
+        if host.is_empty() || authority.contains('@') || !is_valid_host(&host, bracketed) {
             return Err(err("invalid host"));
         }
         if port == 0 {
@@ -577,6 +578,16 @@ impl RoomUrl {
         let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
         format!("{}://{}:{}{}{}", self.ws_scheme, host, self.port, WS_PATH_PREFIX, self.room)
     }
+}
+
+/// Whether `host` can be put back into a URL unchanged: an IPv6 address inside brackets
+/// (`[::1]`, no zone id), else an RFC 3986 reg-name or IPv4 address (ASCII letters, digits,
+/// `-._~%!$&'()*+,;=`; no `:`, brackets, spaces or controls).
+fn is_valid_host(host: &str, bracketed: bool) -> bool {
+    if bracketed {
+        return host.parse::<std::net::Ipv6Addr>().is_ok();
+    }
+    host.chars().all(|c| c.is_ascii_alphanumeric() || "-._~%!$&'()*+,;=".contains(c))
 }
 
 /// Whether `name` is a valid room name (`[A-Za-z0-9_-.]{1,128}`).
@@ -595,6 +606,11 @@ mod tests {
         let u = RoomUrl::parse("http://127.0.0.1:7880/demo").unwrap();
         assert_eq!(u.ws_url(), "ws://127.0.0.1:7880/ws/demo");
         assert_eq!(RoomUrl::parse("https://x.example/r?t=1").unwrap().port, 443);
+        assert_eq!(RoomUrl::parse("http://[::1]:9/r").unwrap().ws_url(), "ws://[::1]:9/ws/r");
+        // Hosts that would not survive a round trip through `ws_url` (found by fuzzing).
+        for bad in ["http://::1/r", "http://a]:b:80/r", "http://:1]:8080/r", "http://[x]:1/r", "http://a b/r"] {
+            assert_eq!(RoomUrl::parse(bad).unwrap_err().reason, "invalid host", "{bad}");
+        }
         for bad in ["", "not a url", "ftp://h/r", "http://h:7880/", "http://h:99999/r", "http://h/a/b", "http://:1/r"] {
             assert!(RoomUrl::parse(bad).is_err(), "{bad}");
         }

@@ -40,6 +40,13 @@ pub const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// does not read must not hold the server).
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Most bytes of messages that may wait to be written to one joined client. Past it the
+/// connection is dropped (without an `error`: the client is not reading). [`SEND_TIMEOUT`] alone
+/// does not bound memory: a client that reads a little now and then completes every write in
+/// time while its queue keeps growing. Far above a legitimate backlog (a message is at most
+/// [`MAX_MESSAGE_BYTES`]; a newcomer to a full room gets a few large ones at once).
+pub const MAX_OUTBOUND_BYTES: usize = 32 * MAX_MESSAGE_BYTES; // 8 MiB
+
 /// Frames above this are refused by the WebSocket layer itself (connection dropped without an
 /// `error`); frames between [`MAX_MESSAGE_BYTES`] and this get an `error` first.
 const HARD_FRAME_LIMIT: usize = 4 * MAX_MESSAGE_BYTES;
@@ -264,6 +271,10 @@ async fn connection(socket: WebSocket, room: String, state: AppState) {
             Some(Err(_)) | None => TokenCheck::Refused,
         },
     };
+
+    // 3. Joined: relay frames to the core and the core's messages to the socket. Writes run in
+    // their own task so this loop keeps draining the core's queue even while a client does not
+    // read, and can drop the connection once too much piles up for it.
     let (out_tx, mut out_rx) = mpsc::unbounded_channel();
     let sent = {
         let registry = state.api.rooms();
@@ -297,16 +308,19 @@ async fn connection(socket: WebSocket, room: String, state: AppState) {
         .await;
         return;
     }
+    let writer = Writer::spawn(tx);
+    let mut overflow = false;
     loop {
         tokio::select! {
             out = out_rx.recv() => match out {
                 Some(Outbound::Message(m)) => {
-                    if !send(&mut tx, Message::Text(m.to_json().into())).await {
+                    if !writer.push(Message::Text(m.to_json().into())) {
+                        overflow = true;
                         break;
                     }
                 }
                 Some(Outbound::Close) | None => {
-                    let _ = send(&mut tx, close_frame(close_code::NORMAL, "")).await;
+                    writer.push(close_frame(close_code::NORMAL, ""));
                     break;
                 }
             },
@@ -321,14 +335,85 @@ async fn connection(socket: WebSocket, room: String, state: AppState) {
                     Ok(None) => {}
                     Err((text, code)) => {
                         if !text.is_empty() {
-                            let _ = send(&mut tx, error_frame(text)).await;
-                            let _ = send(&mut tx, close_frame(code, "invalid message")).await;
+                            writer.push(error_frame(text));
+                            writer.push(close_frame(code, "invalid message"));
                         }
                         break;
                     }
                 }
             }
+            // A write failed or blocked for SEND_TIMEOUT.
+            _ = writer.frames.closed() => break,
         }
     }
     let _ = state.cmds.send(Command::Closed { conn });
+    if overflow {
+        if !writer.frames.is_closed() {
+            tracing::info!(
+                conn,
+                limit = MAX_OUTBOUND_BYTES,
+                "client does not read its messages; dropping the connection"
+            );
+        }
+        writer.task.abort();
+    } else {
+        writer.finish().await;
+    }
+}
+
+/// The write half of a joined connection, run as its own task: frames are written in order,
+/// each within [`SEND_TIMEOUT`], and `backlog` counts the bytes queued but not yet written.
+struct Writer {
+    frames: mpsc::UnboundedSender<Message>,
+    backlog: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Writer {
+    fn spawn(mut sink: futures_util::stream::SplitSink<WebSocket, Message>) -> Writer {
+        let (frames, mut queue) = mpsc::unbounded_channel::<Message>();
+        let backlog = Arc::new(AtomicUsize::new(0));
+        let written = backlog.clone();
+        let task = tokio::spawn(async move {
+            while let Some(msg) = queue.recv().await {
+                let len = frame_len(&msg);
+                let last = matches!(msg, Message::Close(_));
+                let ok = send(&mut sink, msg).await;
+                written.fetch_sub(len, Ordering::Relaxed);
+                if !ok || last {
+                    break;
+                }
+            }
+        });
+        Writer {
+            frames,
+            backlog,
+            task,
+        }
+    }
+
+    /// Queues a frame. `false` when the backlog would exceed [`MAX_OUTBOUND_BYTES`] or the
+    /// writer has stopped (the connection is to be dropped).
+    fn push(&self, msg: Message) -> bool {
+        let len = frame_len(&msg);
+        let backlog = self.backlog.fetch_add(len, Ordering::Relaxed) + len;
+        backlog <= MAX_OUTBOUND_BYTES && self.frames.send(msg).is_ok()
+    }
+
+    /// Lets what is queued go out (at most [`SEND_TIMEOUT`] in all), then drops the socket.
+    async fn finish(self) {
+        drop(self.frames);
+        let mut task = self.task;
+        if tokio::time::timeout(SEND_TIMEOUT, &mut task).await.is_err() {
+            task.abort();
+        }
+    }
+}
+
+fn frame_len(msg: &Message) -> usize {
+    match msg {
+        Message::Text(t) => t.len(),
+        Message::Binary(b) => b.len(),
+        _ => 0,
+    }
 }

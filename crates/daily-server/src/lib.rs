@@ -51,7 +51,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 pub use auth::{MAX_API_KEY_BYTES, validate_api_key};
-pub use http::{JOIN_TIMEOUT, SEND_TIMEOUT};
+pub use http::{JOIN_TIMEOUT, MAX_OUTBOUND_BYTES, SEND_TIMEOUT};
 pub use rest::MAX_BODY_BYTES;
 pub use sfu::{MAX_PARTICIPANTS_PER_ROOM, MAX_TRACKS_PER_PARTICIPANT, MAX_USER_NAME_BYTES};
 

@@ -790,7 +790,29 @@ impl Sfu {
                 format!("more than {MAX_TRACKS_PER_PARTICIPANT} tracks"),
             );
         }
-        if !sdp.lines().any(|l| l.starts_with("m=")) {
+        // Bound the work before str0m parses the SDP: a client keeps at most one m-line per
+        // concurrent track (dormant ones are reused), so twice the track limit is plenty.
+        let m_lines = sdp.lines().filter(|l| l.starts_with("m=")).count();
+        if m_lines > 2 * MAX_TRACKS_PER_PARTICIPANT {
+            return self.fatal(
+                now,
+                conn,
+                format!(
+                    "publishOffer has {m_lines} m-lines; at most {} are accepted",
+                    2 * MAX_TRACKS_PER_PARTICIPANT
+                ),
+            );
+        }
+        // Without Opus str0m 0.24 answers with an m-line that has no format, which the client
+        // cannot parse: refuse such an offer plainly instead.
+        if m_lines > 0 && !sdp.to_ascii_lowercase().contains("opus/48000") {
+            return self.fatal(
+                now,
+                conn,
+                "publishOffer offers no Opus codec (opus/48000, RFC 7587); this server forwards Opus only".into(),
+            );
+        }
+        if m_lines == 0 {
             // A client with nothing to publish may still offer (an SDP without media): answer
             // in kind and publish nothing. str0m itself refuses offers without m-lines.
             if !tracks.is_empty() {
