@@ -219,6 +219,8 @@ struct State {
     publishing: Value,
     profiles: Value,
     subscriptions: Value,
+    /// The subscription rules the server has (sent in `join` or `setSubscriptions`).
+    sent_rules: Option<daily_proto::SubscriptionRules>,
     ice: IceConfig,
     renderers: Vec<RendererSpec>,
     /// Forwarded tracks of the current receive-transport offer, by mid.
@@ -348,6 +350,7 @@ impl CallClient {
                 publishing: shapes::default_publishing(),
                 profiles: shapes::default_profiles(),
                 subscriptions: serde_json::json!({}),
+                sent_rules: None,
                 ice: IceConfig::default(),
                 renderers: Vec::new(),
                 forwarded: HashMap::new(),
@@ -412,6 +415,20 @@ impl CallClient {
                 Ok(join_data) => {
                     tracing::info!(room = %room_for_log, "joined");
                     inner.set_state(CallState::Joined);
+                    // Subscriptions changed while joining (after `join` was sent): send them.
+                    let (session, rules) = {
+                        let mut st = inner.lock();
+                        let rules = shapes::subscription_rules(&st.profiles, &st.subscriptions);
+                        let stale = st.sent_rules.as_ref() != Some(&rules);
+                        if stale {
+                            st.sent_rules = Some(rules.clone());
+                        }
+                        (st.session.clone().filter(|_| stale), rules)
+                    };
+                    if let Some(s) = session {
+                        let request_id = s.next_request.fetch_add(1, Ordering::Relaxed);
+                        let _ = s.ws_tx.send(ClientMessage::SetSubscriptions { request_id, rules });
+                    }
                     done(Ok(join_data));
                     // Everybody already here, once each, after the joined state.
                     let remotes: Vec<Value> = {
@@ -670,10 +687,16 @@ impl CallClient {
     /// Sends the current subscription rules to the server, if in a call.
     fn send_rules(&self, done: Done) {
         let (joined, rules) = {
-            let st = self.inner.lock();
-            (st.call_state == CallState::Joined, shapes::subscription_rules(&st.profiles, &st.subscriptions))
+            let mut st = self.inner.lock();
+            let rules = shapes::subscription_rules(&st.profiles, &st.subscriptions);
+            let joined = st.call_state == CallState::Joined;
+            if joined {
+                st.sent_rules = Some(rules.clone());
+            }
+            (joined, rules)
         };
         if !joined {
+            // Applied at join; a join already under way sends them once it is joined.
             return done(Ok(()));
         }
         self.request("update subscriptions", move |request_id| ClientMessage::SetSubscriptions { request_id, rules }, done);
@@ -1426,7 +1449,7 @@ impl ClientInner {
                     if v != seen_version {
                         seen_version = v;
                         let b = self.bind_recv(generation, m, node);
-                        tracing::debug!(mid = m, version = v, bind = ?std::mem::discriminant(&b), "rebind");
+                        tracing::debug!(mid = m, version = v, bind = b.label(), "receive pipeline bound");
                         match b {
                             Bind::Keep => {}
                             Bind::New(n, p) => {
@@ -1495,6 +1518,17 @@ enum Bind {
     New(NodeId, rtrb::Producer<InPacket>),
     Unmapped,
     Gone,
+}
+
+impl Bind {
+    fn label(&self) -> &'static str {
+        match self {
+            Bind::Keep => "kept",
+            Bind::New(..) => "new pipeline",
+            Bind::Unmapped => "m-line not forwarded",
+            Bind::Gone => "session gone",
+        }
+    }
 }
 
 fn werr(e: webrtc::error::Error) -> ClientError {
@@ -1732,8 +1766,10 @@ async fn run_join(inner: &Arc<ClientInner>, url: RoomUrl, token: Option<String>,
         if st.user_name.is_empty() { None } else { Some(st.user_name.clone()) }
     };
     let subscriptions = {
-        let st = inner.lock();
-        Some(shapes::subscription_rules(&st.profiles, &st.subscriptions))
+        let mut st = inner.lock();
+        let rules = shapes::subscription_rules(&st.profiles, &st.subscriptions);
+        st.sent_rules = Some(rules.clone());
+        Some(rules)
     };
     let join = ClientMessage::Join { protocol_version: PROTOCOL_VERSION, user_name, token, subscriptions };
     ws_write.send(tokio_tungstenite::tungstenite::Message::text(join.to_json())).await.map_err(|e| ClientError::Signalling(e.to_string()))?;
