@@ -29,11 +29,6 @@ pub fn default_profiles() -> Value {
     parse(DEFAULT_PROFILES)
 }
 
-/// `get_network_stats()` before any sample.
-pub fn default_network_stats() -> Value {
-    json!({"quality": 100, "threshold": "good", "stats": {"latest": {}}})
-}
-
 /// Deep-merges `patch` into `dst`, as Daily merges partial settings: objects merge key by
 /// key, anything else replaces.
 pub fn merge(dst: &mut Value, patch: &Value) {
