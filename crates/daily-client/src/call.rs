@@ -1755,7 +1755,8 @@ async fn build_pc(
 
 async fn run_join(inner: &Arc<ClientInner>, url: RoomUrl, token: Option<String>, generation: u64) -> Result<Value, ClientError> {
     let ws_url = url.ws_url();
-    let connect = tokio_tungstenite::connect_async(ws_url.as_str());
+    // Nagle off (`disable_nagle`): `join` and the publish offer go out back to back.
+    let connect = tokio_tungstenite::connect_async_with_config(ws_url.as_str(), None, true);
     let (ws, _) = tokio::time::timeout(CONNECT_TIMEOUT, connect)
         .await
         .map_err(|_| ClientError::Timeout(format!("could not reach {ws_url} within {} s", CONNECT_TIMEOUT.as_secs())))?

@@ -313,7 +313,17 @@ async fn serve(
     let sfu_task = tokio::spawn(driver::run(udp, udp_addr, cmd_rx, shutdown.clone(), core));
     let mut http_shutdown = shutdown.clone();
     let http_task = tokio::spawn(
-        axum::serve(tcp, http::router(state))
+        // TCP_NODELAY: signalling is many small messages in a row (`joined`, then
+        // `participantCounts`, then `publishAnswer`); with Nagle's algorithm the later ones
+        // waited for the client's delayed ACK, about 40 ms, which showed up in every join.
+        axum::serve(
+            axum::serve::ListenerExt::tap_io(tcp, |s: &mut tokio::net::TcpStream| {
+                if let Err(e) = s.set_nodelay(true) {
+                    tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+                }
+            }),
+            http::router(state),
+        )
             .with_graceful_shutdown(async move {
                 let _ = http_shutdown.wait_for(|s| *s).await;
             })
