@@ -528,6 +528,15 @@ impl CustomAudioTrack {
     }
 }
 
+/// The id and source of a `CustomAudioTrack` argument; `TypeError` for anything else.
+pub(crate) fn custom_audio_track(obj: &Bound<'_, PyAny>) -> PyResult<(String, AudioSource)> {
+    let t = obj
+        .cast::<CustomAudioTrack>()
+        .map_err(|_| PyTypeError::new_err("audio_track must be a CustomAudioTrack"))?;
+    let t = t.get();
+    Ok((t.id.clone(), t.source.clone()))
+}
+
 impl Drop for CustomAudioTrack {
     fn drop(&mut self) {
         tracks().lock().unwrap_or_else(|e| e.into_inner()).remove(&self.id);
@@ -770,18 +779,15 @@ impl CallClient {
         ignore_audio_level: Option<bool>,
         completion: Option<Py<PyAny>>,
     ) -> PyResult<()> {
-        let t = audio_track
-            .cast::<CustomAudioTrack>()
-            .map_err(|_| PyTypeError::new_err("audio_track must be a CustomAudioTrack"))?;
+        let (id, source) = custom_audio_track(audio_track)?;
         if track_name.is_empty() || matches!(track_name, "microphone" | "camera" | "screenAudio" | "screenVideo" | "customAudio" | "customVideo") {
             return Err(PyValueError::new_err(format!("invalid custom track name {track_name:?}")));
         }
         let core = self.core()?;
-        let t = t.get();
         core.add_custom_audio_track(
             track_name,
-            t.id.clone(),
-            t.source.clone(),
+            id,
+            source,
             ignore_audio_level.unwrap_or(false),
             done_one(self.dispatcher.clone(), completion),
         );

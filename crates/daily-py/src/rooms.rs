@@ -3,7 +3,7 @@
 //! `completion(error)` that fires exactly once on the client's dispatcher, after the
 //! `on_*_updated` event the call caused (daily-python's contract, `spec/API.md`).
 
-use crate::{CallClient, CustomAudioTrack, done_one, py_to_value, value_to_py};
+use crate::{CallClient, custom_audio_track, done_one, py_to_value, value_to_py};
 use daily_proto::{MEDIA_KINDS, PermissionsUpdate};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -310,18 +310,15 @@ impl CallClient {
         ignore_audio_level: Option<bool>,
         completion: Option<Py<PyAny>>,
     ) -> PyResult<()> {
-        let t = audio_track
-            .cast::<CustomAudioTrack>()
-            .map_err(|_| PyTypeError::new_err("audio_track must be a CustomAudioTrack"))?;
+        let (id, source) = custom_audio_track(audio_track)?;
         if track_name.is_empty() {
             return Err(PyValueError::new_err("track_name must not be empty"));
         }
         let core = self.core()?;
-        let t = t.get();
         core.update_custom_audio_track(
             track_name,
-            t.id.clone(),
-            t.source.clone(),
+            id,
+            source,
             ignore_audio_level.unwrap_or(false),
             done_one(self.dispatcher.clone(), completion),
         );
