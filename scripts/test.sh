@@ -5,6 +5,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 bash scripts/setup.sh
+# The browser interop tests (tests/test_browser.py) drive Debian's Chromium through Playwright's
+# Python package; Playwright's own browser download is never used.
+if ! command -v chromium >/dev/null; then
+    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+fi
+$PY -m pip install -q --disable-pip-version-check "playwright>=1.45,<2" "pillow>=10"
 cargo test --release --workspace --exclude daily-py
 cargo test --release --workspace --exclude daily-py --benches --no-run
 # Run the Python suite from outside the source tree so `import daily` finds the installed package.

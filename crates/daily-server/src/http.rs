@@ -20,7 +20,7 @@ use axum::Json;
 use axum::Router;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use daily_proto::{
@@ -29,6 +29,7 @@ use daily_proto::{
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
+use crate::page;
 use crate::rest::Api;
 use crate::rooms::{self, Privacy, TokenCheck};
 use crate::sfu::{Command, ConnId, Outbound};
@@ -99,6 +100,8 @@ pub(crate) fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/ws/{room}", get(ws_upgrade))
+        .route("/assets/{file}", get(|Path(file): Path<String>| async move { page::asset(&file) }))
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .route("/{room}", get(room_info))
         .merge(crate::rest::routes())
         .with_state(state)
@@ -108,9 +111,18 @@ async fn index() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "server": "daily-server", "version": env!("CARGO_PKG_VERSION") }))
 }
 
-async fn room_info(State(state): State<AppState>, Path(room): Path<String>) -> Response {
+/// `GET /{room}`: the call page for a browser (`Accept: text/html`), the room's JSON summary
+/// for anything else.
+async fn room_info(
+    State(state): State<AppState>,
+    Path(room): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     if !is_valid_room_name(&room) {
         return (StatusCode::NOT_FOUND, "invalid room name").into_response();
+    }
+    if page::wants_html(&headers) {
+        return page::call_page();
     }
     // Who is in a private room is nobody's business but its members'.
     let private = state

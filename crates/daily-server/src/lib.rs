@@ -37,6 +37,7 @@
 mod auth;
 mod driver;
 mod http;
+mod page;
 mod rest;
 mod rooms;
 mod sfu;

@@ -1,0 +1,331 @@
+"""A person in a browser talks to a bot: the call page served at GET /{room}, driven in headless
+Chromium (Debian's `chromium`, through Playwright) against a real room server on loopback.
+
+Chromium's fake microphone plays real speech (data/librivox_48k.wav); the page's WebRTC is
+libwebrtc, an independent stack from both our client (webrtc-rs) and our server (str0m). Speech is
+compared with speechmetrics.similarity (aligned, median correlation over 250 ms windows).
+Screenshots of the page in a call are saved to out/test-artifacts/ (or $DAILY_TEST_ARTIFACTS).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import threading
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+
+import speechmetrics as sm
+from conftest import ROOT, SPEECH_16K, Capture, Waiter, join, leave, mic_settings
+from daily import CallClient, CustomAudioSource, CustomAudioTrack, EventHandler
+
+playwright_api = pytest.importorskip(
+    "playwright.sync_api", reason="scripts/test.sh installs playwright (PyPI); run it to set up"
+)
+
+SPEECH_48K = os.path.join(ROOT, "data", "librivox_48k.wav")
+ARTIFACTS = os.environ.get("DAILY_TEST_ARTIFACTS", os.path.join(ROOT, "out", "test-artifacts"))
+CHROMIUM = os.environ.get("CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
+
+# The flags that work on the test machines (../shared/ARCHITECTURE.md): without the last two
+# Chromium offers no 127.0.0.1 candidates and the server (bound to loopback) is unreachable.
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+    "--mute-audio",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    f"--use-file-for-fake-audio-capture={SPEECH_48K}%noloop",
+    "--allow-loopback-in-peer-connection",
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    assert os.path.exists(CHROMIUM), f"{CHROMIUM} missing: scripts/test.sh installs Debian's chromium"
+    pw = playwright_api.sync_playwright().start()
+    b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+    yield b
+    b.close()
+    pw.stop()
+
+
+def open_page(browser, url: str, width: int = 1280, height: int = 800):
+    # The page's CSP forbids eval; Playwright's wait_for_function needs it.
+    ctx = browser.new_context(bypass_csp=True, viewport={"width": width, "height": height})
+    page = ctx.new_page()
+    page.goto(url)
+    return page
+
+
+def wait_joined(page, timeout_ms: int = 15000) -> str:
+    page.wait_for_function("window.callPage && window.callPage.phase === 'joined'", timeout=timeout_ms)
+    return page.evaluate("window.callPage.participantId")
+
+
+class Rec(EventHandler):
+    def __init__(self) -> None:
+        self.events: list[tuple] = []
+        self.cond = threading.Condition()
+
+    def _add(self, *ev) -> None:
+        with self.cond:
+            self.events.append(ev)
+            self.cond.notify_all()
+
+    def on_participant_joined(self, participant):
+        self._add("joined", participant)
+
+    def on_participant_left(self, participant, reason):
+        self._add("left", participant, reason)
+
+    def on_participant_updated(self, participant):
+        self._add("updated", participant)
+
+    def on_app_message(self, message, sender):
+        self._add("app", message, sender)
+
+    def wait_for(self, pred, timeout: float = 10.0):
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                for ev in self.events:
+                    if pred(ev):
+                        return ev
+                left = deadline - time.monotonic()
+                assert left > 0, f"event not seen in {timeout} s; got {[e[0] for e in self.events]}"
+                self.cond.wait(left)
+
+
+def resample(x: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
+    """Band-limited resampling by FFT (whole signal; fine for test recordings)."""
+    if rate_in == rate_out:
+        return x
+    n_out = int(round(len(x) * rate_out / rate_in))
+    spec = np.fft.rfft(x.astype(np.float64))
+    keep = min(len(spec), n_out // 2 + 1)
+    out = np.fft.irfft(spec[:keep], n_out) * (n_out / len(x))
+    return np.clip(out, -32768, 32767).astype(np.int16)
+
+
+def test_page_is_served_to_browsers_and_json_to_libraries(server):
+    base = server.url
+    html = urllib.request.Request(f"{base}/page-room", headers={"Accept": "text/html,*/*;q=0.8"})
+    with urllib.request.urlopen(html, timeout=5) as r:
+        body = r.read().decode()
+        assert r.headers["Content-Type"].startswith("text/html")
+        assert "default-src 'none'" in r.headers["Content-Security-Policy"]
+    assert "/assets/call.js" in body and "<form" in body
+    with urllib.request.urlopen(f"{base}/page-room", timeout=5) as r:
+        assert json.load(r) == {"room": "page-room", "participants": 0}
+    for asset, kind in [("call.js", "text/javascript"), ("call.css", "text/css"), ("recorder.js", "text/javascript")]:
+        with urllib.request.urlopen(f"{base}/assets/{asset}", timeout=5) as r:
+            assert r.headers["Content-Type"].startswith(kind)
+            assert len(r.read()) > 500
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(f"{base}/assets/nope.js", timeout=5)
+    assert e.value.code == 404
+
+
+def test_browser_microphone_reaches_python_renderer(server, browser):
+    """Chromium's fake microphone (real speech) -> page -> SFU -> Python renderer at 16 kHz.
+
+    The page runs with audio=music: no echo cancellation / noise suppression / gain control, Opus
+    AUDIO application. The default speech mode changes the waveform on purpose (about 0.5 here),
+    which a waveform similarity cannot tell from damage."""
+    room = server.room_url("browser-to-py")
+    rec = Rec()
+    listener = CallClient(event_handler=rec)
+    heard = Capture()
+    join(listener, room)
+    page = open_page(browser, f"{room}?autojoin=1&name=Alice&audio=music")
+    try:
+        ev = rec.wait_for(lambda e: e[0] == "joined" and e[1]["info"].get("userName") == "Alice", 15)
+        pid = ev[1]["id"]
+        listener.set_audio_renderer(pid, heard, audio_source="microphone", sample_rate=16000, callback_interval_ms=20)
+        rec.wait_for(lambda e: e[0] in ("joined", "updated") and e[1]["id"] == pid
+                     and e[1]["media"]["microphone"]["state"] == "playable", 15)
+        time.sleep(10)  # about 10 s of the recording
+    finally:
+        page.context.close()
+        leave(listener)
+        listener.release()
+    sent, rate = sm.read_wav_mono16(SPEECH_16K)
+    got = heard.pcm()
+    assert heard.rates == {16000}
+    assert len(got) > 8 * 16000, f"only {len(got) / 16000:.1f} s rendered"
+    score = sm.similarity(sent, got, rate)
+    print(f"browser -> python similarity {score:.4f} over {len(got) / 16000:.1f} s")
+    assert score >= 0.8, score
+
+
+def test_python_bot_speech_reaches_page(server, browser):
+    """A Python bot's custom track (real speech) -> SFU -> Chromium, recorded by the page's
+    WebAudio graph (what it plays) and posted back to the test."""
+    room = server.room_url("py-to-browser")
+    source = CustomAudioSource(16000, 1)
+    track = CustomAudioTrack(source)
+    bot = CallClient()
+    join(bot, room, client_settings=mic_settings(track))
+    page = open_page(browser, f"{room}?autojoin=1&name=Listener")
+    sent, rate = sm.read_wav_mono16(SPEECH_16K)
+    seconds = 8
+    try:
+        wait_joined(page)
+        page.wait_for_function("window.callPage.remoteTracks().some(t => t.source === 'microphone')", timeout=15000)
+        page.evaluate("window.callPage.startRecording()")
+        source.write_frames(sent[: seconds * rate].tobytes())  # blocks at real-time pace
+        time.sleep(0.5)  # the last packets through the jitter buffer
+        out = page.evaluate("window.callPage.stopRecording()")
+        assert page.evaluate("window.callPage.audioState") == "running"
+    finally:
+        page.context.close()
+        leave(bot)
+        bot.release()
+    pcm = np.frombuffer(base64.b64decode(out["pcm"]), dtype="<i2")
+    assert out["frames"] == len(pcm) and len(pcm) > seconds * out["sampleRate"] * 0.9
+    got = resample(pcm, int(out["sampleRate"]), rate)
+    score = sm.similarity(sent[: seconds * rate], got, rate)
+    print(f"python -> browser similarity {score:.4f} ({out['sampleRate']} Hz recording)")
+    assert score >= 0.8, score
+
+
+def test_chat_names_mute_and_closing_the_tab(server, browser):
+    room = server.room_url("browser-presence")
+    rec = Rec()
+    bot = CallClient(event_handler=rec)
+    bot.set_user_name("Helper Bot")
+    join(bot, room)
+    peer = CallClient()  # a Python participant publishing a microphone, like the browser
+    peer.set_user_name("Python Peer")
+    peer_track = CustomAudioTrack(CustomAudioSource(16000, 1))
+    join(peer, room, client_settings=mic_settings(peer_track))
+    page = open_page(browser, f"{room}?autojoin=1&name=Bob%20Browser")
+    try:
+        # The browser's name and microphone reach on_participant_joined / participants().
+        ev = rec.wait_for(lambda e: e[0] == "joined" and e[1]["info"].get("userName") == "Bob Browser", 15)
+        pid = ev[1]["id"]
+        assert pid == wait_joined(page)
+        rec.wait_for(lambda e: e[0] in ("joined", "updated") and e[1]["id"] == pid
+                     and e[1]["media"]["microphone"]["state"] == "playable")
+
+        # A browser participant looks exactly like a Python one: same keys at every level.
+        parts = bot.participants()
+        browser_p = parts[pid]
+        python_p = parts[next(k for k in parts if k not in ("local", pid))]
+        assert python_p["info"]["userName"] == "Python Peer"
+        rec.wait_for(lambda e: e[0] in ("joined", "updated") and e[1]["id"] == python_p["id"]
+                     and e[1]["media"]["microphone"]["state"] == "playable")
+        python_p = bot.participants()[python_p["id"]]
+
+        def shape(v):
+            return {k: shape(x) for k, x in v.items()} if isinstance(v, dict) else type(v).__name__
+
+        assert shape(browser_p) == shape(python_p)
+        assert browser_p["info"]["isLocal"] is False
+
+        # The page lists everybody with names.
+        page.wait_for_function("window.callPage.participants().length === 3", timeout=5000)
+        names = [p.get("userName") for p in page.evaluate("window.callPage.participants()")]
+        assert "Bob Browser" in names and "Helper Bot" in names, names
+        page.wait_for_function("document.getElementById('participants').innerText.includes('Helper Bot')")
+
+        # Chat: page -> Python, as Daily Prebuilt's chat-msg app message.
+        page.fill("#chat-input", "hello bot")
+        page.click("#chat-send")
+        ev = rec.wait_for(lambda e: e[0] == "app")
+        assert ev[1] == {"event": "chat-msg", "message": "hello bot", "name": "Bob Browser", "room": "main-room"}
+        assert ev[2] == pid
+
+        # Chat: Python -> page, both the chat-msg shape and a plain string.
+        w = Waiter()
+        bot.send_app_message({"event": "chat-msg", "message": "hi human", "name": "Helper Bot"}, completion=w)
+        assert w.wait() == (None,)
+        w = Waiter()
+        bot.send_app_message("plain text too", participant_id=pid, completion=w)
+        assert w.wait() == (None,)
+        page.wait_for_function(
+            "document.getElementById('messages').innerText.includes('plain text too')", timeout=5000
+        )
+        text = page.inner_text("#messages")
+        assert "Helper Bot" in text and "hi human" in text
+
+        # Mute and unmute: the Python side sees the microphone go off and come back.
+        page.click("#mic")
+        rec.wait_for(lambda e: e[0] == "updated" and e[1]["id"] == pid
+                     and e[1]["media"]["microphone"]["state"] == "off")
+        n = len(rec.events)
+        page.click("#mic")
+        rec.wait_for(lambda e: e in rec.events[n:] and e[0] == "updated" and e[1]["id"] == pid
+                     and e[1]["media"]["microphone"]["state"] == "playable")
+
+        # Closing the tab: on_participant_left within 10 s.
+        t0 = time.monotonic()
+        page.close()
+        ev = rec.wait_for(lambda e: e[0] == "left" and e[1]["id"] == pid, 10)
+        print(f"participant left {time.monotonic() - t0:.2f} s after the tab closed, reason {ev[2]}")
+        assert ev[2] == "leftCall"
+    finally:
+        page.context.close()
+        for c in (bot, peer):
+            leave(c)
+            c.release()
+
+
+def _non_blank(png: bytes) -> tuple[int, float]:
+    from PIL import Image
+    import io
+
+    img = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+    colours = len(np.unique(img.reshape(-1, 3), axis=0))
+    return colours, float(img.std())
+
+
+@pytest.mark.parametrize("width,height,name", [(1280, 800, "desktop"), (390, 844, "phone")])
+def test_screenshot_in_a_call(server, browser, width, height, name):
+    """The page in a call with a speaking bot, saved as an artifact and checked non-blank."""
+    room = server.room_url(f"shot-{name}")
+    source = CustomAudioSource(16000, 1)
+    track = CustomAudioTrack(source)
+    bot = CallClient()
+    bot.set_user_name("Speaking Bot")
+    join(bot, room, client_settings=mic_settings(track))
+    sent, rate = sm.read_wav_mono16(SPEECH_16K)
+    page = open_page(browser, f"{room}?autojoin=1&name=Person", width, height)
+    try:
+        wait_joined(page)
+        page.wait_for_function("window.callPage.participants().length === 2", timeout=10000)
+        bot_id = bot.participants()["local"]["id"]
+        source.write_frames(sent[: 5 * rate].tobytes(), completion=lambda n: None)
+        # The bot's row lights up while it speaks (level measured from the audio played).
+        page.wait_for_selector(f".participants li.speaking[data-id='{bot_id}']", timeout=10000)
+        page.fill("#chat-input", "Hello from the browser")
+        page.click("#chat-send")
+        os.makedirs(ARTIFACTS, exist_ok=True)
+        path = os.path.join(ARTIFACTS, f"call-page-{name}.png")
+        png = page.screenshot(path=path, full_page=True)
+    finally:
+        page.context.close()
+        source.clear_queue()
+        leave(bot)
+        bot.release()
+    colours, spread = _non_blank(png)
+    print(f"{path}: {colours} colours, std {spread:.1f}")
+    assert colours > 50 and spread > 5.0, (colours, spread)
+    # The page fits the width (no horizontal scrolling on a phone).
+    from PIL import Image
+    import io
+
+    assert Image.open(io.BytesIO(png)).size[0] == width
