@@ -37,6 +37,7 @@ CHROMIUM = os.environ.get("CHROMIUM", shutil.which("chromium") or "/usr/bin/chro
 FLAGS = [
     "--no-sandbox",
     "--disable-gpu",
+    "--disable-dev-shm-usage",
     "--disable-quic",
     "--no-first-run",
     "--disable-background-networking",
@@ -261,6 +262,12 @@ def test_chat_names_mute_and_closing_the_tab(server, browser):
         )
         text = page.inner_text("#messages")
         assert "Helper Bot" in text and "hi human" in text
+        w = Waiter()
+        bot.send_prebuilt_chat_message("through the prebuilt call", completion=w)
+        assert w.wait() == (None,)
+        page.wait_for_function(
+            "document.getElementById('messages').innerText.includes('through the prebuilt call')", timeout=5000
+        )
 
         # Mute and unmute: the Python side sees the microphone go off and come back.
         page.click("#mic")

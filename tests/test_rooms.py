@@ -125,6 +125,36 @@ def owner_token(server: RoomServer, room: str, **props) -> str:
         return json.loads(r.read())["token"]
 
 
+def test_prebuilt_chat_message_is_a_chat_msg_app_message(server):
+    """send_prebuilt_chat_message reaches the call page's chat (tests/test_browser.py) and SDK
+    clients alike, as Daily Prebuilt's chat-msg app message."""
+    url = server.room_url("prebuilt-chat")
+    ra, rb = Rec(), Rec()
+    a, b = CallClient(event_handler=ra), CallClient(event_handler=rb)
+    try:
+        w = Waiter()
+        a.send_prebuilt_chat_message("early", completion=w)
+        assert "not in a call" in done(w)
+        with pytest.raises(TypeError):
+            a.send_prebuilt_chat_message({"not": "a str"})
+        a.set_user_name("Chat Bot")
+        join(a, url)
+        join(b, url)
+        for args in [("hello",), ("as someone else", "Narrator")]:
+            w = Waiter()
+            a.send_prebuilt_chat_message(*args, completion=w)
+            assert done(w) is None
+        rb.wait(lambda: len(rb.of("app")) == 2)
+        assert [e[1] for e in rb.of("app")] == [
+            {"event": "chat-msg", "message": "hello", "name": "Chat Bot", "room": "main-room"},
+            {"event": "chat-msg", "message": "as someone else", "name": "Narrator", "room": "main-room"},
+        ]
+        assert {e[2] for e in rb.of("app")} == {local_id(a)}
+    finally:
+        for cl in (a, b):
+            cl.release()
+
+
 def test_app_messages_broadcast_direct_any_json_and_limits(server):
     url = server.room_url("app-messages")
     ra, rb, rc = Rec(), Rec(), Rec()

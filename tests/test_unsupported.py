@@ -20,7 +20,6 @@ TRANSCRIPTION = "transcription is not supported by this room server"
 DIALOUT = "dial-out is not supported by this room server"
 DTMF = "DTMF is not supported by this room server"
 SIP = "SIP is not supported by this room server"
-CHAT = "prebuilt chat is not supported by this room server (use send_app_message)"
 PROXY = "proxies are not supported by this SDK"
 VIDEO = "video is not supported by this room server (audio only)"
 
@@ -55,8 +54,6 @@ CASES = [
     ("send_dtmf", ({"sessionId": "x", "tones": "123"},), {}, (DTMF,)),
     ("sip_call_transfer", ({"toEndPoint": "sip:x"},), {}, (SIP,)),
     ("sip_refer", ({"toEndPoint": "sip:x"},), {}, (SIP,)),
-    ("send_prebuilt_chat_message", ("hello",), {}, (CHAT,)),
-    ("send_prebuilt_chat_message", ("hello",), {"user_name": "bot"}, (CHAT,)),
     ("set_proxy_url", (), {}, (None,)),
     ("set_proxy_url", (None,), {}, (None,)),
     ("set_proxy_url", ("http://proxy.invalid:3128",), {}, (PROXY,)),

@@ -240,6 +240,27 @@ impl CallClient {
         Ok(())
     }
 
+    /// Sends a chat message to the room's call page (served by the room server at
+    /// `GET /{room}`, our counterpart of Daily Prebuilt): an app message to everybody shaped as
+    /// Prebuilt's, `{"event": "chat-msg", "message": message, "name": user_name, "room":
+    /// "main-room"}`, so SDK clients get it in `on_app_message` too. `user_name` defaults to the
+    /// local participant's name. `completion(error)` as for `send_app_message`; `TypeError` when
+    /// `message` is not a `str`.
+    #[pyo3(signature = (message, user_name=None, completion=None))]
+    fn send_prebuilt_chat_message(&self, message: &Bound<'_, PyAny>, user_name: Option<String>, completion: Option<Py<PyAny>>) -> PyResult<()> {
+        let message: String = message
+            .extract()
+            .map_err(|_| PyTypeError::new_err("message must be a str"))?;
+        let core = self.core()?;
+        let name = match user_name {
+            Some(n) => n,
+            None => core.participants()["local"]["info"]["userName"].as_str().unwrap_or("").to_owned(),
+        };
+        let data = serde_json::json!({ "event": "chat-msg", "message": message, "name": name, "room": "main-room" });
+        core.send_app_message(data, None, done_one(self.dispatcher.clone(), completion));
+        Ok(())
+    }
+
     /// Changes the local participant's permissions (`{"hasPresence", "canSend", "canAdmin",
     /// "canReceive"}`; `canSend` / `canAdmin` as a list, set or bool). Without owner or
     /// `canAdmin: participants` rights a participant may only give rights up; the server

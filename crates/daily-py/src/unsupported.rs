@@ -1,5 +1,5 @@
 //! `CallClient` calls whose features our rooms do not offer: recording, live streaming,
-//! transcription, telephony (dial-out, DTMF, SIP), prebuilt chat, proxies and video.
+//! transcription, telephony (dial-out, DTMF, SIP), proxies and video.
 //!
 //! Each exists with daily-python 0.36's exact signature so programs written for it (pipecat's
 //! `DailyTransport` calls most of them) run unchanged. Each completes exactly once, at once,
@@ -19,7 +19,6 @@ const TRANSCRIPTION: &str = "transcription is not supported by this room server"
 const DIALOUT: &str = "dial-out is not supported by this room server";
 const DTMF: &str = "DTMF is not supported by this room server";
 const SIP: &str = "SIP is not supported by this room server";
-const PREBUILT_CHAT: &str = "prebuilt chat is not supported by this room server (use send_app_message)";
 const PROXY: &str = "proxies are not supported by this SDK";
 const VIDEO: &str = "video is not supported by this room server (audio only)";
 
@@ -201,14 +200,6 @@ impl CallClient {
     }
 
     // --- chat and proxies --------------------------------------------------------------------
-
-    /// Not supported: `completion("prebuilt chat is not supported by this room server (use
-    /// send_app_message)")`. Daily Prebuilt's chat is a web UI our rooms do not have.
-    #[pyo3(signature = (message, user_name=None, completion=None))]
-    fn send_prebuilt_chat_message(&self, message: &Bound<'_, PyAny>, user_name: Option<&str>, completion: Option<Py<PyAny>>) -> PyResult<()> {
-        let _ = (message, user_name);
-        self.complete_one(completion, Some(PREBUILT_CHAT))
-    }
 
     /// `proxy_url=None` (no proxy, which is what this SDK does) completes with `None`; a URL
     /// completes with `"proxies are not supported by this SDK"`.
