@@ -13,6 +13,8 @@ import base64
 import json
 import os
 import shutil
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -54,13 +56,18 @@ FLAGS = [
 
 
 @pytest.fixture(scope="module")
-def browser():
+def pw():
     assert os.path.exists(CHROMIUM), f"{CHROMIUM} missing: scripts/test.sh installs Debian's chromium"
-    pw = playwright_api.sync_playwright().start()
+    p = playwright_api.sync_playwright().start()
+    yield p
+    p.stop()
+
+
+@pytest.fixture(scope="module")
+def browser(pw):
     b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
     yield b
     b.close()
-    pw.stop()
 
 
 def open_page(browser, url: str, width: int = 1280, height: int = 800):
@@ -336,3 +343,59 @@ def test_screenshot_in_a_call(server, browser, width, height, name):
     import io
 
     assert Image.open(io.BytesIO(png)).size[0] == width
+
+
+def test_person_talks_to_the_example_bot(pw):
+    """examples/talk_to_bot.py end to end: a person (Chromium, whose fake microphone says two
+    passages with a pause between them) hears the Parrot bot say the first passage back, and
+    chats with it."""
+    gaps = os.path.join(ROOT, "data", "speech_gaps_16k.wav")
+    flags = [f for f in FLAGS if not f.startswith("--use-file-for-fake-audio-capture")]
+    flags.append(f"--use-file-for-fake-audio-capture={gaps}%noloop")
+    bot = subprocess.Popen(
+        [sys.executable, os.path.join(ROOT, "examples", "talk_to_bot.py"), "--port", "0", "--seconds", "60"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    b = None
+    try:
+        url = None
+        for line in bot.stdout:  # the first lines come within seconds; bounded by --seconds
+            if line.startswith("Open "):
+                url = line.split()[1]
+                break
+        assert url, "the example printed no URL"
+        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=flags)
+        page = open_page(b, f"{url}?autojoin=1&name=Tester")
+        wait_joined(page)
+        page.evaluate("window.callPage.startRecording()")
+        page.fill("#chat-input", "ping")
+        page.click("#chat-send")
+        page.wait_for_function(
+            "document.getElementById('messages').innerText.includes('You wrote: ping')", timeout=10000
+        )
+        assert "Hello Tester!" in page.inner_text("#messages")
+        # The first passage ends about 6.5 s in; the bot waits 0.8 s of silence, then repeats it.
+        time.sleep(12)
+        out = page.evaluate("window.callPage.stopRecording()")
+    finally:
+        if b is not None:
+            b.close()
+        bot.terminate()
+        rest = bot.communicate(timeout=20)[0]
+    assert "repeating" in rest, rest
+    heard = resample(np.frombuffer(base64.b64decode(out["pcm"]), dtype="<i2"), int(out["sampleRate"]), 16000)
+    sent, rate = sm.read_wav_mono16(gaps)
+    # The file opens with 1 s of near-digital silence (|x| <= 2); the first passage ends where
+    # the next 0.5 s of it starts.
+    quiet = np.abs(sent.astype(np.int32)) <= 2
+    begin = int(np.argmax(~quiet))
+    silent = np.convolve(quiet[begin:].astype(np.int32), np.ones(rate // 2, dtype=np.int32), "valid") == rate // 2
+    assert silent.any()
+    first = sent[begin : begin + int(np.argmax(silent))]
+    # The page runs in its default speech mode (echo cancellation, noise suppression, gain
+    # control, Opus VOIP), which reshapes the waveform: unrelated speech scores about 0.1.
+    score = sm.similarity(first, heard, rate)
+    loud = float(np.sqrt(np.mean(heard.astype(np.float64) ** 2)))
+    print(f"first passage {len(first) / rate:.1f} s; heard the bot for {len(heard) / rate:.1f} s, "
+          f"rms {loud:.0f}, similarity {score:.3f}")
+    assert loud > 300 and score >= 0.3, (loud, score)

@@ -12,7 +12,8 @@
 //! [`RoomServer::start`] binds the HTTP listener (TCP `host:port`) and one UDP socket
 //! (`host:0`) and starts one owner thread running a small tokio runtime (two workers); the caller
 //! need not be inside a runtime. On it run:
-//! - the HTTP server (axum): `GET /` (server info), `GET /{room}` (room info as JSON), the
+//! - the HTTP server (axum): `GET /` (server info), `GET /{room}` (the call page for a
+//!   browser, room info as JSON for anything else; the page's files under `/assets/`), the
 //!   signalling WebSocket `GET /ws/{room}` (protocol: [`daily_proto`], `docs/signalling.md`)
 //!   and, with an API key, the REST API under `/v1` (rooms and meeting tokens,
 //!   `docs/rest-api.md`);

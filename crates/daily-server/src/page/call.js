@@ -89,7 +89,7 @@
       b.textContent = from;
       li.appendChild(b);
     }
-    li.appendChild(document.createTextNode(text));
+    li.appendChild(document.createTextNode(from ? ` ${text}` : text));
     const atBottom = list.scrollTop + list.clientHeight >= list.scrollHeight - 8;
     list.appendChild(li);
     while (list.children.length > MAX_CHAT_ITEMS) list.removeChild(list.firstChild);
