@@ -399,3 +399,36 @@ def test_person_talks_to_the_example_bot(pw):
     print(f"first passage {len(first) / rate:.1f} s; heard the bot for {len(heard) / rate:.1f} s, "
           f"rms {loud:.0f}, similarity {score:.3f}")
     assert loud > 300 and score >= 0.3, (loud, score)
+
+
+def test_private_room_needs_the_token_in_the_link(browser):
+    """A private room (REST API) admits the page only with ?t=TOKEN; without it the page shows
+    the server's refusal and stays in the lobby. A token's user_name overrides the name field."""
+    from daily.server import RoomServer
+    from test_rest import KEY, create_room, get_token
+
+    with RoomServer(host="127.0.0.1", port=0, api_key=KEY) as keyed:
+        room = create_room(keyed, {"name": "page-private", "privacy": "private"})
+        url = room["url"]
+        page = open_page(browser, f"{url}?autojoin=1&name=Intruder")
+        try:
+            page.wait_for_function("document.getElementById('lobby-note').innerText.length > 0", timeout=10000)
+            assert "not allowed to join this room" in page.inner_text("#lobby-note")
+            assert page.evaluate("window.callPage.phase") == "lobby"
+            assert not page.is_visible("#call")
+        finally:
+            page.context.close()
+        token = get_token(keyed, url, owner=False, user_name="Token Name")
+        rec = Rec()
+        member = CallClient(event_handler=rec)
+        join(member, url, meeting_token=get_token(keyed, url))
+        page = open_page(browser, f"{url}?autojoin=1&name=Field%20Name&t={token}")
+        try:
+            wait_joined(page)
+            ev = rec.wait_for(lambda e: e[0] == "joined", 10)
+            assert ev[1]["info"]["userName"] == "Token Name"
+            assert ev[1]["info"]["isOwner"] is False
+        finally:
+            page.context.close()
+            leave(member)
+            member.release()
