@@ -4,7 +4,8 @@ Chromium (Debian's `chromium`, through Playwright) against a real room server on
 Chromium's fake microphone plays real speech (data/librivox_48k.wav); the page's WebRTC is
 libwebrtc, an independent stack from both our client (webrtc-rs) and our server (str0m). Speech is
 compared with speechmetrics.similarity (aligned, median correlation over 250 ms windows).
-Screenshots of the page in a call are saved to out/test-artifacts/ (or $DAILY_TEST_ARTIFACTS).
+Screenshots of the page in a call are saved to out/test-artifacts/ (or $DAILY_TEST_ARTIFACTS);
+with DAILY_TEST_SAVE=1 so is the page's recording of the bot (page-recording-16k.wav).
 """
 
 from __future__ import annotations
@@ -205,6 +206,8 @@ def test_python_bot_speech_reaches_page(server, browser):
     pcm = np.frombuffer(base64.b64decode(out["pcm"]), dtype="<i2")
     assert out["frames"] == len(pcm) and len(pcm) > seconds * out["sampleRate"] * 0.9
     got = resample(pcm, int(out["sampleRate"]), rate)
+    if os.environ.get("DAILY_TEST_SAVE"):
+        sm.write_wav_mono16(os.path.join(ARTIFACTS, "page-recording-16k.wav"), got, rate)
     score = sm.similarity(sent[: seconds * rate], got, rate)
     print(f"python -> browser similarity {score:.4f} ({out['sampleRate']} Hz recording)")
     assert score >= 0.8, score
