@@ -1954,11 +1954,17 @@ async fn run_join(inner: &Arc<ClientInner>, url: RoomUrl, token: Option<String>,
     }
     // Network stats every 2 s while this session lasts (teardown aborts the task).
     let weak = Arc::downgrade(inner);
+    let send_stats = session.send_stats.clone();
     let sampler = inner.rt.spawn(crate::netstats::sample_every(session.send_pc.clone(), session.recv_pc.clone(), reports, move |v| {
         let Some(inner) = weak.upgrade() else { return false };
         if inner.lock().generation != generation {
             return false;
         }
+        // Adaptive in-band FEC: tuned to the worst send loss of the last 30 s, off after 30 s
+        // without loss. Capped at 30 %: beyond it FEC cannot recover much and costs bitrate.
+        let worst = v["stats"]["worstAudioSendPacketLoss"].as_f64().unwrap_or(0.0);
+        let pct = (worst * 100.0).ceil().clamp(0.0, 30.0) as u8;
+        send_stats.expected_loss_pct.store(pct, Ordering::Relaxed);
         *inner.network_stats.lock().unwrap_or_else(|e| e.into_inner()) = Some((generation, v.clone()));
         (inner.events)(ClientEvent::NetworkStatsUpdated(v));
         true

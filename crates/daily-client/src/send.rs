@@ -8,7 +8,7 @@ use crate::source::To48k;
 use daily_media::{MAX_PACKET_BYTES, OPUS_FRAME_20MS, OpusApplication, OpusEncoder};
 use futures_util::task::AtomicWaker;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 
 /// Encoded frames the ring holds (320 ms): the network task normally drains it within a tick.
 const OUT_RING: usize = 16;
@@ -69,6 +69,10 @@ pub(crate) fn out_queue() -> (rtrb::Producer<OutFrame>, OutQueue) {
 pub(crate) struct SendStats {
     pub frames_sent: AtomicU64,
     pub frames_dropped: AtomicU64,
+    /// Packet loss (%) the remote end reported for this send transport (RTCP receiver reports,
+    /// worst 2 s interval of the last 30 s), set by the network-stats sampler. The encoder turns
+    /// in-band FEC on, tuned to it, while it is above zero (RFC 7587 section 3.3).
+    pub expected_loss_pct: AtomicU8,
 }
 
 pub(crate) struct SendPipe {
@@ -77,6 +81,8 @@ pub(crate) struct SendPipe {
     acc: Vec<i16>,
     acc_len: usize,
     encoder: OpusEncoder,
+    /// The loss (%) the encoder's FEC is tuned for (0: FEC off).
+    fec_loss: u8,
     packet: Vec<u8>,
     rtp_ts: u32,
     gap: bool,
@@ -112,6 +118,7 @@ impl SendPipe {
             acc: vec![0; OPUS_FRAME_20MS * track_channels as usize],
             acc_len: 0,
             encoder,
+            fec_loss: 0,
             packet: vec![0; MAX_PACKET_BYTES],
             rtp_ts: rand_u32(),
             gap: true,
@@ -149,6 +156,10 @@ impl SendPipe {
         let ts = self.rtp_ts;
         self.rtp_ts = self.rtp_ts.wrapping_add(OPUS_FRAME_20MS as u32);
         let level = daily_media::audio_level_dbov(&self.acc);
+        let loss = self.stats.expected_loss_pct.load(Ordering::Relaxed);
+        if loss != self.fec_loss && self.encoder.set_fec(loss > 0, loss).is_ok() {
+            self.fec_loss = loss;
+        }
         let len = match self.encoder.encode(&self.acc, &mut self.packet) {
             Ok(len) => len,
             Err(_) => {
@@ -185,4 +196,48 @@ pub(crate) fn rand_u32() -> u32 {
     let u = uuid::Uuid::new_v4();
     let b = u.as_bytes();
     u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Opus TOC configuration numbers (RFC 6716 section 3.1): 12-15 hybrid (SILK + CELT, what
+    /// libopus uses to carry in-band FEC for speech at this rate), 16-31 CELT only.
+    fn modes(stats: &Arc<SendStats>, loss: u8) -> (usize, usize) {
+        let (tx, mut q) = out_queue();
+        let mut pipe = SendPipe::new(1, 48_000, 1, 1, Some(64_000), OpusApplication::Audio, tx, q.signal.clone(), stats.clone()).unwrap();
+        stats.expected_loss_pct.store(loss, Ordering::Relaxed);
+        let speech = speech_48k(480 * 100);
+        let (mut hybrid, mut celt) = (0, 0);
+        for chunk in speech.chunks_exact(480) {
+            pipe.push_10ms(chunk);
+            while let Ok(f) = q.ring.pop() {
+                match f.payload[0] >> 3 {
+                    12..=15 => hybrid += 1,
+                    16..=31 => celt += 1,
+                    _ => {}
+                }
+            }
+        }
+        (hybrid, celt)
+    }
+
+    /// The first `n` samples of data/librivox_48k.wav (canonical 44-byte header, mono 16-bit):
+    /// real speech, on which libopus's mode choice depends.
+    fn speech_48k(n: usize) -> Vec<i16> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/librivox_48k.wav");
+        let bytes = std::fs::read(path).unwrap();
+        assert_eq!(&bytes[36..40], b"data");
+        bytes[44..].chunks_exact(2).skip(48_000).take(n).map(|b| i16::from_le_bytes([b[0], b[1]])).collect()
+    }
+
+    #[test]
+    fn in_band_fec_follows_the_reported_loss() {
+        let stats = Arc::new(SendStats::default());
+        let (hybrid, celt) = modes(&stats, 0);
+        assert_eq!((hybrid, celt), (0, 50), "no loss reported: CELT only, no FEC");
+        let (hybrid, _) = modes(&stats, 5);
+        assert!(hybrid >= 45, "5 % loss reported: FEC-carrying hybrid packets, got {hybrid}");
+    }
 }
