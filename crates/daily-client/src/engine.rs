@@ -1,6 +1,6 @@
 //! The process-wide engine: one tokio runtime for network work (sized by
-//! `Daily.init(worker_threads=...)`), one media clock and one source service thread, shared by
-//! every client in the process.
+//! `Daily.init(worker_threads=...)`), one media clock (a lane thread per core, or
+//! `DAILY_MEDIA_THREADS`) and one service thread, shared by every client in the process.
 
 use crate::ClientError;
 use crate::clock::MediaClock;
@@ -47,6 +47,7 @@ impl Engine {
             .build()
             .map_err(|e| ClientError::Io(e.to_string()))?;
         let clock = Arc::new(MediaClock::start().map_err(|e| ClientError::Io(e.to_string()))?);
+        tracing::debug!(worker_threads, media_lanes = clock.lanes(), "engine started");
         Ok(Engine(Arc::new(EngineInner { runtime, clock, flags: Arc::new(AudioFlags::default()) })))
     }
 
