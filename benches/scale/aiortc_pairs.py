@@ -133,9 +133,10 @@ def rss_kb() -> int:
     raise RuntimeError("no VmRSS")
 
 
-def proc_cpu_s(pid: int) -> float:
-    """utime + stime of a process in seconds (/proc/PID/stat fields 14 and 15)."""
-    with open(f"/proc/{pid}/stat") as f:
+def proc_cpu_s(pid: int, tid: int | None = None) -> float:
+    """utime + stime in seconds (fields 14 and 15 of /proc/PID/stat, or of one thread's
+    /proc/PID/task/TID/stat)."""
+    with open(f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
@@ -561,6 +562,7 @@ async def run(a, bench: Bench, base_http: str, server_pid: int | None) -> dict:
     # window
     receivers = [r for _, r in bench.pairs]
     m0 = machine_busy_s()
+    main0 = proc_cpu_s(os.getpid(), os.getpid())
     c0 = self_cpu_s()
     s0 = proc_cpu_s(server_pid) if server_pid else None
     n0 = [r.samples16 for r in receivers]
@@ -574,6 +576,7 @@ async def run(a, bench: Bench, base_http: str, server_pid: int | None) -> dict:
     c1 = self_cpu_s()
     s1 = proc_cpu_s(server_pid) if server_pid else None
     m1 = machine_busy_s()
+    main1 = proc_cpu_s(os.getpid(), os.getpid())
     wall = t1 - t0
     # CPU that other processes used meanwhile (the machine is shared), % of all cores: a figure
     # taken while this is high is not worth quoting.
@@ -588,7 +591,8 @@ async def run(a, bench: Bench, base_http: str, server_pid: int | None) -> dict:
     sender_lag = [s.track.max_lag_s * 1000 for s, _ in bench.pairs if s.track]
     log(
         f"window {wall:.2f} s; other processes used {others:.1f} % of the machine ({os.cpu_count()} cores); "
-        f"loadavg {os.getloadavg()[0]:.2f}; receivers' time to first frame p50 {pct(first_frame, 50)} p95 {pct(first_frame, 95)} ms; "
+        f"loadavg {os.getloadavg()[0]:.2f}; this process {(c1 - c0) / wall * 100:.1f} % of a core, of which the "
+        f"main (asyncio) thread {(main1 - main0) / wall * 100:.1f} %; receivers' time to first frame p50 {pct(first_frame, 50)} p95 {pct(first_frame, 95)} ms; "
         f"worst sender hand-over lateness {max(sender_lag) if sender_lag else None} ms; "
         f"latency samples {len(lat)}, unmapped {sum(r.unmapped for r in receivers)}; rt ratios min {min(ratios):.4f} max {max(ratios):.4f}"
     )
