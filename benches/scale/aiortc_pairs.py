@@ -16,7 +16,10 @@ AudioStreamTrack does, catching up without sleeping when late). Every receiver p
 track and resamples each frame to 16 kHz mono with av.AudioResampler, as a renderer would.
 
 Joins ramp up with at most --concurrency pairs joining at a time (sender first, then its
-receiver). Once every pair is up, --warmup seconds pass, then the window of --seconds is measured.
+receiver). Once every pair is up, at least --warmup seconds pass, and more (up to --warmup-max)
+until every sender track is less than 40 ms behind its clock (the ramp stalls the event loop and
+the tracks then hand over their backlog in a burst, which must not land in the window); then the
+window of --seconds is measured.
 The last line on stdout is one JSON object (keys below); a human summary goes to stderr.
 
 Figures (all over the measured window unless said otherwise):
@@ -223,6 +226,10 @@ class SpeechTrack(MediaStreamTrack):
         self.start: float | None = None
         self.consumed = array.array("d")  # consumed[k] = monotonic time frame k was handed over
         self.max_lag_s = 0.0  # worst lateness of a hand-over vs its due time (loop overload)
+
+    def behind_s(self) -> float:
+        """How late the next frame is already (0 when the track is on time)."""
+        return max(0.0, time.monotonic() - (self.start + self._k * FRAME_S))
 
     async def recv(self) -> av.AudioFrame:
         if self.readyState != "live":
@@ -558,7 +565,19 @@ async def run(a, bench: Bench, base_http: str, server_pid: int | None) -> dict:
     clients = [c for p in bench.pairs for c in p]
     log(f"ramp: {a.pairs} pairs in {ramp_s:.1f} s, {sum(1 for c in clients if c.failed)} clients failed")
 
+    # Warm-up: at least --warmup seconds, then until every sender has caught up with its clock
+    # (the ramp stalls the loop and the tracks then hand over their backlog at once, which
+    # would otherwise land in the window and count as more than real time), at most
+    # --warmup-max seconds: a stack that never catches up is measured as it is.
     await asyncio.sleep(a.warmup)
+    senders = [s.track for s, _ in bench.pairs if s.track is not None and s.track.start is not None]
+    t_w = time.monotonic()
+    while True:
+        behind = max((s.behind_s() for s in senders), default=0.0)
+        if behind < 2 * FRAME_S or time.monotonic() - t_w > a.warmup_max - a.warmup:
+            break
+        await asyncio.sleep(0.25)
+    log(f"warm-up {a.warmup + time.monotonic() - t_w:.1f} s; senders at most {behind * 1000:.0f} ms behind their clock at the window's start")
     # window
     receivers = [r for _, r in bench.pairs]
     m0 = machine_busy_s()
@@ -676,7 +695,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--pairs", type=int, default=1)
     p.add_argument("--seconds", type=float, default=20.0, help="measured window (s)")
-    p.add_argument("--warmup", type=float, default=3.0, help="seconds between the last join and the window")
+    p.add_argument("--warmup", type=float, default=3.0, help="minimum seconds between the last join and the window")
+    p.add_argument("--warmup-max", type=float, default=15.0, help="maximum warm-up while senders are still behind their clock")
     p.add_argument("--concurrency", type=int, default=10, help="pairs joining at a time")
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--server-url", help="an already running server, http://127.0.0.1:PORT")
@@ -709,7 +729,7 @@ def main() -> int:
 
     # Hard limit: ramp (each client bounded by JOIN_TIMEOUT_S, pairs joining `concurrency` at
     # a time), warm-up, window, shutdown. Beyond it: kill the server and exit.
-    max_run = a.max_run_s or (math.ceil(a.pairs / a.concurrency) * 2 * JOIN_TIMEOUT_S + a.warmup + a.seconds + 90)
+    max_run = a.max_run_s or (math.ceil(a.pairs / a.concurrency) * 2 * JOIN_TIMEOUT_S + max(a.warmup, a.warmup_max) + a.seconds + 90)
     done = threading.Event()
 
     def watchdog():
