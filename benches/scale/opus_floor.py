@@ -7,8 +7,9 @@ whatever the SDK around them. This measures exactly that with Debian's libopus (
 through ctypes, on data/librivox_16k.wav brought to 48 kHz (PyAV's resampler, outside the
 timing), for two encoder settings, both configured like our client's encoder (the Rust criterion
 bench `opus_20ms_paired` in crates/daily-media/benches/media.rs checks that libopus with these
-settings produces the same bytes as our wrapper): mono, 48 kHz, in-band FEC on, 5 % expected
-packet loss, libopus's default complexity, and
+settings produces the same bytes as our wrapper): mono, 48 kHz, in-band FEC off and 0 % expected
+loss (the client turns FEC on only while loss is reported), complexity 5 (the client's
+ENCODER_COMPLEXITY), and
 - AUDIO application at 64 kbit/s (our client's default for custom/microphone tracks),
 - VOIP application at 32 kbit/s.
 
@@ -50,6 +51,7 @@ OPUS_OK = 0
 OPUS_APPLICATION_VOIP = 2048
 OPUS_APPLICATION_AUDIO = 2049
 OPUS_SET_BITRATE_REQUEST = 4002
+OPUS_SET_COMPLEXITY_REQUEST = 4010
 OPUS_GET_COMPLEXITY_REQUEST = 4011
 OPUS_SET_INBAND_FEC_REQUEST = 4012
 OPUS_SET_PACKET_LOSS_PERC_REQUEST = 4014
@@ -105,8 +107,9 @@ def make_encoder(lib, application: int, bitrate: int) -> tuple[int, int]:
     assert err.value == OPUS_OK and enc, f"opus_encoder_create: {err.value}"
     for req, val in (
         (OPUS_SET_BITRATE_REQUEST, bitrate),
-        (OPUS_SET_INBAND_FEC_REQUEST, 1),
-        (OPUS_SET_PACKET_LOSS_PERC_REQUEST, 5),
+        (OPUS_SET_INBAND_FEC_REQUEST, 0),
+        (OPUS_SET_PACKET_LOSS_PERC_REQUEST, 0),
+        (OPUS_SET_COMPLEXITY_REQUEST, 5),
     ):
         rc = lib.opus_encoder_ctl(ctypes.c_void_p(enc), ctypes.c_int(req), ctypes.c_int32(val))
         assert rc == OPUS_OK, f"opus_encoder_ctl({req}) = {rc}"
