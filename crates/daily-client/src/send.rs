@@ -5,7 +5,7 @@
 //! thread) plus an `AtomicWaker` that wakes the network task.
 
 use crate::source::To48k;
-use daily_media::{MAX_PACKET_BYTES, OPUS_FRAME_20MS, OpusApplication, OpusEncoder};
+use daily_media::{MAX_PACKET_BYTES, OPUS_FRAME_20MS, OPUS_INPUT_RATES, OpusApplication, OpusEncoder};
 use futures_util::task::AtomicWaker;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
@@ -87,7 +87,9 @@ pub(crate) struct SendStats {
 
 pub(crate) struct SendPipe {
     pub id: u64,
-    to48k: To48k,
+    /// Resampler to 48 kHz, or `None` when the encoder takes the source's rate and channel
+    /// count as they are (8/12/16/24/48 kHz).
+    to48k: Option<To48k>,
     acc: Vec<i16>,
     acc_len: usize,
     encoder: OpusEncoder,
@@ -120,15 +122,19 @@ impl SendPipe {
         signal: Arc<OutSignal>,
         stats: Arc<SendStats>,
     ) -> Result<SendPipe, crate::ClientError> {
-        let mut encoder = OpusEncoder::with_application(track_channels, bitrate, application)
+        // Encode at the source's own rate when libopus takes it: no resampler, and libopus does
+        // less work (a 16 kHz source: 91 instead of 115 µs per 20 ms frame here).
+        let direct = OPUS_INPUT_RATES.contains(&source_rate) && source_channels == track_channels;
+        let enc_rate = if direct { source_rate } else { daily_media::OPUS_RATE };
+        let mut encoder = OpusEncoder::with_rate(enc_rate, track_channels, bitrate, application)
             .map_err(|e| crate::ClientError::Media(e.to_string()))?;
         encoder
             .set_complexity(ENCODER_COMPLEXITY)
             .map_err(|e| crate::ClientError::Media(e.to_string()))?;
         Ok(SendPipe {
             id,
-            to48k: To48k::new(source_rate, source_channels, track_channels)?,
-            acc: vec![0; OPUS_FRAME_20MS * track_channels as usize],
+            to48k: if direct { None } else { Some(To48k::new(source_rate, source_channels, track_channels)?) },
+            acc: vec![0; encoder.frame_20ms() * track_channels as usize],
             acc_len: 0,
             encoder,
             fec_loss: 0,
@@ -143,9 +149,12 @@ impl SendPipe {
 
     /// 10 ms of source audio (interleaved at the source's rate and channel count).
     pub(crate) fn push_10ms(&mut self, pcm: &[i16]) {
-        let out = self.to48k.process(pcm);
-        let n = out.len();
-        self.acc[self.acc_len..self.acc_len + n].copy_from_slice(out);
+        let out = match self.to48k.as_mut() {
+            Some(r) => r.process(pcm),
+            None => pcm,
+        };
+        let n = out.len().min(self.acc.len() - self.acc_len);
+        self.acc[self.acc_len..self.acc_len + n].copy_from_slice(&out[..n]);
         self.acc_len += n;
         if self.acc_len == self.acc.len() {
             self.flush();

@@ -17,6 +17,13 @@ pub enum MediaError {
         rate: u32,
     },
 
+    /// A rate libopus does not encode directly (it takes 8, 12, 16, 24 and 48 kHz).
+    #[error("Opus takes input at 8, 12, 16, 24 or 48 kHz, not {rate} Hz")]
+    OpusInputRate {
+        /// The rate that was asked for, in Hz.
+        rate: u32,
+    },
+
     /// Only mono and stereo are supported.
     #[error("unsupported channel count {channels} (must be 1 or 2)")]
     UnsupportedChannels {

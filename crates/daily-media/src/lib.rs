@@ -63,7 +63,8 @@ mod resample;
 mod vad;
 
 pub use codec::{
-    MAX_PACKET_BYTES, MAX_PACKET_FRAMES, OpusApplication, OpusDecoder, OpusEncoder, packet_frames,
+    MAX_PACKET_BYTES, MAX_PACKET_FRAMES, OPUS_INPUT_RATES, OpusApplication, OpusDecoder, OpusEncoder,
+    packet_frames,
 };
 pub use error::MediaError;
 pub use jitter::{JitterBuffer, JitterConfig, JitterStats, Playout};
