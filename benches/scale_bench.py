@@ -29,20 +29,11 @@ import signal
 import subprocess
 import sys
 
+from main_job_bench import cpu_model  # same folder: the machine line both benches print
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCALE = os.path.join(HERE, "scale")
 RT = 0.999  # "held in real time": the worst receiver got at least this share of its frames
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def run(script: str, args: list[str], timeout: float) -> dict | None:

@@ -23,7 +23,8 @@ Prints one JSON line (the last line of stdout) with the keys of benches/scale/ai
 - latency_ms_p50 / p95: from the moment the sender's media clock consumed a sample (its write's
   completion) to the renderer callback delivering it, aligned by cross-correlation
   (speechmetrics.latencies_ms, the main job's method), over up to --latency-pairs pairs spread
-  evenly (their received PCM is kept; the other receivers only count frames);
+  evenly (their received PCM is kept; the other receivers only count frames), leaving out pairs
+  below 0.99 of real time (null when none is left);
 - join_ms_p50 / p95: CallClient.join -> completion, every client (senders publish, so theirs
   include the send transport's ICE + DTLS);
 - threads, fds: of this process, with every client in the call.
@@ -276,12 +277,15 @@ def main() -> int:
     # Pairs whose sender and receiver both joined (a failed join is counted in `errors`).
     ok = [i for i in range(n) if id(senders[i].client) not in JOIN_FAILED
           and id(receivers[i].client) not in JOIN_FAILED and receivers[i].sender_id is not None]
-    ratios = sorted(
-        ((f1[i][0] - f0[i][0]) - (f1[i][2] - f0[i][2]) * RATE // 1000) / max((f1[i][1] - f0[i][1]) * RATE, 1.0)
+    ratio = {
+        i: ((f1[i][0] - f0[i][0]) - (f1[i][2] - f0[i][2]) * RATE // 1000) / max((f1[i][1] - f0[i][1]) * RATE, 1.0)
         for i in ok
-    ) or [0.0]
+    }
+    ratios = sorted(ratio.values()) or [0.0]
+    # Latency only where audio kept flowing: an overloaded pair's received audio is mostly PLC,
+    # and aligning it to the sent speech gives meaningless (even negative) figures.
     lat = []
-    for i in sorted(set(sample) & set(ok)):
+    for i in sorted(i for i in set(sample) & set(ok) if ratio[i] >= 0.99):
         r, s = receivers[i], senders[i]
         got = np.frombuffer(b"".join(r.pcm), dtype="<i2")
         if len(got) < RATE:

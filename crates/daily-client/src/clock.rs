@@ -1,8 +1,8 @@
 //! The media clock: a few threads per process (its *lanes*, one per core by default) that tick
 //! every 10 ms and drive every audio node (custom sources, receive pipelines, renderers) of every
 //! client. Each node lives on one lane for its whole life; nodes are spread over the lanes round
-//! robin, so the Opus encoding and decoding of hundreds of bots uses every core (one lane
-//! saturated one core at about 80 bot pairs).
+//! robin, so the Opus encoding and decoding of hundreds of bots can use every core (one thread
+//! can use one core at most; at 20 bot pairs it already took 0.7 of a core, benches/README.md).
 //!
 //! Nodes are owned by their lane's thread. Other threads add and remove them through a command
 //! channel per lane that the lane drains at the start of each tick, so a tick never takes a

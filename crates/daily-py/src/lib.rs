@@ -142,7 +142,7 @@ pub(crate) struct Dispatcher {
 /// Keeps this thread's Python thread state alive between attaches. Without it every
 /// `Python::try_attach` on a thread Python did not create makes a new `PyThreadState` and
 /// deletes it again on release (`PyGILState_Ensure` / `PyGILState_Release` with the count going
-/// 1 -> 0): with 100 bot pairs that was 7 % of the process's CPU (thread-state allocation plus
+/// 1 -> 0): with 50 bot pairs that was 7 % of the process's CPU (thread-state allocation plus
 /// the kernel's mmap/munmap work), 50 times a second per renderer. One extra
 /// `PyGILState_Ensure` held for the thread's life keeps the count at 1 or more, so later
 /// attaches only take and drop the GIL (CPython's documented use of the GILState API).
