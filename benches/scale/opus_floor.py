@@ -8,7 +8,7 @@ through ctypes, on data/librivox_16k.wav brought to 48 kHz (PyAV's resampler, ou
 timing), for two encoder settings, both configured like our client's encoder (the Rust criterion
 bench `opus_20ms_paired` in crates/daily-media/benches/media.rs checks that libopus with these
 settings produces the same bytes as our wrapper): mono, 48 kHz, in-band FEC off and 0 % expected
-loss (the client turns FEC on only while loss is reported), complexity 5 (the client's
+loss (the client turns FEC on only while loss is reported), complexity 4 (the client's
 ENCODER_COMPLEXITY), and
 - AUDIO application at 64 kbit/s (our client's default for custom/microphone tracks),
 - VOIP application at 32 kbit/s.
@@ -109,7 +109,7 @@ def make_encoder(lib, application: int, bitrate: int) -> tuple[int, int]:
         (OPUS_SET_BITRATE_REQUEST, bitrate),
         (OPUS_SET_INBAND_FEC_REQUEST, 0),
         (OPUS_SET_PACKET_LOSS_PERC_REQUEST, 0),
-        (OPUS_SET_COMPLEXITY_REQUEST, 5),
+        (OPUS_SET_COMPLEXITY_REQUEST, 4),
     ):
         rc = lib.opus_encoder_ctl(ctypes.c_void_p(enc), ctypes.c_int(req), ctypes.c_int32(val))
         assert rc == OPUS_OK, f"opus_encoder_ctl({req}) = {rc}"

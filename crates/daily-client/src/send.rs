@@ -14,10 +14,21 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 const OUT_RING: usize = 16;
 
 /// libopus encoder complexity (0..=10, libopus's default is 10 here). Encoding is most of a
-/// bot's CPU, and hundreds of bots share a machine: at 5 a 20 ms frame of real speech at
-/// 64 kbit/s (AUDIO) took 115 µs instead of 161 µs here, with the same similarity through the
-/// codec (0.9954 vs 0.9959, benches/README.md). libwebrtc uses 5 on mobile devices.
-pub(crate) const ENCODER_COMPLEXITY: u8 = 5;
+/// bot's CPU, and hundreds of bots share a machine. Measured here on real speech at 64 kbit/s
+/// (AUDIO), encode per 20 ms frame and SNR through the codec (benches/README.md, scale
+/// section): 16 kHz input 66.5 µs / 17.19 dB at 4, 92-103 µs / 17.30 dB at 5, 143 µs at 10;
+/// 48 kHz input 89-93 µs at 4, 115-129 µs at 5. Complexity 5 is where libopus turns on CELT's
+/// pitch pre-filter search: about 30 % of the encoder's time for 0.1 dB on speech here.
+/// libwebrtc uses 5 on mobile devices.
+pub(crate) const ENCODER_COMPLEXITY: u8 = 4;
+
+/// Reported send loss (%, the worst 2 s interval of the last 30 s, rounded up) from which the
+/// encoder carries in-band FEC. Below it, Opus PLC covers the odd lost packet, and FEC would
+/// cost about 4 times the encoding CPU (hybrid mode at [`FEC_COMPLEXITY`]). When any reported
+/// loss turned FEC on, a few datagrams dropped by an overloaded machine switched it on in the
+/// bots sending through it, and their extra CPU kept the machine overloaded (the scale
+/// benchmark at 100 pairs, benches/README.md).
+const FEC_MIN_LOSS_PCT: u8 = 2;
 
 /// Complexity while in-band FEC is on (the lowest at which libopus 1.3 produced FEC-carrying
 /// hybrid packets for speech here; `tests::in_band_fec_follows_the_reported_loss` checks it).
@@ -81,7 +92,8 @@ pub(crate) struct SendStats {
     pub frames_dropped: AtomicU64,
     /// Packet loss (%) the remote end reported for this send transport (RTCP receiver reports,
     /// worst 2 s interval of the last 30 s), set by the network-stats sampler. The encoder turns
-    /// in-band FEC on, tuned to it, while it is above zero (RFC 7587 section 3.3).
+    /// in-band FEC on, tuned to it, while it is at least [`FEC_MIN_LOSS_PCT`] (RFC 7587
+    /// section 3.3).
     pub expected_loss_pct: AtomicU8,
 }
 
@@ -183,8 +195,9 @@ impl SendPipe {
             // libopus carries in-band FEC only in hybrid mode, which it picks for speech only
             // from complexity 7 (below, FEC is silently not produced): spend that CPU only
             // while loss is reported.
-            let complexity = if loss > 0 { FEC_COMPLEXITY } else { ENCODER_COMPLEXITY };
-            if self.encoder.set_fec(loss > 0, loss).is_ok() && self.encoder.set_complexity(complexity).is_ok() {
+            let fec = loss >= FEC_MIN_LOSS_PCT;
+            let complexity = if fec { FEC_COMPLEXITY } else { ENCODER_COMPLEXITY };
+            if self.encoder.set_fec(fec, if fec { loss } else { 0 }).is_ok() && self.encoder.set_complexity(complexity).is_ok() {
                 self.fec_loss = loss;
             }
         }
@@ -265,6 +278,8 @@ mod tests {
         let stats = Arc::new(SendStats::default());
         let (hybrid, celt) = modes(&stats, 0);
         assert_eq!((hybrid, celt), (0, 50), "no loss reported: CELT only, no FEC");
+        let (hybrid, celt) = modes(&stats, 1);
+        assert_eq!((hybrid, celt), (0, 50), "1 % loss reported: below the threshold, no FEC");
         let (hybrid, _) = modes(&stats, 5);
         assert!(hybrid >= 45, "5 % loss reported: FEC-carrying hybrid packets, got {hybrid}");
         let (hybrid, celt) = modes(&stats, 0);
