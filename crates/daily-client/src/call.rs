@@ -1697,7 +1697,7 @@ async fn build_pc(
 ) -> Result<Arc<dyn PeerConnection>, ClientError> {
     use rtc::interceptor::Registry;
     use rtc::peer_connection::configuration::RTCConfigurationBuilder;
-    use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+    use rtc::peer_connection::configuration::interceptor_registry::configure_rtcp_reports;
     use rtc::peer_connection::configuration::media_engine::MediaEngine;
     use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
     use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodecParameters, RtpCodecKind};
@@ -1710,7 +1710,12 @@ async fn build_pc(
         None,
     )
     .map_err(werr)?;
-    let registry = register_default_interceptors(Registry::new(), &mut me).map_err(werr)?.with(
+    // RTCP sender/receiver reports only (network stats, RFC 3550 section 6.4). Not webrtc-rs's
+    // defaults: NACK is not negotiated for Opus (no retransmission of audio), and the
+    // transport-wide congestion control feedback (TWCC) has no consumer here, since the SFU
+    // runs no bandwidth estimation for audio. Without TWCC no packet carries its header
+    // extension and neither end sends or parses feedback every 100 ms.
+    let registry = configure_rtcp_reports(Registry::new()).with(
         rtc::interceptor::Slot::from(crate::netstats::ReportTap::SLOT),
         crate::netstats::ReportTap::new(reports.clone()),
     );
