@@ -3,11 +3,13 @@
 //!
 //! Threads: Python callbacks (events, completions, audio renderers) run on dispatcher threads
 //! that take the GIL, never on the media clock or the network threads. Each `CallClient` has
-//! two: one for its events, in order, and one for its completions and audio renderers. A
-//! completion waits until the events emitted before it have started (so a state event is
-//! dispatched before the completion it causes) but never for a handler to finish, so an
-//! event handler may block waiting for a completion (daily-python deadlocks there). Source
-//! completions share one process-wide dispatcher.
+//! two: one for its events, in order, and one for its completions. A completion waits until
+//! the events emitted before it have started (so a state event is dispatched before the
+//! completion it causes) but never for a handler to finish, so an event handler may block
+//! waiting for a completion (daily-python deadlocks there). Source completions share one
+//! process-wide dispatcher, and so do audio renderer callbacks (a client whose renderer
+//! callback blocks moves to its own completions thread). A dispatcher runs the jobs queued
+//! behind the one it woke for under the same GIL attach.
 
 use daily_client::{AudioSource, CallClient as CoreClient, CallState, ClientError, ClientEvent, Engine, JoinSettings};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
@@ -16,6 +18,7 @@ use pyo3::types::{PyBytes, PyDict, PyList};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 
@@ -134,6 +137,9 @@ enum Job {
     Stop,
 }
 
+/// Most jobs a dispatcher runs under one GIL attach.
+const DISPATCH_BATCH: usize = 64;
+
 pub(crate) struct Dispatcher {
     tx: mpsc::Sender<Job>,
     thread: Mutex<Option<JoinHandle<()>>>,
@@ -173,14 +179,28 @@ impl Dispatcher {
             .name(name)
             .spawn(move || {
                 let keep = ThreadStateKeeper::new();
-                while let Ok(job) = rx.recv() {
-                    match job {
-                        Job::Call(f) => {
-                            // The interpreter may be finalising; then drop the job.
-                            let _ = Python::try_attach(|py| f(py));
+                let mut stop = false;
+                while !stop {
+                    let Ok(first) = rx.recv() else { break };
+                    let Job::Call(first) = first else { break };
+                    // One GIL attach for this job and those queued behind it (renderer
+                    // callbacks arrive in bursts, one per tick): each attach of a contended
+                    // GIL costs a hand-off between threads. Bounded so a flood cannot keep
+                    // the GIL from other threads between Python calls for long. If the
+                    // interpreter is finalising, the job is dropped.
+                    let _ = Python::try_attach(|py| {
+                        first(py);
+                        for _ in 1..DISPATCH_BATCH {
+                            match rx.try_recv() {
+                                Ok(Job::Call(f)) => f(py),
+                                Ok(Job::Stop) => {
+                                    stop = true;
+                                    return;
+                                }
+                                Err(_) => return,
+                            }
                         }
-                        Job::Stop => break,
-                    }
+                    });
                 }
                 drop(keep);
             })
@@ -246,14 +266,37 @@ pub(crate) struct Completer {
     events: Arc<Dispatcher>,
     completions: Arc<Dispatcher>,
     gate: Arc<EventGate>,
+    /// The process-wide renderer dispatcher (see [`Completer::post_audio`]).
+    renderers: Arc<Dispatcher>,
+    render: Arc<RenderRoute>,
 }
 
+/// Where a client's renderer callbacks run: the shared renderer thread until one of them
+/// blocks, then the client's own completions thread.
+#[derive(Default)]
+struct RenderRoute {
+    /// A callback of this client took longer than [`RENDER_ISOLATE_AFTER`].
+    isolated: AtomicBool,
+    /// This client's callbacks queued on the shared thread and not yet run or forwarded.
+    on_shared: AtomicUsize,
+    /// `release()` ran: callbacks still queued are dropped, not called.
+    released: AtomicBool,
+}
+
+/// A renderer callback running longer than this (wall time) moves its client off the shared
+/// renderer thread for good, so that it cannot delay other clients' callbacks again. Renderer
+/// callbacks come every 10-20 ms; 100 ms is far beyond a callback that hands audio on (as
+/// pipecat's does) even with the GIL contended.
+const RENDER_ISOLATE_AFTER: std::time::Duration = std::time::Duration::from_millis(100);
+
 impl Completer {
-    fn start() -> PyResult<Arc<Completer>> {
+    fn start(renderers: Arc<Dispatcher>) -> PyResult<Arc<Completer>> {
         Ok(Arc::new(Completer {
             events: Dispatcher::start("daily-events".into())?,
             completions: Dispatcher::start("daily-client-completions".into())?,
             gate: Arc::new(EventGate::default()),
+            renderers,
+            render: Arc::new(RenderRoute::default()),
         }))
     }
 
@@ -285,17 +328,48 @@ impl Completer {
         });
     }
 
-    /// Renderer callbacks: on the completions thread, never behind a blocked event handler.
+    /// Renderer callbacks, never behind a blocked event handler. Every client's run on one
+    /// shared thread, which takes the GIL once for all the callbacks due in a tick: one GIL
+    /// hand-off per client and callback (a thread per client) was most of the Python cost of
+    /// 100 bot pairs. A client whose callback blocks ([`RENDER_ISOLATE_AFTER`]) moves to its
+    /// own completions thread; its callbacks keep their order (those already queued on the
+    /// shared thread are forwarded, and new ones follow them there until none is left).
+    /// Called only from the engine's service thread.
     fn post_audio(&self, f: impl FnOnce(Python<'_>) + Send + 'static) {
-        self.completions.post(f);
+        let route = &self.render;
+        if route.released.load(Ordering::Acquire) {
+            return;
+        }
+        if route.isolated.load(Ordering::Acquire) && route.on_shared.load(Ordering::Acquire) == 0 {
+            self.completions.post(f);
+            return;
+        }
+        route.on_shared.fetch_add(1, Ordering::AcqRel);
+        let (route, own) = (self.render.clone(), self.completions.clone());
+        self.renderers.post(move |py| {
+            if route.released.load(Ordering::Acquire) {
+                // Dropped: release() ran while it was queued.
+            } else if route.isolated.load(Ordering::Acquire) {
+                own.post(f);
+            } else {
+                let t0 = std::time::Instant::now();
+                f(py);
+                if t0.elapsed() > RENDER_ISOLATE_AFTER {
+                    route.isolated.store(true, Ordering::Release);
+                }
+            }
+            route.on_shared.fetch_sub(1, Ordering::AcqRel);
+        });
     }
 
     fn stop(&self, py: Python<'_>) {
+        self.render.released.store(true, Ordering::Release);
         self.events.stop(py);
         self.completions.stop(py);
     }
 
     fn stop_nowait(&self) {
+        self.render.released.store(true, Ordering::Release);
         let _ = self.events.tx.send(Job::Stop);
         let _ = self.completions.tx.send(Job::Stop);
     }
@@ -314,6 +388,8 @@ fn call_reporting<'py>(py: Python<'py>, f: &Py<PyAny>, args: impl pyo3::call::Py
 struct Global {
     engine: Engine,
     completions: Arc<Dispatcher>,
+    /// Audio renderer callbacks of every client (see [`Completer::post_audio`]).
+    renderers: Arc<Dispatcher>,
 }
 
 static GLOBAL: Mutex<Option<Arc<Global>>> = Mutex::new(None);
@@ -365,7 +441,8 @@ impl Daily {
         logs::set_level(log_level as u8);
         let engine = py.detach(|| Engine::start(worker_threads as usize)).map_err(to_py_err)?;
         let completions = Dispatcher::start("daily-completions".into())?;
-        *g = Some(Arc::new(Global { engine, completions }));
+        let renderers = Dispatcher::start("daily-renderers".into())?;
+        *g = Some(Arc::new(Global { engine, completions, renderers }));
         Ok(())
     }
 
@@ -376,6 +453,7 @@ impl Daily {
         devices::clear_devices();
         if let Some(g) = g {
             g.completions.stop(py);
+            g.renderers.stop(py);
             py.detach(|| g.engine.shutdown());
         }
     }
@@ -713,7 +791,7 @@ impl CallClient {
                 )));
             }
         };
-        let dispatcher = Completer::start()?;
+        let dispatcher = Completer::start(g.renderers.clone())?;
         let d2 = Arc::downgrade(&dispatcher);
         let handler = handler.map(Arc::new);
         let sink: daily_client::EventSink = Arc::new(move |ev: ClientEvent| {
