@@ -949,7 +949,9 @@ impl CallClient {
     /// Calls `callback(participant_id, AudioData, audio_source)` every `callback_interval_ms`
     /// (a positive multiple of 10) with mono 16-bit PCM at `sample_rate` Hz (8000-48000) of
     /// that participant's `audio_source` ("microphone" or a custom track name). Raises
-    /// `ValueError` for a malformed participant id, rate or interval.
+    /// `ValueError` for a malformed participant id, rate or interval. Callbacks of every
+    /// client run on one shared thread, so keep them short (hand the audio on); a client whose
+    /// callback runs longer than 100 ms gets a thread of its own from then on.
     #[pyo3(signature = (participant_id, callback, audio_source="microphone", sample_rate=16000, callback_interval_ms=20, logging_interval_ms=10000))]
     fn set_audio_renderer(
         &self,
