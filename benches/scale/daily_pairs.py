@@ -24,7 +24,9 @@ Prints one JSON line (the last line of stdout) with the keys of benches/scale/ai
   completion) to the renderer callback delivering it, aligned by cross-correlation
   (speechmetrics.latencies_ms, the main job's method), over up to --latency-pairs pairs spread
   evenly (their received PCM is kept; the other receivers only count frames), leaving out pairs
-  below 0.99 of real time (null when none is left);
+  below 0.99 of real time and pairs whose received audio matches the sent speech with a
+  similarity below 0.8 (their alignment is unreliable; counted in latency_pairs_skipped), null
+  when none is left;
 - join_ms_p50 / p95: CallClient.join -> completion, every client (senders publish, so theirs
   include the send transport's ICE + DTLS);
 - threads, fds: of this process, with every client in the call.
@@ -53,6 +55,7 @@ from daily import CallClient, CustomAudioSource, CustomAudioTrack, Daily, EventH
 RATE = 16000
 CHUNK = RATE // 50  # 20 ms per write and per render callback
 AHEAD = 5  # writes queued per sender (100 ms)
+LATENCY_MIN_SIMILARITY = 0.8  # a latency pair's audio must match what was sent this well
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -285,6 +288,7 @@ def main() -> int:
     # Latency only where audio kept flowing: an overloaded pair's received audio is mostly PLC,
     # and aligning it to the sent speech gives meaningless (even negative) figures.
     lat = []
+    lat_skipped = 0
     for i in sorted(i for i in set(sample) & set(ok) if ratio[i] >= 0.99):
         r, s = receivers[i], senders[i]
         got = np.frombuffer(b"".join(r.pcm), dtype="<i2")
@@ -293,6 +297,11 @@ def main() -> int:
         with s.lock:
             consumed = sorted(s.consumed)
         lag = sm.best_lag(sent[: len(got) + 3 * RATE], got, max_lag=3 * RATE)
+        # An alignment is only as good as the audio: where concealment or time-stretching
+        # reshaped it, the best lag can be far off (runs printed latencies of -6 s).
+        if sm.similarity(sent[: len(got) + 3 * RATE], got, RATE, lag=lag) < LATENCY_MIN_SIMILARITY:
+            lat_skipped += 1
+            continue
         lat.extend(sm.latencies_ms(consumed, r.callbacks, lag, RATE, RATE // 100).tolist())
 
     # Where audio went missing, if it did: totals over every sender and receiver.
@@ -334,6 +343,7 @@ def main() -> int:
         "rss_kb_per_client_beyond_first_pair": round((rss1 - rss_first) / (2 * (n - 1)), 1) if n > 1 else None,
         "latency_ms_p50": pct(lat, 50),
         "latency_ms_p95": pct(lat, 95),
+        "latency_pairs_skipped": lat_skipped,
         "join_ms_p50": pct(join_ms, 50),
         "join_ms_p95": pct(join_ms, 95),
         "joined_all_s": round(joined_s, 2),
