@@ -15,10 +15,11 @@ const OUT_RING: usize = 16;
 
 /// libopus encoder complexity (0..=10, libopus's default is 10 here). Encoding is most of a
 /// bot's CPU, and hundreds of bots share a machine. Measured here on real speech at 64 kbit/s
-/// (AUDIO), encode per 20 ms frame and SNR through the codec (benches/README.md, scale
-/// section): 16 kHz input 66.5 µs / 17.19 dB at 4, 92-103 µs / 17.30 dB at 5, 143 µs at 10;
-/// 48 kHz input 89-93 µs at 4, 115-129 µs at 5. Complexity 5 is where libopus turns on CELT's
-/// pitch pre-filter search: about 30 % of the encoder's time for 0.1 dB on speech here.
+/// (AUDIO), encode per 20 ms frame (ctypes, libopus 1.3.1, four runs per setting) and SNR
+/// through the codec (benches/README.md, scale section): 16 kHz input 60.9-66.8 µs / 17.19 dB
+/// at 4, 91.6-103.1 µs / 17.30 dB at 5, 138.3-143.2 µs at 10; 48 kHz input 88.5-93.4 µs at 4,
+/// 115.4-128.7 µs at 5. Complexity 5 is where libopus turns on CELT's pitch pre-filter search
+/// (celt_encoder.c): 37-55 % more encoding time than 4 here, for 0.1 dB on speech.
 /// libwebrtc uses 5 on mobile devices.
 pub(crate) const ENCODER_COMPLEXITY: u8 = 4;
 

@@ -232,6 +232,13 @@ impl Participant {
         }
     }
 
+    fn transport(&self, side: Side) -> Option<&Transport> {
+        match side {
+            Side::Send => self.send.as_ref(),
+            Side::Recv => self.recv.as_ref(),
+        }
+    }
+
     fn transport_mut(&mut self, side: Side) -> Option<&mut Transport> {
         match side {
             Side::Send => self.send.as_mut(),
@@ -323,10 +330,7 @@ impl Sfu {
     fn is_scheduled(&self, at: Instant, conn: ConnId, side: Side) -> bool {
         self.parts
             .get(&conn)
-            .and_then(|p| match side {
-                Side::Send => p.send.as_ref(),
-                Side::Recv => p.recv.as_ref(),
-            })
+            .and_then(|p| p.transport(side))
             .is_some_and(|t| t.scheduled == Some(at) && t.rtc.is_alive())
     }
 
@@ -1310,10 +1314,7 @@ impl Sfu {
         let cached = self.addr_cache.get(&source).copied().filter(|(c, side)| {
             self.parts
                 .get(c)
-                .and_then(|p| match side {
-                    Side::Send => p.send.as_ref(),
-                    Side::Recv => p.recv.as_ref(),
-                })
+                .and_then(|p| p.transport(*side))
                 .is_some_and(|t| t.rtc.accepts(&input))
         });
         let target = cached.or_else(|| {
