@@ -1,11 +1,13 @@
 """The scale and latency benchmark (issue 6): N pairs of our CallClients against aiortc.
 
-    python benches/scale_bench.py [--pairs 1,10,50,100,150] [--seconds 20]
+    python benches/scale_bench.py [--pairs 1,10,50,100,150] [--seconds 20] [--repeat K]
                                   [--aiortc-pairs 1,10,30,50,100,150] [--no-aiortc] [--json FILE]
 
 Runs, each in a fresh process and one after another:
 - benches/scale/daily_pairs.py for every N, with the room server embedded (its CPU counted in
-  the process) and again with `daily-server` as a separate process (its CPU reported apart);
+  the process; --repeat K runs of it, since one run on a shared VM says little: runs of the same
+  code differ by tens of percent, with the hypervisor's CPU steal) and once with `daily-server`
+  as a separate process (its CPU reported apart);
 - benches/scale/aiortc_pairs.py (the same scenario with aiortc clients against our server in a
   separate process) for increasing N until a run no longer holds real time (worst receiver
   below 0.999 of its frames), which is where aiortc's column ends;
@@ -73,6 +75,7 @@ def main() -> int:
     p.add_argument("--pairs", default="1,10,50,100,150")
     p.add_argument("--aiortc-pairs", default="1,10,30,50,100,150")
     p.add_argument("--seconds", type=float, default=20.0)
+    p.add_argument("--repeat", type=int, default=1, help="runs of each N with the server embedded")
     p.add_argument("--no-aiortc", action="store_true")
     p.add_argument("--no-daily", action="store_true", help="skip our SDK's runs (aiortc and the floor only)")
     p.add_argument("--server-bin", default=shutil.which("daily-server"),
@@ -87,9 +90,10 @@ def main() -> int:
     server_bin = ["--server-bin", a.server_bin] if a.server_bin else []
     for n in [] if a.no_daily else ours:
         t = 120 + n * 2 + a.seconds
-        r = run("daily_pairs.py", ["--pairs", str(n), *secs], t)
-        if r:
-            rows.append(r)
+        for _ in range(max(a.repeat, 1)):
+            r = run("daily_pairs.py", ["--pairs", str(n), *secs], t)
+            if r:
+                rows.append(r)
         if not a.no_process_server:
             r = run("daily_pairs.py", ["--pairs", str(n), "--server", "process", *server_bin, *secs], t)
             if r:
@@ -111,40 +115,43 @@ def main() -> int:
 
     print(f"\n{datetime.datetime.now():%Y-%m-%d %H:%M}, {cpu_model()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}, window {a.seconds:g} s")
-    by = {(r.get("stack"), r.get("server"), r.get("pairs")): r for r in rows}
     aio = {r["pairs"]: r for r in rows if r.get("stack") == "aiortc"}
-    print("\n| pairs | stack | CPU/pair % (server) | RT worst | RSS/client kB (beyond 1st pair) "
-          "| latency p50/p95 ms | join p50/p95 ms | CPU vs aiortc |")
-    print("|---|---|---|---|---|---|---|---|")
-    for n in sorted({r["pairs"] for r in rows if "pairs" in r}):
-        for key in [("daily", "embedded", n), ("daily", "process", n), ("aiortc", None, n)]:
-            r = by.get(key) or (aio.get(n) if key[0] == "aiortc" else None)
-            if not r:
-                continue
-            name = "ours, server in process" if key[1] == "embedded" else "ours, server apart" if key[0] == "daily" else "aiortc, server apart"
-            cpu = r.get("cpu_pct_per_pair")
-            srv = r.get("server_cpu_pct")
-            cpu_s = fmt(cpu, 2) + (f" (+{srv / n:.2f})" if srv is not None else "")
-            rss = fmt(r.get("rss_kb_per_client"), 0)
-            beyond = r.get("rss_kb_per_client_beyond_first_pair")
-            if beyond is not None:
-                rss += f" ({beyond:.0f})"
-            vs = ""
-            if key[0] == "daily" and n in aio:
-                # compare like with like: client CPU, plus the server's share when it is apart
-                mine = cpu + (srv / n if srv is not None else 0.0)
-                theirs = aio[n]["cpu_pct_per_pair"] + (aio[n]["server_cpu_pct"] or 0.0) / n
-                vs = ratio(mine, theirs)
-            print(f"| {n} | {name} | {cpu_s} | {fmt(r.get('rt_ratio_worst'), 4)} | {rss} "
-                  f"| {fmt(r.get('latency_ms_p50'))} / {fmt(r.get('latency_ms_p95'))} "
-                  f"| {fmt(r.get('join_ms_p50'))} / {fmt(r.get('join_ms_p95'))} | {vs} |")
+    print("\n| pairs | stack | CPU/pair % (server) | RT worst: played / received | RSS/client kB (beyond 1st pair) "
+          "| latency p50/p95 ms | join p50/p95 ms | CPU vs aiortc | steal % |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    order = {("daily", "embedded"): 0, ("daily", "process"): 1, ("aiortc", None): 2}
+    table = sorted((r for r in rows if "pairs" in r), key=lambda r: (r["pairs"], order.get((r.get("stack"), r.get("server")), 3)))
+    for r in table:
+        n, key = r["pairs"], (r.get("stack"), r.get("server"))
+        name = "ours, server in process" if key[1] == "embedded" else "ours, server apart" if key[0] == "daily" else "aiortc, server apart"
+        cpu = r.get("cpu_pct_per_pair")
+        srv = r.get("server_cpu_pct")
+        cpu_s = fmt(cpu, 2) + (f" (+{srv / n:.2f})" if srv is not None else "")
+        rss = fmt(r.get("rss_kb_per_client"), 0)
+        beyond = r.get("rss_kb_per_client_beyond_first_pair")
+        if beyond is not None:
+            rss += f" ({beyond:.0f})"
+        vs = ""
+        if key[0] == "daily" and n in aio:
+            # compare like with like: client CPU, plus the server's share when it is apart
+            mine = cpu + (srv / n if srv is not None else 0.0)
+            theirs = aio[n]["cpu_pct_per_pair"] + (aio[n]["server_cpu_pct"] or 0.0) / n
+            vs = ratio(mine, theirs)
+        print(f"| {n} | {name} | {cpu_s} | {fmt(r.get('rt_ratio_worst'), 4)} / {fmt(r.get('rx_ratio_worst'), 4)} | {rss} "
+              f"| {fmt(r.get('latency_ms_p50'))} / {fmt(r.get('latency_ms_p95'))} "
+              f"| {fmt(r.get('join_ms_p50'))} / {fmt(r.get('join_ms_p95'))} | {vs} | {fmt(r.get('steal_pct'))} |")
     if floor:
         print(f"\nOpus floor (libopus direct, encode + decode per 20 ms mono frame): {json.dumps(floor)}")
-    held = [r["pairs"] for r in rows if r.get("stack") == "daily" and r.get("server") == "embedded"
-            and r.get("rt_ratio_worst", 0) >= RT]
     held_aio = [r["pairs"] for r in rows if r.get("stack") == "aiortc" and r.get("rt_ratio_worst", 0) >= RT]
-    print(f"pairs held in real time (worst >= {RT}): ours up to {max(held) if held else 0} of {ours}; "
-          f"aiortc up to {max(held_aio) if held_aio else 0}")
+    print(f"\nHeld in real time (worst receiver >= {RT}), ours with the server embedded, runs per N:")
+    for n in ours:
+        runs = [r for r in rows if r.get("stack") == "daily" and r.get("server") == "embedded" and r.get("pairs") == n]
+        if runs:
+            played = sum(r.get("rt_ratio_worst", 0) >= RT for r in runs)
+            received = sum(r.get("rx_ratio_worst", 0) >= RT for r in runs)
+            print(f"- {n} pairs: received {received} of {len(runs)}, played from received audio {played} of {len(runs)}; "
+                  f"steal {', '.join(fmt(r.get('steal_pct')) for r in runs)} %")
+    print(f"aiortc up to {max(held_aio) if held_aio else 0} pairs")
     return 0
 
 

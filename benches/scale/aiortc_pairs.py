@@ -28,6 +28,8 @@ Figures (all over the measured window unless said otherwise):
   the same window, % of one core (null when the server is not ours: --server-url).
 - rt_ratio_worst / rt_ratio_median: per receiver, 16 kHz samples out of its resampler during
   the window / 320, divided by the frames expected (window * 50). A pair that failed counts 0.
+- steal_pct: CPU time the hypervisor took from this VM during the window (/proc/stat steal), in
+  % of all cores (it is also inside the "other processes" figure on stderr).
 - rss_kb_per_client: VmRSS after every client joined minus VmRSS before the first client was
   created (after imports, the speech file, the calibration and the server start), / (2 N).
 - latency_ms_p50 / _p95: per 10 ms of received audio, pooled over all pairs: the moment the
@@ -150,6 +152,12 @@ def machine_busy_s() -> float:
         v = [int(x) for x in f.readline().split()[1:]]
     idle = v[3] + v[4]  # idle + iowait
     return (sum(v[:8]) - idle) / os.sysconf("SC_CLK_TCK")  # user..steal; guest is inside user
+
+
+def machine_steal_s() -> float:
+    """CPU time the hypervisor gave this VM's virtual CPUs to other guests (all cores), in s."""
+    with open("/proc/stat") as f:
+        return int(f.readline().split()[8]) / os.sysconf("SC_CLK_TCK")
 
 
 def self_cpu_s() -> float:
@@ -580,7 +588,7 @@ async def run(a, bench: Bench, base_http: str, server_pid: int | None) -> dict:
     log(f"warm-up {a.warmup + time.monotonic() - t_w:.1f} s; senders at most {behind * 1000:.0f} ms behind their clock at the window's start")
     # window
     receivers = [r for _, r in bench.pairs]
-    m0 = machine_busy_s()
+    m0, st0 = machine_busy_s(), machine_steal_s()
     main0 = proc_cpu_s(os.getpid(), os.getpid())
     c0 = self_cpu_s()
     s0 = proc_cpu_s(server_pid) if server_pid else None
@@ -594,7 +602,7 @@ async def run(a, bench: Bench, base_http: str, server_pid: int | None) -> dict:
     n1 = [r.samples16 for r in receivers]
     c1 = self_cpu_s()
     s1 = proc_cpu_s(server_pid) if server_pid else None
-    m1 = machine_busy_s()
+    m1, st1 = machine_busy_s(), machine_steal_s()
     main1 = proc_cpu_s(os.getpid(), os.getpid())
     wall = t1 - t0
     # CPU that other processes used meanwhile (the machine is shared), % of all cores: a figure
@@ -630,6 +638,7 @@ async def run(a, bench: Bench, base_http: str, server_pid: int | None) -> dict:
         "server_cpu_pct": ((s1 - s0) / wall * 100.0) if server_pid else None,
         "rt_ratio_worst": min(ratios),
         "rt_ratio_median": statistics.median(ratios),
+        "steal_pct": round((st1 - st0) / wall / os.cpu_count() * 100.0, 1),
         "rss_kb_per_client": (rss1 - rss0) / (2 * a.pairs),
         "latency_ms_p50": pct(lat, 50),
         "latency_ms_p95": pct(lat, 95),
