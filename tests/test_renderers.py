@@ -67,8 +67,9 @@ def test_a_blocking_renderer_does_not_hold_up_other_clients_twice(server):
         t_end = time.monotonic() + 0.5
         time.sleep(0.5)
 
-        # The first block delayed the client sharing the thread (it had not blocked before)...
-        # ...the second did not: by then the slow client had its own thread.
+        # The first block may hold up the client sharing the thread (nothing had blocked
+        # before, so it is not asserted); the second must not: by then the slow client has a
+        # thread of its own.
         second = max_gap(fast.times, slow.blocked_at[1] - 0.1, slow.blocked_until[1] + 0.3)
         assert second < BLOCK_S / 2, f"the other client's callbacks stalled {second:.3f} s during the second block"
         assert max_gap(fast.times, slow.blocked_until[0] + 0.5, t_end) < BLOCK_S / 2

@@ -101,6 +101,7 @@ ROOT = os.path.join(HERE, "..", "..")
 SPEECH = os.path.join(ROOT, "data", "librivox_16k.wav")
 sys.path.insert(0, os.path.join(ROOT, "examples"))
 from speechmetrics import best_lag  # noqa: E402
+from hoststat import steal_s  # noqa: E402  (same folder)
 
 RATE = 16000
 FRAME = 320  # 20 ms at 16 kHz
@@ -152,12 +153,6 @@ def machine_busy_s() -> float:
         v = [int(x) for x in f.readline().split()[1:]]
     idle = v[3] + v[4]  # idle + iowait
     return (sum(v[:8]) - idle) / os.sysconf("SC_CLK_TCK")  # user..steal; guest is inside user
-
-
-def machine_steal_s() -> float:
-    """CPU time the hypervisor gave this VM's virtual CPUs to other guests (all cores), in s."""
-    with open("/proc/stat") as f:
-        return int(f.readline().split()[8]) / os.sysconf("SC_CLK_TCK")
 
 
 def self_cpu_s() -> float:
@@ -588,7 +583,7 @@ async def run(a, bench: Bench, base_http: str, server_pid: int | None) -> dict:
     log(f"warm-up {a.warmup + time.monotonic() - t_w:.1f} s; senders at most {behind * 1000:.0f} ms behind their clock at the window's start")
     # window
     receivers = [r for _, r in bench.pairs]
-    m0, st0 = machine_busy_s(), machine_steal_s()
+    m0, st0 = machine_busy_s(), steal_s()
     main0 = proc_cpu_s(os.getpid(), os.getpid())
     c0 = self_cpu_s()
     s0 = proc_cpu_s(server_pid) if server_pid else None
@@ -602,7 +597,7 @@ async def run(a, bench: Bench, base_http: str, server_pid: int | None) -> dict:
     n1 = [r.samples16 for r in receivers]
     c1 = self_cpu_s()
     s1 = proc_cpu_s(server_pid) if server_pid else None
-    m1, st1 = machine_busy_s(), machine_steal_s()
+    m1, st1 = machine_busy_s(), steal_s()
     main1 = proc_cpu_s(os.getpid(), os.getpid())
     wall = t1 - t0
     # CPU that other processes used meanwhile (the machine is shared), % of all cores: a figure

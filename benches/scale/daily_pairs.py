@@ -58,6 +58,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "examples"))
 import speechmetrics as sm  # noqa: E402
+from hoststat import steal_s  # noqa: E402  (same folder)
 
 from daily import CallClient, CustomAudioSource, CustomAudioTrack, Daily, EventHandler  # noqa: E402
 
@@ -80,13 +81,6 @@ def proc_cpu_s(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
-
-
-def steal_s() -> float:
-    """CPU time the hypervisor gave this VM's virtual CPUs to other guests, all cores, in s
-    (/proc/stat, the cpu line's 8th field)."""
-    with open("/proc/stat") as f:
-        return int(f.readline().split()[8]) / CLK_TCK
 
 
 def self_cpu_s() -> float:
