@@ -24,15 +24,26 @@
 //! # Delay adaptation
 //! The target delay is `max(min_delay_ms, 4 × J, boost)` clamped to `[min_delay_ms,
 //! max_delay_ms]`, where `J` is the RFC 3550 section 6.4.1 interarrival jitter estimate and
-//! `boost` is raised whenever a packet turns out to have been late (it arrived while the buffer
-//! was waiting for it, or after its slot was concealed) and decays by 2 ms per second. The target
-//! decides when playout (re)starts (once the buffered audio spans the target, or the oldest
-//! packet has waited that long) and when the buffer is shrunk: when the lowest buffer level seen
-//! by any pop in the last second is 20 ms above what starting at the target would give, 10 ms
-//! are dropped with a 2 ms cross-fade (at most once a second). A backlog queued before playout
-//! starts (more than one packet beyond the target) is skipped at once, so it never turns into
-//! mid-stream shrink steps. Growth only happens through underruns, so on
-//! a clean link the delay stays at the initial `min_delay_ms` (one 20 ms packet by default).
+//! `boost` comes from remembered late-packet events ("peaks", as in WebRTC NetEq's delay peak
+//! detector). A peak is recorded whenever a packet turns out to have been late (it arrived
+//! while the buffer was waiting for it, or after its slot was concealed), with the delay that
+//! would have covered it, and whenever a packet arrives a packet time or more behind the
+//! fastest recent one even though the buffer rode it out (then with at most the current
+//! target: such a peak keeps a delay, it does not raise it). A single peak is held for 1 s and
+//! then decays at 20 ms per second, so an isolated stall (another call joining, a preempted
+//! thread) costs seconds of extra delay rather than the rest of the call. Peaks that recur (no
+//! more than 10 s apart) are a pattern: the largest is held until twice the longest interval
+//! between them has passed without another.
+//!
+//! The target decides when playout (re)starts (once the buffered audio spans the target, or
+//! the oldest packet has waited that long) and when the buffer is shrunk: when the lowest
+//! buffer level seen by any pop since the last check is 20 ms above what starting at the
+//! target would give, 10 ms are dropped with a 2 ms cross-fade: after 200 ms if those 10 ms are
+//! a pause (every sample within about -42 dBFS), after a whole second otherwise. A backlog
+//! queued before playout starts (more than one packet beyond the target) is skipped at once,
+//! so it never turns into mid-stream shrink steps. Growth only happens through underruns, so
+//! on a clean link the delay stays at the initial `min_delay_ms` (one 20 ms packet by
+//! default).
 
 use crate::codec::{MAX_PACKET_BYTES, MAX_PACKET_FRAMES, OpusDecoder, packet_frames};
 use crate::{FRAME_10MS_48K, MediaError, OPUS_FRAME_20MS, check_channels};
@@ -54,10 +65,30 @@ const XFADE: usize = 96;
 const SHRINK_NEED: usize = 2 * FRAME_10MS_48K + XFADE;
 /// FIFO capacity: a refill starts below `SHRINK_NEED` frames and adds at most one packet.
 const FIFO_FRAMES: usize = SHRINK_NEED + MAX_PACKET_FRAMES;
-/// At most one 10 ms drop per second: shrinking is meant to be slow and inaudible.
+/// At most one 10 ms drop per second of loud audio: there a drop is a skip a listener may hear.
 const SHRINK_INTERVAL_US: u64 = 1_000_000;
-/// `boost` decays by 0.02 ms per 10 ms pop, i.e. 2 ms per second.
-const BOOST_DECAY_MS: f32 = 0.02;
+/// Late-packet events remembered (see [`Peaks`]).
+const PEAKS: usize = 8;
+/// A late event older than this is forgotten.
+const PEAK_MEMORY_US: u64 = 20_000_000;
+/// Two late events further apart than this are not a pattern: the older ones are forgotten.
+const PEAK_MAX_PERIOD_US: u64 = 10_000_000;
+/// A packet this much later (ms) than the fastest recent one is remembered as a peak even if
+/// the buffer covered it: one packet time.
+const PEAK_MIN_MS: f32 = 20.0;
+/// How fast the fastest-transit floor forgets, in 48 kHz ticks per packet (1 ms per second of
+/// 20 ms packets): far above clock drift, far below a stall.
+const MIN_TRANSIT_CREEP: f64 = 0.96;
+/// How long a single late event's boost is held before it decays.
+const PEAK_HOLD_US: u64 = 1_000_000;
+/// Decay of the boost once its hold has ended, in ms per second.
+const BOOST_DECAY_MS_PER_S: f32 = 20.0;
+/// 10 ms of decoded audio whose samples all stay within this (about -42 dBFS) is a pause that
+/// can be dropped to shrink the delay without being heard.
+const QUIET_PEAK: i16 = 256;
+/// Shortest observation window before a pause is dropped: the window's lowest buffer level
+/// must show the spare delay over at least this long.
+const QUIET_SHRINK_INTERVAL_US: u64 = 200_000;
 /// Multiple of the jitter estimate the target delay covers.
 const JITTER_FACTOR: f32 = 4.0;
 /// Sequence numbers remembered for duplicate detection.
@@ -190,7 +221,12 @@ pub struct JitterBuffer {
     jitter: f64,
     /// Extended timestamp and relative transit time of the previous in-order packet.
     last_transit: Option<(i64, f64)>,
+    /// Lowest recent relative transit time, in 48 kHz ticks (see `update_jitter`).
+    min_transit: Option<f64>,
     boost_ms: f32,
+    peaks: Peaks,
+    /// Media-clock time of the current pop, in µs.
+    now_us: u64,
     target_ms: f32,
     level_ms: f32,
     /// Lowest `level_ms` seen at a pop since `window_start_us`.
@@ -262,7 +298,10 @@ impl JitterBuffer {
             pcm_len: 0,
             jitter: 0.0,
             last_transit: None,
+            min_transit: None,
             boost_ms: 0.0,
+            peaks: Peaks::default(),
+            now_us: 0,
             target_ms: min_delay_ms,
             level_ms: 0.0,
             window_min_ms: f32::MAX,
@@ -331,9 +370,8 @@ impl JitterBuffer {
                 if self.playing {
                     // The buffer was too short for this packet: aim for more delay.
                     let late_ms = (point - ext_ts) as f32 / FRAMES_PER_MS;
-                    self.boost_ms = self
-                        .boost_ms
-                        .max(self.target_ms + late_ms.min(self.max_delay_ms));
+                    self.peaks
+                        .record(now_us, self.target_ms + late_ms.min(self.max_delay_ms));
                 }
                 return;
             }
@@ -369,6 +407,7 @@ impl JitterBuffer {
     /// `out` should be exactly `FRAME_10MS_48K * channels` long; if it is not, the common prefix
     /// is written and any excess zeroed (the stream still advances by 10 ms).
     pub fn pop_10ms(&mut self, now_us: u64, out: &mut [i16]) -> Playout {
+        self.now_us = now_us;
         self.update_target();
         if !self.playing && !self.try_start(now_us) {
             self.level_ms = self.queued_span() as f32 / FRAMES_PER_MS;
@@ -425,7 +464,9 @@ impl JitterBuffer {
         self.pcm_len = 0;
         self.jitter = 0.0;
         self.last_transit = None;
+        self.min_transit = None;
         self.boost_ms = 0.0;
+        self.peaks = Peaks::default();
         self.target_ms = self.min_delay_ms;
         // A decoder reset cannot fail for a valid decoder; if it did, the old state only costs
         // a few ms of odd audio.
@@ -529,6 +570,7 @@ impl JitterBuffer {
         self.last_decoded_seq = None;
         self.ts_ref = Some(ext_ts);
         self.last_transit = None;
+        self.min_transit = None;
     }
 
     // ---- delay estimation -----------------------------------------------------------------
@@ -544,19 +586,38 @@ impl JitterBuffer {
     fn update_jitter(&mut self, ext_ts: i64, now_us: u64) {
         let arrival = now_us as f64 * 0.048; // µs to 48 kHz ticks
         let transit = arrival - ext_ts as f64;
+        let mut continuous = false;
         if let Some((last_ts, last_transit)) = self.last_transit {
             let dts = ext_ts - last_ts;
             if dts > 0 && dts <= MAX_PACKET_FRAMES as i64 {
+                continuous = true;
                 let d = (transit - last_transit).abs();
                 self.jitter += (d - self.jitter) / 16.0;
             }
         }
         self.last_transit = Some((ext_ts, transit));
         self.stats.jitter_ms = (self.jitter / 48.0) as f32;
+
+        // Delay relative to the fastest recent packet (NetEq's "relative arrival delay"): a
+        // stall shows here even when the buffer was deep enough to ride it out, so a pattern
+        // of stalls keeps being remembered while it is covered. The floor creeps up slowly so
+        // that a lasting route change or clock drift does not read as delay forever.
+        let floor = match self.min_transit {
+            Some(m) if continuous => (m + MIN_TRANSIT_CREEP).min(transit),
+            _ => transit,
+        };
+        self.min_transit = Some(floor);
+        let relative_ms = ((transit - floor) / 48.0) as f32;
+        if relative_ms >= PEAK_MIN_MS {
+            self.peaks.record(
+                now_us,
+                (self.min_delay_ms + relative_ms).min(self.target_ms),
+            );
+        }
     }
 
     fn update_target(&mut self) {
-        self.boost_ms = (self.boost_ms - BOOST_DECAY_MS).max(0.0);
+        self.boost_ms = self.peaks.boost(self.now_us);
         let jitter_ms = (self.jitter / 48.0) as f32;
         self.target_ms = self
             .min_delay_ms
@@ -666,9 +727,8 @@ impl JitterBuffer {
         if self.waited > 0 {
             // We concealed while waiting for this very packet: it was late, not lost. The
             // buffer has grown by the wait; keep the target from shrinking it straight back.
-            self.boost_ms = self
-                .boost_ms
-                .max(self.target_ms + self.waited as f32 / FRAMES_PER_MS);
+            let h = self.target_ms + self.waited as f32 / FRAMES_PER_MS;
+            self.peaks.record(self.now_us, h);
             self.waited = 0;
         }
         let ch = self.channels;
@@ -798,12 +858,14 @@ impl JitterBuffer {
         }
     }
 
-    /// Drops 10 ms, cross-faded, when the buffer has held clearly more than the target for a
-    /// whole second.
+    /// Drops 10 ms, cross-faded, when the buffer has held clearly more than the target: after a
+    /// whole second of loud audio, or after 200 ms when the 10 ms to drop are a pause.
     fn maybe_shrink(&mut self, now_us: u64) {
-        if now_us.saturating_sub(self.window_start_us) < SHRINK_INTERVAL_US {
+        let elapsed = now_us.saturating_sub(self.window_start_us);
+        if elapsed < QUIET_SHRINK_INTERVAL_US {
             return;
         }
+        let full_window = elapsed >= SHRINK_INTERVAL_US;
         // The lowest level a pop saw is the margin that protected us from an underrun (a pop
         // needs 10 ms). Starting at the target T with packets of P ms, it is about T - P + 10 ms
         // (for T = P = 20: the level alternates 20 and 10 ms). If it stayed 10 ms above that
@@ -816,11 +878,26 @@ impl JitterBuffer {
         let packet_ms = self.packet_frames as f32 / FRAMES_PER_MS;
         let threshold = self.target_ms - packet_ms + 30.0;
         let excess = self.window_min_ms >= threshold;
-        self.window_min_ms = f32::MAX;
-        self.window_start_us = now_us;
         if !excess || !self.fill(SHRINK_NEED, false) {
+            if full_window {
+                self.window_min_ms = f32::MAX;
+                self.window_start_us = now_us;
+            }
             return;
         }
+        // In a pause (speech has one every few seconds) 10 ms go unheard, so the delay can
+        // follow a falling target within seconds; in loud audio a drop is a skip a listener
+        // may hear, so at most one a second (as NetEq, which accelerates freely only in
+        // low-energy signal).
+        let ch = self.channels;
+        let quiet = self.pcm[..(FRAME_10MS_48K + XFADE) * ch]
+            .iter()
+            .all(|&x| x.unsigned_abs() <= QUIET_PEAK as u16);
+        if !quiet && !full_window {
+            return;
+        }
+        self.window_min_ms = f32::MAX;
+        self.window_start_us = now_us;
         let ch = self.channels;
         for j in 0..XFADE {
             let w = (j + 1) as f32 / (XFADE + 1) as f32;
@@ -836,6 +913,73 @@ impl JitterBuffer {
         self.concealed
             .copy_within(FRAME_10MS_48K + XFADE..self.pcm_len, XFADE);
         self.pcm_len -= FRAME_10MS_48K;
+    }
+}
+
+/// Remembered late-packet events ("peaks", as in WebRTC NetEq's delay peak detector): each is
+/// the delay that would have covered a packet that came late, and when it came.
+///
+/// A single late event (a stall while another call joined, one preempted thread) holds its
+/// delay for [`PEAK_HOLD_US`] and then decays at [`BOOST_DECAY_MS_PER_S`]: an isolated spike
+/// costs seconds of extra delay, not the rest of the call. Late events that recur (two or more,
+/// no more than [`PEAK_MAX_PERIOD_US`] apart) are a pattern: the largest is held until twice
+/// the longest interval between them has passed without another, so a link (or a machine)
+/// that stalls every few seconds keeps the delay that covers it. Fixed size, no allocation.
+#[derive(Debug, Clone, Copy, Default)]
+struct Peaks {
+    /// (time µs, delay ms), oldest first; `len` valid entries.
+    at: [(u64, f32); PEAKS],
+    len: usize,
+}
+
+impl Peaks {
+    fn record(&mut self, now_us: u64, height_ms: f32) {
+        if let Some(&(last, h)) = self.at[..self.len].last()
+            && now_us.saturating_sub(last) < 100_000
+        {
+            // The same stall (packets of one burst, or its concealment and then its late
+            // arrival): one event, at its largest.
+            self.at[self.len - 1] = (last, h.max(height_ms));
+            return;
+        }
+        if self.len > 0 && now_us.saturating_sub(self.at[self.len - 1].0) > PEAK_MAX_PERIOD_US {
+            self.len = 0;
+        }
+        if self.len == PEAKS {
+            self.at.copy_within(1.., 0);
+            self.len -= 1;
+        }
+        self.at[self.len] = (now_us, height_ms);
+        self.len += 1;
+    }
+
+    /// The delay the remembered events ask for now, in ms (0 when none).
+    fn boost(&mut self, now_us: u64) -> f32 {
+        let keep_from = self.at[..self.len]
+            .iter()
+            .position(|&(t, _)| now_us.saturating_sub(t) <= PEAK_MEMORY_US)
+            .unwrap_or(self.len);
+        if keep_from > 0 {
+            self.at.copy_within(keep_from..self.len, 0);
+            self.len -= keep_from;
+        }
+        let Some(&(last, _)) = self.at[..self.len].last() else {
+            return 0.0;
+        };
+        let peaks = &self.at[..self.len];
+        let height = peaks.iter().map(|p| p.1).fold(0.0, f32::max);
+        let period = peaks
+            .windows(2)
+            .map(|w| w[1].0.saturating_sub(w[0].0))
+            .max()
+            .unwrap_or(0);
+        let hold = PEAK_HOLD_US.max(2 * period);
+        let since = now_us.saturating_sub(last);
+        if since <= hold {
+            return height;
+        }
+        let decay = (since - hold) as f32 / 1e6 * BOOST_DECAY_MS_PER_S;
+        (height - decay).max(0.0)
     }
 }
 
