@@ -19,7 +19,10 @@
 //!   time (the reaction to jitter, as in WebRTC's NetEq "expand"); if a later one arrives first,
 //!   the concealment already played stands in for the lost packet. After 40 ms of waiting the
 //!   buffer goes idle and returns [`Playout::Silence`] until packets arrive again, when it
-//!   re-buffers from the first packet it has, whatever its timestamp.
+//!   re-buffers from the first packet it has, whatever its timestamp. If that packet continues
+//!   the stream where it stopped, within `max_delay_ms`, the wait was a network stall rather
+//!   than a stopped sender: it counts as a late event (below), so playout restarts at a delay
+//!   that keeps the packets the stall held back and covers the next such stall.
 //!
 //! # Delay adaptation
 //! The target delay is `max(min_delay_ms, 4 × J, boost)` clamped to `[min_delay_ms,
@@ -227,6 +230,10 @@ pub struct JitterBuffer {
     peaks: Peaks,
     /// Media-clock time of the current pop, in µs.
     now_us: u64,
+    /// When the current underrun's wait began, in µs.
+    dry_since_us: u64,
+    /// Playout went idle after waiting: (when the wait began, the timestamp it waited for).
+    stalled: Option<(u64, i64)>,
     target_ms: f32,
     level_ms: f32,
     /// Lowest `level_ms` seen at a pop since `window_start_us`.
@@ -302,6 +309,8 @@ impl JitterBuffer {
             boost_ms: 0.0,
             peaks: Peaks::default(),
             now_us: 0,
+            dry_since_us: 0,
+            stalled: None,
             target_ms: min_delay_ms,
             level_ms: 0.0,
             window_min_ms: f32::MAX,
@@ -377,6 +386,24 @@ impl JitterBuffer {
             }
         }
 
+        if let Some((since, awaited)) = self.stalled.take()
+            && !self.playing
+        {
+            // Playout gave up waiting for `awaited`; this packet continues the stream within
+            // `max_delay_ms` of it, arriving within `max_delay_ms` of the wait's start: a
+            // stall, not a sender that stopped. Aim for a delay that would have ridden it out,
+            // so playout restarts with the packets the stall held back (instead of skipping
+            // them down to the old target) and the next such stall is covered.
+            let gap_ms = (ext_ts - awaited) as f32 / FRAMES_PER_MS;
+            let stall_ms = now_us.saturating_sub(since) as f32 / 1000.0;
+            if (0.0..=self.max_delay_ms).contains(&gap_ms) && stall_ms <= self.max_delay_ms {
+                self.peaks.record(
+                    now_us,
+                    (self.target_ms + stall_ms).min(self.max_delay_ms),
+                );
+            }
+        }
+
         if self.buffered == CAPACITY {
             // Only reachable if pops stopped while packets kept coming: make room by dropping
             // the oldest packet, which is the least likely to still be useful.
@@ -424,11 +451,16 @@ impl JitterBuffer {
         if !self.fill(FRAME_10MS_48K, true) {
             let short = FRAME_10MS_48K - self.pcm_len;
             if self.waited + short > MAX_WAIT_FRAMES {
-                // Nothing arrived for a while: the sender has stopped (muted, DTX, left).
+                // Nothing arrived for a while: the sender has stopped (muted, DTX, left), or
+                // the network stalls. `push` tells them apart when packets come again.
                 let had_audio = self.pcm_len > 0;
                 let playout = self.emit(out);
+                self.stalled = Some((self.dry_since_us, self.next_ts));
                 self.go_idle();
                 return if had_audio { playout } else { Playout::Silence };
+            }
+            if self.waited == 0 {
+                self.dry_since_us = now_us;
             }
             self.conceal(short);
             self.waited += short;
@@ -467,6 +499,7 @@ impl JitterBuffer {
         self.min_transit = None;
         self.boost_ms = 0.0;
         self.peaks = Peaks::default();
+        self.stalled = None;
         self.target_ms = self.min_delay_ms;
         // A decoder reset cannot fail for a valid decoder; if it did, the old state only costs
         // a few ms of odd audio.
@@ -571,6 +604,7 @@ impl JitterBuffer {
         self.ts_ref = Some(ext_ts);
         self.last_transit = None;
         self.min_transit = None;
+        self.stalled = None;
     }
 
     // ---- delay estimation -----------------------------------------------------------------

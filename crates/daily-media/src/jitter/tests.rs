@@ -529,6 +529,23 @@ fn recurring_late_packets_keep_the_delay() {
     assert!(jb.stats().target_delay_ms >= 40, "{:?}", jb.stats());
 }
 
+#[test]
+fn a_long_stall_is_waited_out_not_skipped() {
+    // At 2.02 s the network holds everything for 100 ms, then delivers the five held-back
+    // packets at once: longer than the 40 ms the buffer conceals before going idle.
+    let n = 500;
+    let (packets, _) = encode(n, 1, 0, 0);
+    let mut arrivals = on_time(n);
+    stall(&mut arrivals, 100, 100);
+    let mut jb = new_jb(1);
+    let run = simulate(&mut jb, &packets, &arrivals, 2 * n);
+    let st = jb.stats();
+    // Every packet is played: none skipped to get back to the old 20 ms target, none late.
+    assert_eq!((st.lost, st.late_dropped, st.discarded), (0, 0, 0), "{st:?}");
+    let grown = run.delays[205..400].iter().max().unwrap();
+    assert!(*grown >= 100, "the delay grew to cover the stall: {grown} ms; {st:?}");
+}
+
 /// Holds packet `i` and those due during the next `ms` until packet `i`'s due time + `ms`.
 fn stall(arrivals: &mut [(u64, usize)], i: usize, ms: u64) {
     let until = arrivals[i].0 + ms * MS;
