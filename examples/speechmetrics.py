@@ -50,10 +50,15 @@ def similarity(
     """Median correlation over 250 ms windows of received vs sent after alignment.
 
     The streams are aligned as a whole by cross-correlation; then each window may move by up to
-    ``slack_ms`` (30 ms) to its own best alignment, because a jitter buffer legitimately shifts
-    the stream by 10-20 ms when it conceals a late packet or sheds delay, and one such shift
-    early in a recording would otherwise misalign every later window. ``slack_ms=0`` gives the
-    strict single-alignment figure. Unrelated speech scores about 0.1 either way.
+    ``slack_ms`` (30 ms) from the alignment the previous window found (the whole-stream one for
+    the first), because a jitter buffer legitimately shifts the stream: by 10-20 ms when it
+    conceals a late packet, and back in 10 ms steps when it sheds that delay again in pauses,
+    several times in a few seconds when the sender stalls now and then. Measuring every window
+    against the whole-stream alignment would count audio that arrived intact as missing once the
+    shifts add up to more than ``slack_ms``. A window is followed only where it matches (its
+    correlation at least 0.5), so silence or noise cannot lead the alignment astray.
+    ``slack_ms=0`` gives the strict single-alignment figure. Unrelated speech scores about 0.1
+    either way.
 
     Windows where the sent signal is near-silent are skipped (correlation is undefined there).
     Returns 0.0 when nothing overlaps.
@@ -71,12 +76,13 @@ def similarity(
     slack = int(rate * slack_ms / 1000)
     scores = []
     floor = 0.02 * np.sqrt(np.mean(s**2) + 1e-9)
+    offset = 0  # the previous matching window's shift from the whole-stream alignment
     for i in range(0, len(s) - win + 1, win):
         a = s[i : i + win]
         if np.sqrt(np.mean(a**2)) < floor or np.std(a) == 0:
             continue
-        # received[j] ~ sent[j - lag]: window i of `s` sits at start + i in `received`.
-        j0 = start + i
+        # received[j] ~ sent[j - lag]: window i of `s` sits at start + i (+ offset) in `received`.
+        j0 = start + i + offset
         lo, hi = max(0, j0 - slack), min(len(rf) - win, j0 + slack)
         if hi < lo:
             continue
@@ -90,7 +96,10 @@ def similarity(
         sd = np.sqrt(np.maximum((csq[win:] - csq[:-win]) / win - m**2, 0.0))
         with np.errstate(divide="ignore", invalid="ignore"):
             corr = np.where(sd > 0, dots / np.where(sd > 0, sd, 1.0), -1.0)
-        scores.append(float(np.max(corr)))
+        best = int(np.argmax(corr))
+        scores.append(float(corr[best]))
+        if corr[best] >= 0.5:
+            offset = lo + best - (start + i)
     return float(np.median(scores)) if scores else 0.0
 
 

@@ -210,8 +210,9 @@ def test_python_bot_speech_reaches_page(server, browser):
         sm.write_wav_mono16(os.path.join(ARTIFACTS, "page-recording-16k.wav"), got, rate)
     # Chromium's jitter buffer (NetEq) time-stretches what it plays to shed or build delay: a
     # failing run's recording drifted from +129 ms to -33 ms against the sent speech within 8 s
-    # and scored 0.7943 with the default 30 ms of slack, 0.958 with 60. Each 250 ms window may
-    # therefore move by 60 ms to its best alignment; unrelated speech scored 0.114 against that
+    # and scored 0.7943 with the default 30 ms of slack, 0.958 with 60 (both when the slack was
+    # counted from the whole-stream alignment). Each 250 ms window may therefore move by 60 ms
+    # from the previous window's alignment; unrelated speech scored 0.114 against that
     # recording with 60 ms (0.084 with 30).
     strict = sm.similarity(sent[: seconds * rate], got, rate)
     score = sm.similarity(sent[: seconds * rate], got, rate, slack_ms=60.0)
