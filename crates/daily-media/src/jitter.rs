@@ -226,7 +226,7 @@ pub struct JitterBuffer {
     last_transit: Option<(i64, f64)>,
     /// Lowest recent relative transit time, in 48 kHz ticks (see `update_jitter`).
     min_transit: Option<f64>,
-    boost_ms: f32,
+    /// Late events; the delay they ask for is the `boost` of the target (module docs).
     peaks: Peaks,
     /// Media-clock time of the current pop, in µs.
     now_us: u64,
@@ -306,7 +306,6 @@ impl JitterBuffer {
             jitter: 0.0,
             last_transit: None,
             min_transit: None,
-            boost_ms: 0.0,
             peaks: Peaks::default(),
             now_us: 0,
             dry_since_us: 0,
@@ -497,7 +496,6 @@ impl JitterBuffer {
         self.jitter = 0.0;
         self.last_transit = None;
         self.min_transit = None;
-        self.boost_ms = 0.0;
         self.peaks = Peaks::default();
         self.stalled = None;
         self.target_ms = self.min_delay_ms;
@@ -651,12 +649,12 @@ impl JitterBuffer {
     }
 
     fn update_target(&mut self) {
-        self.boost_ms = self.peaks.boost(self.now_us);
+        let boost_ms = self.peaks.boost(self.now_us);
         let jitter_ms = (self.jitter / 48.0) as f32;
         self.target_ms = self
             .min_delay_ms
             .max(JITTER_FACTOR * jitter_ms)
-            .max(self.boost_ms)
+            .max(boost_ms)
             .min(self.max_delay_ms);
     }
 

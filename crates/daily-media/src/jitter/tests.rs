@@ -491,11 +491,7 @@ fn an_isolated_late_packet_costs_seconds_not_the_call() {
     // 20 s; at 2.02 s the network stalls for 30 ms (packet 100 and the one behind it arrive
     // together, 30 ms late), every other packet on time.
     let n = 1000;
-    let (packets, _) = encode(n, 1, 0, 0);
-    let mut arrivals = on_time(n);
-    stall(&mut arrivals, 100, 30);
-    let mut jb = new_jb(1);
-    let run = simulate(&mut jb, &packets, &arrivals, 2 * n);
+    let (jb, run) = run_with_stalls(n, &[100], 30);
     assert!(concealed_pops(&run, 200..220) > 0, "the late packet was waited for");
     let grown = run.delays[205..400].iter().max().unwrap();
     assert!(*grown >= 40, "the delay grew to cover it: {grown} ms");
@@ -511,21 +507,21 @@ fn an_isolated_late_packet_costs_seconds_not_the_call() {
 fn recurring_late_packets_keep_the_delay() {
     // 30 s; every 4 s the network stalls for 30 ms (a host that stalls now and then).
     let n = 1500;
-    let (packets, _) = encode(n, 1, 0, 0);
-    let mut arrivals = on_time(n);
     let late: Vec<usize> = (100..n - 100).step_by(200).collect();
-    for &i in &late {
-        stall(&mut arrivals, i, 30);
-    }
-    let mut jb = new_jb(1);
-    let run = simulate(&mut jb, &packets, &arrivals, 2 * n);
+    let (jb, run) = run_with_stalls(n, &late, 30);
     // The first two stalls are waited for (after the first, one stall is no pattern yet); from
     // the second on, the delay that covers them is held and nothing more is concealed.
     for &i in &late[..2] {
         assert!(concealed_pops(&run, 2 * i..2 * i + 20) > 0, "stall at packet {i}");
     }
-    let bad: Vec<usize> = (2 * late[1] + 20..2 * n - 10).filter(|&k| run.playouts[k] == Playout::Concealed).collect();
-    assert!(bad.is_empty(), "concealed at pops {bad:?}, stalls at packets {late:?}; {:?}", jb.stats());
+    let bad: Vec<usize> = (2 * late[1] + 20..2 * n - 10)
+        .filter(|&k| run.playouts[k] == Playout::Concealed)
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "concealed at pops {bad:?}, stalls at packets {late:?}; {:?}",
+        jb.stats()
+    );
     assert!(jb.stats().target_delay_ms >= 40, "{:?}", jb.stats());
 }
 
@@ -534,11 +530,7 @@ fn a_long_stall_is_waited_out_not_skipped() {
     // At 2.02 s the network holds everything for 100 ms, then delivers the five held-back
     // packets at once: longer than the 40 ms the buffer conceals before going idle.
     let n = 500;
-    let (packets, _) = encode(n, 1, 0, 0);
-    let mut arrivals = on_time(n);
-    stall(&mut arrivals, 100, 100);
-    let mut jb = new_jb(1);
-    let run = simulate(&mut jb, &packets, &arrivals, 2 * n);
+    let (jb, run) = run_with_stalls(n, &[100], 100);
     let st = jb.stats();
     // Every packet is played: none skipped to get back to the old 20 ms target, none late.
     assert_eq!((st.lost, st.late_dropped, st.discarded), (0, 0, 0), "{st:?}");
@@ -546,12 +538,20 @@ fn a_long_stall_is_waited_out_not_skipped() {
     assert!(*grown >= 100, "the delay grew to cover the stall: {grown} ms; {st:?}");
 }
 
-/// Holds packet `i` and those due during the next `ms` until packet `i`'s due time + `ms`.
-fn stall(arrivals: &mut [(u64, usize)], i: usize, ms: u64) {
-    let until = arrivals[i].0 + ms * MS;
-    for a in arrivals.iter_mut().filter(|a| a.1 >= i) {
-        a.0 = a.0.max(until);
+/// `n` packets on time except for a stall of `ms` at each packet in `at`: that packet and
+/// those due during the next `ms` are held until its due time + `ms`. Pops for 2n × 10 ms.
+fn run_with_stalls(n: usize, at: &[usize], ms: u64) -> (JitterBuffer, Run) {
+    let (packets, _) = encode(n, 1, 0, 0);
+    let mut arrivals = on_time(n);
+    for &i in at {
+        let until = arrivals[i].0 + ms * MS;
+        for a in arrivals.iter_mut().filter(|a| a.1 >= i) {
+            a.0 = a.0.max(until);
+        }
     }
+    let mut jb = new_jb(1);
+    let run = simulate(&mut jb, &packets, &arrivals, 2 * n);
+    (jb, run)
 }
 
 #[test]
