@@ -4,7 +4,9 @@
 //! C-contiguous int16 numpy array are read in place (no Python-side copy); the only copy is the
 //! one into the source's ring.
 
-use crate::{Dispatcher, Global, call_reporting, global, to_py_err};
+use crate::dispatch::{Dispatcher, call_reporting};
+use crate::errors::to_py_err;
+use crate::process::{Global, global};
 use daily_client::{AudioSource, SpeakerDevice};
 use pyo3::buffer::PyUntypedBuffer;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};

@@ -1,13 +1,78 @@
-//! The `EventHandler` callbacks beyond the five in `lib.rs`: all 39 of daily-python 0.36 exist
-//! as no-op base methods with its parameter names, so subclasses may override any of them and
-//! call `super()` safely, and keyword calls work. Events are looked up by name on the handler
-//! each time one is dispatched (see `dispatch_event` in `lib.rs`).
+//! `EventHandler`, the base class of event handlers, and the dispatch of the core's events to
+//! its methods. All 39 callbacks of daily-python 0.36 exist as no-op base methods with its
+//! parameter names, so subclasses may override any of them and call `super()` safely, and
+//! keyword calls work. Events are looked up by name on the handler each time one is
+//! dispatched (see `dispatch_event`).
 //!
 //! Several belong to features our rooms do not offer (telephony, live streaming, client-side
 //! recording, transcription): those are never emitted, and say so.
 
-use crate::EventHandler;
+use crate::convert::value_to_py;
+use daily_client::ClientEvent;
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use serde_json::Value;
+
+/// Base class for event handlers: subclass it and override the `on_*` methods you need.
+#[pyclass(subclass, module = "daily")]
+pub struct EventHandler;
+
+#[pymethods]
+impl EventHandler {
+    #[new]
+    #[pyo3(signature = (*_args, **_kwargs))]
+    fn new(_args: &Bound<'_, pyo3::types::PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> Self {
+        EventHandler
+    }
+    // Base versions are no-ops; parameter names match daily-python's (keyword calls work).
+    #[allow(unused_variables)]
+    fn on_call_state_updated(&self, state: &Bound<'_, PyAny>) {}
+    #[allow(unused_variables)]
+    fn on_participant_joined(&self, participant: &Bound<'_, PyAny>) {}
+    #[allow(unused_variables)]
+    fn on_participant_left(&self, participant: &Bound<'_, PyAny>, reason: &Bound<'_, PyAny>) {}
+    #[allow(unused_variables)]
+    fn on_participant_updated(&self, participant: &Bound<'_, PyAny>) {}
+    #[allow(unused_variables)]
+    fn on_error(&self, message: &Bound<'_, PyAny>) {}
+}
+
+pub(crate) fn dispatch_event(py: Python<'_>, handler: &Py<PyAny>, ev: ClientEvent) {
+    let val = |v: &Value| value_to_py(py, v).unwrap_or_else(|_| py.None());
+    let (name, args): (&str, Vec<Py<PyAny>>) = match ev {
+        ClientEvent::ActiveSpeakerChanged(v) => ("on_active_speaker_changed", vec![val(&v)]),
+        ClientEvent::AppMessage(m, from) => ("on_app_message", vec![val(&m), val(&Value::String(from))]),
+        ClientEvent::ParticipantCountsUpdated(v) => ("on_participant_counts_updated", vec![val(&v)]),
+        ClientEvent::InputsUpdated(v) => ("on_inputs_updated", vec![val(&v)]),
+        ClientEvent::PublishingUpdated(v) => ("on_publishing_updated", vec![val(&v)]),
+        ClientEvent::SubscriptionsUpdated(v) => ("on_subscriptions_updated", vec![val(&v)]),
+        ClientEvent::SubscriptionProfilesUpdated(v) => ("on_subscription_profiles_updated", vec![val(&v)]),
+        ClientEvent::NetworkStatsUpdated(v) => ("on_network_stats_updated", vec![val(&v)]),
+        ClientEvent::NetworkConnectionStatusUpdated(v) => ("on_network_connection_status_updated", vec![val(&v)]),
+        ClientEvent::CallStateUpdated(s) => ("on_call_state_updated", vec![s.as_str().into_pyobject(py).map(|o| o.into_any().unbind()).unwrap_or_else(|_| py.None())]),
+        ClientEvent::ParticipantJoined(v) => ("on_participant_joined", vec![value_to_py(py, &v).unwrap_or_else(|_| py.None())]),
+        ClientEvent::ParticipantUpdated(v) => ("on_participant_updated", vec![value_to_py(py, &v).unwrap_or_else(|_| py.None())]),
+        ClientEvent::ParticipantLeft(v, r) => (
+            "on_participant_left",
+            vec![value_to_py(py, &v).unwrap_or_else(|_| py.None()), r.into_pyobject(py).map(|o| o.into_any().unbind()).unwrap_or_else(|_| py.None())],
+        ),
+        ClientEvent::Error(m) => ("on_error", vec![m.into_pyobject(py).map(|o| o.into_any().unbind()).unwrap_or_else(|_| py.None())]),
+        _ => return,
+    };
+    let h = handler.bind(py);
+    match h.getattr(name) {
+        Ok(f) => {
+            let args = pyo3::types::PyTuple::new(py, args);
+            if let Ok(args) = args {
+                if let Err(e) = f.call1(args) {
+                    e.write_unraisable(py, Some(&f));
+                }
+            }
+        }
+        Err(e) => e.write_unraisable(py, Some(h)),
+    }
+}
+
 
 #[pymethods]
 impl EventHandler {

@@ -3,7 +3,10 @@
 //! `completion(error)` that fires exactly once on the client's dispatcher, after the
 //! `on_*_updated` event the call caused (daily-python's contract, `spec/API.md`).
 
-use crate::{CallClient, custom_audio_track, done_one, py_to_value, value_to_py};
+use crate::audio::custom_audio_track;
+use crate::client::CallClient;
+use crate::convert::{py_to_value, value_to_py};
+use crate::dispatch::done_one;
 use daily_proto::{MEDIA_KINDS, PermissionsUpdate};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;

@@ -9,7 +9,8 @@
 
 use crate::video::ColorFormat;
 use crate::video::CustomVideoTrack;
-use crate::{CallClient, call_reporting, done_one};
+use crate::client::CallClient;
+use crate::dispatch::{call_reporting, done_one};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 

@@ -5,7 +5,7 @@
 //! the same rules as daily-python (colour format, frame size) and then drop the frames. No
 //! participant ever publishes or receives video through them.
 
-use crate::global;
+use crate::process::global;
 use pyo3::buffer::PyUntypedBuffer;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -283,7 +283,7 @@ impl VirtualCameraDevice {
 }
 
 #[pymethods]
-impl crate::Daily {
+impl crate::process::Daily {
     /// Creates a virtual camera called `device_name` taking `width` x `height` frames (1-8192
     /// pixels each) in `color_format` (`RGBA, BGRA, ARGB, ABGR, RGB, I420`). Our rooms carry
     /// audio only, so the frames written to it are checked and dropped. Raises `ValueError`
