@@ -1,6 +1,7 @@
 //! HTTP routes and the signalling WebSocket. Each connection is one task that parses frames
-//! into [`Command`]s for the core and writes the core's [`Outbound`] messages back; it never
-//! touches room state itself, so ordering is the order of the core's single command queue.
+//! into [`Command`]s for the core and writes the core's [`Outbound`] messages back (the SFU task
+//! routes them to its channel, registered with [`Request::Connect`]); it never touches room
+//! state itself, so ordering is the order of the SFU task's single request queue.
 //!
 //! # The join gate
 //! Who may join is decided here, before the `Command::Join` is sent, not in the SFU: the API
@@ -29,6 +30,7 @@ use daily_proto::{
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
+use crate::driver::Request;
 use crate::page;
 use crate::rest::Api;
 use crate::rooms::{self, Privacy, TokenCheck};
@@ -89,7 +91,7 @@ impl Drop for ConnGuard {
 
 #[derive(Clone)]
 pub(crate) struct AppState {
-    pub cmds: mpsc::UnboundedSender<Command>,
+    pub cmds: mpsc::UnboundedSender<Request>,
     pub shutdown: watch::Receiver<bool>,
     pub tracker: Arc<ConnTracker>,
     pub next_conn: Arc<AtomicU64>,
@@ -136,7 +138,7 @@ async fn room_info(
     let (reply, rx) = oneshot::channel();
     if state
         .cmds
-        .send(Command::RoomInfo {
+        .send(Request::RoomInfo {
             room: room.clone(),
             reply,
         })
@@ -293,16 +295,22 @@ async fn connection(socket: WebSocket, room: String, state: AppState) {
         match rooms::admit(registry.get(&room), check, now) {
             Ok(admitted) => Ok(state
                 .cmds
-                .send(Command::Join {
-                    conn,
-                    room: room.clone(),
-                    user_name,
-                    subscriptions,
-                    grant: admitted.grant,
-                    max_participants: admitted.max_participants,
-                    out: out_tx,
-                })
-                .is_ok()),
+                .send(Request::Connect { conn, out: out_tx })
+                .is_ok()
+                && state
+                    .cmds
+                    .send(
+                        Command::Join {
+                            conn,
+                            room: room.clone(),
+                            user_name,
+                            subscriptions,
+                            grant: admitted.grant,
+                            max_participants: admitted.max_participants,
+                        }
+                        .into(),
+                    )
+                    .is_ok()),
             Err(refusal) => Err(refusal),
         }
     };
@@ -340,7 +348,7 @@ async fn connection(socket: WebSocket, room: String, state: AppState) {
                 let Some(Ok(msg)) = msg else { break };
                 match parse_frame(msg) {
                     Ok(Some(m)) => {
-                        if state.cmds.send(Command::Message { conn, msg: m }).is_err() {
+                        if state.cmds.send(Command::Message { conn, msg: m }.into()).is_err() {
                             break;
                         }
                     }
@@ -358,7 +366,7 @@ async fn connection(socket: WebSocket, room: String, state: AppState) {
             _ = writer.frames.closed() => break,
         }
     }
-    let _ = state.cmds.send(Command::Closed { conn });
+    let _ = state.cmds.send(Command::Closed { conn }.into());
     if overflow {
         if !writer.frames.is_closed() {
             tracing::info!(

@@ -208,20 +208,7 @@ impl RoomServer {
             .local_addr()
             .map_err(bind_err(SocketKind::Udp, udp_want))?;
 
-        let provider = Arc::new(str0m::crypto::from_feature_flags());
-        let cert = provider
-            .dtls_provider
-            .generate_certificate()
-            .ok_or(ServerError::Certificate)?;
-        let rtc_config = str0m::RtcConfig::new()
-            .set_crypto_provider(provider)
-            .set_dtls_cert(cert)
-            .clear_codecs()
-            .enable_opus(true, false)
-            // Receiver reports every second (str0m's audio default is 5 s) so a client's
-            // 2 s network stats (send loss, RTT from LSR/DLSR) are never stale; a report is
-            // ~50 bytes, far below RFC 3550 section 6.2's 5 % of an Opus stream.
-            .set_rtcp_report_interval_audio(std::time::Duration::from_secs(1));
+        let rtc_config = sfu::rtc_config().ok_or(ServerError::Certificate)?;
         let core = sfu::Sfu::new(udp_addr, rtc_config);
         let api = Arc::new(rest::Api::new(api_key, format!("http://{local_addr}")));
 

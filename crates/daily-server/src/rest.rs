@@ -207,10 +207,13 @@ async fn delete_room(
     }
     // Sent under the registry lock, as the join gate sends `Join`: a join admitted before the
     // removal reaches the SFU before this and is ended with the others.
-    let _ = state.cmds.send(Command::EndRoom {
-        room: name.clone(),
-        reason: "the room was deleted".into(),
-    });
+    let _ = state.cmds.send(
+        Command::EndRoom {
+            room: name.clone(),
+            reason: "the room was deleted".into(),
+        }
+        .into(),
+    );
     drop(rooms);
     tracing::info!(room = %name, "room deleted");
     Json(json!({ "deleted": true, "name": name })).into_response()
