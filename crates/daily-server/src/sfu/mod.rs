@@ -24,6 +24,8 @@ mod negotiation;
 mod permissions;
 mod rooms;
 mod speaker;
+#[cfg(test)]
+mod tests;
 mod transport;
 
 use std::cmp::Reverse;
