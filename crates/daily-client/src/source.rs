@@ -69,12 +69,31 @@ pub(crate) struct SourceShared {
 }
 
 /// A source of PCM audio written by the application (daily-python's `CustomAudioSource`).
+/// Cheap to clone; the source closes (its clock node stops, blocked writers return) when the
+/// last clone is dropped.
 #[derive(Clone)]
 pub struct AudioSource {
     shared: Arc<SourceShared>,
     node: NodeId,
     engine: Weak<crate::engine::EngineInner>,
     flags: Arc<crate::engine::AudioFlags>,
+    _owner: Arc<SourceOwner>,
+}
+
+/// Closes the source when the last [`AudioSource`] clone goes away. Only `AudioSource` clones
+/// hold it: the clock node and the service thread (through an upgraded `Weak`) hold the
+/// [`SourceShared`] instead, so they cannot keep a source open, whatever the timing.
+struct SourceOwner {
+    shared: Arc<SourceShared>,
+}
+
+impl Drop for SourceOwner {
+    fn drop(&mut self) {
+        // The clock drops the node at its next tick (`alive` turns false).
+        self.shared.closed.store(true, Ordering::Release);
+        self.shared.wake.fetch_add(1, Ordering::AcqRel);
+        atomic_wait::wake_all(&self.shared.wake);
+    }
 }
 
 impl AudioSource {
@@ -120,7 +139,8 @@ impl AudioSource {
             buf: vec![0; frames_10ms * channels as usize],
             pipes: Vec::with_capacity(4),
         });
-        Ok(AudioSource { shared, node, engine: Arc::downgrade(&inner), flags: inner.flags.clone() })
+        let owner = Arc::new(SourceOwner { shared: shared.clone() });
+        Ok(AudioSource { shared, node, engine: Arc::downgrade(&inner), flags: inner.flags.clone(), _owner: owner })
     }
 
     /// Sample rate in Hz.
@@ -396,17 +416,6 @@ impl ClockNode for SourceNode {
     }
 }
 
-impl Drop for AudioSource {
-    fn drop(&mut self) {
-        // The last handle going away stops the clock node (the node holds one Arc itself).
-        if Arc::strong_count(&self.shared) <= 2 {
-            self.shared.closed.store(true, Ordering::Release);
-            self.shared.wake.fetch_add(1, Ordering::AcqRel);
-            atomic_wait::wake_all(&self.shared.wake);
-        }
-    }
-}
-
 /// Resamples a source's 10 ms chunks to 48 kHz at the track's channel count.
 pub(crate) struct To48k {
     rs: Resampler,
@@ -423,5 +432,39 @@ impl To48k {
             self.out.fill(0);
         }
         &self.out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    /// The service thread upgrades its `Weak` of a source's shared state to run a job: while it
+    /// does, the shared state has one more strong reference. Dropping the last handle then must
+    /// still close the source (a strong-count test saw 3 references and left the clock node
+    /// ticking for the rest of the process).
+    #[test]
+    fn last_handle_closes_the_source_while_the_service_thread_holds_it() {
+        let engine = crate::Engine::start(1).unwrap();
+        let src = AudioSource::new(&engine, 16_000, 1, true).unwrap();
+        let copy = src.clone();
+        let service: Weak<SourceShared> = Arc::downgrade(&src.shared);
+        let held = service.upgrade().expect("the source is alive");
+
+        drop(src);
+        assert!(!held.closed.load(Ordering::Acquire), "a clone still uses the source");
+        drop(copy);
+        assert!(held.closed.load(Ordering::Acquire), "the last handle closed the source");
+
+        // The lane drops the node once it is closed: only the service thread's reference is left.
+        let t0 = Instant::now();
+        while Arc::strong_count(&held) > 1 && t0.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(Arc::strong_count(&held), 1, "the clock node was dropped");
+        drop(held);
+        assert!(service.upgrade().is_none());
+        engine.shutdown();
     }
 }
