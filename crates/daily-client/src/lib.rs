@@ -13,14 +13,21 @@
 mod call;
 mod clock;
 mod engine;
+mod error;
 mod netstats;
 mod receive;
 mod send;
 pub mod shapes;
 mod source;
+pub mod sources;
 mod speaker;
 
-pub use call::{CONNECT_TIMEOUT, CallClient, CallState, ClientEvent, Done, EventSink, IceConfig, IceServer, JoinDone, JoinSettings};
+pub use call::{
+    CONNECT_TIMEOUT, CallClient, CallCore, CallState, ClientEvent, CompletionId, Connection, Done, EventSink, IceConfig, IceServer,
+    JoinDone, JoinSettings, Output, Participant, SendSettings, SendTrackSpec, SourceHandle, TransportCommand,
+    validate_custom_track_name,
+};
+pub use error::ClientError;
 pub use daily_media::OpusApplication;
 pub use engine::Engine;
 pub use receive::RecvStats;
@@ -38,34 +45,4 @@ pub(crate) fn frames_10ms(sample_rate: u32) -> Result<usize, ClientError> {
             "sample_rate must be a multiple of 100 Hz between 8000 and 48000, got {sample_rate}"
         ))
     })
-}
-
-/// Errors of the client crate.
-#[derive(Debug, Clone, thiserror::Error)]
-#[non_exhaustive]
-pub enum ClientError {
-    /// A caller passed a value outside what the API accepts.
-    #[error("{0}")]
-    InvalidArgument(String),
-    /// The engine is not running (never initialised, or shut down).
-    #[error("the engine is not initialised (call Daily.init() first)")]
-    NotInitialized,
-    /// The object was released.
-    #[error("this object has been released")]
-    Released,
-    /// Operating-system error (threads, sockets).
-    #[error("I/O error: {0}")]
-    Io(String),
-    /// Signalling failed (connection, protocol).
-    #[error("{0}")]
-    Signalling(String),
-    /// WebRTC failed.
-    #[error("WebRTC error: {0}")]
-    WebRtc(String),
-    /// Codec or resampler failure.
-    #[error("media error: {0}")]
-    Media(String),
-    /// Something took too long.
-    #[error("timed out: {0}")]
-    Timeout(String),
 }

@@ -105,7 +105,7 @@ impl Renderer {
 
     pub(crate) fn new(in_channels: u16, sample_rate: u32, interval_ms: u32, sink: RenderSink) -> Result<Renderer, ClientError> {
         let (f10, chunks) = Self::validate(sample_rate, interval_ms)?;
-        let rs = Resampler::new(48_000, in_channels, sample_rate, 1).map_err(|e| ClientError::Media(e.to_string()))?;
+        let rs = Resampler::new(48_000, in_channels, sample_rate, 1).map_err(ClientError::Media)?;
         let chunk = f10 * chunks;
         let cap = (f10 * RENDER_RING_MS / 10).max(2 * chunk);
         let (ring, cons) = rtrb::RingBuffer::new(cap);
@@ -151,7 +151,7 @@ impl RecvNode {
         stats: Arc<RecvStats>,
     ) -> Result<RecvNode, ClientError> {
         let jb = JitterBuffer::new(JitterConfig { channels, min_delay_ms: 20, max_delay_ms: 200 })
-            .map_err(|e| ClientError::Media(e.to_string()))?;
+            .map_err(ClientError::Media)?;
         Ok(RecvNode {
             packets,
             jb,

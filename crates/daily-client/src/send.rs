@@ -140,10 +140,10 @@ impl SendPipe {
         let direct = OPUS_INPUT_RATES.contains(&source_rate) && source_channels == track_channels;
         let enc_rate = if direct { source_rate } else { daily_media::OPUS_RATE };
         let mut encoder = OpusEncoder::with_rate(enc_rate, track_channels, bitrate, application)
-            .map_err(|e| crate::ClientError::Media(e.to_string()))?;
+            .map_err(crate::ClientError::Media)?;
         encoder
             .set_complexity(ENCODER_COMPLEXITY)
-            .map_err(|e| crate::ClientError::Media(e.to_string()))?;
+            .map_err(crate::ClientError::Media)?;
         Ok(SendPipe {
             id,
             to48k: if direct { None } else { Some(To48k::new(source_rate, source_channels, track_channels)?) },

@@ -157,7 +157,13 @@ pub fn participant(p: &ParticipantInfo, is_local: bool) -> Value {
 
 /// [`participant`], with the local client's subscription rules for remote participants.
 pub fn participant_with(p: &ParticipantInfo, is_local: bool, rules: Option<&SubscriptionRules>) -> Value {
-    let subscribed = |src: &TrackSource| !is_local && rules.is_none_or(|r| r.wants(&p.id, src));
+    participant_dict(p, is_local, &|src: &TrackSource| rules.is_none_or(|r| r.wants(&p.id, src)))
+}
+
+/// A participant dict where `wants(source)` says whether the local client subscribes to that
+/// track of a remote participant (local media are never subscribed).
+pub fn participant_dict(p: &ParticipantInfo, is_local: bool, wants: &dyn Fn(&TrackSource) -> bool) -> Value {
+    let subscribed = |src: &TrackSource| !is_local && wants(src);
     let mut custom = Map::new();
     for (name, m) in &p.custom_audio {
         custom.insert(name.clone(), media_entry(m, subscribed(&TrackSource::CustomAudio { track_name: name.clone() })));

@@ -89,7 +89,7 @@ impl SpeakerDevice {
             return Err(ClientError::InvalidArgument(format!("channels must be 1 or 2, got {channels}")));
         }
         let f10 = crate::frames_10ms(sample_rate)?;
-        let rs = Resampler::new(48_000, 1, sample_rate, channels).map_err(|e| ClientError::Media(e.to_string()))?;
+        let rs = Resampler::new(48_000, 1, sample_rate, channels).map_err(ClientError::Media)?;
         let inner = engine.inner();
         let (prod, cons) = rtrb::RingBuffer::new(f10 * channels as usize * SPEAKER_RING_MS / 10);
         let shared = Arc::new(SpeakerShared {

@@ -59,7 +59,7 @@ fn steady_state_call_does_not_allocate_on_the_clock_thread() {
         &engine,
         Arc::new(move |ev| {
             if let ClientEvent::ParticipantJoined(p) = ev {
-                let _ = joined_tx.lock().unwrap().send(p["id"].as_str().unwrap_or_default().to_owned());
+                let _ = joined_tx.lock().unwrap().send(p.info.id.clone());
             }
         }),
     );

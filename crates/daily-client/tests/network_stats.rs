@@ -39,7 +39,7 @@ fn client(engine: &Engine) -> (CallClient, Arc<Recorded>) {
         engine,
         Arc::new(move |ev| match ev {
             ClientEvent::NetworkStatsUpdated(v) => r.stats.lock().unwrap().push(v),
-            ClientEvent::NetworkConnectionStatusUpdated(v) => r.status.lock().unwrap().push(v),
+            e @ ClientEvent::NetworkConnectionStatusUpdated { .. } => r.status.lock().unwrap().push(e.args().remove(0)),
             _ => {}
         }),
     );

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
-fn done_wait(f: impl FnOnce(daily_client::Done)) -> Result<(), String> {
+fn done_wait(f: impl FnOnce(daily_client::Done)) -> Result<(), daily_client::ClientError> {
     let (tx, rx) = mpsc::channel();
     f(Box::new(move |r| {
         let _ = tx.send(r);

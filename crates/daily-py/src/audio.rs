@@ -3,7 +3,7 @@
 use crate::devices;
 use crate::dispatch::Dispatcher;
 use crate::errors::to_py_err;
-use crate::process::{global, tracks};
+use crate::process::global;
 use daily_client::AudioSource;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -127,7 +127,7 @@ impl CustomAudioTrack {
             .map_err(|_| PyTypeError::new_err("audio_source must be a CustomAudioSource"))?;
         let id = uuid::Uuid::new_v4().to_string();
         let source = src.get().source.clone();
-        tracks().lock().unwrap_or_else(|e| e.into_inner()).insert(id.clone(), source.clone());
+        daily_client::sources::register_track(&id, &source);
         Ok(CustomAudioTrack { id, source })
     }
 
@@ -149,6 +149,6 @@ pub(crate) fn custom_audio_track(obj: &Bound<'_, PyAny>) -> PyResult<(String, Au
 
 impl Drop for CustomAudioTrack {
     fn drop(&mut self) {
-        tracks().lock().unwrap_or_else(|e| e.into_inner()).remove(&self.id);
+        daily_client::sources::unregister_track(&self.id);
     }
 }

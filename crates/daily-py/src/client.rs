@@ -3,12 +3,11 @@
 
 use crate::audio::{AudioData, custom_audio_track};
 use crate::convert::{py_to_value, value_to_py};
-use crate::devices;
 use crate::dispatch::{Completer, call_reporting, done_one};
 use crate::errors::to_py_err;
 use crate::events::{EventHandler, dispatch_event};
-use crate::process::{global, tracks};
-use daily_client::{AudioSource, CallClient as CoreClient, ClientEvent, JoinSettings};
+use crate::process::global;
+use daily_client::{CallClient as CoreClient, ClientEvent, JoinSettings};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
@@ -34,46 +33,15 @@ impl CallClient {
     }
 }
 
-/// The microphone named by input `settings`: a custom track (`{"customTrack": {"id"}}`) or a
-/// virtual microphone device (`{"deviceId": name}`); `None` when neither is given.
-fn resolve_microphone(settings: &Value) -> PyResult<Option<(String, AudioSource)>> {
-    if let Some(id) = settings["customTrack"]["id"].as_str() {
-        let src = tracks().lock().unwrap_or_else(|e| e.into_inner()).get(id).cloned();
-        return match src {
-            Some(s) => Ok(Some((id.to_owned(), s))),
-            None => Err(PyValueError::new_err(format!("the microphone settings name custom track {id:?}, which does not exist"))),
-        };
-    }
-    if let Some(name) = settings["deviceId"].as_str() {
-        return match devices::microphone(name) {
-            Some(m) => Ok(Some(m)),
-            None => Err(PyValueError::new_err(format!(
-                "the microphone settings name device {name:?}, which does not exist (create it with Daily.create_microphone_device)"
-            ))),
-        };
-    }
-    Ok(None)
-}
-
-/// Join settings: the microphone source named by `inputs.microphone` (when enabled), and the
-/// whole `client_settings` for the core to merge into `inputs()` / `publishing()`.
+/// Join settings from `client_settings`; the sources it names are resolved by the core's
+/// registry (`daily_client::sources`).
 fn parse_join_settings(settings: &Value) -> PyResult<JoinSettings> {
     for key in ["inputs", "publishing"] {
         if !settings[key].is_null() && !settings[key].is_object() {
             return Err(PyTypeError::new_err(format!("client_settings[{key:?}] must be a dict")));
         }
     }
-    let mut js = JoinSettings { client_settings: settings.clone(), ..Default::default() };
-    let mic = &settings["inputs"]["microphone"];
-    let enabled = match mic {
-        Value::Bool(b) => *b,
-        Value::Object(_) => mic["isEnabled"].as_bool().unwrap_or(true),
-        _ => false,
-    };
-    if enabled {
-        js.microphone = resolve_microphone(&mic["settings"])?;
-    }
-    Ok(js)
+    JoinSettings::from_client_settings(settings.clone()).map_err(to_py_err)
 }
 
 #[pymethods]
@@ -138,7 +106,7 @@ impl CallClient {
                     disp.post_completion(from_handler, move |py| {
                         let (data, err) = match r {
                             Ok(v) => (value_to_py(py, &v).unwrap_or_else(|_| py.None()), py.None()),
-                            Err(e) => (py.None(), e.into_pyobject(py).map(|o| o.into_any().unbind()).unwrap_or_else(|_| py.None())),
+                            Err(e) => (py.None(), crate::errors::completion_error(py, &e)),
                         };
                         call_reporting(py, &cb, (data, err));
                     });
@@ -189,9 +157,7 @@ impl CallClient {
         completion: Option<Py<PyAny>>,
     ) -> PyResult<()> {
         let (id, source) = custom_audio_track(audio_track)?;
-        if track_name.is_empty() || matches!(track_name, "microphone" | "camera" | "screenAudio" | "screenVideo" | "customAudio" | "customVideo") {
-            return Err(PyValueError::new_err(format!("invalid custom track name {track_name:?}")));
-        }
+        daily_client::validate_custom_track_name(track_name).map_err(to_py_err)?;
         let core = self.core()?;
         core.add_custom_audio_track(
             track_name,
@@ -222,20 +188,10 @@ impl CallClient {
             return Err(PyValueError::new_err(format!("unknown input {k:?} in input_settings (expected keys: {})", INPUTS.join(", "))));
         }
         let done = done_one(self.dispatcher.clone(), completion);
-        let mic = &v["microphone"];
-        let mic_now = match mic {
-            Value::Null | Value::Bool(true) => None,
-            Value::Bool(false) => Some(None),
-            Value::Object(_) => {
-                if mic["isEnabled"].as_bool() == Some(false) {
-                    Some(None)
-                } else {
-                    // Enabled without naming a source: keep the current one.
-                    resolve_microphone(&mic["settings"])?.map(Some)
-                }
-            }
-            _ => return Err(PyTypeError::new_err("input_settings[\"microphone\"] must be a bool or a dict")),
-        };
+        if !matches!(v["microphone"], Value::Null | Value::Bool(_) | Value::Object(_)) {
+            return Err(PyTypeError::new_err("input_settings[\"microphone\"] must be a bool or a dict"));
+        }
+        let mic_now = daily_client::sources::microphone_change(&v["microphone"]).map_err(to_py_err)?;
         core.update_inputs(mic_now, &v, done);
         Ok(())
     }

@@ -130,30 +130,15 @@ pub(crate) fn check_format(sample_rate: i64, channels: i64) -> PyResult<(u32, u1
 // ---------------------------------------------------------------------------------------------
 // Device registries
 
-pub(crate) struct MicEntry {
-    pub(crate) track_id: String,
-    pub(crate) source: AudioSource,
-}
-
-fn mics() -> &'static Mutex<HashMap<String, MicEntry>> {
-    static M: OnceLock<Mutex<HashMap<String, MicEntry>>> = OnceLock::new();
-    M.get_or_init(|| Mutex::new(HashMap::new()))
-}
-
 fn speakers() -> &'static Mutex<HashMap<String, SpeakerDevice>> {
     static S: OnceLock<Mutex<HashMap<String, SpeakerDevice>>> = OnceLock::new();
     S.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
-/// The microphone device called `name`, as (track id, source).
-pub(crate) fn microphone(name: &str) -> Option<(String, AudioSource)> {
-    mics().lock().unwrap_or_else(|e| e.into_inner()).get(name).map(|m| (m.track_id.clone(), m.source.clone()))
-}
-
 /// Forgets every device (at `Daily.deinit`); objects the application holds keep working
 /// until the engine is gone.
 pub(crate) fn clear_devices() {
-    mics().lock().unwrap_or_else(|e| e.into_inner()).clear();
+    daily_client::sources::clear_microphones();
     speakers().lock().unwrap_or_else(|e| e.into_inner()).clear();
 }
 
@@ -164,10 +149,7 @@ pub(crate) fn create_microphone(g: &Global, name: &str, sample_rate: i64, channe
     }
     let source = AudioSource::new(&g.engine, rate, ch, true).map_err(to_py_err)?;
     let track_id = uuid::Uuid::new_v4().to_string();
-    mics()
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(name.to_owned(), MicEntry { track_id, source: source.clone() });
+    daily_client::sources::register_microphone(name, &track_id, &source);
     Ok(VirtualMicrophoneDevice { name: name.to_owned(), source, non_blocking, completions: g.completions.clone() })
 }
 

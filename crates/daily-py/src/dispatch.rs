@@ -268,7 +268,7 @@ pub(crate) fn done_one(disp: Arc<Completer>, completion: Option<Py<PyAny>>) -> d
             disp.post_completion(from_handler, move |py| {
                 let err = match r {
                     Ok(()) => py.None(),
-                    Err(e) => e.into_pyobject(py).map(|o| o.into_any().unbind()).unwrap_or_else(|_| py.None()),
+                    Err(e) => crate::errors::completion_error(py, &e),
                 };
                 call_reporting(py, &cb, (err,));
             });

@@ -11,7 +11,6 @@ use crate::convert::value_to_py;
 use daily_client::ClientEvent;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use serde_json::Value;
 
 /// Base class for event handlers: subclass it and override the `on_*` methods you need.
 #[pyclass(subclass, module = "daily")]
@@ -38,27 +37,9 @@ impl EventHandler {
 }
 
 pub(crate) fn dispatch_event(py: Python<'_>, handler: &Py<PyAny>, ev: ClientEvent) {
-    let val = |v: &Value| value_to_py(py, v).unwrap_or_else(|_| py.None());
-    let (name, args): (&str, Vec<Py<PyAny>>) = match ev {
-        ClientEvent::ActiveSpeakerChanged(v) => ("on_active_speaker_changed", vec![val(&v)]),
-        ClientEvent::AppMessage(m, from) => ("on_app_message", vec![val(&m), val(&Value::String(from))]),
-        ClientEvent::ParticipantCountsUpdated(v) => ("on_participant_counts_updated", vec![val(&v)]),
-        ClientEvent::InputsUpdated(v) => ("on_inputs_updated", vec![val(&v)]),
-        ClientEvent::PublishingUpdated(v) => ("on_publishing_updated", vec![val(&v)]),
-        ClientEvent::SubscriptionsUpdated(v) => ("on_subscriptions_updated", vec![val(&v)]),
-        ClientEvent::SubscriptionProfilesUpdated(v) => ("on_subscription_profiles_updated", vec![val(&v)]),
-        ClientEvent::NetworkStatsUpdated(v) => ("on_network_stats_updated", vec![val(&v)]),
-        ClientEvent::NetworkConnectionStatusUpdated(v) => ("on_network_connection_status_updated", vec![val(&v)]),
-        ClientEvent::CallStateUpdated(s) => ("on_call_state_updated", vec![s.as_str().into_pyobject(py).map(|o| o.into_any().unbind()).unwrap_or_else(|_| py.None())]),
-        ClientEvent::ParticipantJoined(v) => ("on_participant_joined", vec![value_to_py(py, &v).unwrap_or_else(|_| py.None())]),
-        ClientEvent::ParticipantUpdated(v) => ("on_participant_updated", vec![value_to_py(py, &v).unwrap_or_else(|_| py.None())]),
-        ClientEvent::ParticipantLeft(v, r) => (
-            "on_participant_left",
-            vec![value_to_py(py, &v).unwrap_or_else(|_| py.None()), r.into_pyobject(py).map(|o| o.into_any().unbind()).unwrap_or_else(|_| py.None())],
-        ),
-        ClientEvent::Error(m) => ("on_error", vec![m.into_pyobject(py).map(|o| o.into_any().unbind()).unwrap_or_else(|_| py.None())]),
-        _ => return,
-    };
+    // The typed event becomes Daily's dict shapes here, at the edge.
+    let name = ev.handler_name();
+    let args: Vec<Py<PyAny>> = ev.args().iter().map(|v| value_to_py(py, v).unwrap_or_else(|_| py.None())).collect();
     let h = handler.bind(py);
     match h.getattr(name) {
         Ok(f) => {

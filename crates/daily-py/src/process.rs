@@ -5,11 +5,10 @@ use crate::devices::{self, NativeVad, VirtualMicrophoneDevice, VirtualSpeakerDev
 use crate::dispatch::Dispatcher;
 use crate::errors::to_py_err;
 use crate::logs;
-use daily_client::{AudioSource, Engine};
+use daily_client::Engine;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 pub(crate) struct Global {
     pub(crate) engine: Engine,
@@ -19,12 +18,6 @@ pub(crate) struct Global {
 }
 
 static GLOBAL: Mutex<Option<Arc<Global>>> = Mutex::new(None);
-static TRACKS: OnceLock<Mutex<HashMap<String, AudioSource>>> = OnceLock::new();
-
-pub(crate) fn tracks() -> &'static Mutex<HashMap<String, AudioSource>> {
-    TRACKS.get_or_init(|| Mutex::new(HashMap::new()))
-}
-
 pub(crate) fn global() -> PyResult<Arc<Global>> {
     GLOBAL
         .lock()

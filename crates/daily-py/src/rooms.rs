@@ -121,7 +121,7 @@ fn parse_ice_config(v: &Value) -> Result<daily_client::IceConfig, String> {
             other => return Err(format!("unknown ice_config key {other:?}")),
         }
     }
-    cfg.validate()?;
+    cfg.validate().map_err(|e| e.to_string())?;
     Ok(cfg)
 }
 
@@ -139,7 +139,7 @@ impl CallClient {
         let cfg = if v.is_null() { Ok(daily_client::IceConfig::default()) } else { parse_ice_config(&v) };
         match cfg {
             Ok(c) => core.set_ice_config(c, done),
-            Err(e) => done(Err(e)),
+            Err(e) => done(Err(daily_client::ClientError::InvalidArgument(e))),
         }
         Ok(())
     }
@@ -277,7 +277,7 @@ impl CallClient {
         let core = self.core()?;
         match permissions_update(&v) {
             Ok(u) => core.update_permissions(u, done),
-            Err(e) => done(Err(e)),
+            Err(e) => done(Err(daily_client::ClientError::InvalidArgument(e))),
         }
         Ok(())
     }
@@ -295,18 +295,18 @@ impl CallClient {
         let mut updates = Vec::new();
         for (pid, upd) in v.as_object().into_iter().flatten() {
             let Some(o) = upd.as_object() else {
-                done(Err(format!("the update for {pid:?} must be a dict")));
+                done(Err(daily_client::ClientError::InvalidArgument(format!("the update for {pid:?} must be a dict"))));
                 return Ok(());
             };
             if let Some(k) = o.keys().find(|k| *k != "permissions") {
-                done(Err(format!("{k:?} in update_remote_participants is not supported by this room server (only \"permissions\" is)")));
+                done(Err(daily_client::ClientError::InvalidArgument(format!("{k:?} in update_remote_participants is not supported by this room server (only \"permissions\" is)"))));
                 return Ok(());
             }
             match o.get("permissions").map(permissions_update) {
                 None => {}
                 Some(Ok(u)) => updates.push((pid.clone(), u)),
                 Some(Err(e)) => {
-                    done(Err(e));
+                    done(Err(daily_client::ClientError::InvalidArgument(e)));
                     return Ok(());
                 }
             }

@@ -31,7 +31,7 @@ impl CallClient {
         let done = done_one(self.dispatcher.clone(), completion);
         done(match error {
             None => Ok(()),
-            Some(e) => Err(e.to_owned()),
+            Some(e) => Err(daily_client::ClientError::Unsupported(e.to_owned())),
         });
         Ok(())
     }

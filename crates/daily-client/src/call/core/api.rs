@@ -1,0 +1,281 @@
+//! The API calls of [`CallCore`]: settings updates, custom tracks, requests answered by the
+//! server (app messages, permissions, ejections) and what each outputs.
+
+use super::{CONNECT_TIMEOUT, CallCore, CompletionId, CustomTrack, Group, LEAVE_TIMEOUT, Phase, SourceHandle, Target, TransportCommand};
+use crate::ClientError;
+use crate::call::types::{CallState, ClientEvent, IceConfig, JoinSettings};
+use daily_proto::{ClientMessage, MAX_APP_MESSAGE_BYTES, PermissionsUpdate, RoomUrl};
+use serde_json::{Value, json};
+use std::time::Instant;
+
+impl<S: SourceHandle> CallCore<S> {
+    // ---- API calls ----
+
+    /// `join(meeting_url, meeting_token, client_settings)`. Outputs `joining`, then asks the
+    /// transports to connect; `done` completes with Daily's join data once joined.
+    pub fn handle_join(&mut self, now: Instant, meeting_url: &str, token: Option<String>, settings: JoinSettings<S>, done: CompletionId) {
+        let url = match RoomUrl::parse(meeting_url) {
+            Ok(u) => u,
+            Err(e) => return self.complete(done, Err(ClientError::InvalidArgument(e.to_string()))),
+        };
+        if matches!(self.state, CallState::Joining | CallState::Joined | CallState::Leaving) {
+            let state = self.state.as_str();
+            return self.complete(done, Err(ClientError::InvalidState { action: "join", state }));
+        }
+        let mut s = self.settings.clone();
+        if let Err(e) = s.apply_inputs(&settings.client_settings["inputs"]).and_then(|_| s.apply_publishing(&settings.client_settings["publishing"])) {
+            return self.complete(done, Err(e));
+        }
+        self.settings = s;
+        self.generation += 1;
+        self.mic = settings.microphone;
+        self.settings.sync_mic_enabled(self.mic.is_some());
+        self.roster.clear();
+        self.token = token;
+        self.url = Some(url.clone());
+        self.join_done = Some(done);
+        self.set_state(CallState::Joining);
+        self.phase = Phase::Connecting { deadline: now + CONNECT_TIMEOUT };
+        self.transport(TransportCommand::Connect { generation: self.generation, url });
+    }
+
+    /// `leave()`. Completes at once when not in a call; cancels a join in progress (its
+    /// completion fails with [`ClientError::Cancelled`]).
+    pub fn handle_leave(&mut self, now: Instant, done: CompletionId) {
+        match self.state {
+            CallState::Initialized | CallState::Left => self.ok(done),
+            CallState::Joining => {
+                if matches!(self.phase, Phase::AwaitJoined { .. } | Phase::Media { .. }) {
+                    self.signal(ClientMessage::Leave);
+                }
+                self.fail_join(ClientError::Cancelled, false);
+                self.ok(done);
+            }
+            CallState::Joined => {
+                self.set_state(CallState::Leaving);
+                self.signal(ClientMessage::Leave);
+                self.phase = Phase::Leaving { deadline: now + LEAVE_TIMEOUT };
+                self.leave_waiters.push(done);
+            }
+            CallState::Leaving => self.leave_waiters.push(done),
+        }
+    }
+
+    /// `set_user_name(name)`: kept, and sent to the room when connected.
+    pub fn handle_set_user_name(&mut self, name: &str) {
+        self.user_name = name.to_owned();
+        if matches!(self.phase, Phase::AwaitJoined { .. } | Phase::Media { .. } | Phase::InCall) {
+            self.signal(ClientMessage::SetUserName { user_name: name.to_owned() });
+        }
+    }
+
+    /// `set_ice_config`: used from the next join on.
+    pub fn handle_set_ice_config(&mut self, config: IceConfig) -> Result<(), ClientError> {
+        config.validate()?;
+        self.ice = config;
+        Ok(())
+    }
+
+    /// `update_inputs(patch)`, and when `microphone` is `Some`, the microphone source
+    /// (`Some(None)` stops it). Outputs `InputsUpdated` before `done`.
+    pub fn handle_update_inputs(&mut self, microphone: Option<Option<(String, S)>>, patch: &Value, done: CompletionId) {
+        let mut s = self.settings.clone();
+        if let Err(e) = s.apply_inputs(patch) {
+            return self.complete(done, Err(e));
+        }
+        self.settings = s;
+        let mut changed = false;
+        if let Some(m) = microphone {
+            let same = match (&self.mic, &m) {
+                (Some((a, s1)), Some((b, s2))) => a == b && s1.same_source(s2),
+                (None, None) => true,
+                _ => false,
+            };
+            if !same {
+                self.mic = m;
+                changed = true;
+            }
+        }
+        self.settings.sync_mic_enabled(self.mic.is_some());
+        self.emit(ClientEvent::InputsUpdated(self.settings.inputs.clone()));
+        if changed { self.republish(done) } else { self.ok(done) }
+    }
+
+    /// `add_custom_audio_track` (`replace` false) or `update_custom_audio_track` (true).
+    pub fn handle_custom_track(&mut self, name: &str, track_id: String, source: S, ignore_level: bool, replace: bool, done: CompletionId) {
+        if let Err(e) = crate::call::settings::validate_custom_track_name(name) {
+            return self.complete(done, Err(e));
+        }
+        let exists = self.custom_tracks.contains_key(name);
+        if exists != replace {
+            let e = if replace {
+                format!("no custom audio track named {name:?}")
+            } else {
+                format!("a custom audio track named {name:?} already exists")
+            };
+            return self.complete(done, Err(ClientError::InvalidArgument(e)));
+        }
+        self.settings.inputs["customAudio"][name] = json!({"isEnabled": true, "settings": {"customTrack": {"id": track_id}}});
+        self.custom_tracks.insert(name.to_owned(), CustomTrack { track_id, source, ignore_level });
+        self.emit(ClientEvent::InputsUpdated(self.settings.inputs.clone()));
+        self.republish(done);
+    }
+
+    /// `remove_custom_audio_track(name)`.
+    pub fn handle_remove_custom_track(&mut self, name: &str, done: CompletionId) {
+        if self.custom_tracks.remove(name).is_none() {
+            return self.complete(done, Err(ClientError::InvalidArgument(format!("no custom audio track named {name:?}"))));
+        }
+        if let Some(o) = self.settings.inputs["customAudio"].as_object_mut() {
+            o.remove(name);
+        }
+        self.emit(ClientEvent::InputsUpdated(self.settings.inputs.clone()));
+        self.republish(done);
+    }
+
+    /// `update_publishing(patch)`. Outputs `PublishingUpdated` before `done`.
+    pub fn handle_update_publishing(&mut self, patch: &Value, done: CompletionId) {
+        let before = (self.settings.mic_publishing, self.settings.mic_send);
+        let mut s = self.settings.clone();
+        if let Err(e) = s.apply_publishing(patch) {
+            return self.complete(done, Err(e));
+        }
+        self.settings = s;
+        self.emit(ClientEvent::PublishingUpdated(self.settings.publishing.clone()));
+        if before != (self.settings.mic_publishing, self.settings.mic_send) { self.republish(done) } else { self.ok(done) }
+    }
+
+    /// `update_subscription_profiles(patch)`.
+    pub fn handle_update_subscription_profiles(&mut self, patch: &Value, done: CompletionId) {
+        if let Err(e) = self.settings.apply_profiles(patch) {
+            return self.complete(done, Err(e));
+        }
+        self.emit(ClientEvent::SubscriptionProfilesUpdated(self.settings.profiles.clone()));
+        self.send_rules(done);
+    }
+
+    /// `update_subscriptions(participant_settings, profile_settings)`.
+    pub fn handle_update_subscriptions(&mut self, participant_settings: &Value, profile_settings: &Value, done: CompletionId) {
+        let (subs, profiles) = match self.settings.apply_subscriptions(participant_settings, profile_settings) {
+            Ok(c) => c,
+            Err(e) => return self.complete(done, Err(e)),
+        };
+        if profiles {
+            self.emit(ClientEvent::SubscriptionProfilesUpdated(self.settings.profiles.clone()));
+        }
+        if subs {
+            self.emit(ClientEvent::SubscriptionsUpdated(self.settings.subscriptions.clone()));
+        }
+        self.send_rules(done);
+    }
+
+    /// Sends the current rules when joined; otherwise they go with the join (or right after
+    /// it completes, when they changed while joining).
+    pub(super) fn send_rules(&mut self, done: CompletionId) {
+        if self.state != CallState::Joined {
+            return self.ok(done);
+        }
+        let rules = self.settings.rules();
+        self.sent_rules = Some(rules.clone());
+        self.request("update subscriptions", Target::One(done), move |request_id| ClientMessage::SetSubscriptions { request_id, rules });
+    }
+
+    /// `send_app_message(data, participant_id)`: to everybody when `to` is `None` or `"*"`.
+    pub fn handle_send_app_message(&mut self, data: Value, to: Option<String>, done: CompletionId) {
+        let size = serde_json::to_string(&data).map_or(usize::MAX, |t| t.len());
+        if size > MAX_APP_MESSAGE_BYTES {
+            let e = format!("app message of {size} bytes exceeds the limit of {MAX_APP_MESSAGE_BYTES} bytes");
+            return self.complete(done, Err(ClientError::InvalidArgument(e)));
+        }
+        let to = to.filter(|t| t != "*");
+        self.request("send an app message", Target::One(done), move |request_id| ClientMessage::AppMessage { request_id, data, to });
+    }
+
+    /// `update_permissions(update)` of the local participant.
+    pub fn handle_update_permissions(&mut self, update: PermissionsUpdate, done: CompletionId) {
+        if let Err(e) = update.validate() {
+            return self.complete(done, Err(ClientError::InvalidArgument(e)));
+        }
+        self.request("update permissions", Target::One(done), move |request_id| ClientMessage::UpdatePermissions {
+            request_id,
+            participant_id: None,
+            permissions: update,
+        });
+    }
+
+    /// The `permissions` part of `update_remote_participants`: `done` completes once, after
+    /// every participant's update was answered, with the failures joined by `"; "`.
+    pub fn handle_update_remote_permissions(&mut self, updates: Vec<(String, PermissionsUpdate)>, done: CompletionId) {
+        if updates.is_empty() {
+            return self.ok(done);
+        }
+        if let Some(e) = updates.iter().find_map(|(_, u)| u.validate().err()) {
+            return self.complete(done, Err(ClientError::InvalidArgument(e)));
+        }
+        if self.state != CallState::Joined {
+            return self.complete(done, Err(ClientError::NotInCall { action: "update remote participants" }));
+        }
+        let group = self.next_request;
+        self.next_request += 1;
+        self.groups.insert(group, Group { remaining: updates.len(), errors: Vec::new(), done });
+        for (pid, u) in updates {
+            self.request("update remote participants", Target::Group(group), move |request_id| ClientMessage::UpdatePermissions {
+                request_id,
+                participant_id: Some(pid),
+                permissions: u,
+            });
+        }
+    }
+
+    /// `eject_remote_participants(ids)`.
+    pub fn handle_eject(&mut self, ids: Vec<String>, done: CompletionId) {
+        if ids.is_empty() {
+            return self.ok(done);
+        }
+        self.request("eject participants", Target::One(done), move |request_id| ClientMessage::Eject { request_id, participant_ids: ids });
+    }
+
+    /// Sends a request; fails at once when not joined.
+    pub(super) fn request(&mut self, action: &'static str, target: Target, make: impl FnOnce(u64) -> ClientMessage) {
+        if self.state != CallState::Joined {
+            return self.finish_request(target, Err(ClientError::NotInCall { action }));
+        }
+        let id = self.next_request;
+        self.next_request += 1;
+        self.requests.insert(id, target);
+        self.signal(make(id));
+    }
+
+    pub(super) fn finish_request(&mut self, target: Target, r: Result<(), ClientError>) {
+        match target {
+            Target::One(done) => self.complete(done, r.map(|_| Value::Null)),
+            Target::Nobody => {}
+            Target::Group(g) => {
+                let Some(group) = self.groups.get_mut(&g) else { return };
+                if let Err(e) = r {
+                    group.errors.push(e.to_string());
+                }
+                group.remaining -= 1;
+                if group.remaining == 0 {
+                    if let Some(group) = self.groups.remove(&g) {
+                        let r = if group.errors.is_empty() { Ok(Value::Null) } else { Err(ClientError::Refused(group.errors.join("; "))) };
+                        self.complete(group.done, r);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Publishes the wanted tracks now if the transports exist; otherwise they are
+    /// published when the media starts.
+    pub(super) fn republish(&mut self, done: CompletionId) {
+        match self.phase {
+            Phase::Media { .. } | Phase::InCall => {
+                self.publishes.push(done);
+                let tracks = self.wanted_tracks();
+                self.transport(TransportCommand::Publish { generation: self.generation, tracks, done });
+            }
+            _ => self.ok(done),
+        }
+    }
+}

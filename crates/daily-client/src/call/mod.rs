@@ -1,0 +1,30 @@
+//! A call: [`CallClient`] joins a room on a daily-server over WebSocket signalling and two
+//! WebRTC peer connections (webrtc-rs): the send transport (we offer) and the receive
+//! transport (the server offers). `docs/signalling.md` is the protocol.
+//!
+//! - `core.rs`: [`CallCore`], the IO-free state machine that knows Daily's rules (no IO, no
+//!   clock reads; driven by `handle_*`, drained by `poll_*`), with `roster.rs` (participants,
+//!   announced once each) and `settings.rs` (Daily's settings dicts and patches);
+//! - `client.rs`: the public [`CallClient`], a thin shell that feeds the core and carries out
+//!   its output in order;
+//! - `session.rs`: the IO of one session (signalling socket, ordered transport work);
+//! - `publish.rs` / `route.rs`: the send and receive sides on webrtc-rs and the media clock;
+//! - `types.rs`: states, typed events, settings types.
+
+mod client;
+mod core;
+mod publish;
+mod roster;
+mod route;
+mod session;
+mod settings;
+#[cfg(test)]
+mod tests;
+mod types;
+
+pub use self::core::{
+    CONNECT_TIMEOUT, CallCore, CompletionId, Output, SendTrackSpec, SourceHandle, TransportCommand,
+};
+pub use client::CallClient;
+pub use settings::{SendSettings, validate_custom_track_name};
+pub use types::{CallState, ClientEvent, Connection, Done, EventSink, IceConfig, IceServer, JoinDone, JoinSettings, Participant};

@@ -1,0 +1,348 @@
+//! The send side of a session on webrtc-rs: the send transport's m-lines and what each
+//! carries, the (re)negotiation that makes it carry exactly what the core listed, the task
+//! per published track that puts Opus frames from the media clock into RTP packets, and the
+//! construction of both peer connections.
+
+use super::client::ClientInner;
+use super::core::SendTrackSpec;
+use super::session::{Session, Transports, wait_local_sdp, werr};
+use super::settings::SendSettings;
+use super::types::IceConfig;
+use crate::ClientError;
+use crate::send::{SendPipe, out_queue, rand_u32};
+use crate::source::AudioSource;
+use daily_proto::{ClientMessage, PublishedTrack, TrackSource};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+use tokio::sync::{oneshot, watch};
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_remote::TrackRemote;
+use webrtc::peer_connection::{
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceGatheringState, RTCPeerConnectionState,
+};
+use webrtc::rtp_transceiver::RtpSender;
+
+/// Frames at or above this level (in -dBov, RFC 6464) carry the voice-activity bit.
+const VOICE_LEVEL_DBOV: u8 = 50;
+/// The RFC 6464 client-to-mixer audio level header extension.
+const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
+/// How long a publish waits for the server's answer.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+/// One sending m-line of the send transport and its RTP stream (SSRC, sequence numbers).
+///
+/// An m-line is never removed once added: when what it carries goes away it turns dormant
+/// (`live` is `None`, nothing sent) and the next track to publish takes it over, keeping its
+/// SSRC. Removing a transceiver and adding another makes webrtc-rs reuse the m-line with a new
+/// SSRC, which str0m then did not always accept (a re-published microphone stayed silent in
+/// some runs of `tests/republish.rs`).
+pub(crate) struct SendTrack {
+    live: Option<LiveSend>,
+    track: Arc<TrackLocalStaticRTP>,
+    ssrc: u32,
+    /// Next RTP sequence number, continued across the streams the m-line carries.
+    seq: Arc<std::sync::atomic::AtomicU16>,
+    sender: Arc<dyn RtpSender>,
+    pt: Arc<std::sync::atomic::AtomicU8>,
+}
+
+/// What a send m-line currently carries.
+struct LiveSend {
+    key: TrackSource,
+    /// Encoder settings the pipe was built with (a change rebuilds the pipe).
+    send: SendSettings,
+    track_id: String,
+    source: AudioSource,
+    pipe_id: u64,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SendTrack {
+    /// Stops carrying anything (the m-line stays, dormant).
+    pub(crate) fn detach(&mut self) {
+        if let Some(l) = self.live.take() {
+            l.source.detach(l.pipe_id);
+            l.task.abort();
+        }
+    }
+}
+
+/// (Re)negotiates the send transport so it carries exactly `want`.
+pub(crate) async fn publish(
+    inner: &Arc<ClientInner>,
+    session: &Session,
+    t: &Transports,
+    want: Vec<SendTrackSpec<AudioSource>>,
+) -> Result<(), ClientError> {
+    let mut tracks = t.send_tracks.lock().await;
+    let ignore_levels: Vec<TrackSource> = want.iter().filter(|w| w.ignore_level).map(|w| w.key.clone()).collect();
+    // Detach what is no longer wanted as it is (source, id or settings changed).
+    for st in tracks.iter_mut() {
+        let same = st.live.as_ref().is_some_and(|l| {
+            want.iter().any(|w| w.key == l.key && w.track_id == l.track_id && w.source.ptr_eq(&l.source) && w.send == l.send)
+        });
+        if !same {
+            st.detach();
+        }
+    }
+    for w in want {
+        if tracks.iter().any(|st| st.live.as_ref().is_some_and(|l| l.key == w.key)) {
+            continue;
+        }
+        // A dormant m-line if there is one, else a new one.
+        let i = match tracks.iter().position(|st| st.live.is_none()) {
+            Some(i) => i,
+            None => {
+                tracks.push(add_send_track(inner, t, &w.key).await?);
+                tracks.len() - 1
+            }
+        };
+        attach_send(inner, session, t, &mut tracks[i], w)?;
+    }
+    // Nothing was ever published: no send transport is needed yet (an offer without
+    // m-lines carries no ICE credentials).
+    if tracks.is_empty() && t.send_pc.local_description().await.is_none() {
+        return Ok(());
+    }
+    let offer = t.send_pc.create_offer(None).await.map_err(werr)?;
+    t.send_pc.set_local_description(offer).await.map_err(werr)?;
+    let sdp = wait_local_sdp(&t.send_pc).await?;
+    let mut published = Vec::new();
+    for tr in t.send_pc.get_transceivers().await {
+        let Ok(Some(sender)) = tr.sender().await else { continue };
+        if let Some(l) = tracks.iter().find(|st| st.sender.id() == sender.id()).and_then(|st| st.live.as_ref()) {
+            if let Ok(Some(mid)) = tr.mid().await {
+                published.push(PublishedTrack {
+                    mid,
+                    track_id: l.track_id.clone(),
+                    source: l.key.clone(),
+                    ignore_audio_level: ignore_levels.contains(&l.key),
+                });
+            }
+        }
+    }
+    let (tx, rx) = oneshot::channel();
+    *session.publish_answer.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
+    session
+        .ws_tx
+        .send(ClientMessage::PublishOffer { sdp, tracks: published })
+        .map_err(|_| ClientError::Signalling("signalling connection closed".into()))?;
+    let answer = tokio::time::timeout(ANSWER_TIMEOUT, rx)
+        .await
+        .map_err(|_| ClientError::Timeout("the server did not answer the publish offer".into()))?
+        .map_err(|_| ClientError::Signalling("signalling connection closed".into()))?;
+    let desc = webrtc::peer_connection::RTCSessionDescription::answer(answer).map_err(werr)?;
+    t.send_pc.set_remote_description(desc).await.map_err(werr)?;
+    tracing::debug!(m_lines = tracks.len(), published = tracks.iter().filter(|st| st.live.is_some()).count(), "send transport negotiated");
+    for st in tracks.iter() {
+        if let Ok(params) = st.sender.get_parameters().await {
+            if let Some(c) = params.rtp_parameters.codecs.first() {
+                st.pt.store(c.payload_type, Ordering::Release);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Adds a sending audio m-line (an RTP stream with a fresh SSRC) to the send transport.
+async fn add_send_track(inner: &Arc<ClientInner>, t: &Transports, key: &TrackSource) -> Result<SendTrack, ClientError> {
+    use rtc::media_stream::MediaStreamTrack;
+    use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
+    let ssrc = rand_u32();
+    let stream_id = inner.with_core(|c| c.local().info.id);
+    let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+        stream_id,
+        uuid::Uuid::new_v4().to_string(),
+        key.audio_source_name().to_owned(),
+        RtpCodecKind::Audio,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
+            codec: opus_codec(),
+            ..Default::default()
+        }],
+    )));
+    let sender = t.send_pc.add_track(track.clone() as Arc<dyn TrackLocal>).await.map_err(werr)?;
+    Ok(SendTrack {
+        live: None,
+        track,
+        ssrc,
+        seq: Arc::new(std::sync::atomic::AtomicU16::new(rand_u32() as u16)),
+        sender,
+        pt: Arc::new(std::sync::atomic::AtomicU8::new(0)),
+    })
+}
+
+/// Starts sending `w.source` on the m-line `st`: a send pipe on the media clock and a task
+/// that puts its Opus frames in RTP packets (same SSRC, sequence numbers continued; the new
+/// stream starts with the marker bit, RFC 3551 section 4.1).
+fn attach_send(
+    inner: &Arc<ClientInner>,
+    session: &Session,
+    t: &Transports,
+    st: &mut SendTrack,
+    w: SendTrackSpec<AudioSource>,
+) -> Result<(), ClientError> {
+    let (tx, mut rx) = out_queue();
+    let pipe_id = inner.next_id.fetch_add(1, Ordering::Relaxed);
+    let send: SendSettings = w.send;
+    let pipe = SendPipe::new(
+        pipe_id,
+        w.source.sample_rate(),
+        w.source.channels(),
+        send.channels,
+        send.bitrate,
+        send.application,
+        tx,
+        rx.signal.clone(),
+        session.send_stats.clone(),
+    )?;
+    let (pt, seq, track, ssrc) = (st.pt.clone(), st.seq.clone(), st.track.clone(), st.ssrc);
+    let connected = t.send_connected.clone();
+    let task = inner.rt.spawn(async move {
+        while let Some(f) = rx.next().await {
+            let pt = pt.load(Ordering::Acquire);
+            if pt == 0 || !*connected.borrow() {
+                continue;
+            }
+            let pkt = rtc::rtp::Packet {
+                header: rtc::rtp::header::Header {
+                    version: 2,
+                    marker: f.marker,
+                    payload_type: pt,
+                    sequence_number: seq.fetch_add(1, Ordering::Relaxed),
+                    timestamp: f.rtp_timestamp,
+                    ssrc,
+                    ..Default::default()
+                },
+                payload: bytes::Bytes::copy_from_slice(&f.payload[..f.len as usize]),
+            };
+            // RFC 6464: the level lets the SFU pick the active speaker without decoding.
+            // The V bit marks frames louder than VOICE_LEVEL_DBOV (no VAD on the send path).
+            let level = rtc::rtp::extension::HeaderExtension::AudioLevel(
+                rtc::rtp::extension::audio_level_extension::AudioLevelExtension { level: f.level, voice: f.level <= VOICE_LEVEL_DBOV },
+            );
+            let _ = track.write_rtp_with_extensions(pkt, std::slice::from_ref(&level)).await;
+        }
+    });
+    w.source.attach(pipe);
+    st.live = Some(LiveSend { key: w.key, send, track_id: w.track_id, source: w.source, pipe_id, task });
+    Ok(())
+}
+
+fn opus_codec() -> rtc::rtp_transceiver::rtp_sender::RTCRtpCodec {
+    rtc::rtp_transceiver::rtp_sender::RTCRtpCodec {
+        mime_type: rtc::peer_connection::configuration::media_engine::MIME_TYPE_OPUS.to_owned(),
+        clock_rate: 48000,
+        channels: 2,
+        sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+        rtcp_feedback: vec![],
+    }
+}
+
+pub(crate) struct PcHandler {
+    pub connected: watch::Sender<bool>,
+    pub failed: watch::Sender<bool>,
+    /// For the receive transport: where remote tracks go.
+    pub on_track: Option<(Weak<ClientInner>, u64, Arc<Mutex<Weak<Transports>>>)>,
+    pub status: crate::netstats::ConnectionStatus,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for PcHandler {
+    async fn on_ice_gathering_state_change(&self, _state: RTCIceGatheringState) {}
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        self.status.on_state(state);
+        match state {
+            RTCPeerConnectionState::Connected => {
+                let _ = self.connected.send(true);
+            }
+            RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
+                let _ = self.connected.send(false);
+                let _ = self.failed.send(true);
+            }
+            RTCPeerConnectionState::Disconnected => {
+                let _ = self.connected.send(false);
+            }
+            _ => {}
+        }
+    }
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        if let Some((inner, generation, transports)) = &self.on_track {
+            if let Some(i) = inner.upgrade() {
+                let t = transports.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                i.rt.spawn(super::route::on_remote_track(inner.clone(), *generation, t, track));
+            }
+        }
+    }
+}
+
+pub(crate) async fn build_pc(
+    loopback: bool,
+    handler: Arc<PcHandler>,
+    reports: &crate::netstats::ReportTable,
+    ice: &IceConfig,
+) -> Result<Arc<dyn PeerConnection>, ClientError> {
+    use rtc::interceptor::Registry;
+    use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+    use rtc::peer_connection::configuration::interceptor_registry::configure_rtcp_reports;
+    use rtc::peer_connection::configuration::media_engine::MediaEngine;
+    use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+    use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodecParameters, RtpCodecKind};
+    let mut me = MediaEngine::default();
+    me.register_codec(RTCRtpCodecParameters { rtp_codec: opus_codec(), payload_type: 111, ..Default::default() }, RtpCodecKind::Audio)
+        .map_err(werr)?;
+    me.register_header_extension(
+        rtc::rtp_transceiver::rtp_sender::RTCRtpHeaderExtensionCapability { uri: AUDIO_LEVEL_URI.to_owned() },
+        RtpCodecKind::Audio,
+        None,
+    )
+    .map_err(werr)?;
+    // RTCP sender/receiver reports only (network stats, RFC 3550 section 6.4). Not webrtc-rs's
+    // defaults: NACK is not negotiated for Opus (no retransmission of audio), and the
+    // transport-wide congestion control feedback (TWCC) has no consumer here, since the SFU
+    // runs no bandwidth estimation for audio. Without TWCC no packet carries its header
+    // extension and neither end sends or parses feedback every 100 ms.
+    let registry = configure_rtcp_reports(Registry::new()).with(
+        rtc::interceptor::Slot::from(crate::netstats::ReportTap::SLOT),
+        crate::netstats::ReportTap::new(reports.clone()),
+    );
+    let se = SettingEngineBuilder::new()
+        .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
+        .with_include_loopback_candidate(loopback)
+        // RFC 8445 section 14.2: Ta = 50 ms between checks (webrtc-rs waits 200 ms, which
+        // alone made a join take ~400 ms on loopback). 28 checks keep the 1.4 s attempt window.
+        .with_ice_connection_attempts(Some(Duration::from_millis(50)), Some(28))
+        .build();
+    let addr = if loopback { "127.0.0.1:0" } else { "0.0.0.0:0" };
+    let pc = PeerConnectionBuilder::new()
+        .with_configuration(
+            RTCConfigurationBuilder::new()
+                .with_ice_servers(
+                    ice.servers
+                        .iter()
+                        .map(|s| rtc::peer_connection::transport::RTCIceServer {
+                            urls: s.urls.clone(),
+                            username: s.username.clone(),
+                            credential: s.credential.clone(),
+                        })
+                        .collect(),
+                )
+                .with_ice_transport_policy(if ice.relay_only {
+                    rtc::peer_connection::configuration::RTCIceTransportPolicy::Relay
+                } else {
+                    rtc::peer_connection::configuration::RTCIceTransportPolicy::All
+                })
+                .build(),
+        )
+        .with_media_engine(me)
+        .with_setting_engine(se)
+        .with_interceptor_registry(registry)
+        .with_handler(handler)
+        .with_udp_addrs(vec![addr.to_owned()])
+        .build()
+        .await
+        .map_err(werr)?;
+    Ok(Arc::new(pc))
+}
+

@@ -1,0 +1,288 @@
+//! The IO of one session (one `join`): the signalling WebSocket (a reader and a writer task),
+//! and the tasks that carry out the core's transport commands in order (start the media,
+//! publish, answer subscribe offers). Each reports back to the core through
+//! `ClientInner::drive`; none decides anything itself.
+
+use super::client::{ClientInner, relock, relock_media};
+use super::core::{CompletionId, SendTrackSpec};
+use super::publish::{self, SendTrack};
+use super::types::{Connection, IceConfig};
+use crate::ClientError;
+use crate::send::SendStats;
+use crate::source::AudioSource;
+use daily_proto::{ClientMessage, ForwardedTrack, RoomUrl, ServerMessage};
+use futures_util::{SinkExt, StreamExt};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_tungstenite::tungstenite::Message;
+use webrtc::peer_connection::PeerConnection;
+
+/// Work for the session's media task, done in order.
+pub(crate) enum MediaCmd {
+    Start { loopback: bool, ice: IceConfig, tracks: Vec<SendTrackSpec<AudioSource>> },
+    Publish { tracks: Vec<SendTrackSpec<AudioSource>>, done: CompletionId },
+}
+
+/// The two peer connections of a session, once the server has accepted the join.
+pub(crate) struct Transports {
+    pub send_pc: Arc<dyn PeerConnection>,
+    pub recv_pc: Arc<dyn PeerConnection>,
+    pub send_tracks: tokio::sync::Mutex<Vec<SendTrack>>,
+    pub send_connected: watch::Receiver<bool>,
+    send_failed: watch::Receiver<bool>,
+    /// Bumped whenever the mid → track mapping of the receive transport changes.
+    pub forward_version: Arc<AtomicU64>,
+    reports: crate::netstats::ReportTable,
+}
+
+pub(crate) struct Session {
+    pub generation: u64,
+    pub ws_tx: mpsc::UnboundedSender<ClientMessage>,
+    pub cmd_tx: mpsc::UnboundedSender<MediaCmd>,
+    pub sub_tx: mpsc::UnboundedSender<(String, Vec<ForwardedTrack>)>,
+    /// Where the server's answer to our pending publish offer goes.
+    pub publish_answer: Mutex<Option<oneshot::Sender<String>>>,
+    transports: watch::Sender<Option<Arc<Transports>>>,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    pub send_stats: Arc<SendStats>,
+}
+
+impl Session {
+    pub(crate) fn transports(&self) -> Option<Arc<Transports>> {
+        self.transports.borrow().clone()
+    }
+}
+
+pub(crate) fn werr(e: webrtc::error::Error) -> ClientError {
+    ClientError::WebRtc(e.to_string())
+}
+
+/// Waits for ICE gathering to finish and returns the full local SDP (non-trickle signalling).
+pub(crate) async fn wait_local_sdp(pc: &Arc<dyn PeerConnection>) -> Result<String, ClientError> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some(d) = pc.local_description().await {
+            if d.sdp.contains("a=candidate") || Instant::now() > deadline {
+                return Ok(d.sdp);
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(ClientError::Timeout("ICE gathering did not finish".into()));
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// `TransportCommand::Connect`: opens the signalling connection and starts the session's
+/// tasks. The core's deadline bounds how long this may take (a teardown aborts it).
+pub(crate) async fn connect(me: Weak<ClientInner>, generation: u64, url: RoomUrl) {
+    let ws_url = url.ws_url();
+    // Nagle off (`disable_nagle`): `join` and the publish offer go out back to back.
+    let r = tokio_tungstenite::connect_async_with_config(ws_url.as_str(), None, true).await;
+    let Some(inner) = me.upgrade() else { return };
+    relock(&inner.connecting).remove(&generation);
+    let ws = match r {
+        Ok((ws, _)) => ws,
+        Err(e) => {
+            let e = ClientError::Signalling(format!("could not connect to {ws_url}: {e}"));
+            return inner.drive(|c, now| c.handle_join_failed(now, generation, e));
+        }
+    };
+    let (mut ws_write, mut ws_read) = ws.split();
+    let (ws_tx, mut ws_rx) = mpsc::unbounded_channel::<ClientMessage>();
+    let (cmd_tx, mut cmd_rx) = mpsc::unbounded_channel::<MediaCmd>();
+    let (sub_tx, mut sub_rx) = mpsc::unbounded_channel::<(String, Vec<ForwardedTrack>)>();
+    let session = Arc::new(Session {
+        generation,
+        ws_tx,
+        cmd_tx,
+        sub_tx,
+        publish_answer: Mutex::new(None),
+        transports: watch::channel(None).0,
+        tasks: Mutex::new(Vec::new()),
+        send_stats: Arc::new(SendStats::default()),
+    });
+    let writer = inner.rt.spawn(async move {
+        while let Some(m) = ws_rx.recv().await {
+            if ws_write.send(Message::text(m.to_json())).await.is_err() {
+                break;
+            }
+        }
+        let _ = ws_write.close().await;
+    });
+    let reader = inner.rt.spawn({
+        let me = me.clone();
+        async move {
+            while let Some(m) = ws_read.next().await {
+                let text = match m {
+                    Ok(Message::Text(t)) => t,
+                    Ok(Message::Close(_)) | Err(_) => break,
+                    _ => continue,
+                };
+                let Some(inner) = me.upgrade() else { return };
+                match ServerMessage::parse(&text) {
+                    Ok(msg) => inner.drive(|c, now| c.handle_server_message(now, generation, msg)),
+                    Err(e) => inner.drive(|c, _| c.handle_error_report(generation, format!("bad message from the server: {e}"))),
+                }
+            }
+            if let Some(inner) = me.upgrade() {
+                inner.drive(|c, now| c.handle_signalling_closed(now, generation));
+            }
+        }
+    });
+    let media = inner.rt.spawn({
+        let (me, session) = (me.clone(), Arc::downgrade(&session));
+        async move {
+            while let Some(cmd) = cmd_rx.recv().await {
+                let (Some(inner), Some(s)) = (me.upgrade(), session.upgrade()) else { return };
+                match cmd {
+                    MediaCmd::Start { loopback, ice, tracks } => match start_media(&inner, &s, loopback, &ice, tracks).await {
+                        Ok(()) => inner.drive(|c, now| c.handle_media_ready(now, generation)),
+                        Err(e) => inner.drive(|c, now| c.handle_join_failed(now, generation, e)),
+                    },
+                    MediaCmd::Publish { tracks, done } => {
+                        let r = match s.transports() {
+                            Some(t) => publish::publish(&inner, &s, &t, tracks).await,
+                            None => Err(ClientError::CallEnded),
+                        };
+                        inner.drive(|c, now| c.handle_publish_done(now, done, r));
+                    }
+                }
+            }
+        }
+    });
+    // Subscribe offers are answered in order by their own task, so they proceed while a
+    // publish waits for its answer.
+    let subscriber = inner.rt.spawn({
+        let (me, session) = (me.clone(), Arc::downgrade(&session));
+        async move {
+            while let Some((sdp, tracks)) = sub_rx.recv().await {
+                let Some(s) = session.upgrade() else { return };
+                let mut rx = s.transports.subscribe();
+                let t = match rx.wait_for(|t| t.is_some()).await {
+                    Ok(t) => t.clone(),
+                    Err(_) => return,
+                };
+                let (Some(inner), Some(t)) = (me.upgrade(), t) else { return };
+                if let Err(e) = super::route::on_subscribe_offer(&inner, &s, &t, sdp, tracks).await {
+                    inner.drive(|c, _| c.handle_error_report(generation, format!("receive transport negotiation failed: {e}")));
+                }
+            }
+        }
+    });
+    relock(&session.tasks).extend([writer, reader, media, subscriber]);
+    // Registered under the core's lock, so the `join` the core now sends finds the socket.
+    inner.drive(|c, now| {
+        if c.is_live(generation) {
+            relock(&inner.sessions).insert(generation, session.clone());
+        }
+        c.handle_signalling_open(now, generation);
+    });
+}
+
+/// `MediaCmd::Start`: builds both peer connections, publishes what the core listed and
+/// waits until the send transport is connected (the core's deadline bounds the wait).
+async fn start_media(
+    inner: &Arc<ClientInner>,
+    session: &Arc<Session>,
+    loopback: bool,
+    ice: &IceConfig,
+    tracks: Vec<SendTrackSpec<AudioSource>>,
+) -> Result<(), ClientError> {
+    let generation = session.generation;
+    relock_media(inner).start(generation, &inner.clock);
+    let reports = crate::netstats::ReportTable::default();
+    let status = |connection: Connection| {
+        let me = Arc::downgrade(inner);
+        crate::netstats::ConnectionStatus::new(Box::new(move |connected| {
+            if let Some(inner) = me.upgrade() {
+                inner.drive(|c, _| c.handle_connection_status(generation, connection, connected));
+            }
+        }))
+    };
+    let (conn_tx, conn_rx) = watch::channel(false);
+    let (fail_tx, fail_rx) = watch::channel(false);
+    let send_pc = publish::build_pc(
+        loopback,
+        Arc::new(publish::PcHandler { connected: conn_tx, failed: fail_tx, on_track: None, status: status(Connection::SendTransport) }),
+        &reports,
+        ice,
+    )
+    .await?;
+    let slot: Arc<Mutex<Weak<Transports>>> = Arc::new(Mutex::new(Weak::new()));
+    let recv_pc = publish::build_pc(
+        loopback,
+        Arc::new(publish::PcHandler {
+            connected: watch::channel(false).0,
+            failed: watch::channel(false).0,
+            on_track: Some((Arc::downgrade(inner), generation, slot.clone())),
+            status: status(Connection::RecvTransport),
+        }),
+        &reports,
+        ice,
+    )
+    .await?;
+    let t = Arc::new(Transports {
+        send_pc,
+        recv_pc,
+        send_tracks: tokio::sync::Mutex::new(Vec::new()),
+        send_connected: conn_rx,
+        send_failed: fail_rx,
+        forward_version: Arc::new(AtomicU64::new(0)),
+        reports,
+    });
+    *relock(&slot) = Arc::downgrade(&t);
+    session.transports.send_replace(Some(t.clone()));
+    let publishing = !tracks.is_empty();
+    publish::publish(inner, session, &t, tracks).await?;
+    if publishing {
+        let (mut rx, mut fail) = (t.send_connected.clone(), t.send_failed.clone());
+        loop {
+            if *rx.borrow() {
+                break;
+            }
+            tokio::select! {
+                r = rx.changed() => if r.is_err() { return Err(ClientError::WebRtc("send transport closed".into())) },
+                _ = fail.changed() => if *fail.borrow() { return Err(ClientError::WebRtc("send transport failed to connect".into())) },
+            }
+        }
+    }
+    // Network stats every 2 s while this session lasts (teardown aborts the task).
+    let me = Arc::downgrade(inner);
+    let send_stats = session.send_stats.clone();
+    let sampler = inner.rt.spawn(crate::netstats::sample_every(t.send_pc.clone(), t.recv_pc.clone(), t.reports.clone(), move |v| {
+        let Some(inner) = me.upgrade() else { return false };
+        // Adaptive in-band FEC: tuned to the worst send loss of the last 30 s, off after 30 s
+        // without loss. Capped at 30 %: beyond it FEC cannot recover much and costs bitrate.
+        let worst = v["stats"]["worstAudioSendPacketLoss"].as_f64().unwrap_or(0.0);
+        let pct = (worst * 100.0).ceil().clamp(0.0, 30.0) as u8;
+        send_stats.expected_loss_pct.store(pct, Ordering::Relaxed);
+        inner.drive(|c, _| c.handle_network_stats(generation, v))
+    }));
+    relock(&session.tasks).push(sampler);
+    Ok(())
+}
+
+/// `TransportCommand::Teardown`: stops the session's tasks, closes its transports and
+/// pipelines, then tells the core.
+pub(crate) async fn teardown(me: Weak<ClientInner>, generation: u64, session: Option<Arc<Session>>) {
+    if let Some(s) = session {
+        for t in relock(&s.tasks).drain(..) {
+            t.abort();
+        }
+        let (cmd, sub) = (s.cmd_tx.clone(), s.sub_tx.clone());
+        drop((cmd, sub));
+        if let Some(t) = s.transports.send_replace(None) {
+            for mut st in t.send_tracks.lock().await.drain(..) {
+                st.detach();
+            }
+            let _ = t.send_pc.close().await;
+            let _ = t.recv_pc.close().await;
+        }
+    }
+    let Some(inner) = me.upgrade() else { return };
+    relock_media(&inner).end(generation, &inner.clock);
+    inner.drive(|c, now| c.handle_teardown_done(now, generation));
+}
