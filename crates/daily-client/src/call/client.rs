@@ -1,9 +1,15 @@
 //! [`CallClient`]: the thin shell around [`CallCore`]. Each API call registers its completion,
 //! hands the call to the core under one lock and carries out what the core output, in order:
-//! events and completions go to the client's dispatch task (so a state event always reaches
-//! the application before the completion it caused), signalling to the session's socket
+//! events and completions go to the client's outbox, signalling to the session's socket
 //! writer, transport commands to `session.rs`. A timer task calls `handle_timeout` at the
 //! core's next deadline. Nothing here decides anything Daily's rules say.
+//!
+//! The outbox keeps the core's order without a thread or task of its own: entries are queued
+//! under the core's lock, and whichever thread finds the outbox idle after releasing that lock
+//! delivers everything queued, outside every lock, until it is empty; a thread that finds it
+//! busy leaves its entries to the one delivering. A callback may call back into the client: its
+//! entries join the queue behind it. (A dispatch task per client costs every event and
+//! completion a task hop on a runtime that may be busy with DTLS handshakes.)
 
 use super::core::{CallCore, CompletionId, Output, SourceHandle, TransportCommand};
 use super::route::{Media, RendererSpec};
@@ -14,11 +20,11 @@ use crate::source::AudioSource;
 use crate::{ClientError, Engine};
 use daily_proto::PermissionsUpdate;
 use serde_json::{Value, json};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 impl SourceHandle for AudioSource {
     fn same_source(&self, other: &Self) -> bool {
@@ -52,7 +58,7 @@ pub(crate) struct ClientInner {
     pub clock: Arc<MediaClock>,
     flags: Arc<crate::engine::AudioFlags>,
     locked: Mutex<Locked>,
-    dispatch: mpsc::UnboundedSender<Dispatch>,
+    outbox: Mutex<Outbox>,
     timer: watch::Sender<Option<Instant>>,
     /// Live sessions by generation.
     pub sessions: Mutex<HashMap<u64, Arc<Session>>>,
@@ -61,7 +67,16 @@ pub(crate) struct ClientInner {
     /// The receive side: forwarded tracks, receive pipelines, renderers.
     pub media: Mutex<Media>,
     pub next_id: AtomicU64,
+    events: EventSink,
     me: Weak<ClientInner>,
+}
+
+/// Events and completions waiting for delivery, in the core's order.
+#[derive(Default)]
+struct Outbox {
+    queue: VecDeque<Dispatch>,
+    /// A thread is delivering.
+    busy: bool,
 }
 
 pub(crate) fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -87,6 +102,8 @@ impl ClientInner {
         let mut g = self.lock();
         let r = f(&mut g.core, Instant::now());
         self.flush(&mut g);
+        drop(g);
+        self.deliver();
         r
     }
 
@@ -98,6 +115,36 @@ impl ClientInner {
         g.completions.insert(id, c);
         f(&mut g.core, Instant::now(), id);
         self.flush(&mut g);
+        drop(g);
+        self.deliver();
+    }
+
+    /// Delivers the outbox in order unless another thread is doing it (see the module docs).
+    fn deliver(&self) {
+        {
+            let mut o = relock(&self.outbox);
+            if o.busy || o.queue.is_empty() {
+                return;
+            }
+            o.busy = true;
+        }
+        loop {
+            let next = {
+                let mut o = relock(&self.outbox);
+                match o.queue.pop_front() {
+                    Some(d) => d,
+                    None => {
+                        o.busy = false;
+                        return;
+                    }
+                }
+            };
+            match next {
+                Dispatch::Event(e) => (self.events)(e),
+                Dispatch::Complete(Completion::Done(d), r) => d(r.map(|_| ())),
+                Dispatch::Complete(Completion::Join(d), r) => d(r),
+            }
+        }
     }
 
     fn flush(&self, g: &mut Locked) {
@@ -123,11 +170,11 @@ impl ClientInner {
                             }
                         }
                     }
-                    let _ = self.dispatch.send(Dispatch::Event(e));
+                    relock(&self.outbox).queue.push_back(Dispatch::Event(e));
                 }
                 Output::Complete(id, r) => {
                     if let Some(c) = g.completions.remove(&id) {
-                        let _ = self.dispatch.send(Dispatch::Complete(c, r));
+                        relock(&self.outbox).queue.push_back(Dispatch::Complete(c, r));
                     }
                 }
                 Output::Signal(generation, msg) => {
@@ -198,16 +245,6 @@ impl ClientInner {
     }
 }
 
-async fn dispatch_loop(mut rx: mpsc::UnboundedReceiver<Dispatch>, events: EventSink) {
-    while let Some(d) = rx.recv().await {
-        match d {
-            Dispatch::Event(e) => events(e),
-            Dispatch::Complete(Completion::Done(d), r) => d(r.map(|_| ())),
-            Dispatch::Complete(Completion::Join(d), r) => d(r),
-        }
-    }
-}
-
 async fn timer_loop(me: Weak<ClientInner>, mut rx: watch::Receiver<Option<Instant>>) {
     loop {
         let next = *rx.borrow_and_update();
@@ -235,8 +272,10 @@ fn now_epoch_s() -> u64 {
 }
 
 /// A call client (daily-python's `CallClient`). Methods return at once; results arrive in
-/// completions and events, both on the client's dispatch task, in the order the call core
-/// decided (see `core.rs`). Completions and event sinks must not block for long.
+/// completions and events, in the order the call core decided (see `core.rs`), on the thread
+/// that caused them (a runtime thread, or the caller's own for an immediate error). Event
+/// sinks and completions must not block for long, nor wait for another completion of the
+/// same client (it is delivered after them).
 pub struct CallClient {
     _engine: Engine,
     inner: Arc<ClientInner>,
@@ -246,7 +285,6 @@ impl CallClient {
     /// Creates a client on `engine`; `events` receives every event in order.
     pub fn new(engine: &Engine, events: EventSink) -> CallClient {
         let e = engine.inner();
-        let (dtx, drx) = mpsc::unbounded_channel();
         let (ttx, trx) = watch::channel(None);
         let inner = Arc::new_cyclic(|me| ClientInner {
             rt: e.runtime.handle().clone(),
@@ -258,7 +296,8 @@ impl CallClient {
                 next_completion: 1,
                 counted: false,
             }),
-            dispatch: dtx,
+            outbox: Mutex::new(Outbox::default()),
+            events,
             timer: ttx,
             sessions: Mutex::new(HashMap::new()),
             connecting: Mutex::new(HashMap::new()),
@@ -266,7 +305,6 @@ impl CallClient {
             next_id: AtomicU64::new(1),
             me: me.clone(),
         });
-        inner.rt.spawn(dispatch_loop(drx, events));
         inner.rt.spawn(timer_loop(Arc::downgrade(&inner), trx));
         CallClient { _engine: engine.clone(), inner }
     }
@@ -293,7 +331,7 @@ impl CallClient {
     }
 
     /// Leaves if needed and waits for it (at most a few seconds), then forgets the sources
-    /// and renderers. Call from a thread that is not the client's dispatch task.
+    /// and renderers. Not from inside one of this client's callbacks (it would wait 5 s).
     pub fn release(&self) {
         let (tx, rx) = std::sync::mpsc::channel();
         self.leave(Box::new(move |_| {

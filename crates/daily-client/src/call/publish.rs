@@ -107,7 +107,7 @@ pub(crate) async fn publish(
     }
     let offer = t.send_pc.create_offer(None).await.map_err(werr)?;
     t.send_pc.set_local_description(offer).await.map_err(werr)?;
-    let sdp = wait_local_sdp(&t.send_pc).await?;
+    let sdp = wait_local_sdp(&t.send_pc, &t.send_gathered).await?;
     let mut published = Vec::new();
     for tr in t.send_pc.get_transceivers().await {
         let Ok(Some(sender)) = tr.sender().await else { continue };
@@ -243,6 +243,7 @@ fn opus_codec() -> rtc::rtp_transceiver::rtp_sender::RTCRtpCodec {
 pub(crate) struct PcHandler {
     pub connected: watch::Sender<bool>,
     pub failed: watch::Sender<bool>,
+    pub gathered: watch::Sender<bool>,
     /// For the receive transport: where remote tracks go.
     pub on_track: Option<(Weak<ClientInner>, u64, Arc<Mutex<Weak<Transports>>>)>,
     pub status: crate::netstats::ConnectionStatus,
@@ -250,7 +251,11 @@ pub(crate) struct PcHandler {
 
 #[async_trait::async_trait]
 impl PeerConnectionEventHandler for PcHandler {
-    async fn on_ice_gathering_state_change(&self, _state: RTCIceGatheringState) {}
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        if state == RTCIceGatheringState::Complete {
+            self.gathered.send_replace(true);
+        }
+    }
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
         self.status.on_state(state);
         match state {

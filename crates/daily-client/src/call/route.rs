@@ -195,7 +195,7 @@ pub(crate) async fn on_subscribe_offer(
     t.recv_pc.set_remote_description(desc).await.map_err(werr)?;
     let answer = t.recv_pc.create_answer(None).await.map_err(werr)?;
     t.recv_pc.set_local_description(answer).await.map_err(werr)?;
-    let sdp = super::session::wait_local_sdp(&t.recv_pc).await?;
+    let sdp = super::session::wait_local_sdp(&t.recv_pc, &t.recv_gathered).await?;
     tracing::debug!("receive transport negotiated");
     session
         .ws_tx

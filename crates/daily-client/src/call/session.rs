@@ -32,6 +32,9 @@ pub(crate) struct Transports {
     pub send_tracks: tokio::sync::Mutex<Vec<SendTrack>>,
     pub send_connected: watch::Receiver<bool>,
     send_failed: watch::Receiver<bool>,
+    /// ICE gathering of each transport completed (see `wait_local_sdp`).
+    pub send_gathered: watch::Receiver<bool>,
+    pub recv_gathered: watch::Receiver<bool>,
     /// Bumped whenever the mid → track mapping of the receive transport changes.
     pub forward_version: Arc<AtomicU64>,
     reports: crate::netstats::ReportTable,
@@ -60,18 +63,23 @@ pub(crate) fn werr(e: webrtc::error::Error) -> ClientError {
 }
 
 /// Waits for ICE gathering to finish and returns the full local SDP (non-trickle signalling).
-pub(crate) async fn wait_local_sdp(pc: &Arc<dyn PeerConnection>) -> Result<String, ClientError> {
+/// Woken by the peer connection's gathering-complete event (`gathered`); it also looks again
+/// every 2 ms in case an event is missed, and gives up after 5 s. (Polling alone, every 2 ms,
+/// cost each offer and answer 1-3 ms on loopback.)
+pub(crate) async fn wait_local_sdp(pc: &Arc<dyn PeerConnection>, gathered: &watch::Receiver<bool>) -> Result<String, ClientError> {
     let deadline = Instant::now() + Duration::from_secs(5);
+    let mut gathered = gathered.clone();
     loop {
-        if let Some(d) = pc.local_description().await {
+        let d = pc.local_description().await;
+        if let Some(d) = &d {
             if d.sdp.contains("a=candidate") || Instant::now() > deadline {
-                return Ok(d.sdp);
+                return Ok(d.sdp.clone());
             }
         }
         if Instant::now() > deadline {
             return Err(ClientError::Timeout("ICE gathering did not finish".into()));
         }
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        let _ = tokio::time::timeout(Duration::from_millis(2), gathered.changed()).await;
     }
 }
 
@@ -138,13 +146,15 @@ pub(crate) async fn connect(me: Weak<ClientInner>, generation: u64, url: RoomUrl
             while let Some(cmd) = cmd_rx.recv().await {
                 let (Some(inner), Some(s)) = (me.upgrade(), session.upgrade()) else { return };
                 match cmd {
-                    MediaCmd::Start { loopback, ice, tracks } => match start_media(&inner, &s, loopback, &ice, tracks).await {
+                    // Boxed: the task lives as long as the session, and would otherwise be as large as
+                    // the biggest future it ever awaits (webrtc-rs set-up) for all that time.
+                    MediaCmd::Start { loopback, ice, tracks } => match Box::pin(start_media(&inner, &s, loopback, &ice, tracks)).await {
                         Ok(()) => inner.drive(|c, now| c.handle_media_ready(now, generation)),
                         Err(e) => inner.drive(|c, now| c.handle_join_failed(now, generation, e)),
                     },
                     MediaCmd::Publish { tracks, done } => {
                         let r = match s.transports() {
-                            Some(t) => publish::publish(&inner, &s, &t, tracks).await,
+                            Some(t) => Box::pin(publish::publish(&inner, &s, &t, tracks)).await,
                             None => Err(ClientError::CallEnded),
                         };
                         inner.drive(|c, now| c.handle_publish_done(now, done, r));
@@ -166,7 +176,7 @@ pub(crate) async fn connect(me: Weak<ClientInner>, generation: u64, url: RoomUrl
                     Err(_) => return,
                 };
                 let (Some(inner), Some(t)) = (me.upgrade(), t) else { return };
-                if let Err(e) = super::route::on_subscribe_offer(&inner, &s, &t, sdp, tracks).await {
+                if let Err(e) = Box::pin(super::route::on_subscribe_offer(&inner, &s, &t, sdp, tracks)).await {
                     inner.drive(|c, _| c.handle_error_report(generation, format!("receive transport negotiation failed: {e}")));
                 }
             }
@@ -204,9 +214,17 @@ async fn start_media(
     };
     let (conn_tx, conn_rx) = watch::channel(false);
     let (fail_tx, fail_rx) = watch::channel(false);
+    let (send_gathered_tx, send_gathered) = watch::channel(false);
+    let (recv_gathered_tx, recv_gathered) = watch::channel(false);
     let send_pc = publish::build_pc(
         loopback,
-        Arc::new(publish::PcHandler { connected: conn_tx, failed: fail_tx, on_track: None, status: status(Connection::SendTransport) }),
+        Arc::new(publish::PcHandler {
+            connected: conn_tx,
+            failed: fail_tx,
+            gathered: send_gathered_tx,
+            on_track: None,
+            status: status(Connection::SendTransport),
+        }),
         &reports,
         ice,
     )
@@ -217,6 +235,7 @@ async fn start_media(
         Arc::new(publish::PcHandler {
             connected: watch::channel(false).0,
             failed: watch::channel(false).0,
+            gathered: recv_gathered_tx,
             on_track: Some((Arc::downgrade(inner), generation, slot.clone())),
             status: status(Connection::RecvTransport),
         }),
@@ -230,6 +249,8 @@ async fn start_media(
         send_tracks: tokio::sync::Mutex::new(Vec::new()),
         send_connected: conn_rx,
         send_failed: fail_rx,
+        send_gathered,
+        recv_gathered,
         forward_version: Arc::new(AtomicU64::new(0)),
         reports,
     });

@@ -58,14 +58,18 @@ impl Settings {
         shapes::subscription_rules(&self.profiles, &self.subscriptions)
     }
 
+    /// `Ok` for a dict or nothing (`null`), else the error naming `what`.
+    pub fn check_dict(patch: &Value, what: &str) -> Result<(), ClientError> {
+        if patch.is_null() || patch.is_object() { Ok(()) } else { Err(invalid(format!("{what} must be a dict"))) }
+    }
+
     /// Merges an inputs patch. A microphone `settings` naming a device or a custom track
-    /// replaces the old settings instead of merging with them. Nothing changes on error.
+    /// replaces the old settings instead of merging with them. Fails (changing nothing) only
+    /// when `patch` is not a dict.
     pub fn apply_inputs(&mut self, patch: &Value) -> Result<(), ClientError> {
+        Self::check_dict(patch, "input settings")?;
         if patch.is_null() {
             return Ok(());
-        }
-        if !patch.is_object() {
-            return Err(invalid("input settings must be a dict"));
         }
         let patch = shapes::expand_shorthand(patch, "isEnabled");
         shapes::merge(&mut self.inputs, &patch);
@@ -82,7 +86,7 @@ impl Settings {
     }
 
     /// Merges a publishing patch and applies the microphone's `isPublishing` and
-    /// `sendSettings`. Nothing changes on error.
+    /// `sendSettings`. Everything is checked before anything changes: nothing changes on error.
     pub fn apply_publishing(&mut self, patch: &Value) -> Result<(), ClientError> {
         if patch.is_null() {
             return Ok(());

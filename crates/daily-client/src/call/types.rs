@@ -202,10 +202,9 @@ impl ClientEvent {
     }
 }
 
-/// Receives events, in order, on the client's dispatch task: must not block for long.
+/// Receives events, in order (see [`crate::CallClient`]): must not block for long.
 pub type EventSink = std::sync::Arc<dyn Fn(ClientEvent) + Send + Sync>;
-/// Completion with no value. Runs on the client's dispatch task, after every event the call
-/// caused.
+/// Completion with no value. Runs after every event the call caused.
 pub type Done = Box<dyn FnOnce(Result<(), ClientError>) + Send>;
 /// Completion of `join`: Daily's join data (`{"meetingSession": {"id"}, "participants"}`).
 pub type JoinDone = Box<dyn FnOnce(Result<Value, ClientError>) + Send>;

@@ -1,6 +1,7 @@
 //! The API calls of [`CallCore`]: settings updates, custom tracks, requests answered by the
 //! server (app messages, permissions, ejections) and what each outputs.
 
+use crate::call::settings::Settings;
 use super::{CONNECT_TIMEOUT, CallCore, CompletionId, CustomTrack, Group, LEAVE_TIMEOUT, Phase, SourceHandle, Target, TransportCommand};
 use crate::ClientError;
 use crate::call::types::{CallState, ClientEvent, IceConfig, JoinSettings};
@@ -22,11 +23,13 @@ impl<S: SourceHandle> CallCore<S> {
             let state = self.state.as_str();
             return self.complete(done, Err(ClientError::InvalidState { action: "join", state }));
         }
-        let mut s = self.settings.clone();
-        if let Err(e) = s.apply_inputs(&settings.client_settings["inputs"]).and_then(|_| s.apply_publishing(&settings.client_settings["publishing"])) {
+        // Each patch applies whole or not at all; the inputs patch can only fail for not being
+        // a dict, so checking that first makes the pair atomic without copying the settings.
+        let (inputs, publishing) = (&settings.client_settings["inputs"], &settings.client_settings["publishing"]);
+        if let Err(e) = Settings::check_dict(inputs, "input settings").and_then(|_| self.settings.apply_publishing(publishing)) {
             return self.complete(done, Err(e));
         }
-        self.settings = s;
+        let _ = self.settings.apply_inputs(inputs);
         self.generation += 1;
         self.mic = settings.microphone;
         self.settings.sync_mic_enabled(self.mic.is_some());
@@ -79,11 +82,9 @@ impl<S: SourceHandle> CallCore<S> {
     /// `update_inputs(patch)`, and when `microphone` is `Some`, the microphone source
     /// (`Some(None)` stops it). Outputs `InputsUpdated` before `done`.
     pub fn handle_update_inputs(&mut self, microphone: Option<Option<(String, S)>>, patch: &Value, done: CompletionId) {
-        let mut s = self.settings.clone();
-        if let Err(e) = s.apply_inputs(patch) {
+        if let Err(e) = self.settings.apply_inputs(patch) {
             return self.complete(done, Err(e));
         }
-        self.settings = s;
         let mut changed = false;
         if let Some(m) = microphone {
             let same = match (&self.mic, &m) {
@@ -136,11 +137,9 @@ impl<S: SourceHandle> CallCore<S> {
     /// `update_publishing(patch)`. Outputs `PublishingUpdated` before `done`.
     pub fn handle_update_publishing(&mut self, patch: &Value, done: CompletionId) {
         let before = (self.settings.mic_publishing, self.settings.mic_send);
-        let mut s = self.settings.clone();
-        if let Err(e) = s.apply_publishing(patch) {
+        if let Err(e) = self.settings.apply_publishing(patch) {
             return self.complete(done, Err(e));
         }
-        self.settings = s;
         self.emit(ClientEvent::PublishingUpdated(self.settings.publishing.clone()));
         if before != (self.settings.mic_publishing, self.settings.mic_send) { self.republish(done) } else { self.ok(done) }
     }
