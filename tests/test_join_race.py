@@ -15,8 +15,8 @@ import time
 import numpy as np
 
 import speechmetrics as sm
-from conftest import SPEECH_16K, Capture, Waiter, leave
-from daily import CallClient, EventHandler
+from conftest import SPEECH_16K, Capture, Waiter, leave, mic_settings
+from daily import CallClient, CustomAudioSource, CustomAudioTrack, EventHandler
 
 ROUNDS = 20
 SPEECH_S = 2
@@ -37,6 +37,9 @@ track = CustomAudioTrack(src)
 client = CallClient()
 joined = []
 client.set_user_name("caller")
+# Ready: wait for the bot's go, which names how long after the bot's join ours starts.
+print("ready", flush=True)
+time.sleep(float(sys.stdin.readline()))
 client.join(url, client_settings={"inputs": {"microphone": {"isEnabled": True,
     "settings": {"customTrack": {"id": track.id}}}}}, completion=lambda d, e: joined.append(e))
 deadline = time.time() + 15
@@ -64,6 +67,10 @@ class PipecatLikeBot(EventHandler):
 
     def __init__(self) -> None:
         self.client = CallClient(event_handler=self)
+        # pipecat publishes its output audio as the microphone: the join then waits for the
+        # send transport (about 100 ms on loopback), the window in which the caller arrives.
+        self.source = CustomAudioSource(16000, 1)
+        self.track = CustomAudioTrack(self.source)
         self.joined: list[str] = []
         self.captures: list[Capture] = []
         self.lock = threading.Lock()
@@ -90,19 +97,23 @@ def test_a_caller_joining_with_the_bot_is_announced_once_and_heard(server):
         bot = PipecatLikeBot()
         caller = subprocess.Popen(
             [sys.executable, "-c", CALLER, url, SPEECH_16K, examples],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
         try:
-            # The caller process takes a moment to import and init: join once it is starting
-            # so the two joins overlap (its join races ours in most rounds).
-            time.sleep(0.25)
+            # Both joins start together, the caller's 0-95 ms after ours (5 ms more each
+            # round): across the rounds the caller reaches the server before our join, while
+            # our transports start (the order that made pipecat capture it twice), and after.
+            assert caller.stdout.readline().strip() == "ready", caller.stderr.read()[-2000:]
             w = Waiter()
-            bot.client.join(url, completion=w)
+            caller.stdin.write(f"{round_ * 0.005}\n")
+            caller.stdin.flush()
+            bot.client.join(url, client_settings=mic_settings(bot.track), completion=w)
             _, error = w.wait(15)
             assert error is None, error
-            out, err = caller.communicate(timeout=40)
+            out, err = caller.communicate(timeout=40)  # stdin closed here
             assert caller.returncode == 0, err[-2000:]
             with bot.lock:
                 joined = list(bot.joined)
