@@ -208,19 +208,9 @@ impl Sfu {
 
     /// Ends the call for everybody: `callEnded`, close, transports disconnected.
     pub(crate) fn shutdown(&mut self, now: Instant, reason: &str) {
-        for (conn, mut p) in self.parts.drain() {
-            self.signals.send(
-                conn,
-                ServerMessage::CallEnded {
-                    reason: reason.to_owned(),
-                },
-            );
-            self.signals.close(conn);
-            for t in [p.send.as_mut(), p.recv.as_mut()].into_iter().flatten() {
-                t.rtc.disconnect();
-                let mut media = Vec::new();
-                t.drain(now, &mut self.out, &mut media);
-            }
+        let parts: Vec<_> = self.parts.drain().collect();
+        for (conn, mut p) in parts {
+            self.end_call_of(now, conn, &mut p, reason);
         }
         self.rooms.clear();
         self.addr_cache.clear();

@@ -370,11 +370,7 @@ impl Sfu {
             self.signals.send(conn, ServerMessage::Left);
             self.signals.close(conn);
         }
-        for t in [p.send.as_mut(), p.recv.as_mut()].into_iter().flatten() {
-            t.rtc.disconnect();
-            let mut media = Vec::new();
-            t.drain(now, &mut self.out, &mut media);
-        }
+        self.disconnect(now, &mut p);
         self.addr_cache.retain(|_, (c, _)| *c != conn);
         tracing::info!(room = %p.room, participant = %p.info.id, "left");
         let had_tracks = !p.published.is_empty();
@@ -429,19 +425,30 @@ impl Sfu {
             let Some(mut p) = self.parts.remove(&conn) else {
                 continue;
             };
-            self.signals.send(
-                conn,
-                ServerMessage::CallEnded {
-                    reason: reason.to_owned(),
-                },
-            );
-            self.signals.close(conn);
-            for t in [p.send.as_mut(), p.recv.as_mut()].into_iter().flatten() {
-                t.rtc.disconnect();
-                let mut media = Vec::new();
-                t.drain(now, &mut self.out, &mut media);
-            }
+            self.end_call_of(now, conn, &mut p, reason);
             self.addr_cache.retain(|_, (c, _)| *c != conn);
+        }
+    }
+
+    /// Tells `conn` its call ended (`callEnded`, then the socket closes) and disconnects its
+    /// transports.
+    pub(super) fn end_call_of(&mut self, now: Instant, conn: ConnId, p: &mut Participant, reason: &str) {
+        self.signals.send(
+            conn,
+            ServerMessage::CallEnded {
+                reason: reason.to_owned(),
+            },
+        );
+        self.signals.close(conn);
+        self.disconnect(now, p);
+    }
+
+    /// Disconnects a participant's transports and queues what str0m sends on the way out.
+    fn disconnect(&mut self, now: Instant, p: &mut Participant) {
+        for t in [p.send.as_mut(), p.recv.as_mut()].into_iter().flatten() {
+            t.rtc.disconnect();
+            let mut media = Vec::new();
+            t.drain(now, &mut self.out, &mut media);
         }
     }
 }
