@@ -526,6 +526,22 @@ fn leave_waits_for_the_server_then_the_teardown() {
     assert_eq!(h.participants_count(), 0);
 }
 
+#[test]
+fn leave_while_the_server_ends_the_call_completes_with_the_teardown() {
+    let mut h = Harness::new();
+    let g = h.in_call(vec![]);
+    h.server(g, ServerMessage::CallEnded { reason: "room deleted".into() });
+    let d = h.done_id();
+    h.core.handle_leave(h.now, d);
+    h.drain();
+    assert!(h.completions(d).is_empty(), "waits for the transports");
+    h.core.handle_teardown_done(h.now, g);
+    h.drain();
+    assert!(matches!(h.completions(d)[..], [Ok(_)]));
+    assert!(h.state_event(CallState::Left).unwrap() < h.done_at(d).unwrap());
+    assert!(h.state_event(CallState::Leaving).is_none(), "no leave is sent on a call that ended");
+}
+
 impl Harness {
     fn participants_count(&self) -> usize {
         self.core.participants().as_object().map_or(0, |o| o.len() - 1)

@@ -54,6 +54,9 @@ impl<S: SourceHandle> CallCore<S> {
                 self.fail_join(ClientError::Cancelled, false);
                 self.ok(done);
             }
+            // The server already ended the call and the transports are closing: `left`
+            // follows their teardown.
+            CallState::Joined if matches!(self.phase, Phase::TearingDown { .. }) => self.leave_waiters.push(done),
             CallState::Joined => {
                 self.set_state(CallState::Leaving);
                 self.signal(ClientMessage::Leave);
