@@ -436,6 +436,10 @@ impl<S: SourceHandle> CallCore<S> {
                 self.emit(ClientEvent::ParticipantJoined(p));
             }
         }
+        // A speaker the server named while we joined, now that everybody is announced.
+        if let Some(p) = self.active_speaker() {
+            self.emit(ClientEvent::ActiveSpeakerChanged(p));
+        }
     }
 
     /// A publish command finished.

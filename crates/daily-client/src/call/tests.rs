@@ -527,6 +527,20 @@ fn leave_waits_for_the_server_then_the_teardown() {
 }
 
 #[test]
+fn an_active_speaker_named_while_joining_is_reported_after_the_participants() {
+    let mut h = Harness::new();
+    let (done, g) = h.join_open();
+    h.joined(g, vec![info("a", "a")]);
+    h.server(g, ServerMessage::ActiveSpeaker { participant_id: Some("a".into()) });
+    assert!(!h.seen.iter().any(|s| matches!(s, Seen::Event(ClientEvent::ActiveSpeakerChanged(_)))));
+    h.core.handle_media_ready(h.now, g);
+    h.drain();
+    let joined = h.position(|s| matches!(s, Seen::Event(ClientEvent::ParticipantJoined(p)) if p.info.id == "a")).unwrap();
+    let speaker = h.position(|s| matches!(s, Seen::Event(ClientEvent::ActiveSpeakerChanged(p)) if p.info.id == "a")).unwrap();
+    assert!(h.done_at(done).unwrap() < joined && joined < speaker);
+}
+
+#[test]
 fn leave_while_the_server_ends_the_call_completes_with_the_teardown() {
     let mut h = Harness::new();
     let g = h.in_call(vec![]);

@@ -3,7 +3,7 @@
 use super::{CallCore, Phase, SourceHandle, TRANSPORT_TIMEOUT, TransportCommand};
 use crate::ClientError;
 use crate::call::roster::Announce;
-use crate::call::types::{ClientEvent, Participant};
+use crate::call::types::{CallState, ClientEvent, Participant};
 use daily_proto::ServerMessage;
 use std::time::Instant;
 
@@ -47,7 +47,9 @@ impl<S: SourceHandle> CallCore<S> {
             ServerMessage::ActiveSpeaker { participant_id } => {
                 if self.active_speaker != participant_id {
                     self.active_speaker = participant_id;
-                    if let Some(p) = self.active_speaker() {
+                    // While joining it is only recorded: the speaker may not be announced yet,
+                    // and `handle_media_ready` reports it after the participants.
+                    if let Some(p) = self.active_speaker().filter(|_| self.state == CallState::Joined) {
                         self.emit(ClientEvent::ActiveSpeakerChanged(p));
                     }
                 }
