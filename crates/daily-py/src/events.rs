@@ -39,7 +39,7 @@ impl EventHandler {
 pub(crate) fn dispatch_event(py: Python<'_>, handler: &Py<PyAny>, ev: ClientEvent) {
     // The typed event becomes Daily's dict shapes here, at the edge.
     let name = ev.handler_name();
-    let args: Vec<Py<PyAny>> = ev.args().iter().map(|v| value_to_py(py, v).unwrap_or_else(|_| py.None())).collect();
+    let args: Vec<Py<PyAny>> = ev.into_args().iter().map(|v| value_to_py(py, v).unwrap_or_else(|_| py.None())).collect();
     let h = handler.bind(py);
     match h.getattr(name) {
         Ok(f) => {

@@ -8,8 +8,8 @@
 //! under the core's lock, and whichever thread finds the outbox idle after releasing that lock
 //! delivers everything queued, outside every lock, until it is empty; a thread that finds it
 //! busy leaves its entries to the one delivering. A callback may call back into the client: its
-//! entries join the queue behind it. (A dispatch task per client costs every event and
-//! completion a task hop on a runtime that may be busy with DTLS handshakes.)
+//! entries join the queue behind it. A dispatch task per client would cost a task (and a hop
+//! on a runtime busy with DTLS handshakes) for the same order.
 
 use super::core::{CallCore, CompletionId, Output, SourceHandle, TransportCommand};
 use super::route::{Media, RendererSpec};
@@ -101,9 +101,7 @@ impl ClientInner {
     pub(crate) fn drive<R>(&self, f: impl FnOnce(&mut Core, Instant) -> R) -> R {
         let mut g = self.lock();
         let r = f(&mut g.core, Instant::now());
-        self.flush(&mut g);
-        drop(g);
-        self.deliver();
+        self.settle(g);
         r
     }
 
@@ -114,6 +112,11 @@ impl ClientInner {
         g.next_completion += 1;
         g.completions.insert(id, c);
         f(&mut g.core, Instant::now(), id);
+        self.settle(g);
+    }
+
+    /// Carries out the core's output, releases its lock, then delivers the outbox.
+    fn settle(&self, mut g: MutexGuard<'_, Locked>) {
         self.flush(&mut g);
         drop(g);
         self.deliver();
@@ -191,11 +194,14 @@ impl ClientInner {
 
     /// Carries out a transport command (never blocks: work is spawned or queued).
     fn transport(&self, cmd: TransportCommand<AudioSource>) {
-        let Some(me) = self.weak() else { return };
+        let me = self.me.clone();
         match cmd {
             TransportCommand::Connect { generation, url } => {
+                // Inserted under the map's lock, which the task takes to remove itself: a task
+                // that connects at once cannot run its removal before this insert.
+                let mut connecting = relock(&self.connecting);
                 let task = self.rt.spawn(session::connect(me, generation, url));
-                relock(&self.connecting).insert(generation, task);
+                connecting.insert(generation, task);
             }
             TransportCommand::StartMedia { generation, loopback, ice, tracks } => {
                 if let Some(s) = relock(&self.sessions).get(&generation) {
@@ -238,10 +244,6 @@ impl ClientInner {
                 self.rt.spawn(session::teardown(me, generation, s));
             }
         }
-    }
-
-    fn weak(&self) -> Option<Weak<ClientInner>> {
-        Some(self.me.clone())
     }
 }
 

@@ -271,6 +271,11 @@ impl<S: SourceHandle> CallCore<S> {
         generation == self.generation && !matches!(self.phase, Phase::Idle)
     }
 
+    /// The local participant's id (the server's once joined).
+    pub fn local_id(&self) -> &str {
+        &self.local_id
+    }
+
     /// `inputs()`.
     pub fn inputs(&self) -> &Value {
         &self.settings.inputs

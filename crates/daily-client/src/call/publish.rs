@@ -150,7 +150,7 @@ async fn add_send_track(inner: &Arc<ClientInner>, t: &Transports, key: &TrackSou
     use rtc::media_stream::MediaStreamTrack;
     use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
     let ssrc = rand_u32();
-    let stream_id = inner.with_core(|c| c.local().info.id);
+    let stream_id = inner.with_core(|c| c.local_id().to_owned());
     let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
         stream_id,
         uuid::Uuid::new_v4().to_string(),

@@ -94,13 +94,11 @@ impl Roster {
         }
     }
 
-    /// A `participantLeft` broadcast: the participant as we last knew it, if it was known,
-    /// and whether the application must hear of it.
-    pub fn left(&mut self, id: &str) -> (Option<ParticipantInfo>, Announce) {
+    /// A `participantLeft` broadcast: whether the application must hear of it.
+    pub fn left(&mut self, id: &str) -> Announce {
         match self.remotes.remove(id) {
-            Some(r) if r.announced => (Some(r.info), Announce::Left),
-            Some(r) => (Some(r.info), Announce::Nothing),
-            None => (None, Announce::Nothing),
+            Some(r) if r.announced => Announce::Left,
+            _ => Announce::Nothing,
         }
     }
 

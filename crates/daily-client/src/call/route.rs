@@ -11,7 +11,7 @@ use crate::receive::{InPacket, MAX_PAYLOAD, RecvNode, RecvStats, RenderSink, Ren
 use daily_proto::{ClientMessage, ForwardedTrack};
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
@@ -215,7 +215,6 @@ pub(crate) async fn on_remote_track(inner: Weak<ClientInner>, generation: u64, t
     let Some((clock, version)) = inner.upgrade().zip(transports.upgrade()).map(|(i, t)| (i.clock.clone(), t.forward_version.clone())) else {
         return;
     };
-    let version: Arc<AtomicU64> = version;
     while let Some(ev) = track.poll().await {
         match ev {
             TrackRemoteEvent::OnOpen(init) => {

@@ -293,8 +293,6 @@ pub(crate) async fn teardown(me: Weak<ClientInner>, generation: u64, session: Op
         for t in relock(&s.tasks).drain(..) {
             t.abort();
         }
-        let (cmd, sub) = (s.cmd_tx.clone(), s.sub_tx.clone());
-        drop((cmd, sub));
         if let Some(t) = s.transports.send_replace(None) {
             for mut st in t.send_tracks.lock().await.drain(..) {
                 st.detach();

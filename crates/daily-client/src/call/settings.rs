@@ -25,7 +25,7 @@ impl Default for SendSettings {
 }
 
 /// The four settings dicts plus what the microphone's publishing settings mean.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Settings {
     pub inputs: Value,
     pub publishing: Value,

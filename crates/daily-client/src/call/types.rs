@@ -157,26 +157,31 @@ impl ClientEvent {
         }
     }
 
-    /// The event's arguments as Daily's JSON values, in `EventHandler` order (the edge
-    /// conversion every binding uses).
+    /// The event's arguments as Daily's JSON values, in `EventHandler` order.
     pub fn args(&self) -> Vec<Value> {
+        self.clone().into_args()
+    }
+
+    /// [`ClientEvent::args`], moving the payload instead of copying it (the edge conversion
+    /// the Python binding uses).
+    pub fn into_args(self) -> Vec<Value> {
         match self {
             ClientEvent::CallStateUpdated(s) => vec![json!(s.as_str())],
             ClientEvent::ParticipantJoined(p) | ClientEvent::ParticipantUpdated(p) | ClientEvent::ActiveSpeakerChanged(p) => {
                 vec![p.to_value()]
             }
-            ClientEvent::ParticipantLeft(p, r) => vec![p.to_value(), json!(Self::left_reason_str(r))],
+            ClientEvent::ParticipantLeft(p, r) => vec![p.to_value(), json!(Self::left_reason_str(&r))],
             ClientEvent::Error(m) => vec![json!(m)],
-            ClientEvent::AppMessage { data, from } => vec![data.clone(), json!(from)],
+            ClientEvent::AppMessage { data, from } => vec![data, json!(from)],
             ClientEvent::ParticipantCountsUpdated { present, hidden } => vec![json!({"present": present, "hidden": hidden})],
             ClientEvent::InputsUpdated(v)
             | ClientEvent::PublishingUpdated(v)
             | ClientEvent::SubscriptionsUpdated(v)
             | ClientEvent::SubscriptionProfilesUpdated(v)
-            | ClientEvent::NetworkStatsUpdated(v) => vec![v.clone()],
+            | ClientEvent::NetworkStatsUpdated(v) => vec![v],
             ClientEvent::NetworkConnectionStatusUpdated { connection, connected } => vec![json!({
                 "connection": connection.as_str(),
-                "event": if *connected { "connected" } else { "interrupted" },
+                "event": if connected { "connected" } else { "interrupted" },
             })],
         }
     }

@@ -171,7 +171,8 @@ impl Sfu {
         self.send_counts(&room_name);
     }
 
-    /// Refuses a `join`: a fatal error, then close. The connection never became a participant.
+    /// A fatal error, then close: refuses a `join`, or ends a participant's connection
+    /// (`fatal`, which also removes it).
     fn refuse(&mut self, conn: ConnId, message: String) {
         self.signals.send(
             conn,
@@ -275,14 +276,7 @@ impl Sfu {
     pub(super) fn fatal(&mut self, now: Instant, conn: ConnId, message: String) {
         if let Some(p) = self.parts.get(&conn) {
             tracing::info!(participant = %p.info.id, %message, "closing connection on a fatal error");
-            self.signals.send(
-                conn,
-                ServerMessage::Error {
-                    message,
-                    fatal: true,
-                },
-            );
-            self.signals.close(conn);
+            self.refuse(conn, message);
         }
         self.remove(now, conn, false);
     }

@@ -36,7 +36,7 @@ impl<S: SourceHandle> CallCore<S> {
                 }
             }
             ServerMessage::ParticipantLeft { participant, reason } => {
-                let (_, a) = self.roster.left(&participant.id);
+                let a = self.roster.left(&participant.id);
                 self.transport(TransportCommand::ParticipantLeft { generation, participant_id: participant.id.clone() });
                 if a == Announce::Left {
                     let p = Participant::remote(&participant, &self.settings.rules());
