@@ -27,6 +27,18 @@ pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
 /// Path prefix of the signalling WebSocket: a client joins room `R` at `/ws/R`.
 pub const WS_PATH_PREFIX: &str = "/ws/";
 
+/// Longest display name the server accepts, in bytes (UTF-8). Clients check it before sending.
+pub const MAX_USER_NAME_BYTES: usize = 1024;
+
+/// Longest custom track name the server accepts, in bytes (UTF-8). Clients check it before
+/// sending.
+pub const MAX_TRACK_NAME_BYTES: usize = 256;
+
+/// How long the server keeps a participant whose signalling connection dropped without a
+/// `leave`, waiting for a [`ClientMessage::Resume`], by default (seconds). Others keep seeing
+/// the participant meanwhile; past it they get `participantLeft`. Configurable per server.
+pub const DEFAULT_RESUME_GRACE_SECS: u64 = 60;
+
 /// Where a published track comes from, in Daily's vocabulary.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(tag = "source", rename_all = "camelCase")]
@@ -288,6 +300,29 @@ pub enum ClientMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         subscriptions: Option<SubscriptionRules>,
     },
+    /// First message on a new connection that continues a session whose signalling connection
+    /// dropped without a `leave` (network outage): same participant id, tracks and
+    /// subscriptions. Accepted within the server's resume grace
+    /// ([`DEFAULT_RESUME_GRACE_SECS`] by default) when `resume_token` is the one `joined`
+    /// gave; answered with [`ServerMessage::Resumed`], else with a fatal
+    /// [`ServerMessage::Error`]. If the server still holds an older connection for the
+    /// participant, that connection is closed and replaced.
+    #[serde(rename_all = "camelCase")]
+    Resume {
+        /// Must equal [`PROTOCOL_VERSION`].
+        protocol_version: u32,
+        /// The room's `sessionId` from `joined` (a resumed session must be the same meeting).
+        session_id: String,
+        /// Our participant id from `joined`.
+        participant_id: String,
+        /// The secret `joined` gave ([`ServerMessage::Joined::resume_token`]).
+        resume_token: String,
+    },
+    /// Restart ICE on the receive transport (RFC 8445 section 2.4, RFC 8829 section 4.1.10):
+    /// the server answers with a new [`ServerMessage::SubscribeOffer`] carrying new ICE
+    /// credentials. (The send transport restarts with a `publishOffer` that carries new ICE
+    /// credentials.)
+    RestartIce,
     /// Offer (full SDP) for the send transport, with the tracks its m-lines carry.
     #[serde(rename_all = "camelCase")]
     PublishOffer {
@@ -371,6 +406,23 @@ pub enum ServerMessage {
         participant: ParticipantInfo,
         /// Everybody else already in the room.
         participants: Vec<ParticipantInfo>,
+        /// Secret for [`ClientMessage::Resume`] after a signalling outage (absent from servers
+        /// that cannot resume).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resume_token: Option<String>,
+    },
+    /// Reply to `resume`: the session continues. Carries the room as it is now, so the client
+    /// can announce who joined, changed or left while it was away. The client then restarts
+    /// ICE on both transports (a `publishOffer` with new credentials, `restartIce`).
+    #[serde(rename_all = "camelCase")]
+    Resumed {
+        /// This participant, as others see it.
+        participant: ParticipantInfo,
+        /// Everybody else in the room now.
+        participants: Vec<ParticipantInfo>,
+        /// The active speaker now, if any.
+        #[serde(default)]
+        active_speaker: Option<String>,
     },
     /// Answer to the client's [`ClientMessage::PublishOffer`].
     #[serde(rename_all = "camelCase")]

@@ -53,7 +53,7 @@ pub const MAX_TRACKS_PER_PARTICIPANT: usize = 16;
 pub const MAX_PARTICIPANTS_PER_ROOM: usize = 200;
 
 /// Longest display name accepted, in bytes.
-pub const MAX_USER_NAME_BYTES: usize = 1024;
+pub use daily_proto::MAX_USER_NAME_BYTES;
 
 /// Something for the core to do, sent by a signalling connection or the server itself.
 #[derive(Debug)]

@@ -124,6 +124,7 @@ impl Sfu {
                 session_id: room.session_id.clone(),
                 participant: info.clone(),
                 participants: others,
+                resume_token: None,
             },
         );
         if info.permissions.has_presence {
