@@ -27,6 +27,13 @@ pub use call::{
     JoinDone, JoinSettings, Output, Participant, SendSettings, SendTrackSpec, SourceHandle, TransportCommand,
     validate_custom_track_name,
 };
+/// The timeouts that bound how outages are detected and survived (`call/core/link.rs`).
+pub mod timeouts {
+    pub use crate::call::{
+        ICE_CONSENT_INTERVAL, ICE_DISCONNECTED_AFTER, ICE_FAILED_AFTER, ICE_RESTART_AFTER, ICE_RESTART_INTERVAL, MEDIA_LOST_LIMIT,
+        RECONNECT_INTERVAL, RESUME_LIMIT, SIGNALLING_PING_INTERVAL, SIGNALLING_SILENCE_LIMIT,
+    };
+}
 pub use error::ClientError;
 pub use daily_media::OpusApplication;
 pub use engine::Engine;

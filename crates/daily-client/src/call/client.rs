@@ -233,6 +233,17 @@ impl ClientInner {
                     let _ = s.sub_tx.send((sdp, tracks));
                 }
             }
+            TransportCommand::Reconnect { generation, url, resume } => {
+                if let Some(s) = relock(&self.sessions).get(&generation) {
+                    let task = self.rt.spawn(session::reconnect(me, generation, url, resume));
+                    relock(&s.tasks).push(task);
+                }
+            }
+            TransportCommand::RestartIce { generation, tracks } => {
+                if let Some(s) = relock(&self.sessions).get(&generation) {
+                    let _ = s.cmd_tx.send(session::MediaCmd::RestartIce { tracks });
+                }
+            }
             TransportCommand::ParticipantLeft { generation, participant_id } => {
                 relock(&self.media).participant_left(generation, &participant_id);
             }

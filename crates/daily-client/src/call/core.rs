@@ -24,7 +24,10 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 mod api;
+mod link;
 mod messages;
+
+pub use link::{ICE_RESTART_AFTER, ICE_RESTART_INTERVAL, MEDIA_LOST_LIMIT, RECONNECT_INTERVAL, RESUME_LIMIT};
 
 /// How long `join` waits for the signalling connection, and then for the server's answer.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -84,6 +87,15 @@ pub enum TransportCommand<S> {
     ParticipantLeft { generation: u64, participant_id: String },
     /// Close everything of session `generation`; report [`CallCore::handle_teardown_done`].
     Teardown { generation: u64 },
+    /// The signalling connection of `generation` was lost in a call: open a new one to the
+    /// same room, send `resume` on it first, and from then on send the session's signalling
+    /// there (what was queued meanwhile after `resume`); report
+    /// [`CallCore::handle_signalling_reopened`] or [`CallCore::handle_reconnect_failed`].
+    /// The old connection's reports are no longer delivered.
+    Reconnect { generation: u64, url: RoomUrl, resume: ClientMessage },
+    /// Restart ICE on the send transport (RFC 8445 section 2.4): a new offer with new ICE
+    /// credentials, carrying `tracks`, as a publish without a completion.
+    RestartIce { generation: u64, tracks: Vec<SendTrackSpec<S>> },
 }
 
 /// One item of the core's ordered output.
@@ -171,6 +183,10 @@ pub struct CallCore<S> {
     groups: BTreeMap<u64, Group>,
     next_request: u64,
     network_stats: Option<Value>,
+    /// Secret for resuming the session after a signalling outage (`joined.resumeToken`).
+    resume_token: Option<String>,
+    link: link::Link,
+    health: link::MediaHealth,
     out: VecDeque<Output<S>>,
 }
 
@@ -204,6 +220,9 @@ impl<S: SourceHandle> CallCore<S> {
             groups: BTreeMap::new(),
             next_request: 1,
             network_stats: None,
+            resume_token: None,
+            link: link::Link::Up,
+            health: link::MediaHealth::default(),
             out: VecDeque::new(),
         }
     }
@@ -223,7 +242,8 @@ impl<S: SourceHandle> CallCore<S> {
             | Phase::Media { deadline }
             | Phase::Leaving { deadline }
             | Phase::TearingDown { deadline } => Some(deadline),
-            Phase::Idle | Phase::InCall => None,
+            Phase::InCall => self.link_timeout(),
+            Phase::Idle => None,
         }
     }
 
@@ -455,9 +475,10 @@ impl<S: SourceHandle> CallCore<S> {
         }
     }
 
-    /// A transport's connection state changed.
-    pub fn handle_connection_status(&mut self, generation: u64, connection: Connection, connected: bool) {
+    /// A transport's connection state changed (interrupted: ICE disconnected or failed).
+    pub fn handle_connection_status(&mut self, now: Instant, generation: u64, connection: Connection, connected: bool) {
         if self.is_live(generation) {
+            self.media_status(now, connection, connected);
             self.emit(ClientEvent::NetworkConnectionStatusUpdated { connection, connected });
         }
     }
@@ -491,6 +512,9 @@ impl<S: SourceHandle> CallCore<S> {
                 self.fail_join(ClientError::Signalling("the server closed the connection while joining".into()), true);
             }
             Phase::InCall => {
+                if self.link_lost(now) {
+                    return; // resuming (`core/link.rs`)
+                }
                 self.emit(ClientEvent::NetworkConnectionStatusUpdated { connection: Connection::Signalling, connected: false });
                 self.emit(ClientEvent::Error("the signalling connection to the room server was lost".into()));
                 self.begin_teardown(now);
@@ -524,7 +548,8 @@ impl<S: SourceHandle> CallCore<S> {
             Phase::Media { .. } => self.fail_join(ClientError::Timeout("the send transport did not connect".into()), true),
             Phase::Leaving { .. } => self.begin_teardown(now),
             Phase::TearingDown { .. } => self.finish_left(),
-            Phase::Idle | Phase::InCall => {}
+            Phase::InCall => self.link_timers(now),
+            Phase::Idle => {}
         }
     }
 
@@ -578,6 +603,9 @@ impl<S: SourceHandle> CallCore<S> {
         self.counts = (0, 0);
         self.active_speaker = None;
         self.network_stats = None;
+        self.resume_token = None;
+        self.link = link::Link::Up;
+        self.health = link::MediaHealth::default();
     }
 
     /// `release()`: forgets the sources (after leaving).

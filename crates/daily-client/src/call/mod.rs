@@ -8,6 +8,8 @@
 //! - `client.rs`: the public [`CallClient`], a thin shell that feeds the core and carries out
 //!   its output in order;
 //! - `session.rs`: the IO of one session (signalling socket, ordered transport work);
+//! - `core/link.rs`: outages survived in a call (signalling resumed, ICE restarted), with
+//!   the timeouts that bound them;
 //! - `publish.rs` / `route.rs`: the send and receive sides on webrtc-rs and the media clock;
 //! - `types.rs`: states, typed events, settings types.
 
@@ -19,12 +21,17 @@ mod route;
 mod session;
 mod settings;
 #[cfg(test)]
+mod link_tests;
+#[cfg(test)]
 mod tests;
 mod types;
 
 pub use self::core::{
-    CONNECT_TIMEOUT, CallCore, CompletionId, Output, SendTrackSpec, SourceHandle, TransportCommand,
+    CONNECT_TIMEOUT, CallCore, CompletionId, ICE_RESTART_AFTER, ICE_RESTART_INTERVAL, MEDIA_LOST_LIMIT, Output, RECONNECT_INTERVAL,
+    RESUME_LIMIT, SendTrackSpec, SourceHandle, TransportCommand,
 };
+pub use publish::{ICE_CONSENT_INTERVAL, ICE_DISCONNECTED_AFTER, ICE_FAILED_AFTER};
+pub use session::{SIGNALLING_PING_INTERVAL, SIGNALLING_SILENCE_LIMIT};
 pub use client::CallClient;
 pub use settings::{SendSettings, validate_custom_track_name};
 pub use types::{CallState, ClientEvent, Connection, Done, EventSink, IceConfig, IceServer, JoinDone, JoinSettings, Participant};

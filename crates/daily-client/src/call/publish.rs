@@ -68,12 +68,14 @@ impl SendTrack {
     }
 }
 
-/// (Re)negotiates the send transport so it carries exactly `want`.
+/// (Re)negotiates the send transport so it carries exactly `want`; with `ice_restart`, the
+/// offer carries new ICE credentials (RFC 8445 section 2.4, RFC 8829 section 4.1.10).
 pub(crate) async fn publish(
     inner: &Arc<ClientInner>,
     session: &Session,
     t: &Transports,
     want: Vec<SendTrackSpec<AudioSource>>,
+    ice_restart: bool,
 ) -> Result<(), ClientError> {
     let mut tracks = t.send_tracks.lock().await;
     let ignore_levels: Vec<TrackSource> = want.iter().filter(|w| w.ignore_level).map(|w| w.key.clone()).collect();
@@ -105,7 +107,8 @@ pub(crate) async fn publish(
     if tracks.is_empty() && t.send_pc.local_description().await.is_none() {
         return Ok(());
     }
-    let offer = t.send_pc.create_offer(None).await.map_err(werr)?;
+    let options = ice_restart.then(|| rtc::peer_connection::configuration::RTCOfferOptions { ice_restart: true, ..Default::default() });
+    let offer = t.send_pc.create_offer(options).await.map_err(werr)?;
     t.send_pc.set_local_description(offer).await.map_err(werr)?;
     let sdp = wait_local_sdp(&t.send_pc, &t.send_gathered).await?;
     let mut published = Vec::new();
@@ -282,6 +285,13 @@ impl PeerConnectionEventHandler for PcHandler {
     }
 }
 
+/// Silence from the server after which a transport is disconnected (`interrupted`).
+pub const ICE_DISCONNECTED_AFTER: Duration = Duration::from_millis(1500);
+/// Further silence after which it is failed (only an ICE restart revives it).
+pub const ICE_FAILED_AFTER: Duration = Duration::from_secs(10);
+/// How often consent is refreshed on the selected candidate pair (RFC 7675 section 5.1).
+pub const ICE_CONSENT_INTERVAL: Duration = Duration::from_millis(500);
+
 pub(crate) async fn build_pc(
     loopback: bool,
     handler: Arc<PcHandler>,
@@ -318,6 +328,11 @@ pub(crate) async fn build_pc(
         // RFC 8445 section 14.2: Ta = 50 ms between checks (webrtc-rs waits 200 ms, which
         // alone made a join take ~400 ms on loopback). 28 checks keep the 1.4 s attempt window.
         .with_ice_connection_attempts(Some(Duration::from_millis(50)), Some(28))
+        // RFC 7675 consent freshness, tightened so an outage is reported (`interrupted`)
+        // within about 2 s: a consent check every 500 ms (webrtc-rs: 2 s), disconnected after
+        // 1.5 s without anything from the server (5 s), failed 10 s later (25 s). Recovery
+        // beyond that is an ICE restart (`call/core/link.rs`).
+        .with_ice_timeouts(Some(ICE_DISCONNECTED_AFTER), Some(ICE_FAILED_AFTER), Some(ICE_CONSENT_INTERVAL))
         .build();
     let addr = if loopback { "127.0.0.1:0" } else { "0.0.0.0:0" };
     let pc = PeerConnectionBuilder::new()

@@ -110,3 +110,42 @@ impl Roster {
         self.remotes.values().map(|r| &r.info)
     }
 }
+
+impl Roster {
+    /// The room as the server describes it after a signalling outage (`resumed`): whoever
+    /// left while we were away is removed, newcomers are added, and everybody whose
+    /// description changed is updated. Returns what to tell the application, in id order:
+    /// newcomers are announced at once (the call is live), departures only of announced
+    /// participants.
+    pub fn resync(&mut self, now: Vec<ParticipantInfo>) -> Vec<(Announce, ParticipantInfo)> {
+        let mut out = Vec::new();
+        let present: std::collections::BTreeSet<&str> = now.iter().map(|p| p.id.as_str()).collect();
+        let gone: Vec<String> = self.remotes.keys().filter(|id| !present.contains(id.as_str())).cloned().collect();
+        for id in gone {
+            if let Some(r) = self.remotes.remove(&id)
+                && r.announced
+            {
+                out.push((Announce::Left, r.info));
+            }
+        }
+        for p in now {
+            match self.remotes.get_mut(&p.id) {
+                Some(r) if r.info == p => {}
+                Some(r) => {
+                    r.info = p.clone();
+                    if r.announced {
+                        out.push((Announce::Updated, p));
+                    }
+                }
+                None => {
+                    let live = self.live;
+                    self.remotes.insert(p.id.clone(), Remote { info: p.clone(), announced: live });
+                    if live {
+                        out.push((Announce::Joined, p));
+                    }
+                }
+            }
+        }
+        out
+    }
+}

@@ -23,7 +23,22 @@ use webrtc::peer_connection::PeerConnection;
 pub(crate) enum MediaCmd {
     Start { loopback: bool, ice: IceConfig, tracks: Vec<SendTrackSpec<AudioSource>> },
     Publish { tracks: Vec<SendTrackSpec<AudioSource>>, done: CompletionId },
+    /// ICE restart of the send transport (a publish offer with new ICE credentials).
+    RestartIce { tracks: Vec<SendTrackSpec<AudioSource>> },
 }
+
+/// How often the client pings the server on the signalling connection (WebSocket ping
+/// frames, RFC 6455 section 5.5.2; the server answers each with a pong).
+pub const SIGNALLING_PING_INTERVAL: Duration = Duration::from_secs(2);
+/// A signalling connection that has received nothing (no message, no pong) for this long is
+/// taken for dead: it is dropped and the session resumed on a new one (`core/link.rs`). Three
+/// pings' worth, so one lost or delayed pong is not enough.
+pub const SIGNALLING_SILENCE_LIMIT: Duration = Duration::from_secs(6);
+/// How long one reconnection attempt may take to open the socket (a blackholed network
+/// would otherwise hold it for TCP's SYN retries, minutes).
+const RECONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+type WsStream = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// The two peer connections of a session, once the server has accepted the join.
 pub(crate) struct Transports {
@@ -42,13 +57,20 @@ pub(crate) struct Transports {
 
 pub(crate) struct Session {
     pub generation: u64,
+    /// Signalling to send: written by the current connection's writer task, queued while
+    /// there is none (between a lost connection and its replacement).
     pub ws_tx: mpsc::UnboundedSender<ClientMessage>,
+    ws_rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<ClientMessage>>>,
+    /// Counts the signalling connections of this session; only the current one reports.
+    link: AtomicU64,
+    /// The current connection's reader and writer.
+    link_tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     pub cmd_tx: mpsc::UnboundedSender<MediaCmd>,
     pub sub_tx: mpsc::UnboundedSender<(String, Vec<ForwardedTrack>)>,
     /// Where the server's answer to our pending publish offer goes.
     pub publish_answer: Mutex<Option<oneshot::Sender<String>>>,
     transports: watch::Sender<Option<Arc<Transports>>>,
-    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    pub(crate) tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     pub send_stats: Arc<SendStats>,
 }
 
@@ -98,13 +120,15 @@ pub(crate) async fn connect(me: Weak<ClientInner>, generation: u64, url: RoomUrl
             return inner.drive(|c, now| c.handle_join_failed(now, generation, e));
         }
     };
-    let (mut ws_write, mut ws_read) = ws.split();
-    let (ws_tx, mut ws_rx) = mpsc::unbounded_channel::<ClientMessage>();
+    let (ws_tx, ws_rx) = mpsc::unbounded_channel::<ClientMessage>();
     let (cmd_tx, mut cmd_rx) = mpsc::unbounded_channel::<MediaCmd>();
     let (sub_tx, mut sub_rx) = mpsc::unbounded_channel::<(String, Vec<ForwardedTrack>)>();
     let session = Arc::new(Session {
         generation,
         ws_tx,
+        ws_rx: Arc::new(tokio::sync::Mutex::new(ws_rx)),
+        link: AtomicU64::new(0),
+        link_tasks: Mutex::new(Vec::new()),
         cmd_tx,
         sub_tx,
         publish_answer: Mutex::new(None),
@@ -112,34 +136,7 @@ pub(crate) async fn connect(me: Weak<ClientInner>, generation: u64, url: RoomUrl
         tasks: Mutex::new(Vec::new()),
         send_stats: Arc::new(SendStats::default()),
     });
-    let writer = inner.rt.spawn(async move {
-        while let Some(m) = ws_rx.recv().await {
-            if ws_write.send(Message::text(m.to_json())).await.is_err() {
-                break;
-            }
-        }
-        let _ = ws_write.close().await;
-    });
-    let reader = inner.rt.spawn({
-        let me = me.clone();
-        async move {
-            while let Some(m) = ws_read.next().await {
-                let text = match m {
-                    Ok(Message::Text(t)) => t,
-                    Ok(Message::Close(_)) | Err(_) => break,
-                    _ => continue,
-                };
-                let Some(inner) = me.upgrade() else { return };
-                match ServerMessage::parse(&text) {
-                    Ok(msg) => inner.drive(|c, now| c.handle_server_message(now, generation, msg)),
-                    Err(e) => inner.drive(|c, _| c.handle_error_report(generation, format!("bad message from the server: {e}"))),
-                }
-            }
-            if let Some(inner) = me.upgrade() {
-                inner.drive(|c, now| c.handle_signalling_closed(now, generation));
-            }
-        }
-    });
+    spawn_link(&inner, &session, ws, None);
     let media = inner.rt.spawn({
         let (me, session) = (me.clone(), Arc::downgrade(&session));
         async move {
@@ -154,10 +151,17 @@ pub(crate) async fn connect(me: Weak<ClientInner>, generation: u64, url: RoomUrl
                     },
                     MediaCmd::Publish { tracks, done } => {
                         let r = match s.transports() {
-                            Some(t) => Box::pin(publish::publish(&inner, &s, &t, tracks)).await,
+                            Some(t) => Box::pin(publish::publish(&inner, &s, &t, tracks, false)).await,
                             None => Err(ClientError::CallEnded),
                         };
                         inner.drive(|c, now| c.handle_publish_done(now, done, r));
+                    }
+                    MediaCmd::RestartIce { tracks } => {
+                        if let Some(t) = s.transports() {
+                            if let Err(e) = Box::pin(publish::publish(&inner, &s, &t, tracks, true)).await {
+                                inner.drive(|c, _| c.handle_error_report(generation, format!("ICE restart of the send transport failed: {e}")));
+                            }
+                        }
                     }
                 }
             }
@@ -182,7 +186,7 @@ pub(crate) async fn connect(me: Weak<ClientInner>, generation: u64, url: RoomUrl
             }
         }
     });
-    relock(&session.tasks).extend([writer, reader, media, subscriber]);
+    relock(&session.tasks).extend([media, subscriber]);
     // Registered under the core's lock, so the `join` the core now sends finds the socket.
     inner.drive(|c, now| {
         if c.is_live(generation) {
@@ -208,7 +212,7 @@ async fn start_media(
         let me = Arc::downgrade(inner);
         crate::netstats::ConnectionStatus::new(Box::new(move |connected| {
             if let Some(inner) = me.upgrade() {
-                inner.drive(|c, _| c.handle_connection_status(generation, connection, connected));
+                inner.drive(|c, now| c.handle_connection_status(now, generation, connection, connected));
             }
         }))
     };
@@ -257,7 +261,7 @@ async fn start_media(
     *relock(&slot) = Arc::downgrade(&t);
     session.transports.send_replace(Some(t.clone()));
     let publishing = !tracks.is_empty();
-    publish::publish(inner, session, &t, tracks).await?;
+    publish::publish(inner, session, &t, tracks, false).await?;
     if publishing {
         let (mut rx, mut fail) = (t.send_connected.clone(), t.send_failed.clone());
         loop {
@@ -290,7 +294,7 @@ async fn start_media(
 /// pipelines, then tells the core.
 pub(crate) async fn teardown(me: Weak<ClientInner>, generation: u64, session: Option<Arc<Session>>) {
     if let Some(s) = session {
-        for t in relock(&s.tasks).drain(..) {
+        for t in relock(&s.tasks).drain(..).chain(relock(&s.link_tasks).drain(..)) {
             t.abort();
         }
         if let Some(t) = s.transports.send_replace(None) {
@@ -304,4 +308,93 @@ pub(crate) async fn teardown(me: Weak<ClientInner>, generation: u64, session: Op
     let Some(inner) = me.upgrade() else { return };
     relock_media(&inner).end(generation, &inner.clock);
     inner.drive(|c, now| c.handle_teardown_done(now, generation));
+}
+
+/// Makes `ws` the session's signalling connection: sends `first` (a `resume`) on it, then
+/// what is queued, pings the server every [`SIGNALLING_PING_INTERVAL`] and feeds what it
+/// reads to the core. The previous connection's tasks are stopped; a connection silent for
+/// [`SIGNALLING_SILENCE_LIMIT`] is closed and reported like any other close.
+fn spawn_link(inner: &Arc<ClientInner>, session: &Arc<Session>, ws: WsStream, first: Option<ClientMessage>) {
+    let generation = session.generation;
+    let link = session.link.fetch_add(1, Ordering::AcqRel) + 1;
+    let (mut ws_write, mut ws_read) = ws.split();
+    let queue = session.ws_rx.clone();
+    let writer = inner.rt.spawn(async move {
+        if let Some(m) = first {
+            if ws_write.send(Message::text(m.to_json())).await.is_err() {
+                return;
+            }
+        }
+        let mut queue = queue.lock().await;
+        let mut ping = tokio::time::interval(SIGNALLING_PING_INTERVAL);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ping.tick().await; // the first tick is immediate
+        loop {
+            let sent = tokio::select! {
+                m = queue.recv() => match m {
+                    Some(m) => ws_write.send(Message::text(m.to_json())).await,
+                    None => break,
+                },
+                _ = ping.tick() => ws_write.send(Message::Ping(Default::default())).await,
+            };
+            if sent.is_err() {
+                break;
+            }
+        }
+        let _ = ws_write.close().await;
+    });
+    let me = Arc::downgrade(inner);
+    let weak_session = Arc::downgrade(session);
+    let reader = inner.rt.spawn(async move {
+        loop {
+            let m = match tokio::time::timeout(SIGNALLING_SILENCE_LIMIT, ws_read.next()).await {
+                Ok(Some(m)) => m,
+                Ok(None) => break,
+                Err(_) => {
+                    tracing::info!(silent_s = SIGNALLING_SILENCE_LIMIT.as_secs(), "signalling connection silent: taken for dead");
+                    break;
+                }
+            };
+            let text = match m {
+                Ok(Message::Text(t)) => t,
+                Ok(Message::Close(_)) | Err(_) => break,
+                _ => continue, // pings and pongs: proof of life only
+            };
+            let Some(inner) = me.upgrade() else { return };
+            match ServerMessage::parse(&text) {
+                Ok(msg) => inner.drive(|c, now| c.handle_server_message(now, generation, msg)),
+                Err(e) => inner.drive(|c, _| c.handle_error_report(generation, format!("bad message from the server: {e}"))),
+            }
+        }
+        let current = weak_session.upgrade().is_some_and(|s| s.link.load(Ordering::Acquire) == link);
+        if let (true, Some(inner)) = (current, me.upgrade()) {
+            inner.drive(|c, now| c.handle_signalling_closed(now, generation));
+        }
+    });
+    let old: Vec<_> = std::mem::replace(&mut *relock(&session.link_tasks), vec![writer, reader]);
+    for t in old {
+        t.abort();
+    }
+}
+
+/// `TransportCommand::Reconnect`: a new signalling connection for session `generation`,
+/// `resume` sent on it first.
+pub(crate) async fn reconnect(me: Weak<ClientInner>, generation: u64, url: RoomUrl, resume: ClientMessage) {
+    let ws_url = url.ws_url();
+    let r = tokio::time::timeout(RECONNECT_TIMEOUT, tokio_tungstenite::connect_async_with_config(ws_url.as_str(), None, true)).await;
+    let Some(inner) = me.upgrade() else { return };
+    let ws = match r {
+        Ok(Ok((ws, _))) => ws,
+        Ok(Err(e)) => {
+            let e = ClientError::Signalling(format!("could not reconnect to {ws_url}: {e}"));
+            return inner.drive(|c, now| c.handle_reconnect_failed(now, generation, e));
+        }
+        Err(_) => {
+            let e = ClientError::Timeout(format!("could not reconnect to {ws_url} within {} s", RECONNECT_TIMEOUT.as_secs()));
+            return inner.drive(|c, now| c.handle_reconnect_failed(now, generation, e));
+        }
+    };
+    let Some(session) = relock(&inner.sessions).get(&generation).cloned() else { return };
+    spawn_link(&inner, &session, ws, Some(resume));
+    inner.drive(|c, now| c.handle_signalling_reopened(now, generation));
 }

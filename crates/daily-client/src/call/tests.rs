@@ -18,9 +18,9 @@ impl SourceHandle for u32 {
     }
 }
 
-const URL: &str = "http://127.0.0.1:7880/room";
+pub(super) const URL: &str = "http://127.0.0.1:7880/room";
 
-fn info(id: &str, name: &str) -> ParticipantInfo {
+pub(super) fn info(id: &str, name: &str) -> ParticipantInfo {
     ParticipantInfo {
         id: id.into(),
         user_name: name.into(),
@@ -36,7 +36,7 @@ fn info(id: &str, name: &str) -> ParticipantInfo {
 /// What the core output, flattened for checks (generations kept for debugging output).
 #[derive(Debug, Clone)]
 #[allow(dead_code)]
-enum Seen {
+pub(super) enum Seen {
     Event(ClientEvent),
     Done(CompletionId, Result<Value, ClientError>),
     Signal(u64, String),
@@ -44,27 +44,31 @@ enum Seen {
     StartMedia(u64),
     Publish(u64, CompletionId),
     Connect(u64),
+    Reconnect(u64),
+    RestartIce(u64),
     Other,
 }
 
-struct Harness {
-    core: CallCore<u32>,
-    now: Instant,
-    seen: Vec<Seen>,
+pub(super) struct Harness {
+    pub core: CallCore<u32>,
+    pub now: Instant,
+    pub seen: Vec<Seen>,
     next_done: CompletionId,
+    /// What `joined` carries as `resumeToken`.
+    pub resume_token: Option<String>,
 }
 
 impl Harness {
-    fn new() -> Harness {
-        Harness { core: CallCore::new("local-before-join".into(), 0), now: Instant::now(), seen: Vec::new(), next_done: 1 }
+    pub(super) fn new() -> Harness {
+        Harness { core: CallCore::new("local-before-join".into(), 0), now: Instant::now(), seen: Vec::new(), next_done: 1, resume_token: None }
     }
 
-    fn done_id(&mut self) -> CompletionId {
+    pub(super) fn done_id(&mut self) -> CompletionId {
         self.next_done += 1;
         self.next_done
     }
 
-    fn drain(&mut self) {
+    pub(super) fn drain(&mut self) {
         while let Some(o) = self.core.poll_output() {
             self.seen.push(match o {
                 Output::Event(e) => Seen::Event(e),
@@ -74,19 +78,21 @@ impl Harness {
                 Output::Transport(TransportCommand::StartMedia { generation, .. }) => Seen::StartMedia(generation),
                 Output::Transport(TransportCommand::Publish { generation, done, .. }) => Seen::Publish(generation, done),
                 Output::Transport(TransportCommand::Connect { generation, .. }) => Seen::Connect(generation),
+                Output::Transport(TransportCommand::Reconnect { generation, .. }) => Seen::Reconnect(generation),
+                Output::Transport(TransportCommand::RestartIce { generation, .. }) => Seen::RestartIce(generation),
                 Output::Transport(_) => Seen::Other,
             });
         }
     }
 
-    fn advance(&mut self, ms: u64) {
+    pub(super) fn advance(&mut self, ms: u64) {
         self.now += Duration::from_millis(ms);
         self.core.handle_timeout(self.now);
         self.drain();
     }
 
     /// Joins and opens signalling; returns (join completion, generation).
-    fn join_open(&mut self) -> (CompletionId, u64) {
+    pub(super) fn join_open(&mut self) -> (CompletionId, u64) {
         let d = self.done_id();
         self.core.handle_join(self.now, URL, None, JoinSettings::default(), d);
         let g = self.core.generation();
@@ -95,20 +101,26 @@ impl Harness {
         (d, g)
     }
 
-    fn server(&mut self, g: u64, m: ServerMessage) {
+    pub(super) fn server(&mut self, g: u64, m: ServerMessage) {
         self.core.handle_server_message(self.now, g, m);
         self.drain();
     }
 
-    fn joined(&mut self, g: u64, others: Vec<ParticipantInfo>) {
+    pub(super) fn joined(&mut self, g: u64, others: Vec<ParticipantInfo>) {
         self.server(
             g,
-            ServerMessage::Joined { room: "room".into(), session_id: "s1".into(), participant: info("me", "bot"), participants: others },
+            ServerMessage::Joined {
+                room: "room".into(),
+                session_id: "s1".into(),
+                participant: info("me", "bot"),
+                participants: others,
+                resume_token: self.resume_token.clone(),
+            },
         );
     }
 
     /// A joined call with `others` present.
-    fn in_call(&mut self, others: Vec<ParticipantInfo>) -> u64 {
+    pub(super) fn in_call(&mut self, others: Vec<ParticipantInfo>) -> u64 {
         let (_, g) = self.join_open();
         self.joined(g, others);
         self.core.handle_media_ready(self.now, g);
@@ -117,19 +129,19 @@ impl Harness {
         g
     }
 
-    fn completions(&self, id: CompletionId) -> Vec<&Result<Value, ClientError>> {
+    pub(super) fn completions(&self, id: CompletionId) -> Vec<&Result<Value, ClientError>> {
         self.seen.iter().filter_map(|s| if let Seen::Done(i, r) = s { (*i == id).then_some(r) } else { None }).collect()
     }
 
-    fn position(&self, f: impl Fn(&Seen) -> bool) -> Option<usize> {
+    pub(super) fn position(&self, f: impl Fn(&Seen) -> bool) -> Option<usize> {
         self.seen.iter().position(f)
     }
 
-    fn state_event(&self, st: CallState) -> Option<usize> {
+    pub(super) fn state_event(&self, st: CallState) -> Option<usize> {
         self.position(|s| matches!(s, Seen::Event(ClientEvent::CallStateUpdated(x)) if *x == st))
     }
 
-    fn done_at(&self, id: CompletionId) -> Option<usize> {
+    pub(super) fn done_at(&self, id: CompletionId) -> Option<usize> {
         self.position(|s| matches!(s, Seen::Done(i, _) if *i == id))
     }
 }

@@ -77,6 +77,9 @@ impl<S: SourceHandle> CallCore<S> {
                     self.emit(ClientEvent::Error(message));
                 }
             }
+            ServerMessage::Resumed { participant, participants, active_speaker } => {
+                self.on_resumed(participant, participants, active_speaker)
+            }
             ServerMessage::Joined { .. } => {}
             _ => {}
         }
@@ -94,7 +97,8 @@ impl<S: SourceHandle> CallCore<S> {
 
     fn on_join_reply(&mut self, now: Instant, msg: ServerMessage) {
         match msg {
-            ServerMessage::Joined { session_id, participant: me, participants: others, .. } => {
+            ServerMessage::Joined { session_id, participant: me, participants: others, resume_token, .. } => {
+                self.resume_token = resume_token;
                 self.local_id = me.id.clone();
                 self.joined_at = me.joined_at;
                 if !me.user_name.is_empty() {
