@@ -60,6 +60,9 @@ impl Media {
             return;
         }
         self.forwarded.clear();
+        // Renderers name participants of this session, who are gone with it: a client that
+        // joins and leaves again and again must not keep one per call (issue 16).
+        self.renderers.clear();
         for (_, t) in self.recv.drain() {
             t.close();
             clock.remove(t.node);
@@ -70,6 +73,7 @@ impl Media {
         if generation != self.generation {
             return;
         }
+        self.renderers.retain(|r| r.participant_id != participant_id);
         self.recv.retain(|(p, _), t| {
             let keep = p != participant_id;
             if !keep {
