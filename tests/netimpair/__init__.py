@@ -349,11 +349,13 @@ class NetLab:
         self.history.append((time.monotonic(), "server started"))
         return time.monotonic() - t0
 
-    def stop_server(self, kill: bool = False, timeout: float = 8) -> None:
-        """SIGKILL (a crash) with ``kill``, else SIGTERM (clean: callEnded to everyone)."""
+    def stop_server(self, kill: bool = False, timeout: float = 8) -> float | None:
+        """SIGKILL (a crash) with ``kill``, else SIGTERM (clean: callEnded to everyone).
+        Returns the monotonic time the signal was sent (None if nothing ran)."""
         p, self.server = self.server, None
         if p is None or p.poll() is not None:
-            return
+            return None
+        t = time.monotonic()
         try:
             os.killpg(p.pid, signal.SIGKILL if kill else signal.SIGTERM)
         except ProcessLookupError:
@@ -363,13 +365,13 @@ class NetLab:
         except subprocess.TimeoutExpired:
             os.killpg(p.pid, signal.SIGKILL)
             p.wait(5)
-        self.history.append((time.monotonic(), "server killed" if kill else "server stopped"))
+        self.history.append((t, "server killed" if kill else "server stopped"))
+        return t
 
     def restart_server(self, kill: bool = True) -> tuple[float, float]:
         """Stops (SIGKILL by default) and starts the server again on the same address and
-        port. Returns (time it went down, time it listens again), monotonic."""
-        self.stop_server(kill=kill)
-        t_down = time.monotonic()
+        port. Returns (time the signal was sent, time it listens again), monotonic."""
+        t_down = self.stop_server(kill=kill) or time.monotonic()
         self.start_server()
         return t_down, time.monotonic()
 
