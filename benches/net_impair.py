@@ -54,6 +54,20 @@ COLUMNS = [
 ]
 
 
+def build_id() -> str:
+    """The installed ``daily`` extension the peers load: path, size and mtime (the package is
+    reinstalled by other work on a shared machine; a run must not straddle two builds)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("daily")
+    d = os.path.dirname(spec.origin) if spec and spec.origin else ""
+    for f in sorted(os.listdir(d)) if d else []:
+        if f.startswith("daily.") and f.endswith(".so"):
+            st = os.stat(os.path.join(d, f))
+            return f"{os.path.join(d, f)} {st.st_size} B, mtime {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(st.st_mtime))} UTC"
+    return "unknown"
+
+
 def fmt(v) -> str:
     if v is None:
         return "–"
@@ -86,8 +100,10 @@ def main() -> int:
         conds = [(n, f) for n, f in conds if any(s in n for s in a.only)]
     commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
+    build = build_id()
     print(f"net_impair: {len(conds)} conditions, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-          f"commit {commit}, {platform.python_version()}, loss on {a.loss_proto}", flush=True)
+          f"harness commit {commit}, {platform.python_version()}, loss on {a.loss_proto}", flush=True)
+    print(f"daily build: {build}", flush=True)
     for name, run in conds:
         t = time.monotonic()
         try:
@@ -98,6 +114,9 @@ def main() -> int:
         rows.append(row)
         brief = {k: v for k, v in row.items() if k not in ("events", "observer_events")}
         print(json.dumps(brief, default=str), flush=True)
+    if build_id() != build:
+        print(f"WARNING: the installed daily package changed during the run (now {build_id()}); "
+              "later conditions ran on the new build", flush=True)
     print()
     print(table(rows))
     if a.json:
