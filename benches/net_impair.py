@@ -1,6 +1,6 @@
 """Calls over an impaired network: the matrix of issue 16 item 8, as a markdown table.
 
-    sudo python3 benches/net_impair.py [--only SUBSTRING ...] [--json out.json] [--loss-proto udp|all]
+    sudo python3 benches/net_impair.py [--only SUBSTRING ...] [--runs N] [--json out.json] [--loss-proto udp|all]
 
 Each condition runs on a fresh NetLab (``tests/netimpair``): ``daily-server`` in one network
 namespace, a bot and a listener (one ``peer.py`` process) in another, a veth pair between
@@ -87,6 +87,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--only", nargs="*", help="run the conditions whose name contains one of these")
     p.add_argument("--json", help="also write every row (with events) to this file")
+    p.add_argument("--runs", type=int, default=1, help="runs of each condition (one table row each)")
     p.add_argument("--loss-proto", choices=["udp", "all"], default="udp",
                    help="random loss on UDP only (default) or on every packet (TCP signalling too)")
     a = p.parse_args()
@@ -98,6 +99,7 @@ def main() -> int:
     conds = sc.matrix(loss_proto=a.loss_proto)
     if a.only:
         conds = [(n, f) for n, f in conds if any(s in n for s in a.only)]
+    conds = [c for c in conds for _ in range(a.runs)]
     commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
     build = build_id()

@@ -31,8 +31,10 @@ Needs root (CAP_NET_ADMIN / CAP_SYS_ADMIN for ``ip netns``) and the ``nft`` comm
 ``netlab_unavailable()`` says why not, for a skip.
 
 Every process is started in its own process group and killed on ``close()`` (also from
-``__exit__`` and atexit); the namespaces are deleted after. Stale namespaces named after a
-pid that no longer runs are removed when a lab starts. Every wait is bounded.
+``__exit__`` and atexit), and is SIGKILLed by the kernel if the controlling process dies
+(PR_SET_PDEATHSIG); the namespaces are deleted after. Stale namespaces named after a pid that
+no longer runs (and anything left inside them) are removed when a lab starts. Every wait is
+bounded.
 """
 
 from __future__ import annotations
@@ -92,14 +94,25 @@ def netlab_unavailable() -> str | None:
     return reason
 
 
-def _pid_alive(pid: int) -> bool:
+def _die_with_parent() -> None:
+    """preexec_fn: SIGKILL this child when the process that started it dies (PR_SET_PDEATHSIG
+    survives the exec of ``ip netns exec`` and of python), so a killed test run leaves no
+    server or peer behind in a namespace."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
+    except Exception:
+        pass
+
+
+def _pid_alive(pid: int) -> bool:
+    """True when pid runs (a zombie nobody reaped counts as dead)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
         return False
-    except PermissionError:
-        return True
-    return True
 
 
 def sweep_stale() -> None:
@@ -115,6 +128,11 @@ def sweep_stale() -> None:
         except ValueError:
             continue
         if pid != os.getpid() and not _pid_alive(pid):
+            for p in _run(["ip", "netns", "pids", name], check=False).stdout.split():
+                try:
+                    os.kill(int(p), signal.SIGKILL)
+                except (ProcessLookupError, ValueError):
+                    pass
             _run(["ip", "netns", "del", name], check=False)
 
 
@@ -137,7 +155,7 @@ class Peer:
         self.proc = subprocess.Popen(
             ["ip", "netns", "exec", netns, sys.executable, PEER],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
-            text=True, bufsize=1, start_new_session=True, env=e,
+            text=True, bufsize=1, start_new_session=True, env=e, preexec_fn=_die_with_parent,
         )
         self._reader = threading.Thread(target=self._read, daemon=True, name=f"peer-{label}")
         self._reader.start()
@@ -331,7 +349,7 @@ class NetLab:
         self.server = subprocess.Popen(
             ["ip", "netns", "exec", self.srv_ns, sys.executable, "-u", "-m", "daily.cli",
              "--host", self.srv_ip, "--port", str(self.port)],
-            stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True,
+            stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True, preexec_fn=_die_with_parent,
         )
         log.close()
         ready = threading.Event()
