@@ -146,7 +146,7 @@ def child(mode: str, cycles: int, every: int, hold: float, url: str, speak: floa
         bot.set_user_name("bot")
         return source, track, handler, listener, bot
 
-    rows = []
+    rows: list[dict] = []
 
     def report(cycle: int, extra: str = "") -> None:
         gc.collect()

@@ -128,7 +128,8 @@ def analyze(sent: np.ndarray, pcm: np.ndarray, cb: np.ndarray, consumed: np.ndar
     recv, arrive, inserted = lay_on_clock(pcm, cb, rate)
     s = sent.astype(np.float64)
     rf = recv.astype(np.float64)
-    empty = Windows(*(np.zeros(0) for _ in range(5)))
+    z = np.zeros(0)
+    empty = Windows(z, z, z, z, z)
     if len(rf) < WIN:
         # Nothing received: every speech window is missing.
         starts = [i for i in range(0, len(s) - WIN + 1, WIN)]

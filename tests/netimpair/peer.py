@@ -102,7 +102,7 @@ class Client:
         self.render_user = render
         settings: dict = {"inputs": {"camera": False, "microphone": False}}
         if mic:
-            if self.source is None:
+            if self.source is None or self.track is None:
                 self.source = CustomAudioSource(RATE, 1)
                 self.track = CustomAudioTrack(self.source)
             settings = {
@@ -121,6 +121,7 @@ class Client:
                  participant_id=(data or {}).get("participants", {}).get("local", {}).get("id")
                  if isinstance(data, dict) else None)
 
+        assert self.client is not None, "released"
         self.client.join(url, client_settings=settings, completion=done)
 
     def speak(self, wav: str, seconds: float) -> None:
@@ -132,6 +133,8 @@ class Client:
             data = np.tile(data, n // len(data) + 1)
         pcm = data[:n].astype("<i2").tobytes()
         self.stop_speaking.clear()
+        source = self.source
+        assert source is not None, "speak needs a client joined with mic"
 
         def run() -> None:
             in_flight = threading.Semaphore(5)
@@ -146,7 +149,7 @@ class Client:
                     self.consumed.append((end, time.monotonic()))
                     in_flight.release()
 
-                self.source.write_frames(pcm[2 * k : 2 * (k + STEP)], completion=completion)
+                source.write_frames(pcm[2 * k : 2 * (k + STEP)], completion=completion)
             for _ in range(5):
                 in_flight.acquire(timeout=2)
             emit("speak_end", name=self.name, ok=True, at=n)
@@ -214,9 +217,9 @@ def main() -> int:
                 emit("bad_command", cmd=cmd)
         except Exception as e:  # report and keep serving: the controller decides
             emit("exception", message=f"{type(e).__name__}: {e}", line=line[:200])
-    for cl in clients.values():
+    for c_ in clients.values():
         try:
-            cl.release()
+            c_.release()
         except Exception:
             pass
     emit("bye")

@@ -330,9 +330,11 @@ def run_server_restart(before: float = 3.0, after: float = 8.0, condition: str =
             t_down, t_up = lab.restart_server(kill=True)
             # Wait (bounded) until both clients know the call is gone, then join again.
             for name in ("listener", "bot"):
+                def has_left(e: dict, n: str = name) -> bool:
+                    return _left(e) and e["name"] == n and e["t"] >= t_down
+
                 try:
-                    call.peer.wait_for(lambda e, n=name: _left(e) and e["name"] == n and e["t"] >= t_down, 10,
-                                       f"{name} left")
+                    call.peer.wait_for(has_left, 10, f"{name} left")
                 except TimeoutError:
                     pass
             re_l = call.join("listener")
