@@ -1,0 +1,382 @@
+"""Scenarios on a NetLab: a bot speaks real speech, a listener records it, the network misbehaves.
+
+Each ``run_*`` function makes its own NetLab (fresh namespaces, a fresh ``daily-server``),
+runs one condition, and returns a flat dict of figures (``ROW_KEYS`` order for tables) plus
+``events`` (every peer event, times relative to the speech's start) for diagnosis. Nothing here
+asserts: tests and ``benches/net_impair.py`` judge the figures.
+
+Both clients run in one peer process in the clients' namespace, so "up" loss is the bot's leg
+to the server (its audio) and "down" loss the server's leg to the listener.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from typing import Any
+
+import numpy as np
+
+from . import NetLab, Peer
+from . import analysis as an
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+SPEECH = os.path.join(ROOT, "data", "librivox_16k.wav")
+RATE = an.RATE
+JOIN_TIMEOUT = 20.0
+
+ROW_KEYS = [
+    "condition", "join_listener_ms", "join_bot_ms", "recv_ready_ms", "intelligible", "windows", "steps", "skipped_ms",
+    "shifted", "latency_p50_ms", "packets_lost", "packets_received", "concealed_ms",
+    "interrupted_after_s", "connected_after_s", "audio_back_s", "error_after_s", "left_after_s", "note",
+]
+
+
+def read_speech(seconds: float) -> np.ndarray:
+    import wave
+
+    with wave.open(SPEECH, "rb") as w:
+        data = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+    n = int(seconds * RATE) // (RATE // 50) * (RATE // 50)
+    if n > len(data):
+        data = np.tile(data, n // len(data) + 1)
+    return data[:n].copy()
+
+
+class Call:
+    """A bot and a listener (one peer process) in a NetLab's clients' namespace."""
+
+    def __init__(self, lab: NetLab, room: str = "net") -> None:
+        self.lab = lab
+        self.url = lab.room_url(room)
+        self.peer: Peer = lab.client_peer()
+        self.joins: dict[str, dict] = {}
+        self.t_speak: float | None = None
+        self.tmp = tempfile.mkdtemp(prefix="netimpair-")
+
+    def join(self, name: str, timeout: float = JOIN_TIMEOUT) -> dict:
+        """Joins and waits for the completion; returns {"ms": .., "error": ..}."""
+        since = self.peer.mark()
+        if name == "bot":
+            self.peer.send("join", name="bot", url=self.url, mic=True)
+        else:
+            self.peer.send("join", name=name, url=self.url, render="bot")
+        try:
+            ev = self.peer.wait_for(lambda e: e["ev"] == "join_done" and e["name"] == name, timeout,
+                                    f"{name} join", since)
+            r = {"ms": (ev["t"] - ev["t0"]) * 1000.0, "error": ev["error"], "t": ev["t"]}
+        except TimeoutError:
+            r = {"ms": None, "error": f"no completion within {timeout} s", "t": None}
+        self.joins[name] = r
+        return r
+
+    def join_both(self) -> bool:
+        a = self.join("listener")
+        b = self.join("bot")
+        if a["error"] or b["error"]:
+            return False
+        try:  # the listener sets its renderer when it sees the bot
+            self.peer.wait_for(lambda e: e["ev"] == "participant_joined" and e["name"] == "listener"
+                               and e["user"] == "bot", 5, "bot seen by listener")
+        except TimeoutError:
+            return False
+        # The listener's join completes before its receive transport (offered by the server
+        # once the bot publishes) connects; speech starts once it has, so the windows measure
+        # the media path, and the wait is reported as recv_ready_ms (from the bot's completion).
+        try:
+            ev = self.peer.wait_for(lambda e: e["ev"] == "network" and e["name"] == "listener"
+                                    and e["status"] == {"connection": "recvTransport", "event": "connected"},
+                                    JOIN_TIMEOUT, "listener's receive transport")
+            self.recv_ready_ms = max(0.0, (ev["t"] - b["t"]) * 1000.0)
+        except TimeoutError:
+            self.recv_ready_ms = None
+        time.sleep(0.2)  # let the receive transport settle, as the main job does
+        return True
+
+    def speak(self, seconds: float) -> float:
+        since = self.peer.mark()
+        self.peer.send("speak", name="bot", wav=SPEECH, seconds=seconds)
+        ev = self.peer.wait_for(lambda e: e["ev"] == "speak_start", 5, "speak_start", since)
+        self.t_speak = ev["t"]
+        self.seconds = seconds
+        return ev["t"]
+
+    def wait_spoken(self, extra: float = 10.0) -> dict | None:
+        try:
+            return self.peer.wait_for(lambda e: e["ev"] == "speak_end", self.seconds + extra, "speak_end")
+        except TimeoutError:
+            return None
+
+    def stats(self, name: str) -> dict:
+        try:
+            return self.peer.request("stats", "stats", name=name, timeout=5).get("stats") or {}
+        except (TimeoutError, RuntimeError):
+            return {}
+
+    def recording(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        lp = os.path.join(self.tmp, "listener.npz")
+        bp = os.path.join(self.tmp, "bot.npz")
+        self.peer.request("dump", "dumped", name="listener", path=lp, timeout=10)
+        self.peer.request("dump", "dumped", name="bot", path=bp, timeout=10)
+        l, b = np.load(lp), np.load(bp)
+        return l["pcm"], l["cb"], b["consumed"]
+
+    def windows(self) -> an.Windows:
+        pcm, cb, consumed = self.recording()
+        return an.analyze(read_speech(self.seconds), pcm, cb, consumed)
+
+    def events(self, t0: float | None = None) -> list[dict]:
+        t0 = self.t_speak if t0 is None else t0
+        out = []
+        for e in self.peer.find(lambda e: e["ev"] not in ("stats", "dumped", "pong")):
+            e = dict(e)
+            e["rel"] = round(e["t"] - t0, 3) if t0 else None
+            out.append(e)
+        return out
+
+
+def _rx(stats: dict) -> dict:
+    for tracks in (stats.get("receive") or {}).values():
+        if "microphone" in tracks:
+            return tracks["microphone"]
+    return {}
+
+
+def _fill_audio(row: dict, call: Call, w: an.Windows, mask: np.ndarray | None = None) -> None:
+    row["windows"] = int(len(w.score) if mask is None else mask.sum())
+    row["intelligible"] = round(w.intelligible(mask), 3)
+    steps = w.steps(mask)
+    row["steps"] = len(steps)
+    row["skipped_ms"] = round(-sum(s for s in steps if s < 0), 1)
+    row["shifted"] = round(w.shifted_fraction(mask), 3)
+    lat = (w.arrival_t - w.sent_t) * 1000.0
+    lat = lat[np.isfinite(lat)]
+    row["latency_p50_ms"] = round(float(np.median(lat)), 1) if len(lat) else None
+    rx = _rx(call.stats("listener"))
+    row["packets_lost"] = rx.get("packetsLost")
+    row["packets_received"] = rx.get("packetsReceived")
+    row["concealed_ms"] = rx.get("concealedMs")
+    if w.inserted_ms:
+        row["note"] += f" renderer silent {w.inserted_ms:.0f} ms in all"
+
+
+def _base_row(condition: str, call: Call) -> dict:
+    row: dict[str, Any] = {k: None for k in ROW_KEYS}
+    row["condition"] = condition
+    for name in ("listener", "bot"):
+        j = call.joins.get(name) or {}
+        row[f"join_{name}_ms"] = round(j["ms"], 1) if j.get("ms") is not None else None
+        if j.get("error"):
+            row["note"] = f"{name} join: {j['error']}"
+    row["recv_ready_ms"] = round(call.recv_ready_ms, 1) if getattr(call, "recv_ready_ms", None) is not None else None
+    row["note"] = row["note"] or ""
+    return row
+
+
+def _first(events: list[dict], pred, after: float) -> float | None:
+    for e in events:
+        if e["t"] >= after and pred(e):
+            return e["t"]
+    return None
+
+
+def _network(kind: str):
+    return lambda e: e["ev"] == "network" and e["status"].get("event") == kind
+
+
+def _left(e: dict) -> bool:
+    return e["ev"] == "call_state" and e["state"] == "left"
+
+
+def _error(e: dict) -> bool:
+    return e["ev"] == "error"
+
+
+def run_loss(up: float, down: float, seconds: float = 8.0, loss_proto: str = "udp",
+             condition: str | None = None) -> dict:
+    """Loss set before the joins; the bot speaks ``seconds`` of speech."""
+    condition = condition or f"loss up {up:g}% down {down:g}%"
+    with NetLab(loss_proto=loss_proto) as lab:
+        lab.set_loss(up=up, down=down)
+        call = Call(lab)
+        try:
+            ok = call.join_both()
+            row = _base_row(condition, call)
+            if not ok:
+                row["intelligible"] = 0.0
+                row["events"] = call.events(time.monotonic())
+                return row
+            call.speak(seconds)
+            call.wait_spoken()
+            time.sleep(0.6)
+            w = call.windows()
+            _fill_audio(row, call, w)
+            row["events"] = call.events()
+            ev = row["events"]
+            if any(_error(e) for e in ev):
+                row["note"] += " on_error: " + "; ".join(e["message"] for e in ev if _error(e))[:200]
+            return row
+        finally:
+            call.peer.close()
+
+
+def _outage_figures(row: dict, call: Call, w: an.Windows, t_out: float, t_back: float) -> None:
+    ev = call.peer.find(lambda e: True)
+    t_int = _first(ev, _network("interrupted"), t_out)
+    t_con = _first(ev, _network("connected"), t_back)
+    t_err = _first(ev, _error, t_out)
+    t_left = _first(ev, _left, t_out)
+    row["interrupted_after_s"] = round(t_int - t_out, 2) if t_int else None
+    row["connected_after_s"] = round(t_con - t_back, 2) if t_con else None
+    row["error_after_s"] = round(t_err - t_out, 2) if t_err else None
+    row["left_after_s"] = round(t_left - t_out, 2) if t_left else None
+    # Audio back: the first intelligible window sent after the link returned, from its return.
+    after = (w.sent_t >= t_back) & (w.score >= an.THRESHOLD) & np.isfinite(w.arrival_t)
+    row["audio_back_s"] = round(float(w.arrival_t[after][0] - t_back), 2) if after.any() else None
+
+
+def run_outage(duration: float, before: float = 3.0, after: float = 8.0, condition: str | None = None) -> dict:
+    """A full outage (everything dropped both ways) ``before`` s into the speech, for
+    ``duration`` s; the speech goes on ``after`` s past the restore. Intelligibility and the
+    timeline are counted over windows sent outside [outage start, restore + 1.5 s]."""
+    condition = condition or f"outage {duration:g} s"
+    with NetLab() as lab:
+        call = Call(lab)
+        try:
+            ok = call.join_both()
+            row = _base_row(condition, call)
+            if not ok:
+                row["events"] = call.events(time.monotonic())
+                return row
+            seconds = before + duration + after
+            t0 = call.speak(seconds)
+            time.sleep(max(0.0, t0 + before - time.monotonic()))
+            t_out = lab.outage()
+            time.sleep(duration)
+            t_back = lab.restore()
+            call.wait_spoken()
+            time.sleep(0.6)
+            w = call.windows()
+            mask = (w.sent_t < t_out) | (w.sent_t > t_back + 1.5)
+            _fill_audio(row, call, w, mask)
+            _outage_figures(row, call, w, t_out, t_back)
+            late = (w.sent_t > t_back + 1.5)
+            row["note"] += f" intelligible after restore+1.5s: {w.intelligible(late):.2f} ({int(late.sum())} windows)"
+            row["events"] = call.events(t_out)
+            row["t_outage"], row["t_restore"] = t_out, t_back
+            return row
+        finally:
+            call.peer.close()
+
+
+def run_dead_peer(watch: float = 45.0, condition: str = "dead peer") -> dict:
+    """Bot and listener in the clients' namespace, an observer in the server's (over loopback).
+    2 s into the speech the clients' link goes dead for good; for ``watch`` s we note when the
+    observer is told the two left (the server's detection) and what the clients report."""
+    with NetLab() as lab:
+        observer = lab.server_peer()
+        call = Call(lab)
+        try:
+            since = observer.mark()
+            observer.send("join", name="observer", url=call.url)
+            observer.wait_for(lambda e: e["ev"] == "join_done", JOIN_TIMEOUT, "observer join", since)
+            ok = call.join_both()
+            row = _base_row(condition, call)
+            if not ok:
+                return row
+            t0 = call.speak(watch + 5)
+            time.sleep(max(0.0, t0 + 2 - time.monotonic()))
+            t_dead = lab.dead_peer()
+            deadline = t_dead + watch
+            gone: dict[str, float] = {}
+            while time.monotonic() < deadline and len(gone) < 2:
+                for e in observer.find(lambda e: e["ev"] == "participant_left"):
+                    gone.setdefault(e["user"], e["t"] - t_dead)
+                time.sleep(0.2)
+            ev = call.peer.find(lambda e: True)
+            t_int = _first(ev, _network("interrupted"), t_dead)
+            t_err = _first(ev, _error, t_dead)
+            t_left = _first(ev, _left, t_dead)
+            row["interrupted_after_s"] = round(t_int - t_dead, 2) if t_int else None
+            row["error_after_s"] = round(t_err - t_dead, 2) if t_err else None
+            row["left_after_s"] = round(t_left - t_dead, 2) if t_left else None
+            seen = ", ".join(f"{u} {t:.1f} s" for u, t in sorted(gone.items())) or f"nobody within {watch:g} s"
+            row["note"] += f" server dropped (observer told): {seen}"
+            row["server_dropped"] = gone
+            row["events"] = call.events(t_dead)
+            row["observer_events"] = [dict(e, rel=round(e["t"] - t_dead, 3)) for e in observer.events]
+            return row
+        finally:
+            call.peer.kill()
+            observer.close()
+
+
+def run_server_restart(before: float = 3.0, after: float = 8.0, condition: str = "server restart (SIGKILL)") -> dict:
+    """The server process is killed (SIGKILL) ``before`` s into the speech and started again at
+    once on the same address and port; the clients are told (on_error/left, expected) and
+    join again on the same CallClient objects. Audio back = first intelligible window sent
+    after the bot's rejoin, from the moment the server listened again."""
+    with NetLab() as lab:
+        call = Call(lab)
+        try:
+            ok = call.join_both()
+            row = _base_row(condition, call)
+            if not ok:
+                return row
+            t0 = call.speak(before + after + 4)
+            time.sleep(max(0.0, t0 + before - time.monotonic()))
+            t_down, t_up = lab.restart_server(kill=True)
+            # Wait (bounded) until both clients know the call is gone, then join again.
+            for name in ("listener", "bot"):
+                def has_left(e: dict, n: str = name) -> bool:
+                    return _left(e) and e["name"] == n and e["t"] >= t_down
+
+                try:
+                    call.peer.wait_for(has_left, 10, f"{name} left")
+                except TimeoutError:
+                    pass
+            re_l = call.join("listener")
+            re_b = call.join("bot")
+            call.wait_spoken()
+            time.sleep(0.6)
+            w = call.windows()
+            _fill_audio(row, call, w, w.sent_t < t_down)
+            ev = call.peer.find(lambda e: True)
+            t_err = _first(ev, _error, t_down)
+            t_left = _first(ev, _left, t_down)
+            row["error_after_s"] = round(t_err - t_down, 3) if t_err else None
+            row["left_after_s"] = round(t_left - t_down, 3) if t_left else None
+            row["interrupted_after_s"] = (round(t - t_down, 3) if (t := _first(ev, _network("interrupted"), t_down))
+                                          else None)
+            back_from = re_b["t"] or t_up
+            after_m = (w.sent_t >= back_from) & (w.score >= an.THRESHOLD) & np.isfinite(w.arrival_t)
+            row["audio_back_s"] = round(float(w.arrival_t[after_m][0] - t_up), 2) if after_m.any() else None
+            later = w.sent_t > back_from + 0.5
+            row["note"] += (f" server down->listening {t_up - t_down:.2f} s; rejoin listener "
+                            f"{_ms(re_l)} bot {_ms(re_b)}; intelligible after rejoin "
+                            f"{w.intelligible(later):.2f} ({int(later.sum())} windows)")
+            row["events"] = call.events(t_down)
+            return row
+        finally:
+            call.peer.close()
+
+
+def _ms(j: dict) -> str:
+    return f"{j['ms']:.0f} ms" if j.get("ms") is not None else f"failed ({j.get('error')})"
+
+
+def matrix(loss_proto: str = "udp") -> list[tuple[str, Any]]:
+    """Every condition of issue 16 item 8, as (name, thunk) pairs."""
+    lp = loss_proto
+    out: list[tuple[str, Any]] = [("no impairment", lambda: run_loss(0, 0, condition="no impairment"))]
+    for pct in (5, 10, 20):
+        out.append((f"loss {pct}% up", lambda p=pct: run_loss(p, 0, loss_proto=lp, condition=f"loss {p}% up")))
+        out.append((f"loss {pct}% down", lambda p=pct: run_loss(0, p, loss_proto=lp, condition=f"loss {p}% down")))
+        out.append((f"loss {pct}% both", lambda p=pct: run_loss(p, p, loss_proto=lp, condition=f"loss {p}% both")))
+    out.append(("outage 3 s", lambda: run_outage(3.0)))
+    out.append(("outage 30 s", lambda: run_outage(30.0)))
+    out.append(("dead peer", lambda: run_dead_peer()))
+    out.append(("server restart", lambda: run_server_restart()))
+    return out
