@@ -25,7 +25,7 @@ mod speaker;
 pub use call::{
     CONNECT_TIMEOUT, CallClient, CallCore, CallState, ClientEvent, CompletionId, Connection, Done, EventSink, IceConfig, IceServer,
     JoinDone, JoinSettings, Output, Participant, SendSettings, SendTrackSpec, SourceHandle, TransportCommand,
-    validate_custom_track_name,
+    check, validate_custom_track_name, validate_user_name,
 };
 pub use error::ClientError;
 pub use daily_media::OpusApplication;

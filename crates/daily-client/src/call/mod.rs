@@ -26,5 +26,5 @@ pub use self::core::{
     CONNECT_TIMEOUT, CallCore, CompletionId, Output, SendTrackSpec, SourceHandle, TransportCommand,
 };
 pub use client::CallClient;
-pub use settings::{SendSettings, validate_custom_track_name};
+pub use settings::{SendSettings, check, validate_custom_track_name, validate_user_name};
 pub use types::{CallState, ClientEvent, Connection, Done, EventSink, IceConfig, IceServer, JoinDone, JoinSettings, Participant};
