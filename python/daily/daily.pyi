@@ -347,7 +347,8 @@ class CallClient:
     def eject_remote_participants(
         self, ids: list[str], completion: Optional[Callable[[Optional[str]], None]] = None
     ) -> None:
-        """`ValueError` for an id that is not a participant id (UUID)."""
+        """`ValueError` for an id over 64 bytes (ids are UUIDs); unknown ids complete with an
+        error."""
     def update_custom_audio_track(
         self,
         track_name: str,
