@@ -83,3 +83,55 @@ impl<'a, 'py> FromPyObject<'a, 'py> for Callback {
 pub(crate) fn cb(c: Option<Callback>) -> Option<Py<PyAny>> {
     c.map(|c| c.0)
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every `#[pymethods]` function that can fail runs its body under [`super::guard`], so a
+    /// panic in it reaches Python as `RuntimeError` (`tests/test_careless.py` checks a list of
+    /// them at run time; this checks that no method added later forgets).
+    #[test]
+    fn every_fallible_method_is_guarded() {
+        let files = [
+            ("audio.rs", include_str!("audio.rs")),
+            ("client.rs", include_str!("client.rs")),
+            ("devices.rs", include_str!("devices.rs")),
+            ("events.rs", include_str!("events.rs")),
+            ("process.rs", include_str!("process.rs")),
+            ("rooms.rs", include_str!("rooms.rs")),
+            ("unsupported.rs", include_str!("unsupported.rs")),
+            ("video.rs", include_str!("video.rs")),
+        ];
+        let mut unguarded = Vec::new();
+        let mut checked = 0;
+        for (file, src) in files {
+            let lines: Vec<&str> = src.lines().collect();
+            let mut in_methods = false;
+            let mut i = 0;
+            while i < lines.len() {
+                let l = lines[i];
+                if l.starts_with("#[pymethods]") {
+                    in_methods = true;
+                } else if in_methods && l.starts_with('}') {
+                    in_methods = false;
+                }
+                if in_methods && (l.starts_with("    fn ") || l.starts_with("    pub(crate) fn ")) {
+                    let mut sig = String::from(l);
+                    // One-line bodies (`fn on_error(&self, ..) {}`) end with `}`.
+                    while !lines[i].trim_end().ends_with('{') && !lines[i].trim_end().ends_with('}') && i + 1 < lines.len() {
+                        i += 1;
+                        sig.push_str(lines[i]);
+                    }
+                    if sig.contains("-> PyResult") {
+                        checked += 1;
+                        if !lines.get(i + 1).is_some_and(|b| b.contains("guard(")) {
+                            unguarded.push(format!("{file}: {}", l.trim()));
+                        }
+                    }
+                }
+                i += 1;
+            }
+        }
+        assert!(checked > 60, "the scan found only {checked} methods: has the layout changed?");
+        assert!(unguarded.is_empty(), "methods without guard(): {unguarded:#?}");
+    }
+}

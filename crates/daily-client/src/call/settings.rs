@@ -480,3 +480,84 @@ pub mod check {
         })
     }
 }
+
+#[cfg(test)]
+mod check_tests {
+    use super::check;
+    use crate::ClientError;
+    use serde_json::json;
+
+    fn kind(r: Result<(), ClientError>) -> &'static str {
+        match r {
+            Ok(()) => "ok",
+            Err(ClientError::WrongType(_)) => "type",
+            Err(ClientError::InvalidArgument(_)) => "value",
+            Err(_) => "other",
+        }
+    }
+
+    #[test]
+    fn publishing_shapes() {
+        let p = |v| kind(check::publishing_settings(&v, "p"));
+        assert_eq!(p(json!({"microphone": {"isPublishing": true, "sendSettings": {"channelConfig": "mono", "bitrate": 96000}}})), "ok");
+        assert_eq!(p(json!({"camera": {"isPublishing": false, "sendSettings": {}}, "screenAudio": true, "customAudio": {"m": true}})), "ok");
+        assert_eq!(p(json!({"customVideo": {"c": {"sendSettings": {"maxQuality": "low"}}}, "microphone": {"sendSettings": "speech"}})), "ok");
+        assert_eq!(p(crate::shapes::default_publishing()), "ok");
+        assert_eq!(p(json!({"microphone": "x"})), "type");
+        assert_eq!(p(json!({"microphone": {"sendSettings": {"bitrate": "high"}}})), "type");
+        assert_eq!(p(json!({"microphone": {"sendSettings": {"gain": 2}}})), "value");
+        assert_eq!(p(json!({"speaker": true})), "value");
+        assert_eq!(p(json!({"customAudio": {"": true}})), "value");
+        assert_eq!(p(json!({"customAudio": {"x".repeat(257): true}})), "value");
+    }
+
+    #[test]
+    fn input_shapes() {
+        let i = |v| kind(check::input_settings(&v, "i"));
+        assert_eq!(i(crate::shapes::default_inputs()), "ok");
+        assert_eq!(i(json!({"camera": {"isEnabled": false, "settings": {"customTrack": {"id": "no-camera-track"}}}})), "ok");
+        assert_eq!(i(json!({"microphone": {"isEnabled": true, "settings": {"deviceId": "mic"}}})), "ok");
+        assert_eq!(i(json!({"microphone": {"settings": {"width": 3}}})), "value");
+        assert_eq!(i(json!({"microphone": {"settings": {"customTrack": {"id": 3}}}})), "type");
+        assert_eq!(i(json!({"camera": 1})), "type");
+    }
+
+    #[test]
+    fn subscription_shapes() {
+        let pid = "7f1b9b1e-6a55-4e8d-9d7e-4b0d8e7f1a11";
+        let s = |v| kind(check::participant_settings(&v, "s"));
+        let prof = |v| kind(check::subscription_profiles(&v, "p"));
+        assert_eq!(prof(crate::shapes::default_profiles()), "ok");
+        assert_eq!(prof(json!({"base": {"camera": "unsubscribed", "screenVideo": "unsubscribed"}})), "ok");
+        assert_eq!(prof(json!({"base": {"customAudio": "subscribed"}, "q": {"customAudio": {"*": "staged"}}})), "ok");
+        assert_eq!(prof(json!({"base": {"camera": "maybe"}})), "value");
+        assert_eq!(prof(json!({"base": []})), "type");
+        assert_eq!(s(json!({pid: {"media": {"microphone": "subscribed"}}})), "ok");
+        assert_eq!(s(json!({pid: {"profile": "base", "media": {"customAudio": {"music": {"subscriptionState": "subscribed"}}}}})), "ok");
+        assert_eq!(s(json!({"someone": {}})), "value");
+        assert_eq!(s(json!({pid: {"media": {"microphone": 1}}})), "type");
+        assert_eq!(s(json!({pid: {"mediaa": {}}})), "value");
+    }
+
+    #[test]
+    fn permission_and_remote_shapes() {
+        let pid = "7f1b9b1e-6a55-4e8d-9d7e-4b0d8e7f1a11";
+        let p = |v| kind(check::permissions(&v, "p"));
+        let r = |v| kind(check::remote_participants(&v, "r"));
+        assert_eq!(p(json!({"hasPresence": true, "canSend": ["microphone"], "canAdmin": false, "canReceive": {"base": true}})), "ok");
+        assert_eq!(p(json!({"canSend": 1})), "type");
+        assert_eq!(p(json!({"canFly": true})), "value");
+        assert_eq!(r(json!({pid: {"permissions": {"canSend": true}, "inputsEnabled": {"microphone": false}}})), "ok");
+        assert_eq!(r(json!({pid: {"inputsEnabled": {"microphone": "no"}}})), "type");
+        assert_eq!(r(json!({pid: {"eject": true}})), "value");
+    }
+
+    #[test]
+    fn names_against_the_server_limits() {
+        assert!(super::validate_user_name(&"x".repeat(daily_proto::MAX_USER_NAME_BYTES)).is_ok());
+        assert!(super::validate_user_name(&"x".repeat(daily_proto::MAX_USER_NAME_BYTES + 1)).is_err());
+        assert!(super::validate_user_name(&"é".repeat(513)).is_err());
+        assert!(super::validate_custom_track_name(&"t".repeat(daily_proto::MAX_TRACK_NAME_BYTES)).is_ok());
+        assert!(super::validate_custom_track_name(&"t".repeat(daily_proto::MAX_TRACK_NAME_BYTES + 1)).is_err());
+    }
+}
