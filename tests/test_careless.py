@@ -461,3 +461,16 @@ def test_deinit_ends_calls_and_later_use_raises():
         print("ok")
     """, timeout=120)
     assert r.returncode == 0 and r.stdout.strip().endswith("ok"), (r.returncode, r.stdout, r.stderr[-3000:])
+
+
+def test_huge_ids_give_short_errors():
+    c = CallClient()
+    try:
+        with pytest.raises(ValueError) as info:
+            c.update_inputs({"microphone": {"isEnabled": True, "settings": {"customTrack": {"id": "z" * 300_000}}}})
+        assert len(str(info.value)) < 500
+        with pytest.raises(ValueError) as info:
+            c.send_app_message({}, "z" * 300_000)
+        assert len(str(info.value)) < 500
+    finally:
+        c.release()
