@@ -105,8 +105,8 @@ class VirtualSpeakerDevice:
     @property
     def channels(self) -> int: ...
     def read_frames(self, num_frames: int, completion: Optional[Callable[[bytes], None]] = None) -> bytes:
-        """Reads PCM of the mix; `TypeError` for a non-callable `completion`, `ValueError` for
-        a negative count, `RuntimeError` after `Daily.deinit()`."""
+        """Reads PCM of the mix (`b""` after `Daily.deinit()`); `TypeError` for a non-callable
+        `completion`, `ValueError` for a negative count."""
 
 @final
 class NativeVad:

@@ -278,8 +278,9 @@ impl VirtualSpeakerDevice {
     ///
     /// When no client is in a call, or this speaker is not the selected one, the result is
     /// `b""` at once (or whatever was still buffered); a read cut short by the call ending
-    /// returns the frames it got. Raises `ValueError` for a negative count, `TypeError` for
-    /// a `completion` that is not callable and `RuntimeError` after `Daily.deinit()`.
+    /// returns the frames it got; after `Daily.deinit()` it reads `b""` (with a `completion`:
+    /// `RuntimeError`). Raises `ValueError` for a negative count and `TypeError` for a
+    /// `completion` that is not callable.
     #[pyo3(signature = (num_frames, completion=None))]
     fn read_frames<'py>(&self, py: Python<'py>, num_frames: i64, completion: Option<Callback>) -> PyResult<Bound<'py, PyBytes>> {
         guard(|| self.read_frames_impl(py, num_frames, cb(completion)))
@@ -292,7 +293,6 @@ impl VirtualSpeakerDevice {
 
 impl VirtualSpeakerDevice {
     fn read_frames_impl<'py>(&self, py: Python<'py>, num_frames: i64, completion: Option<Py<PyAny>>) -> PyResult<Bound<'py, PyBytes>> {
-        let g = global_of(self.epoch)?;
         if num_frames < 0 {
             return Err(PyValueError::new_err(format!("num_frames must be >= 0, got {num_frames}")));
         }
@@ -301,7 +301,7 @@ impl VirtualSpeakerDevice {
             return Err(PyValueError::new_err(format!("num_frames must be at most {MAX_READ_S} s of audio, got {num_frames}")));
         }
         if let Some(cb) = completion {
-            let disp = g.completions.clone();
+            let disp = global_of(self.epoch)?.completions.clone();
             self.speaker.read_with_completion(
                 n,
                 Box::new(move |pcm| {
