@@ -413,7 +413,7 @@ pub mod check {
     fn media_settings(v: &Value, path: &str) -> Result<(), ClientError> {
         let o = keys(v, path, &TOP)?;
         each(o, path, |k, x, p| {
-            if CUSTOM.contains(&k) && x.is_object() && !x.get("subscriptionState").is_some() && !x.get("receiveSettings").is_some() {
+            if CUSTOM.contains(&k) && x.is_object() && x.get("subscriptionState").is_none() && x.get("receiveSettings").is_none() {
                 each(dict(x, p)?, p, |name, s, q| {
                     if name != "*" {
                         track_name(name, p)?;
