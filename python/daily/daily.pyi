@@ -1,4 +1,12 @@
-"""Type stubs for the native module `daily.daily` (checked against the runtime by tests/test_stubs.py)."""
+"""Type stubs for the native module `daily.daily` (checked against the runtime by tests/test_stubs.py).
+
+Errors: a careless call fails at the call, never later on a callback thread. `TypeError` for an
+argument of the wrong type (a `completion` or `callback` that is not callable, a settings value
+of the wrong type), `ValueError` for a value outside what the API or the room server takes (an
+unknown settings key, a name over the server's limit), `RuntimeError` for the object's state
+(before `Daily.init()`, after `release()` or `Daily.deinit()`) and for internal errors: a Rust
+panic never reaches Python as `PanicException`.
+"""
 
 from typing import Any, Callable, Literal, Mapping, Optional, Sequence, Union, final
 
@@ -46,9 +54,17 @@ class LogLevel:
 @final
 class Daily:
     @staticmethod
-    def init(worker_threads: int = 2, log_level: LogLevel = ...) -> None: ...
+    def init(worker_threads: int = 2, log_level: LogLevel = ...) -> None:
+        """Starts the shared engine: `worker_threads` network threads (1-64) plus the media
+        clock. A second call is a no-op. Raises `TypeError` if `worker_threads` is not an int
+        and `ValueError` outside 1-64 (checked even when already initialised)."""
     @staticmethod
-    def deinit() -> None: ...
+    def deinit() -> None:
+        """Ends every client's call (handlers get `left`, pending completions fire, with an
+        error for calls that did not finish; at most about 5 s) and stops the engine. Every
+        later use of an object made before it raises `RuntimeError("daily was deinitialised
+        ...")`, except `CallClient.release()`, which does nothing. `init()` may be called
+        again for new objects."""
     @staticmethod
     def set_log_level(log_level: LogLevel) -> None: ...
     @staticmethod
@@ -76,7 +92,9 @@ class VirtualMicrophoneDevice:
     def sample_rate(self) -> int: ...
     @property
     def channels(self) -> int: ...
-    def write_frames(self, frames: _Frames, completion: Optional[Callable[[int], None]] = None) -> int: ...
+    def write_frames(self, frames: _Frames, completion: Optional[Callable[[int], None]] = None) -> int:
+        """Queues PCM; `TypeError` for a non-buffer or a non-callable `completion`,
+        `ValueError` for a partial frame, `RuntimeError` after `Daily.deinit()`."""
 
 @final
 class VirtualSpeakerDevice:
@@ -86,7 +104,9 @@ class VirtualSpeakerDevice:
     def sample_rate(self) -> int: ...
     @property
     def channels(self) -> int: ...
-    def read_frames(self, num_frames: int, completion: Optional[Callable[[bytes], None]] = None) -> bytes: ...
+    def read_frames(self, num_frames: int, completion: Optional[Callable[[bytes], None]] = None) -> bytes:
+        """Reads PCM of the mix (`b""` after `Daily.deinit()`); `TypeError` for a non-callable
+        `completion`, `ValueError` for a negative count."""
 
 @final
 class NativeVad:
@@ -118,7 +138,10 @@ class CustomAudioSource:
     def sample_rate(self) -> int: ...
     @property
     def channels(self) -> int: ...
-    def write_frames(self, frames: _Frames, completion: Optional[Callable[[int], None]] = None) -> int: ...
+    def write_frames(self, frames: _Frames, completion: Optional[Callable[[int], None]] = None) -> int:
+        """Queues PCM, paced in real time; `TypeError` for a non-buffer or a non-callable
+        `completion`, `ValueError` for a partial frame, `RuntimeError` after
+        `Daily.deinit()`."""
     def clear_queue(self) -> int: ...
     @property
     def queued_duration(self) -> float: ...
@@ -215,6 +238,11 @@ class EventHandler:
 
 @final
 class CallClient:
+    """Every `completion` fires exactly once (also when the client is released or Daily
+    deinitialised first: then with an error). Every method raises `TypeError` for a
+    `completion` that is not callable, and `RuntimeError` after `release()` or
+    `Daily.deinit()`."""
+
     def __new__(cls, event_handler: Optional[EventHandler] = None) -> CallClient: ...
     def join(
         self,
@@ -222,24 +250,35 @@ class CallClient:
         meeting_token: Optional[str] = None,
         client_settings: Optional[Mapping[str, Any]] = None,
         completion: Optional[Callable[[Optional[JoinData], Optional[str]], None]] = None,
-    ) -> None: ...
+    ) -> None:
+        """`client_settings` is `{"inputs": ..., "publishing": ...}` (shapes as in
+        `update_inputs` / `update_publishing`): an unknown key raises `ValueError`, a value of
+        the wrong type `TypeError`."""
     def leave(self, completion: Optional[Callable[[Optional[str]], None]] = None) -> None: ...
-    def release(self) -> None: ...
+    def release(self) -> None:
+        """Leaves (at most about 5 s), fires pending completions and frees the client.
+        Idempotent; allowed after `Daily.deinit()`."""
     def participants(self) -> Mapping[str, Participant]: ...
-    def set_user_name(self, user_name: str) -> None: ...
+    def set_user_name(self, user_name: str) -> None:
+        """At most 1024 bytes of UTF-8 (the room server's limit): `ValueError` beyond it."""
     def add_custom_audio_track(
         self,
         track_name: str,
         audio_track: CustomAudioTrack,
         ignore_audio_level: Optional[bool] = None,
         completion: Optional[Callable[[Optional[str]], None]] = None,
-    ) -> None: ...
+    ) -> None:
+        """`track_name`: 1 to 256 bytes of UTF-8 (the room server's limit), not a Daily input
+        name: `ValueError` otherwise."""
     def remove_custom_audio_track(
         self, track_name: str, completion: Optional[Callable[[Optional[str]], None]] = None
     ) -> None: ...
     def update_inputs(
         self, input_settings: Mapping[str, Any], completion: Optional[Callable[[Optional[str]], None]] = None
-    ) -> None: ...
+    ) -> None:
+        """Keys `camera`, `microphone`, `screenVideo`, `screenAudio` (a bool or `{"isEnabled":
+        bool, "settings": dict}`), `customAudio`, `customVideo` (`{name: ...}`). An unknown
+        key, device or track raises `ValueError`, a value of the wrong type `TypeError`."""
     def set_audio_renderer(
         self,
         participant_id: str,
@@ -248,7 +287,9 @@ class CallClient:
         sample_rate: int = 16000,
         callback_interval_ms: int = 20,
         logging_interval_ms: int = 10000,
-    ) -> None: ...
+    ) -> None:
+        """`TypeError` if `callback` is not callable; `ValueError` for a malformed participant
+        id, a rate outside 8000-48000 Hz or an interval that is not a positive multiple of 10."""
     def media_stats(self) -> Mapping[str, Any]: ...
     def participant_counts(self) -> ParticipantCounts: ...
     def active_speaker(self) -> Optional[Participant]: ...
@@ -262,38 +303,60 @@ class CallClient:
     ) -> None: ...
     def update_publishing(
         self, publishing_settings: Mapping[str, Any], completion: Optional[Callable[[Optional[str]], None]] = None
-    ) -> None: ...
+    ) -> None:
+        """Keys `camera`, `microphone`, `screenVideo`, `screenAudio` (a bool or
+        `{"isPublishing": bool, "sendSettings": str | dict}`; an audio `sendSettings` dict
+        takes `channelConfig` and `bitrate`), `customAudio`, `customVideo` (`{name: ...}`).
+        An unknown key raises `ValueError`, a value of the wrong type `TypeError`; an unknown
+        preset completes with an error."""
     def update_subscriptions(
         self,
         participant_settings: Optional[Mapping[str, Any]] = None,
         profile_settings: Optional[Mapping[str, Any]] = None,
         completion: Optional[Callable[[Optional[str]], None]] = None,
-    ) -> None: ...
+    ) -> None:
+        """`participant_settings`: `{participant_id (UUID): {"profile": str, "media": {kind:
+        "subscribed" | "unsubscribed" | "staged" | {"subscriptionState", "receiveSettings"},
+        "customAudio": {name | "*": state}}}}`; `profile_settings` as in
+        `update_subscription_profiles`. An unknown key, state or id raises `ValueError`, a
+        value of the wrong type `TypeError`."""
     def update_subscription_profiles(
         self, profile_settings: Mapping[str, Any], completion: Optional[Callable[[Optional[str]], None]] = None
-    ) -> None: ...
+    ) -> None:
+        """`{profile_name: {kind: state, ...}}`, checked like `update_subscriptions`'s media."""
     def send_app_message(
         self,
         message: Any,
         participant_id: Optional[str] = None,
         completion: Optional[Callable[[Optional[str]], None]] = None,
-    ) -> None: ...
+    ) -> None:
+        """`TypeError` for a value JSON cannot carry; `ValueError` for a `participant_id`
+        that is neither a participant id (UUID) nor `"*"`. Over 4096 bytes completes with an
+        error."""
     def update_permissions(
         self, permissions: Mapping[str, Any], completion: Optional[Callable[[Optional[str]], None]] = None
-    ) -> None: ...
+    ) -> None:
+        """Keys `hasPresence` (bool), `canSend` / `canAdmin` (bool or list / set of str),
+        `canReceive` (dict): `ValueError` for another key, `TypeError` for a wrong type."""
     def update_remote_participants(
         self, remote_participants: Mapping[str, Any], completion: Optional[Callable[[Optional[str]], None]] = None
-    ) -> None: ...
+    ) -> None:
+        """`{participant_id (UUID): {"permissions": ..., "inputsEnabled": {kind: bool}}}`:
+        `ValueError` for another key or a malformed id, `TypeError` for a wrong type.
+        `inputsEnabled` completes with an error (not supported by this room server)."""
     def eject_remote_participants(
         self, ids: list[str], completion: Optional[Callable[[Optional[str]], None]] = None
-    ) -> None: ...
+    ) -> None:
+        """`ValueError` for an id over 64 bytes (ids are UUIDs); unknown ids complete with an
+        error."""
     def update_custom_audio_track(
         self,
         track_name: str,
         audio_track: CustomAudioTrack,
         ignore_audio_level: Optional[bool] = None,
         completion: Optional[Callable[[Optional[str]], None]] = None,
-    ) -> None: ...
+    ) -> None:
+        """`track_name` checked as in `add_custom_audio_track` (`ValueError`)."""
     def start_recording(
         self,
         streaming_settings: Optional[Mapping[str, Any]] = None,

@@ -12,6 +12,10 @@ pub enum ClientError {
     /// The engine is not running (never initialised, or shut down).
     #[error("the engine is not initialised (call Daily.init() first)")]
     NotInitialized,
+    /// A caller passed a value of the wrong type (daily-python raises `TypeError`); the
+    /// message names the argument or dict key.
+    #[error("{0}")]
+    WrongType(String),
     /// The object was released.
     #[error("this object has been released")]
     Released,

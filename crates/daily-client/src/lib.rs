@@ -25,7 +25,7 @@ mod speaker;
 pub use call::{
     CONNECT_TIMEOUT, CallClient, CallCore, CallState, ClientEvent, CompletionId, Connection, Done, EventSink, IceConfig, IceServer,
     JoinDone, JoinSettings, Output, Participant, SendSettings, SendTrackSpec, SourceHandle, TransportCommand,
-    validate_custom_track_name,
+    check, validate_custom_track_name, validate_user_name,
 };
 /// The timeouts that bound how outages are detected and survived (`call/core/link.rs`).
 pub mod timeouts {

@@ -50,18 +50,28 @@ pub fn resolve_microphone(settings: &Value) -> Result<Option<(String, AudioSourc
     if let Some(id) = settings["customTrack"]["id"].as_str() {
         return match registry().tracks.get(id) {
             Some(s) => Ok(Some((id.to_owned(), s.clone()))),
-            None => Err(ClientError::InvalidArgument(format!("the microphone settings name custom track {id:?}, which does not exist"))),
+            None => Err(ClientError::InvalidArgument(format!("the microphone settings name custom track {:?}, which does not exist", shown(id)))),
         };
     }
     if let Some(name) = settings["deviceId"].as_str() {
         return match registry().microphones.get(name) {
             Some(m) => Ok(Some(m.clone())),
             None => Err(ClientError::InvalidArgument(format!(
-                "the microphone settings name device {name:?}, which does not exist (create it with Daily.create_microphone_device)"
+                "the microphone settings name device {:?}, which does not exist (create it with Daily.create_microphone_device)",
+                shown(name)
             ))),
         };
     }
     Ok(None)
+}
+
+/// A name as error messages show it: at most 64 characters (a careless caller's 300,000-character
+/// id should not become a 300,000-character message).
+fn shown(name: &str) -> String {
+    match name.char_indices().nth(64) {
+        Some((i, _)) => format!("{}...", &name[..i]),
+        None => name.to_owned(),
+    }
 }
 
 /// What an `update_inputs` patch's `microphone` entry asks: `None` = leave the microphone

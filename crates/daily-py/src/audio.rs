@@ -3,7 +3,8 @@
 use crate::devices;
 use crate::dispatch::Dispatcher;
 use crate::errors::to_py_err;
-use crate::process::global;
+use crate::errors::{Callback, cb, guard};
+use crate::process::{global, global_of};
 use daily_client::AudioSource;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -56,6 +57,8 @@ impl AudioData {
 pub struct CustomAudioSource {
     source: AudioSource,
     completions: Arc<Dispatcher>,
+    /// The `Daily.init()` it was made under (see `process::global_of`).
+    epoch: u64,
 }
 
 #[pymethods]
@@ -67,10 +70,12 @@ impl CustomAudioSource {
     #[new]
     #[pyo3(signature = (sample_rate, channels, auto_silence=true))]
     fn new(sample_rate: i64, channels: i64, auto_silence: bool) -> PyResult<Self> {
-        let g = global()?;
-        let (rate, ch) = devices::check_format(sample_rate, channels)?;
-        let source = AudioSource::new(&g.engine, rate, ch, auto_silence).map_err(to_py_err)?;
-        Ok(CustomAudioSource { source, completions: g.completions.clone() })
+        guard(|| {
+            let g = global()?;
+            let (rate, ch) = devices::check_format(sample_rate, channels)?;
+            let source = AudioSource::new(&g.engine, rate, ch, auto_silence).map_err(to_py_err)?;
+            Ok(CustomAudioSource { source, completions: g.completions.clone(), epoch: g.epoch })
+        })
     }
 
     /// Sample rate in Hz.
@@ -90,17 +95,21 @@ impl CustomAudioSource {
     /// Without `completion`, blocks (GIL released) until the frames have been consumed in real
     /// time; with it, returns at once and calls `completion(num_frames)` once they have. Each
     /// write is padded to a multiple of 10 ms. Raises `ValueError` if the length is not a
-    /// multiple of `2 * channels` bytes, `TypeError` for other input.
+    /// multiple of `2 * channels` bytes, `TypeError` for other input or a `completion` that
+    /// is not callable, `RuntimeError` after `Daily.deinit()`.
     #[pyo3(signature = (frames, completion=None))]
-    fn write_frames(&self, py: Python<'_>, frames: &Bound<'_, PyAny>, completion: Option<Py<PyAny>>) -> PyResult<usize> {
-        devices::write_frames(py, &self.source, &self.completions, frames, completion, devices::WriteMode::Blocking)
+    fn write_frames(&self, py: Python<'_>, frames: &Bound<'_, PyAny>, completion: Option<Callback>) -> PyResult<usize> {
+        guard(|| {
+            global_of(self.epoch)?;
+            devices::write_frames(py, &self.source, &self.completions, frames, cb(completion), devices::WriteMode::Blocking)
+        })
     }
 
     /// Drops everything queued (barge-in). Blocked writers return at once and pending
     /// completions fire now with the number of their frames actually played. Returns the
     /// number of frames dropped (padding included). Not in daily-python.
-    fn clear_queue(&self) -> u64 {
-        self.source.clear_queue()
+    fn clear_queue(&self) -> PyResult<u64> {
+        guard(|| Ok(self.source.clear_queue()))
     }
 
     /// Seconds of audio queued and not yet consumed (padding included). Not in daily-python.
@@ -122,13 +131,16 @@ pub struct CustomAudioTrack {
 impl CustomAudioTrack {
     #[new]
     fn new(audio_source: &Bound<'_, PyAny>) -> PyResult<Self> {
-        let src = audio_source
-            .cast::<CustomAudioSource>()
-            .map_err(|_| PyTypeError::new_err("audio_source must be a CustomAudioSource"))?;
-        let id = uuid::Uuid::new_v4().to_string();
-        let source = src.get().source.clone();
-        daily_client::sources::register_track(&id, &source);
-        Ok(CustomAudioTrack { id, source })
+        guard(|| {
+            let src = audio_source
+                .cast::<CustomAudioSource>()
+                .map_err(|_| PyTypeError::new_err("audio_source must be a CustomAudioSource"))?;
+            global_of(src.get().epoch)?;
+            let id = uuid::Uuid::new_v4().to_string();
+            let source = src.get().source.clone();
+            daily_client::sources::register_track(&id, &source);
+            Ok(CustomAudioTrack { id, source })
+        })
     }
 
     /// The track id (a UUID4 string).

@@ -3,43 +3,60 @@
 
 use crate::audio::{AudioData, custom_audio_track};
 use crate::convert::{py_to_value, value_to_py};
-use crate::dispatch::{Completer, call_reporting, done_one};
-use crate::errors::to_py_err;
+use crate::dispatch::{Completer, Pending, call_reporting, done_one};
+use crate::errors::{Callback, cb, guard, to_py_err};
 use crate::events::{EventHandler, dispatch_event};
-use crate::process::global;
+use crate::process::{DEINITIALISED, global, register_client};
 use daily_client::{CallClient as CoreClient, ClientEvent, JoinSettings};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 use serde_json::Value;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+/// What `Daily.deinit()` reaches of a client (the process keeps a weak list of them).
+pub(crate) struct ClientState {
+    core: Mutex<Option<Arc<CoreClient>>>,
+    pub(crate) dispatcher: Arc<Completer>,
+    /// `core` was taken by `Daily.deinit()` rather than `release()`.
+    deinitialised: AtomicBool,
+}
+
+impl ClientState {
+    /// For `Daily.deinit()`: the core to end, after which every method raises.
+    pub(crate) fn take_core_for_deinit(&self) -> Option<Arc<CoreClient>> {
+        let mut core = self.core.lock().unwrap_or_else(|e| e.into_inner());
+        self.deinitialised.store(true, Ordering::Release);
+        core.take()
+    }
+}
+
 /// A participant in a call. Methods return at once and report through completions and
-/// `EventHandler` events, in order. Raises `RuntimeError` before `Daily.init()` and after
-/// `release()`.
+/// `EventHandler` events, in order. Raises `RuntimeError` before `Daily.init()`, after
+/// `release()` and after `Daily.deinit()`.
 #[pyclass(module = "daily", frozen)]
 pub struct CallClient {
-    core: Mutex<Option<Arc<CoreClient>>>,
+    state: Arc<ClientState>,
     pub(crate) dispatcher: Arc<Completer>,
 }
 
 impl CallClient {
     pub(crate) fn core(&self) -> PyResult<Arc<CoreClient>> {
-        self.core
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-            .ok_or_else(|| PyRuntimeError::new_err("this CallClient has been released"))
+        let core = self.state.core.lock().unwrap_or_else(|e| e.into_inner());
+        match core.as_ref() {
+            Some(c) => Ok(c.clone()),
+            None if self.state.deinitialised.load(Ordering::Acquire) => Err(PyRuntimeError::new_err(DEINITIALISED)),
+            None => Err(PyRuntimeError::new_err("this CallClient has been released")),
+        }
     }
 }
 
 /// Join settings from `client_settings`; the sources it names are resolved by the core's
 /// registry (`daily_client::sources`).
 fn parse_join_settings(settings: &Value) -> PyResult<JoinSettings> {
-    for key in ["inputs", "publishing"] {
-        if !settings[key].is_null() && !settings[key].is_object() {
-            return Err(PyTypeError::new_err(format!("client_settings[{key:?}] must be a dict")));
-        }
+    if !settings.is_null() {
+        daily_client::check::client_settings(settings, "client_settings").map_err(to_py_err)?;
     }
     JoinSettings::from_client_settings(settings.clone()).map_err(to_py_err)
 }
@@ -49,6 +66,56 @@ impl CallClient {
     #[new]
     #[pyo3(signature = (event_handler=None))]
     fn new(event_handler: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+        guard(|| Self::create(event_handler))
+    }
+
+    /// Joins `meeting_url` (`http://host:port/room`). `completion(join_data, error)` fires once:
+    /// at once (before `join` returns) for a malformed URL; within 5 s with an error (and an
+    /// `on_error` event) when the server cannot be reached; with an error if the client is
+    /// released or Daily deinitialised first. Raises `TypeError` / `ValueError` for
+    /// `client_settings` that are not Daily's shape (an unknown key, a value of the wrong
+    /// type; see `update_inputs` and `update_publishing`) or a `completion` that is not
+    /// callable.
+    #[pyo3(signature = (meeting_url, meeting_token=None, client_settings=None, completion=None))]
+    fn join(
+        &self,
+        meeting_url: &str,
+        meeting_token: Option<String>,
+        client_settings: Option<&Bound<'_, PyAny>>,
+        completion: Option<Callback>,
+    ) -> PyResult<()> {
+        guard(|| self.join_impl(meeting_url, meeting_token, client_settings, cb(completion)))
+    }
+
+    /// Leaves the call; `completion(error)` fires once (error is None on success).
+    #[pyo3(signature = (completion=None))]
+    fn leave(&self, completion: Option<Callback>) -> PyResult<()> {
+        guard(|| {
+            let core = self.core()?;
+            core.leave(done_one(self.dispatcher.clone(), cb(completion)));
+            Ok(())
+        })
+    }
+
+    /// Leaves if needed (waiting at most about 5 s), stops this client's threads and frees
+    /// it. Completions still pending fire, with an error for calls that did not finish. Every
+    /// other method raises `RuntimeError` afterwards. Idempotent, and allowed after
+    /// `Daily.deinit()` (it then does nothing).
+    fn release(&self, py: Python<'_>) -> PyResult<()> {
+        guard(|| {
+            let core = self.state.core.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(core) = core {
+                py.detach(|| core.release());
+                drop(core);
+            }
+            self.dispatcher.stop(py);
+            Ok(())
+        })
+    }
+}
+
+impl CallClient {
+    fn create(event_handler: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
         let g = global()?;
         let handler: Option<Py<PyAny>> = match event_handler {
             None => None,
@@ -70,14 +137,16 @@ impl CallClient {
             }
         });
         let core = CoreClient::new(&g.engine, sink);
-        Ok(CallClient { core: Mutex::new(Some(Arc::new(core))), dispatcher })
+        let state = Arc::new(ClientState {
+            core: Mutex::new(Some(Arc::new(core))),
+            dispatcher: dispatcher.clone(),
+            deinitialised: AtomicBool::new(false),
+        });
+        register_client(Arc::downgrade(&state));
+        Ok(CallClient { state, dispatcher })
     }
 
-    /// Joins `meeting_url` (`http://host:port/room`). `completion(join_data, error)` fires once:
-    /// at once (before `join` returns) for a malformed URL; within 5 s with an error (and an
-    /// `on_error` event) when the server cannot be reached.
-    #[pyo3(signature = (meeting_url, meeting_token=None, client_settings=None, completion=None))]
-    fn join(
+    fn join_impl(
         &self,
         meeting_url: &str,
         meeting_token: Option<String>,
@@ -95,78 +164,67 @@ impl CallClient {
             _ => Value::Null,
         };
         let js = parse_join_settings(&settings)?;
-        let disp = self.dispatcher.clone();
-        let from_handler = disp.on_events_thread();
+        let pending = Pending::new(self.dispatcher.clone(), completion, true);
         core.join(
             meeting_url,
             meeting_token,
             js,
             Box::new(move |r| {
-                if let Some(cb) = completion {
-                    disp.post_completion(from_handler, move |py| {
-                        let (data, err) = match r {
-                            Ok(v) => (value_to_py(py, &v).unwrap_or_else(|_| py.None()), py.None()),
-                            Err(e) => (py.None(), crate::errors::completion_error(py, &e)),
-                        };
-                        call_reporting(py, &cb, (data, err));
-                    });
-                }
+                pending.fire(move |py, cb| {
+                    let (data, err) = match r {
+                        Ok(v) => (value_to_py(py, &v).unwrap_or_else(|_| py.None()), py.None()),
+                        Err(e) => (py.None(), crate::errors::completion_error(py, &e)),
+                    };
+                    call_reporting(py, cb, (data, err));
+                })
             }),
         );
         Ok(())
     }
+}
 
-    /// Leaves the call; `completion(error)` fires once (error is None on success).
-    #[pyo3(signature = (completion=None))]
-    fn leave(&self, completion: Option<Py<PyAny>>) -> PyResult<()> {
-        let core = self.core()?;
-        let disp = self.dispatcher.clone();
-        core.leave(done_one(disp, completion));
-        Ok(())
-    }
-
-    /// Leaves if needed, stops this client's threads and frees it. Every method raises
-    /// `RuntimeError` afterwards. Idempotent.
-    fn release(&self, py: Python<'_>) {
-        let core = self.core.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(core) = core {
-            py.detach(|| core.release());
-            drop(core);
-        }
-        self.dispatcher.stop(py);
-    }
-
+#[pymethods]
+impl CallClient {
     /// `{"local": participant, "<id>": participant, ...}`.
     fn participants(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        value_to_py(py, &self.core()?.participants())
+        guard(|| value_to_py(py, &self.core()?.participants()))
     }
 
-    /// Sets the display name others see (`info.userName`).
+    /// Sets the display name others see (`info.userName`): at most 1024 bytes of UTF-8, the
+    /// room server's limit (`ValueError` beyond it; the server would drop the client).
     fn set_user_name(&self, user_name: &str) -> PyResult<()> {
-        self.core()?.set_user_name(user_name);
-        Ok(())
+        guard(|| {
+            daily_client::validate_user_name(user_name).map_err(to_py_err)?;
+            self.core()?.set_user_name(user_name);
+            Ok(())
+        })
     }
 
-    /// Publishes `audio_track` as custom audio `track_name`; `completion(error)`.
+    /// Publishes `audio_track` as custom audio `track_name` (1 to 256 bytes of UTF-8, not a
+    /// Daily input name such as "microphone"); `completion(error)`. Raises `ValueError` for
+    /// a bad name, `TypeError` for an `audio_track` that is not a `CustomAudioTrack` or a
+    /// `completion` that is not callable.
     #[pyo3(signature = (track_name, audio_track, ignore_audio_level=None, completion=None))]
     fn add_custom_audio_track(
         &self,
         track_name: &str,
         audio_track: &Bound<'_, PyAny>,
         ignore_audio_level: Option<bool>,
-        completion: Option<Py<PyAny>>,
+        completion: Option<Callback>,
     ) -> PyResult<()> {
-        let (id, source) = custom_audio_track(audio_track)?;
-        daily_client::validate_custom_track_name(track_name).map_err(to_py_err)?;
-        let core = self.core()?;
-        core.add_custom_audio_track(
-            track_name,
-            id,
-            source,
-            ignore_audio_level.unwrap_or(false),
-            done_one(self.dispatcher.clone(), completion),
-        );
-        Ok(())
+        guard(|| {
+            let (id, source) = custom_audio_track(audio_track)?;
+            daily_client::validate_custom_track_name(track_name).map_err(to_py_err)?;
+            let core = self.core()?;
+            core.add_custom_audio_track(
+                track_name,
+                id,
+                source,
+                ignore_audio_level.unwrap_or(false),
+                done_one(self.dispatcher.clone(), cb(completion)),
+            );
+            Ok(())
+        })
     }
 
     /// Merges `input_settings` into `inputs()` and emits `on_inputs_updated` before
@@ -174,44 +232,73 @@ impl CallClient {
     /// bool, "settings": {"deviceId": name} or {"customTrack": {"id": track_id}}}}` (or
     /// `"microphone": False`) switches or stops the published microphone, in a call at once,
     /// else at the next join. Camera and screen inputs are recorded but carry nothing (our
-    /// rooms are audio only). Raises `TypeError` if `input_settings` is not a dict and
-    /// `ValueError` for an unknown input key, device or track.
+    /// rooms are audio only). Daily's shape: each of `camera`, `microphone`, `screenVideo`,
+    /// `screenAudio` is a bool or `{"isEnabled": bool, "settings": dict}` (settings keys:
+    /// `deviceId`, `customTrack`, `customConstraints`, `processor`, and for video `width`,
+    /// `height`, `frameRate`, `facingMode`, `torch`, `zoom`); `customAudio` / `customVideo`
+    /// map track names to the same. Raises `TypeError` if `input_settings` is not a dict or
+    /// a value has the wrong type, and `ValueError` for an unknown key, device or track.
     #[pyo3(signature = (input_settings, completion=None))]
-    fn update_inputs(&self, input_settings: &Bound<'_, PyAny>, completion: Option<Py<PyAny>>) -> PyResult<()> {
-        if !input_settings.is_instance_of::<PyDict>() {
-            return Err(PyTypeError::new_err("input_settings must be a dict"));
-        }
-        let core = self.core()?;
-        let v = py_to_value(input_settings)?;
-        const INPUTS: [&str; 6] = ["camera", "microphone", "screenVideo", "screenAudio", "customAudio", "customVideo"];
-        if let Some(k) = v.as_object().and_then(|o| o.keys().find(|k| !INPUTS.contains(&k.as_str()))) {
-            return Err(PyValueError::new_err(format!("unknown input {k:?} in input_settings (expected keys: {})", INPUTS.join(", "))));
-        }
-        let done = done_one(self.dispatcher.clone(), completion);
-        if !matches!(v["microphone"], Value::Null | Value::Bool(_) | Value::Object(_)) {
-            return Err(PyTypeError::new_err("input_settings[\"microphone\"] must be a bool or a dict"));
-        }
-        let mic_now = daily_client::sources::microphone_change(&v["microphone"]).map_err(to_py_err)?;
-        core.update_inputs(mic_now, &v, done);
-        Ok(())
+    fn update_inputs(&self, input_settings: &Bound<'_, PyAny>, completion: Option<Callback>) -> PyResult<()> {
+        guard(|| {
+            if !input_settings.is_instance_of::<PyDict>() {
+                return Err(PyTypeError::new_err("input_settings must be a dict"));
+            }
+            let core = self.core()?;
+            let v = py_to_value(input_settings)?;
+            const INPUTS: [&str; 6] = ["camera", "microphone", "screenVideo", "screenAudio", "customAudio", "customVideo"];
+            if let Some(k) = v.as_object().and_then(|o| o.keys().find(|k| !INPUTS.contains(&k.as_str()))) {
+                return Err(PyValueError::new_err(format!("unknown input {k:?} in input_settings (expected keys: {})", INPUTS.join(", "))));
+            }
+            daily_client::check::input_settings(&v, "input_settings").map_err(to_py_err)?;
+            let mic_now = daily_client::sources::microphone_change(&v["microphone"]).map_err(to_py_err)?;
+            core.update_inputs(mic_now, &v, done_one(self.dispatcher.clone(), cb(completion)));
+            Ok(())
+        })
     }
 
     /// Stops publishing custom audio `track_name`; `completion(error)`.
     #[pyo3(signature = (track_name, completion=None))]
-    fn remove_custom_audio_track(&self, track_name: &str, completion: Option<Py<PyAny>>) -> PyResult<()> {
-        let core = self.core()?;
-        core.remove_custom_audio_track(track_name, done_one(self.dispatcher.clone(), completion));
-        Ok(())
+    fn remove_custom_audio_track(&self, track_name: &str, completion: Option<Callback>) -> PyResult<()> {
+        guard(|| {
+            let core = self.core()?;
+            core.remove_custom_audio_track(track_name, done_one(self.dispatcher.clone(), cb(completion)));
+            Ok(())
+        })
     }
 
     /// Calls `callback(participant_id, AudioData, audio_source)` every `callback_interval_ms`
     /// (a positive multiple of 10) with mono 16-bit PCM at `sample_rate` Hz (8000-48000) of
     /// that participant's `audio_source` ("microphone" or a custom track name). Raises
-    /// `ValueError` for a malformed participant id, rate or interval. Callbacks of every
+    /// `ValueError` for a malformed participant id, rate or interval and `TypeError` when
+    /// `callback` is not callable (it is checked here, not on every call). Callbacks of every
     /// client run on one shared thread, so keep them short (hand the audio on); a client whose
     /// callback runs longer than 100 ms gets a thread of its own from then on.
     #[pyo3(signature = (participant_id, callback, audio_source="microphone", sample_rate=16000, callback_interval_ms=20, logging_interval_ms=10000))]
     fn set_audio_renderer(
+        &self,
+        participant_id: &str,
+        callback: Callback,
+        audio_source: &str,
+        sample_rate: i64,
+        callback_interval_ms: i64,
+        logging_interval_ms: i64,
+    ) -> PyResult<()> {
+        guard(|| self.set_audio_renderer_impl(participant_id, callback.0, audio_source, sample_rate, callback_interval_ms, logging_interval_ms))
+    }
+
+    /// Receive-side counters per remote track (packets received, lost, late; jitter-buffer
+    /// delay in ms), plus send counters. Not in daily-python: our figures come from here.
+    fn media_stats(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        guard(|| {
+            let core = self.core()?;
+            value_to_py(py, &serde_json::json!({"receive": core.receive_stats(), "send": core.send_stats()}))
+        })
+    }
+}
+
+impl CallClient {
+    fn set_audio_renderer_impl(
         &self,
         participant_id: &str,
         callback: Py<PyAny>,
@@ -253,18 +340,11 @@ impl CallClient {
         core.set_audio_renderer(participant_id, audio_source, rate, callback_interval_ms as u32, sink).map_err(to_py_err)?;
         Ok(())
     }
-
-    /// Receive-side counters per remote track (packets received, lost, late; jitter-buffer
-    /// delay in ms), plus send counters. Not in daily-python: our figures come from here.
-    fn media_stats(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        let core = self.core()?;
-        value_to_py(py, &serde_json::json!({"receive": core.receive_stats(), "send": core.send_stats()}))
-    }
 }
 
 impl Drop for CallClient {
     fn drop(&mut self) {
-        let core = self.core.get_mut().unwrap_or_else(|e| e.into_inner()).take();
+        let core = self.state.core.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(core) = core {
             core.release();
         }

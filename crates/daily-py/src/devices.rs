@@ -5,8 +5,8 @@
 //! one into the source's ring.
 
 use crate::dispatch::{Dispatcher, call_reporting};
-use crate::errors::to_py_err;
-use crate::process::{Global, global};
+use crate::errors::{Callback, cb, guard, to_py_err};
+use crate::process::{Global, global_of};
 use daily_client::{AudioSource, SpeakerDevice};
 use pyo3::buffer::PyUntypedBuffer;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
@@ -150,7 +150,7 @@ pub(crate) fn create_microphone(g: &Global, name: &str, sample_rate: i64, channe
     let source = AudioSource::new(&g.engine, rate, ch, true).map_err(to_py_err)?;
     let track_id = uuid::Uuid::new_v4().to_string();
     daily_client::sources::register_microphone(name, &track_id, &source);
-    Ok(VirtualMicrophoneDevice { name: name.to_owned(), source, non_blocking, completions: g.completions.clone() })
+    Ok(VirtualMicrophoneDevice { name: name.to_owned(), source, non_blocking, completions: g.completions.clone(), epoch: g.epoch })
 }
 
 pub(crate) fn create_speaker(g: &Global, name: &str, sample_rate: i64, channels: i64, non_blocking: bool) -> PyResult<VirtualSpeakerDevice> {
@@ -160,7 +160,7 @@ pub(crate) fn create_speaker(g: &Global, name: &str, sample_rate: i64, channels:
     }
     let speaker = SpeakerDevice::new(&g.engine, rate, ch).map_err(to_py_err)?;
     speakers().lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_owned(), speaker.clone());
-    Ok(VirtualSpeakerDevice { name: name.to_owned(), speaker, non_blocking })
+    Ok(VirtualSpeakerDevice { name: name.to_owned(), speaker, non_blocking, epoch: g.epoch })
 }
 
 pub(crate) fn select_speaker(g: &Global, name: &str) -> PyResult<()> {
@@ -187,6 +187,8 @@ pub struct VirtualMicrophoneDevice {
     source: AudioSource,
     non_blocking: bool,
     completions: Arc<Dispatcher>,
+    /// The `Daily.init()` it was made under (see `process::global_of`).
+    epoch: u64,
 }
 
 #[pymethods]
@@ -212,11 +214,15 @@ impl VirtualMicrophoneDevice {
     /// blocking device waits (GIL released) until the frames have been consumed in real time;
     /// a non-blocking one returns at once. `completion(num_frames)`, if given, fires once when
     /// they have been consumed. Raises `ValueError` for a length that is not a whole number of
-    /// frames, `TypeError` for other input.
+    /// frames, `TypeError` for other input or a `completion` that is not callable, and
+    /// `RuntimeError` after `Daily.deinit()`.
     #[pyo3(signature = (frames, completion=None))]
-    fn write_frames(&self, py: Python<'_>, frames: &Bound<'_, PyAny>, completion: Option<Py<PyAny>>) -> PyResult<usize> {
-        let mode = if self.non_blocking { WriteMode::Detached } else { WriteMode::Blocking };
-        write_frames(py, &self.source, &self.completions, frames, completion, mode)
+    fn write_frames(&self, py: Python<'_>, frames: &Bound<'_, PyAny>, completion: Option<Callback>) -> PyResult<usize> {
+        guard(|| {
+            global_of(self.epoch)?;
+            let mode = if self.non_blocking { WriteMode::Detached } else { WriteMode::Blocking };
+            write_frames(py, &self.source, &self.completions, frames, cb(completion), mode)
+        })
     }
 
     fn __repr__(&self) -> String {
@@ -232,6 +238,7 @@ pub struct VirtualSpeakerDevice {
     name: String,
     speaker: SpeakerDevice,
     non_blocking: bool,
+    epoch: u64,
 }
 
 fn pcm_to_bytes<'py>(py: Python<'py>, pcm: &[i16]) -> Bound<'py, PyBytes> {
@@ -271,9 +278,21 @@ impl VirtualSpeakerDevice {
     ///
     /// When no client is in a call, or this speaker is not the selected one, the result is
     /// `b""` at once (or whatever was still buffered); a read cut short by the call ending
-    /// returns the frames it got. Raises `ValueError` for a negative count.
+    /// returns the frames it got; after `Daily.deinit()` it reads `b""` (with a `completion`:
+    /// `RuntimeError`). Raises `ValueError` for a negative count and `TypeError` for a
+    /// `completion` that is not callable.
     #[pyo3(signature = (num_frames, completion=None))]
-    fn read_frames<'py>(&self, py: Python<'py>, num_frames: i64, completion: Option<Py<PyAny>>) -> PyResult<Bound<'py, PyBytes>> {
+    fn read_frames<'py>(&self, py: Python<'py>, num_frames: i64, completion: Option<Callback>) -> PyResult<Bound<'py, PyBytes>> {
+        guard(|| self.read_frames_impl(py, num_frames, cb(completion)))
+    }
+
+    fn __repr__(&self) -> String {
+        format!("VirtualSpeakerDevice(name={:?}, sample_rate={}, channels={})", self.name, self.speaker.sample_rate(), self.speaker.channels())
+    }
+}
+
+impl VirtualSpeakerDevice {
+    fn read_frames_impl<'py>(&self, py: Python<'py>, num_frames: i64, completion: Option<Py<PyAny>>) -> PyResult<Bound<'py, PyBytes>> {
         if num_frames < 0 {
             return Err(PyValueError::new_err(format!("num_frames must be >= 0, got {num_frames}")));
         }
@@ -282,7 +301,7 @@ impl VirtualSpeakerDevice {
             return Err(PyValueError::new_err(format!("num_frames must be at most {MAX_READ_S} s of audio, got {num_frames}")));
         }
         if let Some(cb) = completion {
-            let disp = global()?.completions.clone();
+            let disp = global_of(self.epoch)?.completions.clone();
             self.speaker.read_with_completion(
                 n,
                 Box::new(move |pcm| {
@@ -301,10 +320,6 @@ impl VirtualSpeakerDevice {
             py.detach(move || sp.read_blocking(n))
         };
         Ok(pcm_to_bytes(py, &pcm))
-    }
-
-    fn __repr__(&self) -> String {
-        format!("VirtualSpeakerDevice(name={:?}, sample_rate={}, channels={})", self.name, self.speaker.sample_rate(), self.speaker.channels())
     }
 }
 
@@ -367,24 +382,26 @@ impl NativeVad {
     /// 10 ms: the rate is inferred from its length. Raises `ValueError` when `frames` holds less
     /// than 10 ms or is not a whole number of frames, `TypeError` for other input.
     fn analyze_frames(&self, frames: &Bound<'_, PyAny>) -> PyResult<f32> {
-        let pcm = Pcm::get(frames)?;
-        let b = pcm.bytes();
-        let frame_bytes = 2 * self.channels as usize;
-        if b.len() % frame_bytes != 0 {
-            return Err(PyValueError::new_err(format!(
-                "frames must be a whole number of {}-channel 16-bit frames ({frame_bytes} bytes each), got {} bytes",
-                self.channels,
-                b.len()
-            )));
-        }
-        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let st = &mut *g;
-        let rate = st.vad.sample_rate();
-        // Only the first 10 ms matter once the rate is known.
-        let take = if rate == 0 { b.len() / 2 } else { ((rate as usize / 100) * self.channels as usize).min(b.len() / 2) };
-        st.scratch.clear();
-        st.scratch.extend(b[..take * 2].chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])));
-        st.vad.analyze(&st.scratch).map_err(|e| PyValueError::new_err(e.to_string()))
+        guard(|| {
+            let pcm = Pcm::get(frames)?;
+            let b = pcm.bytes();
+            let frame_bytes = 2 * self.channels as usize;
+            if b.len() % frame_bytes != 0 {
+                return Err(PyValueError::new_err(format!(
+                    "frames must be a whole number of {}-channel 16-bit frames ({frame_bytes} bytes each), got {} bytes",
+                    self.channels,
+                    b.len()
+                )));
+            }
+            let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            let st = &mut *g;
+            let rate = st.vad.sample_rate();
+            // Only the first 10 ms matter once the rate is known.
+            let take = if rate == 0 { b.len() / 2 } else { ((rate as usize / 100) * self.channels as usize).min(b.len() / 2) };
+            st.scratch.clear();
+            st.scratch.extend(b[..take * 2].chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])));
+            st.vad.analyze(&st.scratch).map_err(|e| PyValueError::new_err(e.to_string()))
+        })
     }
 
     fn __repr__(&self) -> String {

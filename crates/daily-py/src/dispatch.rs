@@ -18,9 +18,14 @@ enum Job {
 const DISPATCH_BATCH: usize = 64;
 
 pub(crate) struct Dispatcher {
-    tx: mpsc::Sender<Job>,
+    /// The sender, `None` once stopped: a job posted after `stop` is handed back to the
+    /// poster instead of being queued behind the `Stop` and silently dropped.
+    tx: Mutex<Option<mpsc::Sender<Job>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
+
+/// A job for a dispatcher thread.
+pub(crate) type JobFn = Box<dyn FnOnce(Python<'_>) + Send>;
 
 /// Keeps this thread's Python thread state alive between attaches. Without it every
 /// `Python::try_attach` on a thread Python did not create makes a new `PyThreadState` and
@@ -66,10 +71,10 @@ impl Dispatcher {
                     // the GIL from other threads between Python calls for long. If the
                     // interpreter is finalising, the job is dropped.
                     let _ = Python::try_attach(|py| {
-                        first(py);
+                        crate::errors::guard_job(|| first(py));
                         for _ in 1..DISPATCH_BATCH {
                             match rx.try_recv() {
-                                Ok(Job::Call(f)) => f(py),
+                                Ok(Job::Call(f)) => crate::errors::guard_job(|| f(py)),
                                 Ok(Job::Stop) => {
                                     stop = true;
                                     return;
@@ -82,11 +87,32 @@ impl Dispatcher {
                 drop(keep);
             })
             .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
-        Ok(Arc::new(Dispatcher { tx, thread: Mutex::new(Some(t)) }))
+        Ok(Arc::new(Dispatcher { tx: Mutex::new(Some(tx)), thread: Mutex::new(Some(t)) }))
     }
 
+    /// Queues `f`; after `stop`, hands it back.
+    pub(crate) fn try_post(&self, f: JobFn) -> Result<(), JobFn> {
+        let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
+        match tx.as_ref() {
+            Some(tx) => tx.send(Job::Call(f)).map_err(|e| match e.0 {
+                Job::Call(f) => f,
+                Job::Stop => Box::new(|_: Python<'_>| {}) as JobFn,
+            }),
+            None => Err(f),
+        }
+    }
+
+    /// Queues `f`; after `stop`, `f` is dropped (events and renderer callbacks of a stopped
+    /// client). Completions use [`Completer::post_completion`], which never drops one.
     pub(crate) fn post(&self, f: impl FnOnce(Python<'_>) + Send + 'static) {
-        let _ = self.tx.send(Job::Call(Box::new(f)));
+        let _ = self.try_post(Box::new(f));
+    }
+
+    /// Stops taking jobs; those queued still run.
+    fn close(&self) {
+        if let Some(tx) = self.tx.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = tx.send(Job::Stop);
+        }
     }
 
     pub(crate) fn thread_id(&self) -> Option<std::thread::ThreadId> {
@@ -95,7 +121,7 @@ impl Dispatcher {
 
     /// Stops after the queued jobs ran; joins unless called from the dispatcher itself.
     pub(crate) fn stop(&self, py: Python<'_>) {
-        let _ = self.tx.send(Job::Stop);
+        self.close();
         let t = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(t) = t {
             if t.thread().id() == std::thread::current().id() {
@@ -197,12 +223,17 @@ impl Completer {
     pub(crate) fn post_completion(&self, from_handler: bool, f: impl FnOnce(Python<'_>) + Send + 'static) {
         let barrier = self.gate.posted.load(std::sync::atomic::Ordering::Acquire);
         let gate = self.gate.clone();
-        self.completions.post(move |py| {
+        let job: JobFn = Box::new(move |py| {
             if !from_handler {
                 py.detach(|| gate.wait_started(barrier));
             }
             f(py)
         });
+        if let Err(job) = self.completions.try_post(job) {
+            // This client was released (or Daily deinitialised): its threads are gone, but a
+            // completion still fires exactly once.
+            post_anywhere(job);
+        }
     }
 
     /// Renderer callbacks, never behind a blocked event handler. Every client's run on one
@@ -247,8 +278,68 @@ impl Completer {
 
     pub(crate) fn stop_nowait(&self) {
         self.render.released.store(true, Ordering::Release);
-        let _ = self.events.tx.send(Job::Stop);
-        let _ = self.completions.tx.send(Job::Stop);
+        self.events.close();
+        self.completions.close();
+    }
+}
+
+/// Runs a job on the process's completions dispatcher, or, when there is none (after
+/// `Daily.deinit()`), on a short-lived thread of its own. Only for completions of clients
+/// whose own threads are gone: rare, and each must still fire once.
+pub(crate) fn post_anywhere(job: JobFn) {
+    let job = match crate::process::global() {
+        Ok(g) => match g.completions.try_post(job) {
+            Ok(()) => return,
+            Err(job) => job,
+        },
+        Err(_) => job,
+    };
+    let _ = std::thread::Builder::new().name("daily-late-completion".into()).spawn(move || {
+        let _ = Python::try_attach(|py| crate::errors::guard_job(|| job(py)));
+    });
+}
+
+/// The error a completion gets when its client went away before the call finished.
+pub(crate) const RELEASED: &str = "the call client was released before this call completed";
+
+/// A completion the application passed: fires exactly once, with the result when the core
+/// reports it, or with an error (`RELEASED`) if the core drops it unreported (a client freed
+/// while a call was pending). daily-python's contract: every completion fires exactly once.
+pub(crate) struct Pending {
+    cb: Option<Py<PyAny>>,
+    disp: Arc<Completer>,
+    from_handler: bool,
+    /// `completion(data, error)` rather than `completion(error)`.
+    two_args: bool,
+}
+
+impl Pending {
+    pub(crate) fn new(disp: Arc<Completer>, cb: Option<Py<PyAny>>, two_args: bool) -> Pending {
+        let from_handler = disp.on_events_thread();
+        Pending { cb, disp, from_handler, two_args }
+    }
+
+    /// Calls `f(py, completion)` on the client's completions thread, after the events posted
+    /// before it (see [`Completer::post_completion`]).
+    pub(crate) fn fire(mut self, f: impl FnOnce(Python<'_>, &Py<PyAny>) + Send + 'static) {
+        if let Some(cb) = self.cb.take() {
+            self.disp.post_completion(self.from_handler, move |py| f(py, &cb));
+        }
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if let Some(cb) = self.cb.take() {
+            let two = self.two_args;
+            self.disp.post_completion(self.from_handler, move |py| {
+                if two {
+                    call_reporting(py, &cb, (py.None(), RELEASED));
+                } else {
+                    call_reporting(py, &cb, (RELEASED,));
+                }
+            });
+        }
     }
 }
 
@@ -262,16 +353,14 @@ pub(crate) fn call_reporting<'py>(py: Python<'py>, f: &Py<PyAny>, args: impl pyo
 /// A core completion that calls `completion(error)` on the client's completions thread,
 /// after the events emitted before it (see [`Completer`]).
 pub(crate) fn done_one(disp: Arc<Completer>, completion: Option<Py<PyAny>>) -> daily_client::Done {
-    let from_handler = disp.on_events_thread();
+    let pending = Pending::new(disp, completion, false);
     Box::new(move |r| {
-        if let Some(cb) = completion {
-            disp.post_completion(from_handler, move |py| {
-                let err = match r {
-                    Ok(()) => py.None(),
-                    Err(e) => crate::errors::completion_error(py, &e),
-                };
-                call_reporting(py, &cb, (err,));
-            });
-        }
+        pending.fire(move |py, cb| {
+            let err = match r {
+                Ok(()) => py.None(),
+                Err(e) => crate::errors::completion_error(py, &e),
+            };
+            call_reporting(py, cb, (err,));
+        })
     })
 }

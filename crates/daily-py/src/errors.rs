@@ -1,13 +1,18 @@
-//! Mapping of the core's errors to Python exceptions.
+//! Mapping of the core's errors to Python exceptions, and the guard that keeps Rust panics
+//! from reaching Python as `PanicException`.
 
 use daily_client::ClientError;
-use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, Ordering};
 
-/// `ClientError::InvalidArgument` raises `ValueError`, every other error `RuntimeError`.
+/// `ClientError::InvalidArgument` raises `ValueError`, `WrongType` `TypeError`, every other
+/// error `RuntimeError`.
 pub(crate) fn to_py_err(e: ClientError) -> PyErr {
     match e {
         ClientError::InvalidArgument(m) => PyValueError::new_err(m),
+        ClientError::WrongType(m) => PyTypeError::new_err(m),
         other => PyRuntimeError::new_err(other.to_string()),
     }
 }
@@ -15,4 +20,118 @@ pub(crate) fn to_py_err(e: ClientError) -> PyErr {
 /// The error argument of a completion: daily-python passes the message as a string.
 pub(crate) fn completion_error(py: Python<'_>, e: &ClientError) -> Py<PyAny> {
     e.to_string().into_pyobject(py).map(|o| o.into_any().unbind()).unwrap_or_else(|_| py.None())
+}
+
+/// Set by `Daily._inject_panic()` (tests only): the next guarded call panics inside its guard.
+static INJECT_PANIC: AtomicBool = AtomicBool::new(false);
+
+pub(crate) fn inject_panic() {
+    INJECT_PANIC.store(true, Ordering::SeqCst);
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_owned()
+    }
+}
+
+/// Runs the body of a method called from Python. A panic (a bug of ours, never a user error)
+/// becomes `RuntimeError("internal error in daily: ...")`: PyO3 would raise `PanicException`,
+/// which derives from `BaseException`, so `except Exception` would not catch it. Every
+/// `#[pymethods]` function that does more than return a field runs its body through this.
+pub(crate) fn guard<T>(f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
+    match catch_unwind(AssertUnwindSafe(|| {
+        if INJECT_PANIC.swap(false, Ordering::SeqCst) {
+            panic!("injected panic (Daily._inject_panic)");
+        }
+        f()
+    })) {
+        Ok(r) => r,
+        Err(p) => Err(PyRuntimeError::new_err(format!("internal error in daily (please report it): {}", panic_message(&*p)))),
+    }
+}
+
+/// Runs `f` on a dispatcher thread; a panic is logged instead of ending the thread (which
+/// would drop every callback queued behind it).
+pub(crate) fn guard_job(f: impl FnOnce()) {
+    if let Err(p) = catch_unwind(AssertUnwindSafe(f)) {
+        tracing::error!("internal error in a daily dispatcher job: {}", panic_message(&*p));
+    }
+}
+
+/// A callable argument (`completion`, `callback`): anything else raises `TypeError` at the
+/// call (PyO3 names the argument), instead of failing later on a dispatcher thread.
+pub(crate) struct Callback(pub(crate) Py<PyAny>);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for Callback {
+    type Error = PyErr;
+
+    fn extract(obj: pyo3::Borrowed<'a, 'py, PyAny>) -> Result<Self, Self::Error> {
+        if !obj.is_callable() {
+            let t = obj.get_type().name().map(|n| n.to_string()).unwrap_or_default();
+            return Err(PyTypeError::new_err(format!("expected a callable or None, got {t}")));
+        }
+        Ok(Callback(obj.to_owned().unbind()))
+    }
+}
+
+/// `Option<Callback>` → the `Option<Py<PyAny>>` the dispatch code takes.
+pub(crate) fn cb(c: Option<Callback>) -> Option<Py<PyAny>> {
+    c.map(|c| c.0)
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every `#[pymethods]` function that can fail runs its body under [`super::guard`], so a
+    /// panic in it reaches Python as `RuntimeError` (`tests/test_careless.py` checks a list of
+    /// them at run time; this checks that no method added later forgets).
+    #[test]
+    fn every_fallible_method_is_guarded() {
+        let files = [
+            ("audio.rs", include_str!("audio.rs")),
+            ("client.rs", include_str!("client.rs")),
+            ("devices.rs", include_str!("devices.rs")),
+            ("events.rs", include_str!("events.rs")),
+            ("process.rs", include_str!("process.rs")),
+            ("rooms.rs", include_str!("rooms.rs")),
+            ("unsupported.rs", include_str!("unsupported.rs")),
+            ("video.rs", include_str!("video.rs")),
+        ];
+        let mut unguarded = Vec::new();
+        let mut checked = 0;
+        for (file, src) in files {
+            let lines: Vec<&str> = src.lines().collect();
+            let mut in_methods = false;
+            let mut i = 0;
+            while i < lines.len() {
+                let l = lines[i];
+                if l.starts_with("#[pymethods]") {
+                    in_methods = true;
+                } else if in_methods && l.starts_with('}') {
+                    in_methods = false;
+                }
+                if in_methods && (l.starts_with("    fn ") || l.starts_with("    pub(crate) fn ")) {
+                    let mut sig = String::from(l);
+                    // One-line bodies (`fn on_error(&self, ..) {}`) end with `}`.
+                    while !lines[i].trim_end().ends_with('{') && !lines[i].trim_end().ends_with('}') && i + 1 < lines.len() {
+                        i += 1;
+                        sig.push_str(lines[i]);
+                    }
+                    if sig.contains("-> PyResult") {
+                        checked += 1;
+                        if !lines.get(i + 1).is_some_and(|b| b.contains("guard(")) {
+                            unguarded.push(format!("{file}: {}", l.trim()));
+                        }
+                    }
+                }
+                i += 1;
+            }
+        }
+        assert!(checked > 60, "the scan found only {checked} methods: has the layout changed?");
+        assert!(unguarded.is_empty(), "methods without guard(): {unguarded:#?}");
+    }
 }

@@ -10,6 +10,18 @@
 //! process-wide dispatcher, and so do audio renderer callbacks (a client whose renderer
 //! callback blocks moves to its own completions thread). A dispatcher runs the jobs queued
 //! behind the one it woke for under the same GIL attach.
+//!
+//! Errors (`errors.rs`): a careless call fails at the call, never later on a dispatcher
+//! thread: `TypeError` for a wrong type (a `completion` or `callback` that is not callable is
+//! refused when extracted, see `errors::Callback`; settings dicts are checked against Daily's
+//! shapes by `daily_client::check`), `ValueError` for a value outside what the API or the
+//! room server takes (names over `daily_proto`'s limits, unknown keys), `RuntimeError` for
+//! state (before `Daily.init()`, after `release()` / `Daily.deinit()`). Every `#[pymethods]`
+//! body that can fail runs under `errors::guard`, so a Rust panic surfaces as `RuntimeError`
+//! rather than PyO3's `PanicException` (a `BaseException` that `except Exception` misses); a
+//! unit test scans the sources for methods without it. Every completion fires exactly once:
+//! `dispatch::Pending` fires with an error if the core drops it unreported, and completions
+//! of a released client go to the process's dispatcher instead of being lost.
 
 use daily_client::CallState;
 use pyo3::prelude::*;

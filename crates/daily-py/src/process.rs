@@ -1,29 +1,75 @@
 //! Process-wide state: the shared engine and dispatchers (`Daily.init`), the custom audio
 //! tracks by id, and the `Daily` and `LogLevel` classes.
 
+use crate::client::ClientState;
 use crate::devices::{self, NativeVad, VirtualMicrophoneDevice, VirtualSpeakerDevice};
 use crate::dispatch::Dispatcher;
-use crate::errors::to_py_err;
+use crate::errors::{guard, to_py_err};
 use crate::logs;
 use daily_client::Engine;
-use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use std::sync::{Arc, Mutex};
+use pyo3::types::{PyBool, PyInt};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 
 pub(crate) struct Global {
     pub(crate) engine: Engine,
     pub(crate) completions: Arc<Dispatcher>,
     /// Audio renderer callbacks of every client (see [`Completer::post_audio`]).
     pub(crate) renderers: Arc<Dispatcher>,
+    /// Which `Daily.init()` this is (objects remember the one they were made under).
+    pub(crate) epoch: u64,
 }
 
 static GLOBAL: Mutex<Option<Arc<Global>>> = Mutex::new(None);
+static EPOCH: AtomicU64 = AtomicU64::new(0);
+
+/// Every `CallClient` made since the last `init`, for `deinit` to end their calls.
+static CLIENTS: Mutex<Vec<Weak<ClientState>>> = Mutex::new(Vec::new());
+
+/// The message of every call on an object of a deinitialised engine.
+pub(crate) const DEINITIALISED: &str = "daily was deinitialised (Daily.deinit() was called); objects made before it cannot be used";
+
 pub(crate) fn global() -> PyResult<Arc<Global>> {
     GLOBAL
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .clone()
         .ok_or_else(|| PyRuntimeError::new_err("Daily.init() must be called first"))
+}
+
+/// The engine the object made under `epoch` belongs to; `RuntimeError` once that engine was
+/// deinitialised (even if `init` was called again since).
+pub(crate) fn global_of(epoch: u64) -> PyResult<Arc<Global>> {
+    match GLOBAL.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+        Some(g) if g.epoch == epoch => Ok(g),
+        _ => Err(PyRuntimeError::new_err(DEINITIALISED)),
+    }
+}
+
+pub(crate) fn register_client(c: Weak<ClientState>) {
+    let mut v = CLIENTS.lock().unwrap_or_else(|e| e.into_inner());
+    v.retain(|w| w.strong_count() > 0);
+    v.push(c);
+}
+
+/// Most network worker threads `Daily.init` starts. The network side (signalling, ICE/DTLS,
+/// RTP of every client) is I/O bound and its heaviest work (Opus) runs on the media clock,
+/// not here: tokio's own default is one thread per core, and 64 covers the largest machines
+/// while keeping a typo (`10**12` aborted the process allocating thread stacks) an error.
+pub(crate) const MAX_WORKER_THREADS: i64 = 64;
+
+fn worker_threads_arg(v: &Bound<'_, PyAny>) -> PyResult<usize> {
+    if !v.is_instance_of::<PyInt>() || v.is_instance_of::<PyBool>() {
+        let t = v.get_type().name().map(|n| n.to_string()).unwrap_or_default();
+        return Err(PyTypeError::new_err(format!("worker_threads must be an int, got {t}")));
+    }
+    let n: Option<i64> = v.extract().ok();
+    match n {
+        Some(n) if (1..=MAX_WORKER_THREADS).contains(&n) => Ok(n as usize),
+        _ => Err(PyValueError::new_err(format!("worker_threads must be between 1 and {MAX_WORKER_THREADS}, got {v}"))),
+    }
 }
 
 /// Log verbosity (`Daily.init(log_level=...)`).
@@ -44,37 +90,75 @@ pub struct Daily;
 
 #[pymethods]
 impl Daily {
-    /// Starts the shared engine: `worker_threads` network threads (>= 1) plus one 10 ms media
-    /// clock, for every client in the process, and sets the log level (see `set_log_level`).
-    /// A second call is a no-op (the real SDK aborts).
+    /// Starts the shared engine: `worker_threads` network threads (an int from 1 to 64) plus
+    /// one 10 ms media clock, for every client in the process, and sets the log level (see
+    /// `set_log_level`). A second call is a no-op (the real SDK aborts). Raises `TypeError`
+    /// for a `worker_threads` that is not an int and `ValueError` outside 1-64.
     #[staticmethod]
-    #[pyo3(signature = (worker_threads=2, log_level=LogLevel::Off))]
-    fn init(py: Python<'_>, worker_threads: i64, log_level: LogLevel) -> PyResult<()> {
-        if worker_threads < 1 {
-            return Err(PyValueError::new_err(format!("worker_threads must be >= 1, got {worker_threads}")));
-        }
-        let mut g = GLOBAL.lock().unwrap_or_else(|e| e.into_inner());
-        if g.is_some() {
-            return Ok(());
-        }
-        logs::set_level(log_level as u8);
-        let engine = py.detach(|| Engine::start(worker_threads as usize)).map_err(to_py_err)?;
-        let completions = Dispatcher::start("daily-completions".into())?;
-        let renderers = Dispatcher::start("daily-renderers".into())?;
-        *g = Some(Arc::new(Global { engine, completions, renderers }));
-        Ok(())
+    #[pyo3(signature = (worker_threads=None, log_level=LogLevel::Off), text_signature = "(worker_threads=2, log_level=...)")]
+    fn init(py: Python<'_>, worker_threads: Option<&Bound<'_, PyAny>>, log_level: LogLevel) -> PyResult<()> {
+        guard(|| {
+            let worker_threads = match worker_threads {
+                None => 2,
+                Some(w) => worker_threads_arg(w)?,
+            };
+            let mut g = GLOBAL.lock().unwrap_or_else(|e| e.into_inner());
+            if g.is_some() {
+                return Ok(());
+            }
+            logs::set_level(log_level as u8);
+            let engine = py.detach(|| Engine::start(worker_threads)).map_err(to_py_err)?;
+            let completions = Dispatcher::start("daily-completions".into())?;
+            let renderers = Dispatcher::start("daily-renderers".into())?;
+            let epoch = EPOCH.fetch_add(1, Ordering::AcqRel) + 1;
+            *g = Some(Arc::new(Global { engine, completions, renderers, epoch }));
+            Ok(())
+        })
     }
 
-    /// Stops the shared engine. Objects used afterwards raise `RuntimeError`.
+    /// Ends every client's call and stops the shared engine. Each `CallClient` still in a
+    /// call (or joining) leaves it: its handler gets `on_call_state_updated("left")` and its
+    /// pending completions fire (a join in progress with an error) before `deinit` returns,
+    /// which takes at most about 5 s for clients whose server does not answer. Afterwards
+    /// every method of every object made before it (clients, sources, tracks, devices) raises
+    /// `RuntimeError("daily was deinitialised ...")`; `Daily.init()` may be called again to
+    /// make new ones. A no-op when not initialised.
     #[staticmethod]
-    fn deinit(py: Python<'_>) {
-        let g = GLOBAL.lock().unwrap_or_else(|e| e.into_inner()).take();
-        devices::clear_devices();
-        if let Some(g) = g {
-            g.completions.stop(py);
-            g.renderers.stop(py);
-            py.detach(|| g.engine.shutdown());
-        }
+    fn deinit(py: Python<'_>) -> PyResult<()> {
+        guard(|| {
+            let g = GLOBAL.lock().unwrap_or_else(|e| e.into_inner()).take();
+            let clients: Vec<Arc<ClientState>> =
+                std::mem::take(&mut *CLIENTS.lock().unwrap_or_else(|e| e.into_inner())).iter().filter_map(Weak::upgrade).collect();
+            let cores: Vec<_> = clients.iter().filter_map(|c| c.take_core_for_deinit()).collect();
+            // Every client leaves at once (each waits at most ~5 s for its server), so a
+            // process with many bots does not wait for them one after another.
+            py.detach(|| {
+                std::thread::scope(|s| {
+                    for core in &cores {
+                        s.spawn(move || core.release());
+                    }
+                })
+            });
+            drop(cores);
+            // Their `left` events and completions are delivered before their threads stop.
+            for c in &clients {
+                c.dispatcher.stop(py);
+            }
+            devices::clear_devices();
+            if let Some(g) = g {
+                g.completions.stop(py);
+                g.renderers.stop(py);
+                py.detach(|| g.engine.shutdown());
+            }
+            Ok(())
+        })
+    }
+
+    /// Tests only: the next call into the module panics inside its guard, which must turn it
+    /// into `RuntimeError`.
+    #[staticmethod]
+    fn _inject_panic() {
+        crate::errors::inject_panic();
     }
 
     /// Creates a virtual microphone called `device_name` producing `sample_rate` Hz (8000-48000,
@@ -86,7 +170,7 @@ impl Daily {
     #[staticmethod]
     #[pyo3(signature = (device_name, sample_rate=16000, channels=1, non_blocking=false))]
     fn create_microphone_device(device_name: &str, sample_rate: i64, channels: i64, non_blocking: bool) -> PyResult<VirtualMicrophoneDevice> {
-        devices::create_microphone(&*global()?, device_name, sample_rate, channels, non_blocking)
+        guard(|| devices::create_microphone(&*global()?, device_name, sample_rate, channels, non_blocking))
     }
 
     /// Creates a virtual speaker called `device_name` that, once selected, receives the mix of
@@ -95,14 +179,14 @@ impl Daily {
     #[staticmethod]
     #[pyo3(signature = (device_name, sample_rate=16000, channels=1, non_blocking=false))]
     fn create_speaker_device(device_name: &str, sample_rate: i64, channels: i64, non_blocking: bool) -> PyResult<VirtualSpeakerDevice> {
-        devices::create_speaker(&*global()?, device_name, sample_rate, channels, non_blocking)
+        guard(|| devices::create_speaker(&*global()?, device_name, sample_rate, channels, non_blocking))
     }
 
     /// Makes the speaker `device_name` the process's speaker (one at a time, as in
     /// daily-python). Raises `RuntimeError` for an unknown name.
     #[staticmethod]
     fn select_speaker_device(device_name: &str) -> PyResult<()> {
-        devices::select_speaker(&*global()?, device_name)
+        guard(|| devices::select_speaker(&*global()?, device_name))
     }
 
     /// Creates a voice activity detector for 10 ms frames of `sample_rate` Hz (8000-48000, or
@@ -111,7 +195,7 @@ impl Daily {
     #[staticmethod]
     #[pyo3(signature = (reset_period_ms=1000, sample_rate=16000, channels=1))]
     fn create_native_vad(reset_period_ms: i64, sample_rate: i64, channels: i64) -> PyResult<NativeVad> {
-        NativeVad::create(reset_period_ms, sample_rate, channels)
+        guard(|| NativeVad::create(reset_period_ms, sample_rate, channels))
     }
 
     /// Sets which logs of the Rust core reach Python's `logging` (loggers `daily.<crate>`,

@@ -10,7 +10,8 @@
 use crate::video::ColorFormat;
 use crate::video::CustomVideoTrack;
 use crate::client::CallClient;
-use crate::dispatch::{call_reporting, done_one};
+use crate::dispatch::{Pending, call_reporting, done_one};
+use crate::errors::{Callback, cb, guard};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
@@ -26,9 +27,9 @@ const VIDEO: &str = "video is not supported by this room server (audio only)";
 impl CallClient {
     /// Completes a one-argument completion with `error` (None = success). Raises
     /// `RuntimeError` after `release()`.
-    fn complete_one(&self, completion: Option<Py<PyAny>>, error: Option<&'static str>) -> PyResult<()> {
+    fn complete_one(&self, completion: Option<Callback>, error: Option<&'static str>) -> PyResult<()> {
         self.core()?;
-        let done = done_one(self.dispatcher.clone(), completion);
+        let done = done_one(self.dispatcher.clone(), cb(completion));
         done(match error {
             None => Ok(()),
             Some(e) => Err(daily_client::ClientError::Unsupported(e.to_owned())),
@@ -38,12 +39,9 @@ impl CallClient {
 
     /// Completes a two-argument completion `(None, error)`. Raises `RuntimeError` after
     /// `release()`.
-    fn complete_two(&self, completion: Option<Py<PyAny>>, error: &'static str) -> PyResult<()> {
+    fn complete_two(&self, completion: Option<Callback>, error: &'static str) -> PyResult<()> {
         self.core()?;
-        if let Some(cb) = completion {
-            let from_handler = self.dispatcher.on_events_thread();
-            self.dispatcher.post_completion(from_handler, move |py| call_reporting(py, &cb, (py.None(), error)));
-        }
+        Pending::new(self.dispatcher.clone(), cb(completion), true).fire(move |py, cb| call_reporting(py, cb, (py.None(), error)));
         Ok(())
     }
 }
@@ -62,24 +60,30 @@ impl CallClient {
         streaming_settings: Option<&Bound<'_, PyAny>>,
         stream_id: Option<&str>,
         force_new: Option<bool>,
-        completion: Option<Py<PyAny>>,
+        completion: Option<Callback>,
     ) -> PyResult<()> {
-        let _ = (streaming_settings, stream_id, force_new);
-        self.complete_two(completion, RECORDING)
+        guard(|| {
+            let _ = (streaming_settings, stream_id, force_new);
+            self.complete_two(completion, RECORDING)
+        })
     }
 
     /// Not supported: `completion("recording is not supported by this room server")`.
     #[pyo3(signature = (stream_id=None, completion=None))]
-    fn stop_recording(&self, stream_id: Option<&str>, completion: Option<Py<PyAny>>) -> PyResult<()> {
-        let _ = stream_id;
-        self.complete_one(completion, Some(RECORDING))
+    fn stop_recording(&self, stream_id: Option<&str>, completion: Option<Callback>) -> PyResult<()> {
+        guard(|| {
+            let _ = stream_id;
+            self.complete_one(completion, Some(RECORDING))
+        })
     }
 
     /// Not supported: `completion("recording is not supported by this room server")`.
     #[pyo3(signature = (update_settings, stream_id=None, completion=None))]
-    fn update_recording(&self, update_settings: &Bound<'_, PyAny>, stream_id: Option<&str>, completion: Option<Py<PyAny>>) -> PyResult<()> {
-        let _ = (update_settings, stream_id);
-        self.complete_one(completion, Some(RECORDING))
+    fn update_recording(&self, update_settings: &Bound<'_, PyAny>, stream_id: Option<&str>, completion: Option<Callback>) -> PyResult<()> {
+        guard(|| {
+            let _ = (update_settings, stream_id);
+            self.complete_one(completion, Some(RECORDING))
+        })
     }
 
     // --- live streaming ----------------------------------------------------------------------
@@ -92,10 +96,12 @@ impl CallClient {
         streaming_settings: Option<&Bound<'_, PyAny>>,
         stream_id: Option<&str>,
         force_new: Option<bool>,
-        completion: Option<Py<PyAny>>,
+        completion: Option<Callback>,
     ) -> PyResult<()> {
-        let _ = (endpoints, streaming_settings, stream_id, force_new);
-        self.complete_one(completion, Some(LIVE_STREAMING))
+        guard(|| {
+            let _ = (endpoints, streaming_settings, stream_id, force_new);
+            self.complete_one(completion, Some(LIVE_STREAMING))
+        })
     }
 
     /// Not supported: `completion("live streaming is not supported by this room server")`.
@@ -106,98 +112,124 @@ impl CallClient {
         streaming_settings: Option<&Bound<'_, PyAny>>,
         stream_id: Option<&str>,
         force_new: Option<bool>,
-        completion: Option<Py<PyAny>>,
+        completion: Option<Callback>,
     ) -> PyResult<()> {
-        let _ = (rtmp_urls, streaming_settings, stream_id, force_new);
-        self.complete_one(completion, Some(LIVE_STREAMING))
+        guard(|| {
+            let _ = (rtmp_urls, streaming_settings, stream_id, force_new);
+            self.complete_one(completion, Some(LIVE_STREAMING))
+        })
     }
 
     /// Not supported: `completion("live streaming is not supported by this room server")`.
     #[pyo3(signature = (stream_id=None, completion=None))]
-    fn stop_live_stream(&self, stream_id: Option<&str>, completion: Option<Py<PyAny>>) -> PyResult<()> {
-        let _ = stream_id;
-        self.complete_one(completion, Some(LIVE_STREAMING))
+    fn stop_live_stream(&self, stream_id: Option<&str>, completion: Option<Callback>) -> PyResult<()> {
+        guard(|| {
+            let _ = stream_id;
+            self.complete_one(completion, Some(LIVE_STREAMING))
+        })
     }
 
     /// Not supported: `completion("live streaming is not supported by this room server")`.
     #[pyo3(signature = (update_settings, stream_id=None, completion=None))]
-    fn update_live_stream(&self, update_settings: &Bound<'_, PyAny>, stream_id: Option<&str>, completion: Option<Py<PyAny>>) -> PyResult<()> {
-        let _ = (update_settings, stream_id);
-        self.complete_one(completion, Some(LIVE_STREAMING))
+    fn update_live_stream(&self, update_settings: &Bound<'_, PyAny>, stream_id: Option<&str>, completion: Option<Callback>) -> PyResult<()> {
+        guard(|| {
+            let _ = (update_settings, stream_id);
+            self.complete_one(completion, Some(LIVE_STREAMING))
+        })
     }
 
     /// Not supported: `completion("live streaming is not supported by this room server")`.
     #[pyo3(signature = (endpoints, stream_id=None, completion=None))]
-    fn add_live_streaming_endpoints(&self, endpoints: &Bound<'_, PyAny>, stream_id: Option<&str>, completion: Option<Py<PyAny>>) -> PyResult<()> {
-        let _ = (endpoints, stream_id);
-        self.complete_one(completion, Some(LIVE_STREAMING))
+    fn add_live_streaming_endpoints(&self, endpoints: &Bound<'_, PyAny>, stream_id: Option<&str>, completion: Option<Callback>) -> PyResult<()> {
+        guard(|| {
+            let _ = (endpoints, stream_id);
+            self.complete_one(completion, Some(LIVE_STREAMING))
+        })
     }
 
     /// Not supported: `completion("live streaming is not supported by this room server")`.
     #[pyo3(signature = (endpoints, stream_id=None, completion=None))]
-    fn remove_live_streaming_endpoints(&self, endpoints: &Bound<'_, PyAny>, stream_id: Option<&str>, completion: Option<Py<PyAny>>) -> PyResult<()> {
-        let _ = (endpoints, stream_id);
-        self.complete_one(completion, Some(LIVE_STREAMING))
+    fn remove_live_streaming_endpoints(&self, endpoints: &Bound<'_, PyAny>, stream_id: Option<&str>, completion: Option<Callback>) -> PyResult<()> {
+        guard(|| {
+            let _ = (endpoints, stream_id);
+            self.complete_one(completion, Some(LIVE_STREAMING))
+        })
     }
 
     // --- transcription -----------------------------------------------------------------------
 
     /// Not supported: `completion("transcription is not supported by this room server")`.
     #[pyo3(signature = (settings=None, completion=None))]
-    fn start_transcription(&self, settings: Option<&Bound<'_, PyAny>>, completion: Option<Py<PyAny>>) -> PyResult<()> {
-        let _ = settings;
-        self.complete_one(completion, Some(TRANSCRIPTION))
+    fn start_transcription(&self, settings: Option<&Bound<'_, PyAny>>, completion: Option<Callback>) -> PyResult<()> {
+        guard(|| {
+            let _ = settings;
+            self.complete_one(completion, Some(TRANSCRIPTION))
+        })
     }
 
     /// Not supported: `completion("transcription is not supported by this room server")`.
     /// (daily-python 0.36 takes no `instance_id` here.)
     #[pyo3(signature = (completion=None))]
-    fn stop_transcription(&self, completion: Option<Py<PyAny>>) -> PyResult<()> {
-        self.complete_one(completion, Some(TRANSCRIPTION))
+    fn stop_transcription(&self, completion: Option<Callback>) -> PyResult<()> {
+        guard(|| {
+            self.complete_one(completion, Some(TRANSCRIPTION))
+        })
     }
 
     /// Not supported: `completion("transcription is not supported by this room server")`.
     #[pyo3(signature = (participants=None, instance_id=None, completion=None))]
-    fn update_transcription(&self, participants: Option<&Bound<'_, PyAny>>, instance_id: Option<&str>, completion: Option<Py<PyAny>>) -> PyResult<()> {
-        let _ = (participants, instance_id);
-        self.complete_one(completion, Some(TRANSCRIPTION))
+    fn update_transcription(&self, participants: Option<&Bound<'_, PyAny>>, instance_id: Option<&str>, completion: Option<Callback>) -> PyResult<()> {
+        guard(|| {
+            let _ = (participants, instance_id);
+            self.complete_one(completion, Some(TRANSCRIPTION))
+        })
     }
 
     // --- telephony ---------------------------------------------------------------------------
 
     /// Not supported: `completion(None, "dial-out is not supported by this room server")`.
     #[pyo3(signature = (settings, completion=None))]
-    fn start_dialout(&self, settings: &Bound<'_, PyAny>, completion: Option<Py<PyAny>>) -> PyResult<()> {
-        let _ = settings;
-        self.complete_two(completion, DIALOUT)
+    fn start_dialout(&self, settings: &Bound<'_, PyAny>, completion: Option<Callback>) -> PyResult<()> {
+        guard(|| {
+            let _ = settings;
+            self.complete_two(completion, DIALOUT)
+        })
     }
 
     /// Not supported: `completion("dial-out is not supported by this room server")`.
     #[pyo3(signature = (participant_id, completion=None))]
-    fn stop_dialout(&self, participant_id: &str, completion: Option<Py<PyAny>>) -> PyResult<()> {
-        let _ = participant_id;
-        self.complete_one(completion, Some(DIALOUT))
+    fn stop_dialout(&self, participant_id: &str, completion: Option<Callback>) -> PyResult<()> {
+        guard(|| {
+            let _ = participant_id;
+            self.complete_one(completion, Some(DIALOUT))
+        })
     }
 
     /// Not supported: `completion("DTMF is not supported by this room server")`.
     #[pyo3(signature = (settings, completion=None))]
-    fn send_dtmf(&self, settings: &Bound<'_, PyAny>, completion: Option<Py<PyAny>>) -> PyResult<()> {
-        let _ = settings;
-        self.complete_one(completion, Some(DTMF))
+    fn send_dtmf(&self, settings: &Bound<'_, PyAny>, completion: Option<Callback>) -> PyResult<()> {
+        guard(|| {
+            let _ = settings;
+            self.complete_one(completion, Some(DTMF))
+        })
     }
 
     /// Not supported: `completion("SIP is not supported by this room server")`.
     #[pyo3(signature = (settings, completion=None))]
-    fn sip_call_transfer(&self, settings: &Bound<'_, PyAny>, completion: Option<Py<PyAny>>) -> PyResult<()> {
-        let _ = settings;
-        self.complete_one(completion, Some(SIP))
+    fn sip_call_transfer(&self, settings: &Bound<'_, PyAny>, completion: Option<Callback>) -> PyResult<()> {
+        guard(|| {
+            let _ = settings;
+            self.complete_one(completion, Some(SIP))
+        })
     }
 
     /// Not supported: `completion("SIP is not supported by this room server")`.
     #[pyo3(signature = (settings, completion=None))]
-    fn sip_refer(&self, settings: &Bound<'_, PyAny>, completion: Option<Py<PyAny>>) -> PyResult<()> {
-        let _ = settings;
-        self.complete_one(completion, Some(SIP))
+    fn sip_refer(&self, settings: &Bound<'_, PyAny>, completion: Option<Callback>) -> PyResult<()> {
+        guard(|| {
+            let _ = settings;
+            self.complete_one(completion, Some(SIP))
+        })
     }
 
     // --- chat and proxies --------------------------------------------------------------------
@@ -205,8 +237,10 @@ impl CallClient {
     /// `proxy_url=None` (no proxy, which is what this SDK does) completes with `None`; a URL
     /// completes with `"proxies are not supported by this SDK"`.
     #[pyo3(signature = (proxy_url=None, completion=None))]
-    fn set_proxy_url(&self, proxy_url: Option<&str>, completion: Option<Py<PyAny>>) -> PyResult<()> {
-        self.complete_one(completion, proxy_url.map(|_| PROXY))
+    fn set_proxy_url(&self, proxy_url: Option<&str>, completion: Option<Callback>) -> PyResult<()> {
+        guard(|| {
+            self.complete_one(completion, proxy_url.map(|_| PROXY))
+        })
     }
 
     // --- video -------------------------------------------------------------------------------
@@ -214,26 +248,32 @@ impl CallClient {
     /// Not supported: `completion("video is not supported by this room server (audio
     /// only)")`. Raises `TypeError` unless `video_track` is a `CustomVideoTrack`.
     #[pyo3(signature = (track_name, video_track, completion=None))]
-    fn add_custom_video_track(&self, track_name: &str, video_track: &Bound<'_, PyAny>, completion: Option<Py<PyAny>>) -> PyResult<()> {
-        let _ = track_name;
-        check_video_track(video_track)?;
-        self.complete_one(completion, Some(VIDEO))
+    fn add_custom_video_track(&self, track_name: &str, video_track: &Bound<'_, PyAny>, completion: Option<Callback>) -> PyResult<()> {
+        guard(|| {
+            let _ = track_name;
+            check_video_track(video_track)?;
+            self.complete_one(completion, Some(VIDEO))
+        })
     }
 
     /// Not supported: `completion("video is not supported by this room server (audio
     /// only)")`. Raises `TypeError` unless `video_track` is a `CustomVideoTrack`.
     #[pyo3(signature = (track_name, video_track, completion=None))]
-    fn update_custom_video_track(&self, track_name: &str, video_track: &Bound<'_, PyAny>, completion: Option<Py<PyAny>>) -> PyResult<()> {
-        let _ = track_name;
-        check_video_track(video_track)?;
-        self.complete_one(completion, Some(VIDEO))
+    fn update_custom_video_track(&self, track_name: &str, video_track: &Bound<'_, PyAny>, completion: Option<Callback>) -> PyResult<()> {
+        guard(|| {
+            let _ = track_name;
+            check_video_track(video_track)?;
+            self.complete_one(completion, Some(VIDEO))
+        })
     }
 
     /// Not supported: `completion("video is not supported by this room server (audio only)")`.
     #[pyo3(signature = (track_name, completion=None))]
-    fn remove_custom_video_track(&self, track_name: &str, completion: Option<Py<PyAny>>) -> PyResult<()> {
-        let _ = track_name;
-        self.complete_one(completion, Some(VIDEO))
+    fn remove_custom_video_track(&self, track_name: &str, completion: Option<Callback>) -> PyResult<()> {
+        guard(|| {
+            let _ = track_name;
+            self.complete_one(completion, Some(VIDEO))
+        })
     }
 
     /// Accepted and validated, but the callback NEVER fires: our rooms carry audio only, so no
@@ -246,26 +286,26 @@ impl CallClient {
     fn set_video_renderer(
         &self,
         participant_id: &str,
-        callback: &Bound<'_, PyAny>,
+        callback: Callback,
         video_source: &str,
         color_format: &str,
         logging_interval_ms: i64,
     ) -> PyResult<()> {
-        let _ = logging_interval_ms;
-        if uuid::Uuid::parse_str(participant_id).is_err() {
-            return Err(PyValueError::new_err(format!("participant_id must be a participant UUID, got {participant_id:?}")));
-        }
-        ColorFormat::parse(color_format)?;
-        if !callback.is_callable() {
-            return Err(PyTypeError::new_err("callback must be callable"));
-        }
-        self.core()?;
-        tracing::warn!(
-            participant_id,
-            video_source,
-            "set_video_renderer: this room server carries audio only, so the video renderer will never be called"
-        );
-        Ok(())
+        guard(|| {
+            let _ = logging_interval_ms;
+            if uuid::Uuid::parse_str(participant_id).is_err() {
+                return Err(PyValueError::new_err(format!("participant_id must be a participant UUID, got {participant_id:?}")));
+            }
+            ColorFormat::parse(color_format)?;
+            let _ = callback;
+            self.core()?;
+            tracing::warn!(
+                participant_id,
+                video_source,
+                "set_video_renderer: this room server carries audio only, so the video renderer will never be called"
+            );
+            Ok(())
+        })
     }
 }
 

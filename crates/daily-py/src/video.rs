@@ -5,6 +5,7 @@
 //! the same rules as daily-python (colour format, frame size) and then drop the frames. No
 //! participant ever publishes or receives video through them.
 
+use crate::errors::guard;
 use crate::process::global;
 use pyo3::buffer::PyUntypedBuffer;
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -171,8 +172,10 @@ impl CustomVideoSource {
     #[new]
     #[pyo3(signature = (width, height, color_format="RGBA"))]
     fn new(width: i64, height: i64, color_format: &str) -> PyResult<Self> {
-        let (width, height, color_format) = check_geometry(width, height, color_format)?;
-        Ok(CustomVideoSource { width, height, color_format })
+        guard(|| {
+            let (width, height, color_format) = check_geometry(width, height, color_format)?;
+            Ok(CustomVideoSource { width, height, color_format })
+        })
     }
     /// Width in pixels.
     #[getter]
@@ -194,7 +197,9 @@ impl CustomVideoSource {
     /// `width * height + 2 * ceil(width / 2) * ceil(height / 2)` for I420: `ValueError` giving
     /// the expected and actual sizes otherwise, `TypeError` for a non-buffer.
     fn write_frame(&self, frame: &Bound<'_, PyAny>) -> PyResult<()> {
-        check_frame(frame, self.width, self.height, self.color_format)
+        guard(|| {
+            check_frame(frame, self.width, self.height, self.color_format)
+        })
     }
     fn __repr__(&self) -> String {
         format!("CustomVideoSource(width={}, height={}, color_format={:?})", self.width, self.height, self.color_format.as_str())
@@ -217,10 +222,12 @@ impl CustomVideoTrack {
     /// Raises `TypeError` unless `video_source` is a `CustomVideoSource`.
     #[new]
     fn new(video_source: &Bound<'_, PyAny>) -> PyResult<Self> {
-        let src = video_source
-            .cast::<CustomVideoSource>()
-            .map_err(|_| PyTypeError::new_err("video_source must be a CustomVideoSource"))?;
-        Ok(CustomVideoTrack { id: uuid::Uuid::new_v4().to_string(), _source: src.clone().unbind() })
+        guard(|| {
+            let src = video_source
+                .cast::<CustomVideoSource>()
+                .map_err(|_| PyTypeError::new_err("video_source must be a CustomVideoSource"))?;
+            Ok(CustomVideoTrack { id: uuid::Uuid::new_v4().to_string(), _source: src.clone().unbind() })
+        })
     }
     /// The track id (a UUID4 string).
     #[getter]
@@ -275,7 +282,9 @@ impl VirtualCameraDevice {
     /// Checks one frame (same size rule as `CustomVideoSource.write_frame`) and drops it
     /// (audio-only rooms). `ValueError` for a wrong size, `TypeError` for a non-buffer.
     fn write_frame(&self, frame: &Bound<'_, PyAny>) -> PyResult<()> {
-        check_frame(frame, self.width, self.height, self.color_format)
+        guard(|| {
+            check_frame(frame, self.width, self.height, self.color_format)
+        })
     }
     fn __repr__(&self) -> String {
         format!("VirtualCameraDevice(name={:?}, width={}, height={}, color_format={:?})", self.name, self.width, self.height, self.color_format.as_str())
@@ -291,7 +300,9 @@ impl crate::process::Daily {
     #[staticmethod]
     #[pyo3(signature = (device_name, width, height, color_format="RGBA"))]
     fn create_camera_device(device_name: &str, width: i64, height: i64, color_format: &str) -> PyResult<VirtualCameraDevice> {
-        VirtualCameraDevice::create(device_name, width, height, color_format)
+        guard(|| {
+            VirtualCameraDevice::create(device_name, width, height, color_format)
+        })
     }
 }
 

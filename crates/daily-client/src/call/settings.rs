@@ -164,10 +164,400 @@ impl Settings {
     }
 }
 
-/// Checks a custom track name: not empty and not one of Daily's own input names.
+/// Checks a custom track name: not empty, not one of Daily's own input names, and at most
+/// [`daily_proto::MAX_TRACK_NAME_BYTES`] (the server drops a client that sends a longer one).
 pub fn validate_custom_track_name(name: &str) -> Result<(), ClientError> {
+    if name.len() > daily_proto::MAX_TRACK_NAME_BYTES {
+        return Err(invalid(format!(
+            "track_name is {} bytes long; the limit is {} bytes (UTF-8)",
+            name.len(),
+            daily_proto::MAX_TRACK_NAME_BYTES
+        )));
+    }
     if name.is_empty() || matches!(name, "microphone" | "camera" | "screenAudio" | "screenVideo" | "customAudio" | "customVideo") {
         return Err(invalid(format!("invalid custom track name {name:?}")));
     }
     Ok(())
+}
+
+/// Checks a display name against the server's limit ([`daily_proto::MAX_USER_NAME_BYTES`]):
+/// a longer name makes the server drop the client from the call, so it is refused before
+/// anything is sent.
+pub fn validate_user_name(name: &str) -> Result<(), ClientError> {
+    if name.len() > daily_proto::MAX_USER_NAME_BYTES {
+        return Err(invalid(format!(
+            "user_name is {} bytes long; the limit is {} bytes (UTF-8)",
+            name.len(),
+            daily_proto::MAX_USER_NAME_BYTES
+        )));
+    }
+    Ok(())
+}
+
+/// Shape checks of the dicts the API takes, against Daily's shapes (`spec/API.md`,
+/// daily-python's `types`): an unknown key is [`ClientError::InvalidArgument`] naming it, a
+/// value of the wrong type [`ClientError::WrongType`] naming its path. They run before a call
+/// changes anything, so a careless dict fails at the call instead of being reported as applied.
+/// Values of the right type that only the core or the server can judge (an unknown
+/// `sendSettings` preset, a `canSend` kind) are left to them and fail in the completion.
+pub mod check {
+    use crate::ClientError;
+    use serde_json::{Map, Value};
+
+    /// Daily's built-in media kinds.
+    const MEDIA: [&str; 4] = ["camera", "microphone", "screenVideo", "screenAudio"];
+    /// Named custom tracks.
+    const CUSTOM: [&str; 2] = ["customAudio", "customVideo"];
+    const TOP: [&str; 6] = ["camera", "microphone", "screenVideo", "screenAudio", "customAudio", "customVideo"];
+    const AUDIO_INPUT_SETTINGS: [&str; 4] = ["deviceId", "customTrack", "customConstraints", "processor"];
+    const VIDEO_INPUT_SETTINGS: [&str; 10] =
+        ["deviceId", "customTrack", "customConstraints", "processor", "width", "height", "frameRate", "facingMode", "torch", "zoom"];
+    const SUBSCRIPTION_STATES: [&str; 3] = ["subscribed", "unsubscribed", "staged"];
+
+    fn kind(v: &Value) -> &'static str {
+        match v {
+            Value::Null => "None",
+            Value::Bool(_) => "bool",
+            Value::Number(n) if n.is_f64() => "float",
+            Value::Number(_) => "int",
+            Value::String(_) => "str",
+            Value::Array(_) => "list",
+            Value::Object(_) => "dict",
+        }
+    }
+
+    fn wrong(path: &str, expected: &str, got: &Value) -> ClientError {
+        ClientError::WrongType(format!("{path} must be {expected}, got {}", kind(got)))
+    }
+
+    fn at(path: &str, key: &str) -> String {
+        format!("{path}[{key:?}]")
+    }
+
+    fn dict<'a>(v: &'a Value, path: &str) -> Result<&'a Map<String, Value>, ClientError> {
+        v.as_object().ok_or_else(|| wrong(path, "a dict", v))
+    }
+
+    /// `v` is a dict whose keys are all in `allowed`.
+    fn keys<'a>(v: &'a Value, path: &str, allowed: &[&str]) -> Result<&'a Map<String, Value>, ClientError> {
+        let o = dict(v, path)?;
+        if let Some(k) = o.keys().find(|k| !allowed.contains(&k.as_str())) {
+            return Err(ClientError::InvalidArgument(format!("unknown key {k:?} in {path} (expected: {})", allowed.join(", "))));
+        }
+        Ok(o)
+    }
+
+    fn boolean(v: &Value, path: &str) -> Result<(), ClientError> {
+        if v.is_boolean() { Ok(()) } else { Err(wrong(path, "a bool", v)) }
+    }
+
+    fn string(v: &Value, path: &str) -> Result<(), ClientError> {
+        if v.is_string() { Ok(()) } else { Err(wrong(path, "a str", v)) }
+    }
+
+    fn number(v: &Value, path: &str) -> Result<(), ClientError> {
+        if v.is_number() { Ok(()) } else { Err(wrong(path, "a number", v)) }
+    }
+
+    /// A custom track name as a dict key: what the server takes.
+    fn track_name(name: &str, path: &str) -> Result<(), ClientError> {
+        if name.is_empty() || name.len() > daily_proto::MAX_TRACK_NAME_BYTES {
+            return Err(ClientError::InvalidArgument(format!(
+                "custom track name in {path} must be 1 to {} bytes (UTF-8), got {} bytes",
+                daily_proto::MAX_TRACK_NAME_BYTES,
+                name.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// A participant id: a UUID, as the server assigns them.
+    pub fn participant_id(id: &str, what: &str) -> Result<(), ClientError> {
+        if uuid::Uuid::parse_str(id).is_err() {
+            let shown: String = id.chars().take(64).collect();
+            let more = if shown.len() < id.len() { "..." } else { "" };
+            return Err(ClientError::InvalidArgument(format!("{what} must be a participant id (a UUID), got {shown:?}{more}")));
+        }
+        Ok(())
+    }
+
+    /// Checks every key of `o` with `f(key, value, path)`.
+    fn each(o: &Map<String, Value>, path: &str, mut f: impl FnMut(&str, &Value, &str) -> Result<(), ClientError>) -> Result<(), ClientError> {
+        for (k, v) in o {
+            f(k, v, &at(path, k))?;
+        }
+        Ok(())
+    }
+
+    // ---- inputs ----
+
+    fn input_settings_dict(v: &Value, path: &str, video: bool) -> Result<(), ClientError> {
+        let allowed: &[&str] = if video { &VIDEO_INPUT_SETTINGS } else { &AUDIO_INPUT_SETTINGS };
+        let o = keys(v, path, allowed)?;
+        each(o, path, |k, x, p| match k {
+            "deviceId" | "facingMode" => string(x, p),
+            "customTrack" => {
+                let t = keys(x, p, &["id"])?;
+                t.get("id").map_or(Ok(()), |id| string(id, &at(p, "id")))
+            }
+            "customConstraints" | "processor" => dict(x, p).map(|_| ()),
+            "torch" => boolean(x, p),
+            _ => number(x, p),
+        })
+    }
+
+    /// One input: `bool` or `{"isEnabled": bool, "settings": {...}}`.
+    fn input(v: &Value, path: &str, video: bool) -> Result<(), ClientError> {
+        if v.is_boolean() {
+            return Ok(());
+        }
+        if !v.is_object() {
+            return Err(wrong(path, "a bool or a dict", v));
+        }
+        let o = keys(v, path, &["isEnabled", "settings"])?;
+        each(o, path, |k, x, p| if k == "isEnabled" { boolean(x, p) } else { input_settings_dict(x, p, video) })
+    }
+
+    /// `update_inputs(input_settings)` and `client_settings["inputs"]`: `{"camera" |
+    /// "microphone" | "screenVideo" | "screenAudio": bool | {"isEnabled", "settings"},
+    /// "customAudio" | "customVideo": {name: bool | {...}}}`.
+    pub fn input_settings(v: &Value, path: &str) -> Result<(), ClientError> {
+        let o = keys(v, path, &TOP)?;
+        each(o, path, |k, x, p| {
+            let video = matches!(k, "camera" | "screenVideo" | "customVideo");
+            if CUSTOM.contains(&k) {
+                each(dict(x, p)?, p, |name, t, q| {
+                    track_name(name, p)?;
+                    input(t, q, video)
+                })
+            } else {
+                input(x, p, video)
+            }
+        })
+    }
+
+    // ---- publishing ----
+
+    fn send_settings(v: &Value, path: &str, audio: bool) -> Result<(), ClientError> {
+        match v {
+            Value::String(_) => Ok(()),
+            Value::Object(_) if audio => {
+                let o = keys(v, path, &["channelConfig", "bitrate"])?;
+                each(o, path, |k, x, p| match (k, x) {
+                    ("channelConfig", x) => string(x, p),
+                    (_, Value::Null) => Ok(()),
+                    (_, x) if x.is_i64() || x.is_u64() => Ok(()),
+                    (_, x) => Err(wrong(p, "an int (bit/s) or None", x)),
+                })
+            }
+            // Video send settings are Daily's rich encoder dicts; this SDK carries no video.
+            Value::Object(_) => Ok(()),
+            other => Err(wrong(path, "a preset name (str) or a dict", other)),
+        }
+    }
+
+    /// One published track: `bool` or `{"isPublishing": bool, "sendSettings": ...}`.
+    fn publish(v: &Value, path: &str, audio: bool) -> Result<(), ClientError> {
+        if v.is_boolean() {
+            return Ok(());
+        }
+        if !v.is_object() {
+            return Err(wrong(path, "a bool or a dict", v));
+        }
+        let o = keys(v, path, &["isPublishing", "sendSettings"])?;
+        each(o, path, |k, x, p| if k == "isPublishing" { boolean(x, p) } else { send_settings(x, p, audio) })
+    }
+
+    /// `update_publishing(publishing_settings)` and `client_settings["publishing"]`.
+    pub fn publishing_settings(v: &Value, path: &str) -> Result<(), ClientError> {
+        let o = keys(v, path, &TOP)?;
+        each(o, path, |k, x, p| {
+            let audio = matches!(k, "microphone" | "screenAudio" | "customAudio");
+            if CUSTOM.contains(&k) {
+                each(dict(x, p)?, p, |name, t, q| {
+                    track_name(name, p)?;
+                    publish(t, q, audio)
+                })
+            } else {
+                publish(x, p, audio)
+            }
+        })
+    }
+
+    /// `join(client_settings=...)`: `{"inputs": ..., "publishing": ...}`.
+    pub fn client_settings(v: &Value, path: &str) -> Result<(), ClientError> {
+        let o = keys(v, path, &["inputs", "publishing"])?;
+        each(o, path, |k, x, p| if k == "inputs" { input_settings(x, p) } else { publishing_settings(x, p) })
+    }
+
+    // ---- subscriptions ----
+
+    fn state(v: &Value, path: &str) -> Result<(), ClientError> {
+        match v {
+            Value::Bool(_) => Ok(()),
+            Value::String(s) if SUBSCRIPTION_STATES.contains(&s.as_str()) => Ok(()),
+            Value::String(s) => Err(ClientError::InvalidArgument(format!(
+                "{path} must be \"subscribed\", \"unsubscribed\" or \"staged\", got {:?}",
+                s.chars().take(64).collect::<String>()
+            ))),
+            Value::Object(_) => {
+                let o = keys(v, path, &["subscriptionState", "receiveSettings"])?;
+                each(o, path, |k, x, p| if k == "receiveSettings" { dict(x, p).map(|_| ()) } else { state(x, p) })
+            }
+            other => Err(wrong(path, "a subscription state (str) or a dict", other)),
+        }
+    }
+
+    /// `{"camera" | "microphone" | ...: state, "customAudio" | "customVideo": state | {name |
+    /// "*": state}}`: a profile, or a participant's `media`.
+    fn media_settings(v: &Value, path: &str) -> Result<(), ClientError> {
+        let o = keys(v, path, &TOP)?;
+        each(o, path, |k, x, p| {
+            if CUSTOM.contains(&k) && x.is_object() && x.get("subscriptionState").is_none() && x.get("receiveSettings").is_none() {
+                each(dict(x, p)?, p, |name, s, q| {
+                    if name != "*" {
+                        track_name(name, p)?;
+                    }
+                    state(s, q)
+                })
+            } else {
+                state(x, p)
+            }
+        })
+    }
+
+    /// `update_subscription_profiles(profile_settings)` and `update_subscriptions(...,
+    /// profile_settings)`: `{profile_name: media settings}`.
+    pub fn subscription_profiles(v: &Value, path: &str) -> Result<(), ClientError> {
+        each(dict(v, path)?, path, |name, x, p| {
+            if name.is_empty() || name.len() > 256 {
+                return Err(ClientError::InvalidArgument(format!("profile names in {path} must be 1 to 256 bytes")));
+            }
+            media_settings(x, p)
+        })
+    }
+
+    /// `update_subscriptions(participant_settings)`: `{participant_id: {"profile": name,
+    /// "media": media settings}}`.
+    pub fn participant_settings(v: &Value, path: &str) -> Result<(), ClientError> {
+        each(dict(v, path)?, path, |pid, x, p| {
+            participant_id(pid, &format!("each key of {path}"))?;
+            let o = keys(x, p, &["profile", "media"])?;
+            each(o, p, |k, y, q| if k == "profile" { string(y, q) } else { media_settings(y, q) })
+        })
+    }
+
+    // ---- permissions ----
+
+    /// `update_permissions(permissions)` and a remote update's `permissions`: `{"hasPresence":
+    /// bool, "canSend": bool | [str], "canAdmin": bool | [str], "canReceive": dict}`.
+    pub fn permissions(v: &Value, path: &str) -> Result<(), ClientError> {
+        let o = keys(v, path, &["hasPresence", "canSend", "canAdmin", "canReceive"])?;
+        each(o, path, |k, x, p| match k {
+            "hasPresence" => boolean(x, p),
+            "canReceive" => dict(x, p).map(|_| ()),
+            _ => match x {
+                Value::Bool(_) => Ok(()),
+                Value::Array(a) => a.iter().try_for_each(|e| string(e, &format!("each entry of {p}"))),
+                other => Err(wrong(p, "a bool or a list / set of str", other)),
+            },
+        })
+    }
+
+    /// `update_remote_participants(remote_participants)`: `{participant_id: {"permissions":
+    /// ..., "inputsEnabled": {"camera" | "microphone" | "screenVideo" | "screenAudio": bool}}}`.
+    pub fn remote_participants(v: &Value, path: &str) -> Result<(), ClientError> {
+        each(dict(v, path)?, path, |pid, x, p| {
+            participant_id(pid, &format!("each key of {path}"))?;
+            let o = keys(x, p, &["permissions", "inputsEnabled"])?;
+            each(o, p, |k, y, q| {
+                if k == "permissions" {
+                    permissions(y, q)
+                } else {
+                    each(keys(y, q, &MEDIA)?, q, |_, b, r| boolean(b, r))
+                }
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod check_tests {
+    use super::check;
+    use crate::ClientError;
+    use serde_json::json;
+
+    fn kind(r: Result<(), ClientError>) -> &'static str {
+        match r {
+            Ok(()) => "ok",
+            Err(ClientError::WrongType(_)) => "type",
+            Err(ClientError::InvalidArgument(_)) => "value",
+            Err(_) => "other",
+        }
+    }
+
+    #[test]
+    fn publishing_shapes() {
+        let p = |v| kind(check::publishing_settings(&v, "p"));
+        assert_eq!(p(json!({"microphone": {"isPublishing": true, "sendSettings": {"channelConfig": "mono", "bitrate": 96000}}})), "ok");
+        assert_eq!(p(json!({"camera": {"isPublishing": false, "sendSettings": {}}, "screenAudio": true, "customAudio": {"m": true}})), "ok");
+        assert_eq!(p(json!({"customVideo": {"c": {"sendSettings": {"maxQuality": "low"}}}, "microphone": {"sendSettings": "speech"}})), "ok");
+        assert_eq!(p(crate::shapes::default_publishing()), "ok");
+        assert_eq!(p(json!({"microphone": "x"})), "type");
+        assert_eq!(p(json!({"microphone": {"sendSettings": {"bitrate": "high"}}})), "type");
+        assert_eq!(p(json!({"microphone": {"sendSettings": {"gain": 2}}})), "value");
+        assert_eq!(p(json!({"speaker": true})), "value");
+        assert_eq!(p(json!({"customAudio": {"": true}})), "value");
+        assert_eq!(p(json!({"customAudio": {"x".repeat(257): true}})), "value");
+    }
+
+    #[test]
+    fn input_shapes() {
+        let i = |v| kind(check::input_settings(&v, "i"));
+        assert_eq!(i(crate::shapes::default_inputs()), "ok");
+        assert_eq!(i(json!({"camera": {"isEnabled": false, "settings": {"customTrack": {"id": "no-camera-track"}}}})), "ok");
+        assert_eq!(i(json!({"microphone": {"isEnabled": true, "settings": {"deviceId": "mic"}}})), "ok");
+        assert_eq!(i(json!({"microphone": {"settings": {"width": 3}}})), "value");
+        assert_eq!(i(json!({"microphone": {"settings": {"customTrack": {"id": 3}}}})), "type");
+        assert_eq!(i(json!({"camera": 1})), "type");
+    }
+
+    #[test]
+    fn subscription_shapes() {
+        let pid = "7f1b9b1e-6a55-4e8d-9d7e-4b0d8e7f1a11";
+        let s = |v| kind(check::participant_settings(&v, "s"));
+        let prof = |v| kind(check::subscription_profiles(&v, "p"));
+        assert_eq!(prof(crate::shapes::default_profiles()), "ok");
+        assert_eq!(prof(json!({"base": {"camera": "unsubscribed", "screenVideo": "unsubscribed"}})), "ok");
+        assert_eq!(prof(json!({"base": {"customAudio": "subscribed"}, "q": {"customAudio": {"*": "staged"}}})), "ok");
+        assert_eq!(prof(json!({"base": {"camera": "maybe"}})), "value");
+        assert_eq!(prof(json!({"base": []})), "type");
+        assert_eq!(s(json!({pid: {"media": {"microphone": "subscribed"}}})), "ok");
+        assert_eq!(s(json!({pid: {"profile": "base", "media": {"customAudio": {"music": {"subscriptionState": "subscribed"}}}}})), "ok");
+        assert_eq!(s(json!({"someone": {}})), "value");
+        assert_eq!(s(json!({pid: {"media": {"microphone": 1}}})), "type");
+        assert_eq!(s(json!({pid: {"mediaa": {}}})), "value");
+    }
+
+    #[test]
+    fn permission_and_remote_shapes() {
+        let pid = "7f1b9b1e-6a55-4e8d-9d7e-4b0d8e7f1a11";
+        let p = |v| kind(check::permissions(&v, "p"));
+        let r = |v| kind(check::remote_participants(&v, "r"));
+        assert_eq!(p(json!({"hasPresence": true, "canSend": ["microphone"], "canAdmin": false, "canReceive": {"base": true}})), "ok");
+        assert_eq!(p(json!({"canSend": 1})), "type");
+        assert_eq!(p(json!({"canFly": true})), "value");
+        assert_eq!(r(json!({pid: {"permissions": {"canSend": true}, "inputsEnabled": {"microphone": false}}})), "ok");
+        assert_eq!(r(json!({pid: {"inputsEnabled": {"microphone": "no"}}})), "type");
+        assert_eq!(r(json!({pid: {"eject": true}})), "value");
+    }
+
+    #[test]
+    fn names_against_the_server_limits() {
+        assert!(super::validate_user_name(&"x".repeat(daily_proto::MAX_USER_NAME_BYTES)).is_ok());
+        assert!(super::validate_user_name(&"x".repeat(daily_proto::MAX_USER_NAME_BYTES + 1)).is_err());
+        assert!(super::validate_user_name(&"é".repeat(513)).is_err());
+        assert!(super::validate_custom_track_name(&"t".repeat(daily_proto::MAX_TRACK_NAME_BYTES)).is_ok());
+        assert!(super::validate_custom_track_name(&"t".repeat(daily_proto::MAX_TRACK_NAME_BYTES + 1)).is_err());
+    }
 }
