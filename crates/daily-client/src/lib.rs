@@ -21,6 +21,7 @@ pub mod shapes;
 mod source;
 pub mod sources;
 mod speaker;
+mod tls;
 
 pub use call::{
     CONNECT_TIMEOUT, CallClient, CallCore, CallState, ClientEvent, CompletionId, Connection, Done, EventSink, IceConfig, IceServer,

@@ -31,13 +31,11 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use crate::driver::Request;
+use crate::limits::{ConnLimiter, PendingSlot};
 use crate::page;
 use crate::rest::Api;
 use crate::rooms::{self, Privacy, TokenCheck};
 use crate::sfu::{Command, ConnId, Outbound};
-
-/// How long a new connection may take to send `join`.
-pub const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long one WebSocket write may block before the connection is dropped (a client that
 /// does not read must not hold the server).
@@ -96,6 +94,8 @@ pub(crate) struct AppState {
     pub tracker: Arc<ConnTracker>,
     pub next_conn: Arc<AtomicU64>,
     pub api: Arc<Api>,
+    /// Connection counts; the join timeout and the bound on connections waiting to join.
+    pub limiter: Arc<ConnLimiter>,
 }
 
 pub(crate) fn router(state: AppState) -> Router {
@@ -160,12 +160,25 @@ async fn ws_upgrade(
     if !is_valid_room_name(&room) {
         return (StatusCode::NOT_FOUND, "invalid room name").into_response();
     }
+    // Bounded before the upgrade, so a client over the bound gets an HTTP answer, not a hang.
+    let Some(pending) = state.limiter.try_pending() else {
+        tracing::info!(%room, "too many connections waiting to join; refusing an upgrade");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(axum::http::header::RETRY_AFTER, "1")],
+            format!(
+                "too many connections waiting to join (limit {}); retry later\n",
+                state.limiter.limits().max_pending_joins
+            ),
+        )
+            .into_response();
+    };
     let guard = state.tracker.enter();
     ws.max_message_size(HARD_FRAME_LIMIT)
         .max_frame_size(HARD_FRAME_LIMIT)
         .on_upgrade(move |socket| async move {
             let _guard = guard;
-            connection(socket, room, state).await;
+            connection(socket, room, state, pending).await;
         })
 }
 
@@ -216,16 +229,18 @@ async fn send(
     )
 }
 
-async fn connection(socket: WebSocket, room: String, state: AppState) {
+async fn connection(socket: WebSocket, room: String, state: AppState, pending: PendingSlot) {
     let conn: ConnId = state.next_conn.fetch_add(1, Ordering::Relaxed);
     let (mut tx, mut rx) = socket.split();
     let mut shutdown = state.shutdown.clone();
 
     // 1. The first message must be `join` with our protocol version.
+    let join_timeout = state.limiter.limits().join_timeout;
     let first = tokio::select! {
-        r = tokio::time::timeout(JOIN_TIMEOUT, rx.next()) => Some(r),
+        r = tokio::time::timeout(join_timeout, rx.next()) => Some(r),
         _ = shutdown.wait_for(|s| *s) => None,
     };
+    drop(pending);
     let Some(first) = first else {
         let _ = send(
             &mut tx,

@@ -12,7 +12,9 @@
 //! [`RoomServer::start`] binds the HTTP listener (TCP `host:port`) and one UDP socket
 //! (`host:0`) and starts one owner thread running a small tokio runtime (two workers); the caller
 //! need not be inside a runtime. On it run:
-//! - the HTTP server (axum): `GET /` (server info), `GET /{room}` (the call page for a
+//! - the accept loop (`listener.rs`): connection limits ([`Limits`], `docs/server-limits.md`)
+//!   and, with [`ServerConfig::tls`], HTTPS and WSS on the same port (`tls.rs`);
+//! - the HTTP server (axum over hyper's HTTP/1): `GET /` (server info), `GET /{room}` (the call page for a
 //!   browser, room info as JSON for anything else; the page's files under `/assets/`), the
 //!   signalling WebSocket `GET /ws/{room}` (protocol: [`daily_proto`], `docs/signalling.md`)
 //!   and, with an API key, the REST API under `/v1` (rooms and meeting tokens,
@@ -38,22 +40,30 @@
 mod auth;
 mod driver;
 mod http;
+mod limits;
+mod listener;
 mod page;
 mod rest;
 mod rooms;
 mod sfu;
+mod tls;
 
-use std::future::IntoFuture;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
 pub use auth::{MAX_API_KEY_BYTES, validate_api_key};
-pub use http::{JOIN_TIMEOUT, MAX_OUTBOUND_BYTES, SEND_TIMEOUT};
+pub use http::{MAX_OUTBOUND_BYTES, SEND_TIMEOUT};
+pub use limits::{
+    HTTP_IDLE_TIMEOUT, JOIN_TIMEOUT, Limits, MAX_CONNECTIONS, MAX_CONNECTIONS_PER_IP,
+    MAX_PENDING_JOINS, default_max_connections,
+};
+pub use tls::TlsConfig;
 pub use rest::MAX_BODY_BYTES;
 pub use sfu::{MAX_PARTICIPANTS_PER_ROOM, MAX_TRACKS_PER_PARTICIPANT, MAX_USER_NAME_BYTES};
 
@@ -64,7 +74,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// `net.core.rmem_max` / `wmem_max`).
 const UDP_BUFFER_BYTES: usize = 4 << 20;
 
-/// Where the server listens and how it authenticates.
+/// Where the server listens, how it authenticates, and its connection limits.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ServerConfig {
     /// Address for HTTP (TCP) and the SFU (UDP). Default `127.0.0.1`.
@@ -77,6 +87,12 @@ pub struct ServerConfig {
     /// every meeting token is refused, and only ad-hoc public rooms exist. 1-1024 bytes of
     /// visible ASCII, else [`ServerError::InvalidApiKey`].
     pub api_key: Option<String>,
+    /// Serve HTTPS and WSS (instead of HTTP and WS) with this certificate and key; the server's
+    /// URLs then start with `https://`. `None` (default): plain HTTP, e.g. behind a proxy that
+    /// terminates TLS.
+    pub tls: Option<TlsConfig>,
+    /// Idle timeouts and connection caps (`docs/server-limits.md`).
+    pub limits: Limits,
 }
 
 impl Default for ServerConfig {
@@ -85,6 +101,8 @@ impl Default for ServerConfig {
             host: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port: 0,
             api_key: None,
+            tls: None,
+            limits: Limits::default(),
         }
     }
 }
@@ -95,6 +113,8 @@ impl std::fmt::Debug for ServerConfig {
             .field("host", &self.host)
             .field("port", &self.port)
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("tls", &self.tls)
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -145,6 +165,17 @@ pub enum ServerError {
     /// [`ServerConfig::api_key`] is not usable.
     #[error("invalid API key: {0}")]
     InvalidApiKey(&'static str),
+    /// The certificate or key of [`ServerConfig::tls`] could not be loaded or do not fit.
+    #[error("TLS: {}: {reason}", path.display())]
+    Tls {
+        /// The file at fault.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A field of [`ServerConfig::limits`] is out of range (the message names it).
+    #[error("invalid limit: {0}")]
+    InvalidLimit(String),
     /// The server thread ended before it was ready (it logged why).
     #[error("the server thread stopped during start-up")]
     StartFailed,
@@ -153,6 +184,8 @@ pub enum ServerError {
 /// A running room server. Stopped by [`RoomServer::shutdown`] or on drop.
 pub struct RoomServer {
     local_addr: SocketAddr,
+    /// `http` or `https`.
+    scheme: &'static str,
     has_api_key: bool,
     udp_addr: SocketAddr,
     shutdown: watch::Sender<bool>,
@@ -180,6 +213,9 @@ impl RoomServer {
             }
             None => None,
         };
+        config.limits.validate().map_err(ServerError::InvalidLimit)?;
+        let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let http_addr = SocketAddr::new(config.host, config.port);
         let bind_err = |kind, addr| move |source| ServerError::Bind { kind, addr, source };
         let tcp = TcpListener::bind(http_addr).map_err(bind_err(SocketKind::Tcp, http_addr))?;
@@ -210,7 +246,7 @@ impl RoomServer {
 
         let rtc_config = sfu::rtc_config().ok_or(ServerError::Certificate)?;
         let core = sfu::Sfu::new(udp_addr, rtc_config);
-        let api = Arc::new(rest::Api::new(api_key, format!("http://{local_addr}")));
+        let api = Arc::new(rest::Api::new(api_key, format!("{scheme}://{local_addr}")));
 
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -223,7 +259,12 @@ impl RoomServer {
         let thread = std::thread::Builder::new()
             .name("daily-server".into())
             .spawn(move || {
-                runtime.block_on(serve(tcp, udp, udp_addr, core, api, shutdown_rx, ready_tx));
+                let listen = Listen {
+                    tcp,
+                    tls,
+                    limits: config.limits,
+                };
+                runtime.block_on(serve(listen, udp, udp_addr, core, api, shutdown_rx, ready_tx));
                 runtime.shutdown_timeout(Duration::from_secs(1));
             })
             .map_err(|source| ServerError::Runtime { source })?;
@@ -234,6 +275,7 @@ impl RoomServer {
         tracing::info!(http = %local_addr, udp = %udp_addr, "daily-server started");
         Ok(RoomServer {
             local_addr,
+            scheme,
             has_api_key: config.api_key.is_some(),
             udp_addr,
             shutdown: shutdown_tx,
@@ -246,12 +288,17 @@ impl RoomServer {
         self.local_addr
     }
 
-    /// `http://HOST:PORT` (IPv6 hosts in brackets).
+    /// `http://HOST:PORT`, or `https://` with TLS (IPv6 hosts in brackets).
     pub fn url(&self) -> String {
-        format!("http://{}", self.local_addr)
+        format!("{}://{}", self.scheme, self.local_addr)
     }
 
-    /// `http://HOST:PORT/room`: the meeting URL clients join.
+    /// Whether the server speaks TLS (HTTPS and WSS).
+    pub fn is_tls(&self) -> bool {
+        self.scheme == "https"
+    }
+
+    /// `http(s)://HOST:PORT/room`: the meeting URL clients join.
     pub fn room_url(&self, room: &str) -> String {
         format!("{}/{}", self.url(), room)
     }
@@ -261,7 +308,7 @@ impl RoomServer {
         self.has_api_key
     }
 
-    /// `http://HOST:PORT/v1`: the REST API's base URL (Daily's `https://api.daily.co/v1`), e.g.
+    /// `http(s)://HOST:PORT/v1`: the REST API's base URL (Daily's `https://api.daily.co/v1`), e.g.
     /// pipecat's `DailyRESTHelper(daily_api_url=...)`.
     pub fn api_url(&self) -> String {
         format!("{}/v1", self.url())
@@ -286,9 +333,16 @@ impl Drop for RoomServer {
     }
 }
 
+/// The HTTP side's part of the start-up: its socket, TLS and limits.
+struct Listen {
+    tcp: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    limits: Limits,
+}
+
 /// Runs everything until shutdown, then waits (bounded) for connections to flush.
 async fn serve(
-    tcp: TcpListener,
+    listen: Listen,
     udp: UdpSocket,
     udp_addr: SocketAddr,
     core: sfu::Sfu,
@@ -297,7 +351,7 @@ async fn serve(
     ready: std::sync::mpsc::Sender<()>,
 ) {
     let (tcp, udp) = match (
-        tokio::net::TcpListener::from_std(tcp),
+        tokio::net::TcpListener::from_std(listen.tcp),
         tokio::net::UdpSocket::from_std(udp),
     ) {
         (Ok(t), Ok(u)) => (t, u),
@@ -308,38 +362,32 @@ async fn serve(
     };
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let tracker = Arc::new(http::ConnTracker::default());
+    let limiter = limits::ConnLimiter::new(listen.limits);
     let state = http::AppState {
         cmds: cmd_tx,
         shutdown: shutdown.clone(),
         tracker: tracker.clone(),
         next_conn: Arc::new(AtomicU64::new(1)),
         api,
+        limiter: limiter.clone(),
     };
     let sfu_task = tokio::spawn(driver::run(udp, udp_addr, cmd_rx, shutdown.clone(), core));
-    let mut http_shutdown = shutdown.clone();
-    let http_task = tokio::spawn(
-        // TCP_NODELAY: signalling is many small messages in a row (`joined`, then
-        // `participantCounts`, then `publishAnswer`); with Nagle's algorithm the later ones
-        // waited for the client's delayed ACK, about 40 ms, which showed up in every join.
-        axum::serve(
-            axum::serve::ListenerExt::tap_io(tcp, |s: &mut tokio::net::TcpStream| {
-                if let Err(e) = s.set_nodelay(true) {
-                    tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-                }
-            }),
-            http::router(state),
-        )
-            .with_graceful_shutdown(async move {
-                let _ = http_shutdown.wait_for(|s| *s).await;
-            })
-            .into_future(),
-    );
+    let listener = listener::Listener {
+        router: http::router(state),
+        tls: listen.tls,
+        limiter: limiter.clone(),
+        shutdown: shutdown.clone(),
+        refusing: Arc::new(AtomicUsize::new(0)),
+    };
+    let http_task = tokio::spawn(listener.run(tcp));
     let _ = ready.send(());
     let _ = shutdown.wait_for(|s| *s).await;
     // The SFU task sends `callEnded` + close to every participant before it ends.
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, sfu_task).await;
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait_idle()).await;
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, http_task).await;
+    // Every socket closed (kept-alive HTTP connections finish their request and close).
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, limiter.wait_idle()).await;
 }
 
 /// Seconds since the Unix epoch (0 if the clock is before it).

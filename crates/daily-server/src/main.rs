@@ -1,15 +1,17 @@
-//! `daily-server [--host ADDR] [--port PORT] [--api-key KEY]`: runs a room server until SIGINT
-//! or SIGTERM.
+//! `daily-server [--host ADDR] [--port PORT] [--api-key KEY] [--tls-cert PEM --tls-key PEM]
+//! [limits]`: runs a room server until SIGINT or SIGTERM.
 //! Logs go to stderr (`RUST_LOG`, default `info`); stdout carries one line, the listening URL.
 #![forbid(unsafe_code)]
 
 use std::io::Write;
 use std::net::IpAddr;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use daily_server::{RoomServer, ServerConfig};
+use daily_server::{RoomServer, ServerConfig, TlsConfig};
 
 const USAGE: &str = "usage: daily-server [--host ADDR] [--port PORT] [--api-key KEY]
+                    [--tls-cert PEM --tls-key PEM] [limits]
 
 Runs the open Daily room server: HTTP + WebSocket signalling on ADDR:PORT and the audio SFU on a
 UDP port of ADDR picked by the system. Stops cleanly on Ctrl-C or SIGTERM.
@@ -21,6 +23,20 @@ options:
                 and signs meeting tokens; private rooms need it. Default: the DAILY_API_KEY
                 environment variable (preferred: other users can read command lines);
                 the flag wins. Without a key only ad-hoc public rooms exist.
+  --tls-cert PEM  serve HTTPS and WSS with this certificate chain (server certificate first);
+  --tls-key PEM   and its private key (PKCS#8, PKCS#1 or SEC1). Both or neither.
+
+limits (docs/server-limits.md):
+  --http-idle-timeout SECS   close an HTTP connection that sends no request head for SECS
+                             (new or kept alive; also bounds a slow head and TLS handshake;
+                             default 20)
+  --join-timeout SECS        close a signalling WebSocket that sends no join for SECS (default 10)
+  --max-connections N        open TCP connections in all; past it 503 (default: half the
+                             file-descriptor limit, 64-4096)
+  --max-connections-per-ip N open TCP connections from one address (IPv6: /64); past it 429
+                             (default 512)
+  --max-pending-joins N      signalling WebSockets not yet joined; past it 503 (default 256)
+
   -h, --help    show this help
   -V, --version show the version";
 
@@ -34,6 +50,7 @@ fn parse_args(
         api_key: env_key.filter(|k| !k.is_empty()),
         ..ServerConfig::default()
     };
+    let (mut cert, mut key) = (None, None);
     let mut args = args.peekable();
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -64,6 +81,24 @@ fn parse_args(
                 daily_server::validate_api_key(&v).map_err(|e| format!("--api-key: {e}"))?;
                 config.api_key = Some(v);
             }
+            "--tls-cert" => cert = Some(value("--tls-cert")?),
+            "--tls-key" => key = Some(value("--tls-key")?),
+            "--http-idle-timeout" => {
+                config.limits.http_idle_timeout = seconds("--http-idle-timeout", &value("--http-idle-timeout")?)?
+            }
+            "--join-timeout" => {
+                config.limits.join_timeout = seconds("--join-timeout", &value("--join-timeout")?)?
+            }
+            "--max-connections" => {
+                config.limits.max_connections = count("--max-connections", &value("--max-connections")?)?
+            }
+            "--max-connections-per-ip" => {
+                config.limits.max_connections_per_ip =
+                    count("--max-connections-per-ip", &value("--max-connections-per-ip")?)?
+            }
+            "--max-pending-joins" => {
+                config.limits.max_pending_joins = count("--max-pending-joins", &value("--max-pending-joins")?)?
+            }
             "-h" | "--help" => return Ok(None),
             "-V" | "--version" => {
                 println!("daily-server {}", env!("CARGO_PKG_VERSION"));
@@ -72,7 +107,33 @@ fn parse_args(
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
+    config.tls = match (cert, key) {
+        (Some(c), Some(k)) => Some(TlsConfig {
+            cert_path: c.into(),
+            key_path: k.into(),
+        }),
+        (None, None) => None,
+        _ => return Err("--tls-cert and --tls-key go together".into()),
+    };
+    config.limits.validate()?;
     Ok(Some(config))
+}
+
+/// A positive number of seconds (fractions allowed).
+fn seconds(flag: &str, v: &str) -> Result<Duration, String> {
+    v.parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s > 0.0 && *s <= 86_400.0)
+        .map(Duration::from_secs_f64)
+        .ok_or(format!("{flag}: {v:?} is not a number of seconds in (0, 86400]"))
+}
+
+/// A count of at least 1.
+fn count(flag: &str, v: &str) -> Result<usize, String> {
+    v.parse::<usize>()
+        .ok()
+        .filter(|n| *n >= 1)
+        .ok_or(format!("{flag}: {v:?} is not a whole number >= 1"))
 }
 
 fn main() -> ExitCode {
@@ -121,6 +182,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let config_limits = config.limits.clone();
     let mut server = match RoomServer::start(config) {
         Ok(s) => s,
         Err(e) => {
@@ -130,6 +192,7 @@ fn main() -> ExitCode {
     };
     let mut stdout = std::io::stdout();
     let _ = writeln!(stdout, "daily-server listening on {}", server.url());
+    tracing::info!(limits = ?config_limits, "connection limits");
     if server.has_api_key() {
         tracing::info!(api = %server.api_url(), "REST API enabled");
     } else {
@@ -167,6 +230,35 @@ mod tests {
         assert!(parse(&["--port", "x"]).is_err());
         assert!(parse(&["--port"]).is_err());
         assert!(parse(&["--bogus"]).is_err());
+    }
+
+    #[test]
+    fn tls_and_limits() {
+        let c = parse(&["--tls-cert", "c.pem", "--tls-key=k.pem"]).unwrap().unwrap();
+        let tls = c.tls.unwrap();
+        assert_eq!((tls.cert_path.to_str(), tls.key_path.to_str()), (Some("c.pem"), Some("k.pem")));
+        assert!(parse(&["--tls-cert", "c.pem"]).is_err());
+        assert!(parse(&["--tls-key", "k.pem"]).is_err());
+        let c = parse(&[
+            "--http-idle-timeout", "1.5", "--join-timeout=3", "--max-connections", "10",
+            "--max-connections-per-ip", "5", "--max-pending-joins", "2",
+        ])
+        .unwrap()
+        .unwrap();
+        let l = c.limits;
+        assert_eq!(l.http_idle_timeout, Duration::from_millis(1500));
+        assert_eq!(l.join_timeout, Duration::from_secs(3));
+        assert_eq!((l.max_connections, l.max_connections_per_ip, l.max_pending_joins), (10, 5, 2));
+        for bad in [
+            &["--join-timeout", "0"][..],
+            &["--http-idle-timeout", "-1"],
+            &["--http-idle-timeout", "nan"],
+            &["--max-connections", "0"],
+            &["--max-pending-joins", "x"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(parse(&[]).unwrap().unwrap().limits, daily_server::Limits::default());
     }
 
     #[test]

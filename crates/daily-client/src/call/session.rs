@@ -109,8 +109,8 @@ pub(crate) async fn wait_local_sdp(pc: &Arc<dyn PeerConnection>, gathered: &watc
 /// tasks. The core's deadline bounds how long this may take (a teardown aborts it).
 pub(crate) async fn connect(me: Weak<ClientInner>, generation: u64, url: RoomUrl) {
     let ws_url = url.ws_url();
-    // Nagle off (`disable_nagle`): `join` and the publish offer go out back to back.
-    let r = tokio_tungstenite::connect_async_with_config(ws_url.as_str(), None, true).await;
+    // Nagle off: `join` and the publish offer go out back to back. `wss://` per `tls.rs`.
+    let r = crate::tls::connect_ws(ws_url.as_str()).await;
     let Some(inner) = me.upgrade() else { return };
     relock(&inner.connecting).remove(&generation);
     let ws = match r {
