@@ -21,13 +21,37 @@ def main(argv: list[str] | None = None) -> int:
         help="enables the REST API (/v1) and signs meeting tokens; default: $DAILY_API_KEY "
         "(preferred: command lines are visible to other users); the flag wins",
     )
+    p.add_argument("--tls-cert", default=None, help="serve HTTPS/WSS with this PEM certificate chain (with --tls-key)")
+    p.add_argument("--tls-key", default=None, help="the PEM private key of --tls-cert")
+    lim = p.add_argument_group("limits", "connection limits (docs/server-limits.md); default: the server's")
+    lim.add_argument("--http-idle-timeout", type=float, default=None, metavar="SECS",
+                     help="close an HTTP connection that sends no request head for SECS (default 20)")
+    lim.add_argument("--join-timeout", type=float, default=None, metavar="SECS",
+                     help="close a signalling WebSocket that sends no join for SECS (default 10)")
+    lim.add_argument("--max-connections", type=int, default=None, metavar="N",
+                     help="open TCP connections in all; past it 503 (default: half the fd limit, 64-4096)")
+    lim.add_argument("--max-connections-per-ip", type=int, default=None, metavar="N",
+                     help="open TCP connections from one address (IPv6: /64); past it 429 (default 512)")
+    lim.add_argument("--max-pending-joins", type=int, default=None, metavar="N",
+                     help="signalling WebSockets not yet joined; past it 503 (default 256)")
     args = p.parse_args(argv)
     api_key = args.api_key if args.api_key is not None else (os.environ.get("DAILY_API_KEY") or None)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        server = RoomServer(args.host, args.port, api_key=api_key).start()
+        server = RoomServer(
+            args.host,
+            args.port,
+            api_key=api_key,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+            http_idle_timeout=args.http_idle_timeout,
+            join_timeout=args.join_timeout,
+            max_connections=args.max_connections,
+            max_connections_per_ip=args.max_connections_per_ip,
+            max_pending_joins=args.max_pending_joins,
+        ).start()
     except (RuntimeError, ValueError) as e:
         print(f"daily-server: {e}", file=sys.stderr)
         return 1

@@ -8,6 +8,7 @@ unknown settings key, a name over the server's limit), `RuntimeError` for the ob
 panic never reaches Python as `PanicException`.
 """
 
+import os
 from typing import Any, Callable, Literal, Mapping, Optional, Sequence, Union, final
 
 from typing_extensions import Buffer
@@ -428,7 +429,20 @@ class CallClient:
 
 @final
 class _RoomServer:
-    def __new__(cls, host: str = "127.0.0.1", port: int = 0, api_key: str | None = None) -> _RoomServer: ...
+    def __new__(
+        cls,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        api_key: str | None = None,
+        *,
+        tls_cert: str | os.PathLike[str] | None = None,
+        tls_key: str | os.PathLike[str] | None = None,
+        http_idle_timeout: float | None = None,
+        join_timeout: float | None = None,
+        max_connections: int | None = None,
+        max_connections_per_ip: int | None = None,
+        max_pending_joins: int | None = None,
+    ) -> _RoomServer: ...
     @property
     def url(self) -> str: ...
     def room_url(self, room: str) -> str: ...

@@ -13,10 +13,16 @@ With an ``api_key`` the server also offers Daily's REST API for rooms and meetin
 ``server.api_url`` (``Authorization: Bearer <api_key>``), so private rooms and owner tokens work
 as on Daily, e.g. with pipecat's ``DailyRESTHelper(daily_api_key=key,
 daily_api_url=server.api_url, ...)``. See ``docs/rest-api.md``.
+
+With ``tls_cert`` and ``tls_key`` the server speaks HTTPS and WSS itself and its URLs start
+with ``https://``; clients verify it against the system's roots, or the PEM bundle named by
+``SSL_CERT_FILE`` (a private or test CA). The connection limits (idle timeouts, caps) are
+described in ``docs/server-limits.md``.
 """
 
 from __future__ import annotations
 
+import os
 from types import TracebackType
 
 from daily.daily import _RoomServer
@@ -33,21 +39,55 @@ class RoomServer:
         (1-1024 visible ASCII characters). ``None`` (default): no REST API (it answers 401),
         every meeting token is refused and only public rooms exist. Not read from
         ``DAILY_API_KEY``: pass it explicitly.
-    :raises ValueError: for a host that is not an IP address, a port outside 0-65535 or an
-        unusable ``api_key`` (raised by ``start``).
+    :param tls_cert: PEM certificate chain (server certificate first); with ``tls_key`` the
+        server serves HTTPS and WSS. Both or neither.
+    :param tls_key: PEM private key of the certificate (PKCS#8, PKCS#1 or SEC1).
+    :param http_idle_timeout: seconds an HTTP connection may wait for a request's headers, new
+        or kept alive (also bounds the TLS handshake). Default 20.
+    :param join_timeout: seconds a signalling WebSocket may take to send ``join``. Default 10.
+    :param max_connections: open TCP connections in all (past it: 503). Default: half the
+        process's file-descriptor limit, 64-4096.
+    :param max_connections_per_ip: open TCP connections from one address, IPv6 by /64 (past
+        it: 429). Default 512.
+    :param max_pending_joins: signalling WebSockets not yet joined (past it: 503). Default 256.
+    :raises ValueError: for a host that is not an IP address, a port outside 0-65535, an
+        unusable ``api_key``, a certificate or key that cannot be loaded, or a limit out of
+        range (raised by ``start``).
     :raises RuntimeError: when the address cannot be bound.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, api_key: str | None = None) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        api_key: str | None = None,
+        *,
+        tls_cert: str | os.PathLike[str] | None = None,
+        tls_key: str | os.PathLike[str] | None = None,
+        http_idle_timeout: float | None = None,
+        join_timeout: float | None = None,
+        max_connections: int | None = None,
+        max_connections_per_ip: int | None = None,
+        max_pending_joins: int | None = None,
+    ) -> None:
         self._host = host
         self._port = port
         self._api_key = api_key
+        self._options = {
+            "tls_cert": tls_cert,
+            "tls_key": tls_key,
+            "http_idle_timeout": http_idle_timeout,
+            "join_timeout": join_timeout,
+            "max_connections": max_connections,
+            "max_connections_per_ip": max_connections_per_ip,
+            "max_pending_joins": max_pending_joins,
+        }
         self._core: _RoomServer | None = None
 
     def start(self) -> "RoomServer":
         """Starts the server; returns once it accepts connections. Idempotent."""
         if self._core is None:
-            self._core = _RoomServer(self._host, self._port, self._api_key)
+            self._core = _RoomServer(self._host, self._port, self._api_key, **self._options)
         return self
 
     def stop(self) -> None:
@@ -58,14 +98,14 @@ class RoomServer:
 
     @property
     def url(self) -> str:
-        """``http://HOST:PORT`` of the running server."""
+        """``http://HOST:PORT`` (``https://`` with TLS) of the running server."""
         if self._core is None:
             raise RuntimeError("the server is not running")
         return self._core.url
 
     @property
     def api_url(self) -> str:
-        """``http://HOST:PORT/v1``: the REST API's base URL (Daily's ``https://api.daily.co/v1``)."""
+        """``http(s)://HOST:PORT/v1``: the REST API's base URL (Daily's ``https://api.daily.co/v1``)."""
         return f"{self.url}/v1"
 
     def room_url(self, room: str) -> str:

@@ -5,7 +5,9 @@ use pyo3::prelude::*;
 use std::sync::Mutex;
 
 /// The room server running inside this process (see `daily.server.RoomServer`). `api_key`
-/// turns on the REST API (`/v1`) and meeting tokens (`docs/rest-api.md`).
+/// turns on the REST API (`/v1`) and meeting tokens (`docs/rest-api.md`); `tls_cert` and
+/// `tls_key` (PEM paths, both or neither) serve HTTPS/WSS; the other keyword arguments are the
+/// connection limits of `docs/server-limits.md` (`None`: the server's default).
 #[pyclass(module = "daily", frozen)]
 pub struct _RoomServer {
     inner: Mutex<Option<daily_server::RoomServer>>,
@@ -15,8 +17,23 @@ pub struct _RoomServer {
 #[pymethods]
 impl _RoomServer {
     #[new]
-    #[pyo3(signature = (host="127.0.0.1", port=0, api_key=None))]
-    fn new(py: Python<'_>, host: &str, port: i64, api_key: Option<String>) -> PyResult<Self> {
+    #[pyo3(signature = (host="127.0.0.1", port=0, api_key=None, *, tls_cert=None, tls_key=None,
+        http_idle_timeout=None, join_timeout=None, max_connections=None, max_connections_per_ip=None,
+        max_pending_joins=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        host: &str,
+        port: i64,
+        api_key: Option<String>,
+        tls_cert: Option<std::path::PathBuf>,
+        tls_key: Option<std::path::PathBuf>,
+        http_idle_timeout: Option<f64>,
+        join_timeout: Option<f64>,
+        max_connections: Option<i64>,
+        max_connections_per_ip: Option<i64>,
+        max_pending_joins: Option<i64>,
+    ) -> PyResult<Self> {
         let host: std::net::IpAddr = host.parse().map_err(|_| PyValueError::new_err(format!("host must be an IP address, got {host:?}")))?;
         if !(0..=65535).contains(&port) {
             return Err(PyValueError::new_err(format!("port must be 0-65535, got {port}")));
@@ -24,10 +41,50 @@ impl _RoomServer {
         if let Some(k) = &api_key {
             daily_server::validate_api_key(k).map_err(|e| PyValueError::new_err(format!("invalid api_key: {e}")))?;
         }
-        let config = daily_server::ServerConfig { host, port: port as u16, api_key };
+        let tls = match (tls_cert, tls_key) {
+            (Some(cert_path), Some(key_path)) => Some(daily_server::TlsConfig { cert_path, key_path }),
+            (None, None) => None,
+            _ => return Err(PyValueError::new_err("tls_cert and tls_key go together: pass both or neither")),
+        };
+        let mut limits = daily_server::Limits::default();
+        let seconds = |name: &str, v: f64| {
+            if v.is_finite() && v > 0.0 && v <= 86_400.0 {
+                Ok(std::time::Duration::from_secs_f64(v))
+            } else {
+                Err(PyValueError::new_err(format!("{name} must be more than 0 and at most 86400 seconds, got {v}")))
+            }
+        };
+        let count = |name: &str, v: i64| {
+            usize::try_from(v)
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| PyValueError::new_err(format!("{name} must be at least 1, got {v}")))
+        };
+        if let Some(v) = http_idle_timeout {
+            limits.http_idle_timeout = seconds("http_idle_timeout", v)?;
+        }
+        if let Some(v) = join_timeout {
+            limits.join_timeout = seconds("join_timeout", v)?;
+        }
+        if let Some(v) = max_connections {
+            limits.max_connections = count("max_connections", v)?;
+        }
+        if let Some(v) = max_connections_per_ip {
+            limits.max_connections_per_ip = count("max_connections_per_ip", v)?;
+        }
+        if let Some(v) = max_pending_joins {
+            limits.max_pending_joins = count("max_pending_joins", v)?;
+        }
+        let config = daily_server::ServerConfig { host, port: port as u16, api_key, tls, limits };
         let server = py
             .detach(|| daily_server::RoomServer::start(config))
-            .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+            .map_err(|e| match e {
+                // A file or a limit the caller gave: their value is wrong, not the machine.
+                daily_server::ServerError::Tls { .. } | daily_server::ServerError::InvalidLimit(_) => {
+                    PyValueError::new_err(e.to_string())
+                }
+                e => PyRuntimeError::new_err(e.to_string()),
+            })?;
         let url = server.url();
         Ok(_RoomServer { inner: Mutex::new(Some(server)), url })
     }
