@@ -130,7 +130,8 @@ impl Listener {
                     tokio::spawn(this.serve(Counted { stream, _slot: slot }));
                 }
                 Err(refusal) => {
-                    tracing::info!(%peer, ?refusal, "connection over a limit; answering and closing");
+                    // debug, not info: a flood of refusals must not flood the log too.
+                    tracing::debug!(%peer, ?refusal, "connection over a limit; answering and closing");
                     let n = self.refusing.fetch_add(1, Ordering::AcqRel);
                     if n >= MAX_REFUSING {
                         self.refusing.fetch_sub(1, Ordering::AcqRel);

@@ -35,7 +35,7 @@ pub(crate) struct Api {
     pub key: Option<ApiKey>,
     /// REST-created rooms.
     pub rooms: Mutex<RoomRegistry>,
-    /// `http://HOST:PORT` of this server, for room URLs.
+    /// `http://HOST:PORT` (`https://` with TLS) of this server, for room URLs.
     pub base_url: String,
 }
 

@@ -150,7 +150,7 @@ impl RoomRecord {
         self.exp.is_some_and(|exp| now as f64 >= exp)
     }
 
-    /// Daily's room object; `base_url` is `http://HOST:PORT` of this server.
+    /// Daily's room object; `base_url` is `http(s)://HOST:PORT` of this server.
     pub fn to_json(&self, base_url: &str) -> Value {
         json!({
             "id": self.id,
