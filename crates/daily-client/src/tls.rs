@@ -152,6 +152,17 @@ fn describe(e: WsError) -> ConnectError {
             None => format!("the server refused the connection: {status}"),
         });
     }
+    if matches!(
+        e,
+        WsError::Protocol(tokio_tungstenite::tungstenite::error::ProtocolError::HandshakeIncomplete)
+    ) {
+        // A daily-server past its connection limits closes what it cannot answer.
+        return ConnectError(
+            "the server closed the connection before answering the WebSocket upgrade \
+             (it may be over its connection limits; retry later)"
+                .to_owned(),
+        );
+    }
     let tls = match &e {
         WsError::Io(io) => io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()),
         WsError::Tls(tokio_tungstenite::tungstenite::error::TlsError::Rustls(r)) => Some(&**r),
