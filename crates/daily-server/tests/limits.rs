@@ -240,3 +240,24 @@ async fn joins_work_while_200_idle_sockets_are_open() {
     assert_eq!(request(addr, "/").0, 200);
     drop(idle);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_defaults_admit_the_scale_benchmark_from_one_address() {
+    // benches/scale_bench.py runs up to 150 bot pairs from 127.0.0.1: 300 signalling
+    // connections held for the whole run. Here they join in one burst (the benchmark joins 8 at
+    // a time), in two rooms (a room admits 200).
+    let s = server(Limits::default());
+    let addr = s.local_addr();
+    let joins = (0..300).map(|i| {
+        tokio::spawn(async move {
+            let room = if i % 2 == 0 { "even" } else { "odd" };
+            Client::join(addr, room, &format!("bot{i}")).await.0
+        })
+    });
+    let mut clients = Vec::new();
+    for j in joins {
+        clients.push(j.await.expect("join"));
+    }
+    assert_eq!(clients.len(), 300);
+    assert_eq!(request(addr, "/").0, 200);
+}
