@@ -67,10 +67,10 @@ pub(crate) async fn connect_ws(
 pub(crate) fn client_config() -> Result<Arc<rustls::ClientConfig>, ConnectError> {
     let env: Env = (std::env::var_os(CERT_FILE_VAR), std::env::var_os(CERT_DIR_VAR));
     let mut cached = CONFIG.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((built_for, config)) = cached.as_ref() {
-        if *built_for == env {
-            return Ok(config.clone());
-        }
+    if let Some((built_for, config)) = cached.as_ref()
+        && *built_for == env
+    {
+        return Ok(config.clone());
     }
     let config = Arc::new(build_config(&env)?);
     *cached = Some((env, config.clone()));

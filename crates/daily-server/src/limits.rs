@@ -79,7 +79,9 @@ impl Limits {
             ("join_timeout", self.join_timeout),
         ] {
             if t.is_zero() || t > MAX_TIMEOUT {
-                return Err(format!("{name} must be more than 0 and at most 86400 s, got {t:?}"));
+                return Err(format!(
+                    "{name} must be more than 0 and at most 86400 s, got {t:?}"
+                ));
             }
         }
         for (name, n) in [
@@ -201,7 +203,9 @@ impl ConnLimiter {
     pub(crate) fn try_pending(self: &Arc<Self>) -> Option<PendingSlot> {
         let max = self.limits.max_pending_joins;
         self.pending
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
             .ok()
             .map(|_| PendingSlot(self.clone()))
     }

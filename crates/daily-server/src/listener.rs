@@ -136,7 +136,10 @@ impl Listener {
             let this = self.clone();
             match admitted {
                 Ok(slot) => {
-                    tokio::spawn(this.serve(Counted { stream, _slot: slot }));
+                    tokio::spawn(this.serve(Counted {
+                        stream,
+                        _slot: slot,
+                    }));
                 }
                 Err(refusal) => {
                     // debug, not info: a flood of refusals must not flood the log too.
@@ -171,13 +174,11 @@ impl Listener {
             .keep_alive(true);
         match &self.tls {
             None => drive(&http, stream, service, self.shutdown).await,
-            Some(acceptor) => {
-                match tokio::time::timeout(idle, acceptor.accept(stream)).await {
-                    Ok(Ok(tls)) => drive(&http, tls, service, self.shutdown).await,
-                    Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
-                    Err(_) => tracing::debug!("TLS handshake timed out"),
-                }
-            }
+            Some(acceptor) => match tokio::time::timeout(idle, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => drive(&http, tls, service, self.shutdown).await,
+                Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!("TLS handshake timed out"),
+            },
         }
     }
 
@@ -204,7 +205,10 @@ impl Listener {
             let mut resp = Response::new(Body::from(text.clone()));
             *resp.status_mut() = status;
             let h = resp.headers_mut();
-            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
             h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             async move { Ok::<_, Infallible>(resp) }
         });
@@ -241,7 +245,9 @@ async fn drive<S, Svc>(
     Svc::Future: Send + 'static,
     Svc::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let conn = http.serve_connection(TokioIo::new(stream), service).with_upgrades();
+    let conn = http
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
     tokio::pin!(conn);
     tokio::select! {
         r = conn.as_mut() => {

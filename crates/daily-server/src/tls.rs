@@ -61,7 +61,12 @@ pub(crate) fn acceptor(config: &TlsConfig) -> Result<TlsAcceptor, ServerError> {
         .with_no_client_auth()
         // Also checks that the key belongs to the first certificate.
         .with_single_cert(certs, key)
-        .map_err(|e| tls_err(&config.key_path, format!("does not fit the certificate: {e}")))?;
+        .map_err(|e| {
+            tls_err(
+                &config.key_path,
+                format!("does not fit the certificate: {e}"),
+            )
+        })?;
     server.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(server)))
 }

@@ -40,12 +40,23 @@ fn closed_within(s: &mut TcpStream, bound: Duration) -> Duration {
 fn request(addr: SocketAddr, path: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
     let out = String::from_utf8_lossy(&out).into_owned();
-    let status = out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
     (status, body)
 }
 
@@ -58,7 +69,10 @@ fn eventually(addr: SocketAddr, want: u16) {
         if status == want {
             return;
         }
-        assert!(Instant::now() < deadline, "still {status} {body:?}, want {want}");
+        assert!(
+            Instant::now() < deadline,
+            "still {status} {body:?}, want {want}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -75,7 +89,10 @@ fn an_idle_new_connection_is_closed_after_the_timeout() {
     let s = server(short_idle());
     let mut idle = TcpStream::connect(s.local_addr()).unwrap();
     let took = closed_within(&mut idle, Duration::from_secs(3));
-    assert!(took >= Duration::from_millis(350), "closed too early: {took:?}");
+    assert!(
+        took >= Duration::from_millis(350),
+        "closed too early: {took:?}"
+    );
     assert!(took < Duration::from_millis(1500), "closed late: {took:?}");
 }
 
@@ -87,7 +104,11 @@ fn a_kept_alive_connection_is_closed_when_idle() {
     c.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
     let mut buf = [0u8; 1024];
     let n = c.read(&mut buf).unwrap();
-    assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", String::from_utf8_lossy(&buf[..n]));
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
     let took = closed_within(&mut c, Duration::from_secs(3));
     assert!(took < Duration::from_millis(1500), "closed late: {took:?}");
 }
@@ -106,7 +127,10 @@ fn a_request_head_that_trickles_is_cut_off() {
         }
     }
     let took = t0.elapsed() + closed_within(&mut c, Duration::from_secs(3));
-    assert!(took < Duration::from_millis(2000), "head not cut off: {took:?}");
+    assert!(
+        took < Duration::from_millis(2000),
+        "head not cut off: {took:?}"
+    );
 }
 
 #[tokio::test]
@@ -118,15 +142,18 @@ async fn a_websocket_that_never_joins_is_closed_after_the_join_timeout() {
     let t0 = Instant::now();
     let mut c = Client::connect(s.local_addr(), "r").await;
     let mut seen = Vec::new();
-    loop {
-        match c.next().await {
-            Next::Msg(m) => seen.push(m),
-            Next::Closed => break,
-        }
+    while let Next::Msg(m) = c.next().await {
+        seen.push(m);
     }
     let took = t0.elapsed();
-    assert!(matches!(seen.as_slice(), [ServerMessage::Error { fatal: true, .. }]), "{seen:?}");
-    assert!(took >= Duration::from_millis(250) && took < Duration::from_secs(2), "{took:?}");
+    assert!(
+        matches!(seen.as_slice(), [ServerMessage::Error { fatal: true, .. }]),
+        "{seen:?}"
+    );
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_secs(2),
+        "{took:?}"
+    );
 }
 
 #[test]
@@ -140,7 +167,10 @@ fn the_per_ip_cap_answers_429_and_frees_slots_on_close() {
     let t0 = Instant::now();
     let (status, body) = request(addr, "/");
     assert_eq!(status, 429, "{body}");
-    assert!(body.contains("too many connections from your address (limit 5)"), "{body}");
+    assert!(
+        body.contains("too many connections from your address (limit 5)"),
+        "{body}"
+    );
     assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
     held.pop();
     eventually(addr, 200);
@@ -190,7 +220,8 @@ async fn the_pending_join_bound_answers_503_before_the_upgrade() {
     match tokio_tungstenite::connect_async(format!("ws://{addr}/ws/r")).await {
         Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
             assert_eq!(resp.status(), 503);
-            let body = String::from_utf8_lossy(resp.body().as_deref().unwrap_or_default()).into_owned();
+            let body =
+                String::from_utf8_lossy(resp.body().as_deref().unwrap_or_default()).into_owned();
             assert!(body.contains("waiting to join (limit 2)"), "{body}");
         }
         Err(e) => panic!("{e}"),
@@ -222,7 +253,9 @@ async fn joins_work_while_200_idle_sockets_are_open() {
     // the joins of others down (issue 16: with the fd limit at 128 they made joins time out).
     let s = server(Limits::default());
     let addr = s.local_addr();
-    let idle: Vec<TcpStream> = (0..200).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    let idle: Vec<TcpStream> = (0..200)
+        .map(|_| TcpStream::connect(addr).unwrap())
+        .collect();
     // Half of them upgraded to WebSockets that never join (each waits out the join timeout).
     let mut pending = Vec::new();
     for _ in 0..50 {

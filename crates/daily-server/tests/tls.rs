@@ -35,8 +35,12 @@ impl Pki {
         std::fs::create_dir_all(&dir).unwrap();
         let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
         ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca.distinguished_name.push(DnType::CommonName, format!("open-daily test CA {tag}"));
-        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+        ca.distinguished_name
+            .push(DnType::CommonName, format!("open-daily test CA {tag}"));
+        ca.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
         let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
         let key = KeyPair::generate().unwrap();
         let leaf = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
@@ -50,7 +54,10 @@ impl Pki {
         Pki {
             dir,
             ca_pem: ca.pem(),
-            config: TlsConfig { cert_path, key_path },
+            config: TlsConfig {
+                cert_path,
+                key_path,
+            },
         }
     }
 
@@ -95,9 +102,13 @@ async fn https_get(
 ) -> std::io::Result<String> {
     let tcp = TcpStream::connect(addr).await?;
     let name = ServerName::try_from("127.0.0.1").unwrap();
-    let mut tls = tokio_rustls::TlsConnector::from(config).connect(name, tcp).await?;
-    tls.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+    let mut tls = tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
         .await?;
+    tls.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await?;
     let mut out = Vec::new();
     let _ = tls.read_to_end(&mut out).await;
     Ok(String::from_utf8_lossy(&out).into_owned())
@@ -113,7 +124,10 @@ async fn wss_join(addr: SocketAddr, pki: &Pki, room: &str, name: &str) -> (Clien
     )
     .await
     .expect("wss connect");
-    let mut c = Client { ws, keep_meta: false };
+    let mut c = Client {
+        ws,
+        keep_meta: false,
+    };
     c.send(&ClientMessage::Join {
         protocol_version: 1,
         user_name: Some(name.into()),
@@ -132,7 +146,9 @@ async fn https_and_wss_with_a_trusted_ca() {
     assert!(s.is_tls());
     assert!(s.url().starts_with("https://127.0.0.1:"), "{}", s.url());
     assert!(s.room_url("r").starts_with("https://"));
-    let resp = https_get(s.local_addr(), pki.client_config(), "/").await.unwrap();
+    let resp = https_get(s.local_addr(), pki.client_config(), "/")
+        .await
+        .unwrap();
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
     assert!(resp.contains("daily-server"), "{resp}");
 
@@ -154,11 +170,19 @@ async fn an_untrusted_certificate_fails_the_handshake_at_once() {
     let other = Pki::new("other");
     let s = tls_server(&pki, Limits::default());
     let t0 = Instant::now();
-    let e = https_get(s.local_addr(), other.client_config(), "/").await.unwrap_err();
-    assert!(e.to_string().contains("UnknownIssuer") || e.to_string().contains("invalid peer certificate"), "{e}");
+    let e = https_get(s.local_addr(), other.client_config(), "/")
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("UnknownIssuer")
+            || e.to_string().contains("invalid peer certificate"),
+        "{e}"
+    );
     assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
     // The server is unharmed.
-    let resp = https_get(s.local_addr(), pki.client_config(), "/").await.unwrap();
+    let resp = https_get(s.local_addr(), pki.client_config(), "/")
+        .await
+        .unwrap();
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
 }
 
@@ -175,10 +199,15 @@ fn plain_http_to_the_tls_port_is_closed_at_once() {
     let mut out = Vec::new();
     let r = c.read_to_end(&mut out);
     assert!(
-        r.is_ok() || r.as_ref().is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+        r.is_ok()
+            || r.as_ref()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
         "{r:?}"
     );
-    assert!(!out.starts_with(b"HTTP/"), "a plain-text answer from a TLS port");
+    assert!(
+        !out.starts_with(b"HTTP/"),
+        "a plain-text answer from a TLS port"
+    );
     assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
 }
 
@@ -197,7 +226,9 @@ async fn limits_answer_over_tls_too() {
         std::net::TcpStream::connect(s.local_addr()).unwrap(),
         std::net::TcpStream::connect(s.local_addr()).unwrap(),
     ];
-    let resp = https_get(s.local_addr(), pki.client_config(), "/").await.unwrap();
+    let resp = https_get(s.local_addr(), pki.client_config(), "/")
+        .await
+        .unwrap();
     assert!(resp.starts_with("HTTP/1.1 429"), "{resp}");
     assert!(resp.contains("limit 2"), "{resp}");
     drop(held);
@@ -219,7 +250,10 @@ fn bad_files_are_refused_at_start_naming_the_file() {
         cert_path: missing.clone(),
         key_path: pki.config.key_path.clone(),
     });
-    assert!(matches!(&e, ServerError::Tls { path, .. } if path == &missing), "{e}");
+    assert!(
+        matches!(&e, ServerError::Tls { path, .. } if path == &missing),
+        "{e}"
+    );
     assert!(e.to_string().contains("missing.pem"), "{e}");
 
     // The key file given as the certificate, and the certificate as the key.
@@ -241,5 +275,8 @@ fn bad_files_are_refused_at_start_naming_the_file() {
         cert_path: pki.config.cert_path.clone(),
         key_path: stray.clone(),
     });
-    assert!(matches!(&e, ServerError::Tls { path, .. } if path == &stray), "{e}");
+    assert!(
+        matches!(&e, ServerError::Tls { path, .. } if path == &stray),
+        "{e}"
+    );
 }
