@@ -112,6 +112,8 @@ impl Listener {
     /// [`ConnLimiter::wait_idle`] says when they are gone).
     pub(crate) async fn run(self, tcp: TcpListener) {
         let mut shutdown = self.shutdown.clone();
+        let mut refusals = Every::new();
+        let mut accept_errors = Every::new();
         loop {
             let accepted = tokio::select! {
                 r = tcp.accept() => r,
@@ -121,7 +123,9 @@ impl Listener {
                 Ok(a) => a,
                 Err(e) if is_per_connection(&e) => continue,
                 Err(e) => {
-                    tracing::warn!(error = %e, "accept failed; pausing");
+                    if let Some(n) = accept_errors.due() {
+                        tracing::warn!(error = %e, times = n, "accept failed (out of descriptors?); pausing");
+                    }
                     tokio::time::sleep(ACCEPT_BACKOFF).await;
                     continue;
                 }
@@ -142,7 +146,16 @@ impl Listener {
                     }));
                 }
                 Err(refusal) => {
-                    // debug, not info: a flood of refusals must not flood the log too.
+                    // At most one warning per LOG_EVERY: a flood of refusals must not flood the
+                    // log too.
+                    if let Some(n) = refusals.due() {
+                        let l = self.limiter.limits();
+                        tracing::warn!(
+                            %peer, ?refusal, refused = n, max_connections = l.max_connections,
+                            max_connections_per_ip = l.max_connections_per_ip,
+                            "connections over a limit are being refused (docs/server-limits.md)"
+                        );
+                    }
                     tracing::debug!(%peer, ?refusal, "connection over a limit; answering and closing");
                     let n = self.refusing.fetch_add(1, Ordering::AcqRel);
                     if n >= refusing_cap(self.limiter.limits().max_connections) {
@@ -260,6 +273,35 @@ async fn drive<S, Svc>(
             conn.as_mut().graceful_shutdown();
             let _ = conn.await;
         }
+    }
+}
+
+/// How often a repeated warning is logged at most.
+const LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// Counts occurrences of something and says when to log it: at the first one, then at most
+/// once per [`LOG_EVERY`], with how many happened since the last log.
+struct Every {
+    last: Option<tokio::time::Instant>,
+    count: u64,
+}
+
+impl Every {
+    fn new() -> Every {
+        Every {
+            last: None,
+            count: 0,
+        }
+    }
+
+    fn due(&mut self) -> Option<u64> {
+        self.count += 1;
+        let now = tokio::time::Instant::now();
+        if self.last.is_some_and(|t| now < t + LOG_EVERY) {
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.count))
     }
 }
 
