@@ -152,16 +152,23 @@ fn describe(e: WsError) -> ConnectError {
             None => format!("the server refused the connection: {status}"),
         });
     }
-    if matches!(
-        e,
-        WsError::Protocol(tokio_tungstenite::tungstenite::error::ProtocolError::HandshakeIncomplete)
-    ) {
+    let cut = match &e {
+        WsError::Protocol(tokio_tungstenite::tungstenite::error::ProtocolError::HandshakeIncomplete) => true,
+        WsError::Io(io) => {
+            io.get_ref().is_none_or(|i| !i.is::<rustls::Error>())
+                && matches!(
+                    io.kind(),
+                    std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted | std::io::ErrorKind::UnexpectedEof
+                )
+        }
+        _ => false,
+    };
+    if cut {
         // A daily-server past its connection limits closes what it cannot answer.
-        return ConnectError(
+        return ConnectError(format!(
             "the server closed the connection before answering the WebSocket upgrade \
-             (it may be over its connection limits; retry later)"
-                .to_owned(),
-        );
+             (it may be over its connection limits; retry later): {e}"
+        ));
     }
     let tls = match &e {
         WsError::Io(io) => io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()),
