@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import time
 
+import numpy as np
 import pytest
 
 from conftest import SPEECH_16K, Capture, Waiter, Watch, join, leave, mic_settings
@@ -169,3 +170,38 @@ def test_a_connection_limit_gives_a_clear_join_error(pki):
     assert data is None
     assert error and "429" in error and "limit 2" in error, error
     assert took < 2.0, took
+
+
+def test_the_call_page_joins_over_https_and_wss(tls_server, trust_test_ca):
+    # The reason to serve TLS at all: browsers give the microphone only to https:// pages. The
+    # page builds its wss:// URL from its own location. Chromium is told to accept the test
+    # CA's certificate with --ignore-certificate-errors (its own trust store is NSS's).
+    tb = pytest.importorskip("test_browser")
+    if not os.path.exists(tb.CHROMIUM):
+        pytest.skip("needs Debian's chromium")
+    p = tb.playwright_api.sync_playwright().start()
+    browser = p.chromium.launch(executable_path=tb.CHROMIUM, headless=True,
+                                args=[*tb.FLAGS, "--ignore-certificate-errors"])
+    watch = Watch()
+    listener = CallClient(event_handler=watch)
+    cap = Capture()
+    try:
+        url = tls_server.room_url("page")
+        join(listener, url)
+        page = tb.open_page(browser, url + "?autojoin=1&name=Browser")
+        tb.wait_joined(page)
+        assert page.evaluate("location.protocol") == "https:"
+        watch.wait(lambda: "Browser" in watch.joined, timeout=15)
+        listener.set_audio_renderer(watch.joined["Browser"]["id"], cap, sample_rate=16000, callback_interval_ms=20)
+        deadline = time.monotonic() + 10
+        while len(cap.pcm()) < 16000 * 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        # The fake microphone plays speech: two seconds of it arrived, and not silence.
+        received = cap.pcm()
+        assert len(received) >= 16000 * 2, len(received)
+        assert np.abs(received.astype(np.int32)).max() > 1000
+    finally:
+        leave(listener)
+        listener.release()
+        browser.close()
+        p.stop()
