@@ -76,15 +76,16 @@ impl _RoomServer {
             limits.max_pending_joins = count("max_pending_joins", v)?;
         }
         let config = daily_server::ServerConfig { host, port: port as u16, api_key, tls, limits };
-        let server = py
-            .detach(|| daily_server::RoomServer::start(config))
-            .map_err(|e| match e {
+        // Under guard(): a panic in the server's start-up becomes RuntimeError, not PanicException.
+        let server = crate::errors::guard(|| {
+            py.detach(|| daily_server::RoomServer::start(config)).map_err(|e| match e {
                 // A file or a limit the caller gave: their value is wrong, not the machine.
                 daily_server::ServerError::Tls { .. } | daily_server::ServerError::InvalidLimit(_) => {
                     PyValueError::new_err(e.to_string())
                 }
                 e => PyRuntimeError::new_err(e.to_string()),
-            })?;
+            })
+        })?;
         let url = server.url();
         Ok(_RoomServer { inner: Mutex::new(Some(server)), url })
     }
