@@ -381,7 +381,7 @@ fn spawn_link(inner: &Arc<ClientInner>, session: &Arc<Session>, ws: WsStream, fi
 /// `resume` sent on it first.
 pub(crate) async fn reconnect(me: Weak<ClientInner>, generation: u64, url: RoomUrl, resume: ClientMessage) {
     let ws_url = url.ws_url();
-    let r = tokio::time::timeout(RECONNECT_TIMEOUT, tokio_tungstenite::connect_async_with_config(ws_url.as_str(), None, true)).await;
+    let r = tokio::time::timeout(RECONNECT_TIMEOUT, crate::tls::connect_ws(ws_url.as_str())).await;
     let Some(inner) = me.upgrade() else { return };
     let ws = match r {
         Ok(Ok((ws, _))) => ws,
