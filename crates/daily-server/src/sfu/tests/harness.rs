@@ -164,6 +164,9 @@ pub(super) struct World {
     to_sfu: VecDeque<(ConnId, ClientMessage)>,
     /// The instant timers were last fired at (to move on when a deadline does not).
     fired_at: Option<Instant>,
+    /// Real (not virtual) time spent inside the SFU's `handle_udp` and `handle_timeout`: what
+    /// the forwarding cost measurements (`perf.rs`) divide by the frames forwarded.
+    pub sfu_busy: Duration,
 }
 
 impl World {
@@ -176,6 +179,7 @@ impl World {
             net: VecDeque::new(),
             to_sfu: VecDeque::new(),
             fired_at: None,
+            sfu_busy: Duration::ZERO,
         }
     }
 
@@ -342,7 +346,9 @@ impl World {
     fn fire(&mut self) {
         let now = self.now;
         if self.sfu.poll_timeout().is_some_and(|t| t <= now) {
+            let t0 = Instant::now();
             self.sfu.handle_timeout(now);
+            self.sfu_busy += t0.elapsed();
         }
         for (index, c) in self.clients.iter_mut().enumerate() {
             for peer in [&mut c.send, &mut c.recv] {
@@ -387,8 +393,10 @@ impl World {
     /// Hands one datagram to whoever is at its destination (the SFU or a client's peer).
     fn deliver(&mut self, d: Datagram) {
         if d.destination == SFU_ADDR {
+            let t0 = Instant::now();
             self.sfu
                 .handle_udp(self.now, d.source, d.destination, &d.contents);
+            self.sfu_busy += t0.elapsed();
             return;
         }
         let peer = self

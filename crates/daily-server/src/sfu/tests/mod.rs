@@ -2,6 +2,7 @@
 //! socket, no sleep, no runtime. Each test is seconds of call in a fraction of a second of CPU.
 
 mod harness;
+mod perf;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
