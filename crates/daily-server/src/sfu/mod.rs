@@ -23,6 +23,7 @@ mod forward;
 mod negotiation;
 mod permissions;
 mod rooms;
+mod seq;
 mod speaker;
 #[cfg(test)]
 mod tests;
@@ -34,12 +35,14 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use daily_proto::{ClientMessage, ServerMessage, SubscriptionRules};
+use str0m::format::Codec;
+use str0m::media::Pt;
 use str0m::net::{Protocol, Receive, Transmit};
 use str0m::{Input, RtcConfig};
 
 use crate::auth::Grant;
 use rooms::{Participant, Room};
-use transport::{Outq, Side, TIMERS_REBUILD_MIN};
+use transport::{Inbound, Outq, Side, TIMERS_REBUILD_MIN};
 
 pub(crate) use transport::rtc_config;
 
@@ -129,10 +132,26 @@ pub(crate) struct Sfu {
     /// `out.timers` is rebuilt from the transports when it grows past this many entries.
     rebuild_at: usize,
     stats: SfuStats,
+    /// The Opus payload type of every receive transport (the server offers it, the answer
+    /// keeps it).
+    opus_pt: Pt,
+    /// Scratch for the forwarding path, kept across calls so it allocates nothing in steady
+    /// state: packets of one drain, `(subscriber, slot, packet)` targets, audio levels, and
+    /// what draining a receive transport yields (nothing: it only sends).
+    inbound: Vec<Inbound>,
+    fwd_targets: Vec<(ConnId, usize, usize)>,
+    fwd_levels: Vec<i8>,
+    scratch_media: Vec<Inbound>,
 }
 
 impl Sfu {
-    pub(crate) fn new(udp_addr: SocketAddr, rtc_config: RtcConfig) -> Self {
+    pub(crate) fn new(udp_addr: SocketAddr, mut rtc_config: RtcConfig) -> Self {
+        let opus_pt = rtc_config
+            .codec_config()
+            .params()
+            .iter()
+            .find(|p| p.spec().codec == Codec::Opus)
+            .map_or(Pt::from(111), |p| p.pt());
         Sfu {
             udp_addr,
             rtc_config,
@@ -144,6 +163,11 @@ impl Sfu {
             due: Vec::new(),
             rebuild_at: TIMERS_REBUILD_MIN,
             stats: SfuStats::default(),
+            opus_pt,
+            inbound: Vec::new(),
+            fwd_targets: Vec::new(),
+            fwd_levels: Vec::new(),
+            scratch_media: Vec::new(),
         }
     }
 
@@ -265,11 +289,13 @@ impl Sfu {
         if let Err(e) = t.rtc.handle_input(input) {
             tracing::debug!(error = %e, %source, "datagram rejected");
         }
-        let mut media = Vec::new();
+        let mut media = std::mem::take(&mut self.inbound);
         t.drain(now, &mut self.out, &mut media);
         if side == Side::Send {
-            self.forward(now, conn, media);
+            self.forward(now, conn, &mut media);
         }
+        media.clear();
+        self.inbound = media;
     }
 
     /// Drives every transport whose deadline passed (taken from the deadline heap, not by a
@@ -301,11 +327,13 @@ impl Sfu {
             if let Err(e) = t.rtc.handle_input(Input::Timeout(now)) {
                 tracing::debug!(error = %e, "timeout handling failed");
             }
-            let mut media = Vec::new();
+            let mut media = std::mem::take(&mut self.inbound);
             t.drain(now, &mut self.out, &mut media);
             if side == Side::Send {
-                self.forward(now, conn, media);
+                self.forward(now, conn, &mut media);
             }
+            media.clear();
+            self.inbound = media;
         }
         self.due = due;
     }

@@ -8,9 +8,10 @@ use std::time::Instant;
 
 use daily_proto::{ForwardedTrack, MediaInfo, PublishedTrack, ServerMessage, TrackSource};
 use str0m::change::{SdpAnswer, SdpOffer};
-use str0m::media::{Direction, MediaData, MediaKind, Mid};
+use str0m::media::{Direction, MediaKind, Mid};
 
-use super::transport::Side;
+use super::seq::SeqMap;
+use super::transport::{Inbound, Side};
 use super::{ConnId, MAX_TRACKS_PER_PARTICIPANT, Sfu};
 
 /// A forwarded track: `(publisher, published track)`.
@@ -29,6 +30,8 @@ pub(super) struct Slot {
     pub(super) live: bool,
     /// The m-line exists in the negotiated session (it can be reused when free).
     negotiated: bool,
+    /// Our sequence numbers on this m-line's stream, following the publisher's gaps.
+    pub(super) seq: SeqMap,
 }
 
 impl Sfu {
@@ -159,7 +162,7 @@ impl Sfu {
         now: Instant,
         conn: ConnId,
         accepted: Vec<(Mid, PublishedTrack)>,
-        media: Vec<MediaData>,
+        mut media: Vec<Inbound>,
     ) {
         let Some(p) = self.parts.get_mut(&conn) else {
             return;
@@ -172,7 +175,7 @@ impl Sfu {
         if changed {
             self.mark_room_dirty(conn);
         }
-        self.forward(now, conn, media);
+        self.forward(now, conn, &mut media);
     }
 
     /// Recomputes the media part of `conn`'s info from what it publishes and may send (a
@@ -307,6 +310,14 @@ impl Sfu {
         if !t.rtc.is_alive() {
             return;
         }
+        // Send what is queued first (str0m sends written packets on its next timeout): a
+        // packet forwarded while the track was still wanted would otherwise be dropped with
+        // the m-line's direction change, a gap in its sequence numbers at the switch.
+        if let Err(e) = t.rtc.handle_input(str0m::Input::Timeout(now)) {
+            tracing::debug!(error = %e, "timeout handling failed");
+        }
+        let mut media = Vec::new();
+        t.drain(now, &mut self.out, &mut media);
         let mut api = t.rtc.sdp_api();
         let mut freed = Vec::new();
         for s in &mut p.slots {
@@ -315,6 +326,7 @@ impl Sfu {
             {
                 s.track = None;
                 s.live = false;
+                s.seq.new_source();
                 if s.negotiated {
                     api.set_direction(s.mid, Direction::Inactive);
                 }
@@ -333,6 +345,7 @@ impl Sfu {
                 api.set_direction(s.mid, Direction::SendOnly);
                 s.track = Some(key);
                 s.live = false;
+                s.seq.new_source();
             } else {
                 let mid = api.add_media(
                     MediaKind::Audio,
@@ -346,6 +359,7 @@ impl Sfu {
                     track: Some(key),
                     live: false,
                     negotiated: false,
+                    seq: SeqMap::new(initial_seq()),
                 });
             }
         }
@@ -390,4 +404,9 @@ impl Sfu {
             },
         );
     }
+}
+
+/// A random first sequence number for a new outgoing stream (RFC 3550 section 5.1).
+fn initial_seq() -> u16 {
+    uuid::Uuid::new_v4().as_u128() as u16
 }

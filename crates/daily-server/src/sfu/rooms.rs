@@ -427,7 +427,13 @@ impl Sfu {
 
     /// Tells `conn` its call ended (`callEnded`, then the socket closes) and disconnects its
     /// transports.
-    pub(super) fn end_call_of(&mut self, now: Instant, conn: ConnId, p: &mut Participant, reason: &str) {
+    pub(super) fn end_call_of(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        p: &mut Participant,
+        reason: &str,
+    ) {
         self.signals.send(
             conn,
             ServerMessage::CallEnded {

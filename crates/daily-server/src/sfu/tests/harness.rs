@@ -42,7 +42,7 @@ pub(super) struct Received {
     pub mid: Mid,
     /// RTP time at 48 kHz, as str0m extends it.
     pub rtp_time: u64,
-    /// RTP sequence number of the (single) packet, as the SFU wrote it.
+    /// RTP sequence number (extended), as the SFU wrote it.
     pub seq: u64,
     pub payload: Vec<u8>,
     pub audio_level: Option<i8>,
@@ -55,14 +55,26 @@ pub(super) struct Peer {
     timeout: Instant,
     pub connected: bool,
     pub received: Vec<Received>,
+    /// Fraction lost of each receiver report this peer sent (its receive side), in order.
+    pub loss_reported: Vec<f32>,
+    /// Cumulative packets lost, from the last receiver report this peer got about what it
+    /// sends (its send side: the SFU's view of the upstream leg).
+    pub lost_at_far_end: Option<u64>,
+    /// RTP datagrams delivered to this peer.
+    pub rtp_in: u64,
 }
 
 impl Peer {
-    fn new(now: Instant, addr: SocketAddr) -> Peer {
+    /// A peer at `addr`; `rtp_mode` for a receive transport, which then records RTP packets
+    /// as they arrive, as a jitter buffer sees them (str0m's frame mode would reorder and
+    /// depacketize first).
+    fn new(now: Instant, addr: SocketAddr, rtp_mode: bool) -> Peer {
         let mut rtc = RtcConfig::new()
+            .set_rtp_mode(rtp_mode)
             .set_crypto_provider(Arc::new(str0m::crypto::from_feature_flags()))
             .clear_codecs()
             .enable_opus(true, false)
+            .set_stats_interval(Some(Duration::from_secs(1)))
             .build(now);
         rtc.add_local_candidate(Candidate::host(addr, "udp").expect("host candidate"));
         Peer {
@@ -71,6 +83,9 @@ impl Peer {
             timeout: now,
             connected: false,
             received: Vec::new(),
+            loss_reported: Vec::new(),
+            lost_at_far_end: None,
+            rtp_in: 0,
         }
     }
 
@@ -95,6 +110,30 @@ impl Peer {
                     payload: d.data.to_vec(),
                     audio_level: d.ext_vals.audio_level,
                 }),
+                Output::Event(Event::RtpPacket(p)) => {
+                    let mid = self
+                        .rtc
+                        .direct_api()
+                        .stream_rx(&p.header.ssrc)
+                        .map(|s| s.mid());
+                    self.received.push(Received {
+                        mid: mid.expect("a packet of a known stream"),
+                        rtp_time: p.time.rebase(Frequency::FORTY_EIGHT_KHZ).numer(),
+                        seq: *p.seq_no,
+                        payload: p.payload.to_vec(),
+                        audio_level: p.header.ext_vals.audio_level,
+                    });
+                }
+                Output::Event(Event::MediaIngressStats(s)) => {
+                    if let Some(l) = s.loss {
+                        self.loss_reported.push(l);
+                    }
+                }
+                Output::Event(Event::MediaEgressStats(s)) => {
+                    if let Some(r) = s.remote {
+                        self.lost_at_far_end = Some(r.packets_lost);
+                    }
+                }
                 Output::Event(_) => {}
             }
         }
@@ -164,6 +203,11 @@ pub(super) struct World {
     to_sfu: VecDeque<(ConnId, ClientMessage)>,
     /// The instant timers were last fired at (to move on when a deadline does not).
     fired_at: Option<Instant>,
+    /// Per client index: drop every n-th RTP packet its send transport sends to the SFU
+    /// (loss on the upstream leg only), and how many of its RTP packets went so far.
+    upstream_drop: Vec<(usize, u64, u64)>,
+    /// RTP packets dropped by `upstream_drop`.
+    pub dropped: u64,
     /// Real (not virtual) time spent inside the SFU's `handle_udp` and `handle_timeout`: what
     /// the forwarding cost measurements (`perf.rs`) divide by the frames forwarded.
     pub sfu_busy: Duration,
@@ -180,6 +224,8 @@ impl World {
             to_sfu: VecDeque::new(),
             fired_at: None,
             sfu_busy: Duration::ZERO,
+            upstream_drop: Vec::new(),
+            dropped: 0,
         }
     }
 
@@ -210,8 +256,8 @@ impl World {
         self.clients.push(Client {
             conn,
             id: String::new(),
-            send: Peer::new(self.now, (host, 5000).into()),
-            recv: Peer::new(self.now, (host, 5001).into()),
+            send: Peer::new(self.now, (host, 5000).into(), false),
+            recv: Peer::new(self.now, (host, 5001).into(), true),
             pending_publish: None,
             inbox: Vec::new(),
             tracks: Vec::new(),
@@ -390,8 +436,29 @@ impl World {
         }
     }
 
+    /// Drops every `every`-th RTP packet client `index` sends to the SFU (RTCP, STUN and DTLS
+    /// pass), from now on.
+    pub fn drop_upstream_rtp(&mut self, index: usize, every: u64) {
+        self.upstream_drop.push((index, every, 0));
+    }
+
     /// Hands one datagram to whoever is at its destination (the SFU or a client's peer).
     fn deliver(&mut self, d: Datagram) {
+        // RFC 5761 section 4: RTP and RTCP share the port; RTCP's packet types are 192-223.
+        let rtp = d.contents.len() > 12
+            && d.contents[0] & 0xc0 == 0x80
+            && !(192..=223).contains(&d.contents[1]);
+        if d.destination == SFU_ADDR && rtp {
+            for (index, every, seen) in &mut self.upstream_drop {
+                if self.clients[*index].send.addr == d.source {
+                    *seen += 1;
+                    if *seen % *every == 0 {
+                        self.dropped += 1;
+                        return;
+                    }
+                }
+            }
+        }
         if d.destination == SFU_ADDR {
             let t0 = Instant::now();
             self.sfu
@@ -407,6 +474,9 @@ impl World {
         let Some(peer) = peer else {
             return; // Nobody there (a client that left): the datagram is lost, as on a network.
         };
+        if rtp {
+            peer.rtp_in += 1;
+        }
         let input = Input::Receive(
             self.now,
             Receive {
