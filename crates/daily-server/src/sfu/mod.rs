@@ -20,8 +20,10 @@
 //! - `speaker.rs`: the active speaker from RFC 6464 audio levels.
 
 mod forward;
+mod limits;
 mod negotiation;
 mod permissions;
+mod resume;
 mod rooms;
 mod seq;
 mod speaker;
@@ -44,6 +46,13 @@ use crate::auth::Grant;
 use rooms::{Participant, Room};
 use transport::{Inbound, Outq, Side, TIMERS_REBUILD_MIN};
 
+// Re-exported by the crate (and `SfuConfig` carried by `ServerConfig`) once the server's
+// configuration is merged with the edge work; until then only the shell's two are used.
+#[allow(unused_imports)]
+pub use limits::{
+    APP_MESSAGE_BURST, APP_MESSAGES_PER_SECOND, DEAD_MEDIA_GRACE, PING_INTERVAL, RateLimit,
+    SIGNALLING_TIMEOUT, SfuConfig, UPDATE_BURST, UPDATES_PER_SECOND,
+};
 pub(crate) use transport::rtc_config;
 
 /// Identifies one signalling connection (and the participant it becomes).
@@ -78,8 +87,10 @@ pub(crate) enum Command {
     EndRoom { room: String, reason: String },
     /// A joined connection sent a message (anything after `join`).
     Message { conn: ConnId, msg: ClientMessage },
-    /// The connection closed (socket closed, error, or after a fatal error).
-    Closed { conn: ConnId },
+    /// The connection closed. `clean`: by a close frame, a protocol violation or the server
+    /// itself (the participant leaves now); otherwise it was lost (EOF, socket error, ping
+    /// timeout) and the participant is kept for a `resume` (`resume.rs`).
+    Closed { conn: ConnId, clean: bool },
 }
 
 /// What the core tells a signalling connection.
@@ -142,6 +153,9 @@ pub(crate) struct Sfu {
     fwd_targets: Vec<(ConnId, usize, usize)>,
     fwd_levels: Vec<i8>,
     scratch_media: Vec<Inbound>,
+    config: SfuConfig,
+    /// Participants whose signalling is gone, waiting for a `resume` (few: a list).
+    detached: Vec<ConnId>,
 }
 
 impl Sfu {
@@ -168,7 +182,16 @@ impl Sfu {
             fwd_targets: Vec::new(),
             fwd_levels: Vec::new(),
             scratch_media: Vec::new(),
+            config: SfuConfig::default(),
+            detached: Vec::new(),
         }
+    }
+
+    /// Replaces the default [`SfuConfig`] (resume grace, rate limits).
+    #[cfg_attr(not(test), allow(dead_code))] // Wired from `ServerConfig` by `lib.rs` (pending).
+    pub(crate) fn with_config(mut self, config: SfuConfig) -> Self {
+        self.config = config;
+        self
     }
 
     pub(crate) fn stats(&self) -> SfuStats {
@@ -191,18 +214,19 @@ impl Sfu {
         self.out.transmits.pop_front()
     }
 
-    /// Earliest deadline of any live transport.
+    /// Earliest deadline of any live transport or detached participant.
     pub(crate) fn poll_timeout(&mut self) -> Option<Instant> {
         if self.out.timers.len() > self.rebuild_at {
             self.rebuild_timers();
         }
+        let detached = self.detached_deadline();
         while let Some(&Reverse((at, conn, side))) = self.out.timers.peek() {
             if self.is_scheduled(at, conn, side) {
-                return Some(at);
+                return Some(detached.map_or(at, |d| d.min(at)));
             }
             self.out.timers.pop();
         }
-        None
+        detached
     }
 
     pub(crate) fn handle_command(&mut self, now: Instant, cmd: Command) {
@@ -225,7 +249,7 @@ impl Sfu {
             ),
             Command::EndRoom { room, reason } => self.end_room(now, &room, &reason),
             Command::Message { conn, msg } => self.message(now, conn, msg),
-            Command::Closed { conn } => self.remove(now, conn, false),
+            Command::Closed { conn, clean } => self.closed(now, conn, clean),
         }
         self.negotiate_all(now);
     }
@@ -286,6 +310,7 @@ impl Sfu {
         else {
             return;
         };
+        t.last_heard = now;
         if let Err(e) = t.rtc.handle_input(input) {
             tracing::debug!(error = %e, %source, "datagram rejected");
         }
@@ -336,5 +361,6 @@ impl Sfu {
             self.inbound = media;
         }
         self.due = due;
+        self.expire_detached(now);
     }
 }

@@ -6,7 +6,9 @@
 
 use std::time::Instant;
 
-use daily_proto::{ForwardedTrack, MediaInfo, PublishedTrack, ServerMessage, TrackSource};
+use daily_proto::{
+    ForwardedTrack, MAX_TRACK_NAME_BYTES, MediaInfo, PublishedTrack, ServerMessage, TrackSource,
+};
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::media::{Direction, MediaKind, Mid};
 
@@ -123,7 +125,16 @@ impl Sfu {
             let receiving = transport.rtc.media(mid).is_some_and(|m| {
                 m.kind() == MediaKind::Audio && *m.mid() == *t.mid && m.direction().is_receiving()
             });
-            if !receiving {
+            let long_name = match &t.source {
+                TrackSource::CustomAudio { track_name } => track_name.len() > MAX_TRACK_NAME_BYTES,
+                TrackSource::Microphone => false,
+            };
+            if long_name {
+                problems.push(format!(
+                    "track {:?}: trackName longer than {MAX_TRACK_NAME_BYTES} bytes",
+                    t.track_id
+                ));
+            } else if !receiving {
                 problems.push(format!(
                     "track {:?}: no sending audio m-line with mid {:?}",
                     t.track_id, t.mid
@@ -255,7 +266,7 @@ impl Sfu {
         let dirty: Vec<ConnId> = self
             .parts
             .iter()
-            .filter(|(_, p)| p.needs_negotiation && p.pending.is_none())
+            .filter(|(_, p)| p.needs_negotiation && (p.pending.is_none() || p.reoffer))
             .map(|(c, _)| *c)
             .collect();
         for conn in dirty {
@@ -306,7 +317,10 @@ impl Sfu {
         if let Some(f) = fresh {
             p.recv = Some(f);
         }
-        let Some(t) = p.recv.as_mut() else { return };
+        let Some(t) = p.recv.as_mut() else {
+            p.restart_ice = false;
+            return;
+        };
         if !t.rtc.is_alive() {
             return;
         }
@@ -319,6 +333,19 @@ impl Sfu {
         let mut media = Vec::new();
         t.drain(now, &mut self.out, &mut media);
         let mut api = t.rtc.sdp_api();
+        if p.reoffer {
+            // The outstanding offer was lost with a connection (`resume.rs`): its changes
+            // are offered again with the new ones.
+            p.reoffer = false;
+            if let Some(pending) = p.pending.take() {
+                api.merge(pending);
+            }
+        }
+        if p.restart_ice {
+            p.restart_ice = false;
+            // Our one host candidate stays what it is; only the credentials change.
+            api.ice_restart(true);
+        }
         let mut freed = Vec::new();
         for s in &mut p.slots {
             if let Some(k) = &s.track

@@ -10,7 +10,9 @@ use daily_proto::{
 use str0m::change::SdpPendingOffer;
 use str0m::media::Mid;
 
+use super::limits::Bucket;
 use super::negotiation::Slot;
+use super::resume::new_resume_token;
 use super::transport::Transport;
 use super::{ConnId, MAX_PARTICIPANTS_PER_ROOM, MAX_USER_NAME_BYTES, Sfu};
 use crate::auth::Grant;
@@ -33,6 +35,17 @@ pub(super) struct Participant {
     /// last updated, for the active speaker.
     pub(super) loudness: f32,
     pub(super) loud_at: Option<Instant>,
+    /// The secret `joined` gave, for `resume` (`resume.rs`).
+    pub(super) resume_token: String,
+    /// When its signalling connection dropped without `leave`; `None` while attached.
+    pub(super) detached_at: Option<Instant>,
+    /// `restartIce` asked for: the next subscribe offer restarts ICE.
+    pub(super) restart_ice: bool,
+    /// The outstanding subscribe offer was lost with a connection: offer again (merged).
+    pub(super) reoffer: bool,
+    /// Rate limits (`limits.rs`): app messages, participant updates.
+    pub(super) app_bucket: Bucket,
+    pub(super) update_bucket: Bucket,
 }
 
 impl Participant {
@@ -43,7 +56,7 @@ impl Participant {
 }
 
 pub(super) struct Room {
-    session_id: String,
+    pub(super) session_id: String,
     /// Participants in join order.
     pub(super) members: Vec<ConnId>,
     /// The active speaker (RFC 6464 levels), kept through silence.
@@ -117,6 +130,7 @@ impl Sfu {
             .filter(|p| p.visible())
             .map(|p| p.info.clone())
             .collect();
+        let resume_token = new_resume_token();
         self.signals.send(
             conn,
             ServerMessage::Joined {
@@ -124,7 +138,7 @@ impl Sfu {
                 session_id: room.session_id.clone(),
                 participant: info.clone(),
                 participants: others,
-                resume_token: None,
+                resume_token: Some(resume_token.clone()),
             },
         );
         if info.permissions.has_presence {
@@ -167,6 +181,12 @@ impl Sfu {
                 rules: subscriptions,
                 loudness: 0.0,
                 loud_at: None,
+                resume_token,
+                detached_at: None,
+                restart_ice: false,
+                reoffer: false,
+                app_bucket: Bucket::new(self.config.app_messages),
+                update_bucket: Bucket::new(self.config.updates),
             },
         );
         self.send_counts(&room_name);
@@ -224,14 +244,26 @@ impl Sfu {
 
     fn app_message(
         &mut self,
+        now: Instant,
         conn: ConnId,
         request_id: u64,
         data: serde_json::Value,
         to: Option<String>,
     ) {
-        let Some(p) = self.parts.get(&conn) else {
+        let limit = self.config.app_messages;
+        let Some(p) = self.parts.get_mut(&conn) else {
             return;
         };
+        if !p.app_bucket.take(now, limit) {
+            return self.reply(
+                conn,
+                request_id,
+                Some(format!(
+                    "rate limited: at most {} app messages per second",
+                    limit.per_second
+                )),
+            );
+        }
         let size = serde_json::to_string(&data).map_or(usize::MAX, |t| t.len());
         if size > MAX_APP_MESSAGE_BYTES {
             return self.reply(
@@ -286,20 +318,56 @@ impl Sfu {
         if !self.parts.contains_key(&conn) {
             return; // Already removed (e.g. after a fatal error); the socket is closing.
         }
+        let is_update = matches!(
+            msg,
+            ClientMessage::SetUserName { .. }
+                | ClientMessage::SetSubscriptions { .. }
+                | ClientMessage::UpdatePermissions { .. }
+                | ClientMessage::Eject { .. }
+        );
+        if is_update && !self.take_update(now, conn) {
+            let error = format!(
+                "rate limited: at most {} participant updates per second",
+                self.config.updates.per_second
+            );
+            return match msg {
+                ClientMessage::SetSubscriptions { request_id, .. }
+                | ClientMessage::UpdatePermissions { request_id, .. }
+                | ClientMessage::Eject { request_id, .. } => {
+                    self.reply(conn, request_id, Some(error))
+                }
+                _ => self.signals.send(
+                    conn,
+                    ServerMessage::Error {
+                        message: error,
+                        fatal: false,
+                    },
+                ),
+            };
+        }
         match msg {
             ClientMessage::Join { .. } => {
                 self.fatal(now, conn, "unexpected join: already joined".into())
             }
+            ClientMessage::Resume { .. } => self.fatal(
+                now,
+                conn,
+                "unexpected resume: resume must be the first message on a new connection".into(),
+            ),
+            ClientMessage::RestartIce => self.restart_ice(conn),
             ClientMessage::PublishOffer { sdp, tracks } => {
                 self.publish_offer(now, conn, sdp, tracks)
             }
             ClientMessage::SubscribeAnswer { sdp } => self.subscribe_answer(now, conn, sdp),
             ClientMessage::SetUserName { user_name } => {
+                // Not fatal: the name is refused, the call goes on (clients check it first).
                 if user_name.len() > MAX_USER_NAME_BYTES {
-                    return self.fatal(
-                        now,
+                    return self.signals.send(
                         conn,
-                        format!("userName longer than {MAX_USER_NAME_BYTES} bytes"),
+                        ServerMessage::Error {
+                            message: format!("userName longer than {MAX_USER_NAME_BYTES} bytes"),
+                            fatal: false,
+                        },
                     );
                 }
                 if let Some(p) = self.parts.get_mut(&conn) {
@@ -312,7 +380,7 @@ impl Sfu {
                 request_id,
                 data,
                 to,
-            } => self.app_message(conn, request_id, data, to),
+            } => self.app_message(now, conn, request_id, data, to),
             ClientMessage::SetSubscriptions { request_id, rules } => {
                 if let Some(p) = self.parts.get_mut(&conn)
                     && p.rules != rules
@@ -333,6 +401,14 @@ impl Sfu {
             } => self.eject(now, conn, request_id, participant_ids),
             other => self.fatal(now, conn, format!("unsupported message {other:?}")),
         }
+    }
+
+    /// Takes one of `conn`'s participant-update tokens (`limits.rs`).
+    fn take_update(&mut self, now: Instant, conn: ConnId) -> bool {
+        let limit = self.config.updates;
+        self.parts
+            .get_mut(&conn)
+            .is_some_and(|p| p.update_bucket.take(now, limit))
     }
 
     /// Sends `participantUpdated` for `conn` to everybody in its room, itself included.
@@ -361,6 +437,7 @@ impl Sfu {
         let Some(mut p) = self.parts.remove(&conn) else {
             return;
         };
+        self.detached.retain(|c| *c != conn);
         if reply_left {
             self.signals.send(conn, ServerMessage::Left);
             self.signals.close(conn);

@@ -65,6 +65,12 @@ pub(super) struct Transport {
     /// The deadline [`Outq::timers`] holds a live entry for (`None` once that entry was
     /// taken by [`Sfu::handle_timeout`], so the next drain schedules again).
     pub(super) scheduled: Option<Instant>,
+    /// When a datagram (STUN, DTLS, RTP or RTCP) last arrived from the peer (its creation
+    /// until one does). A detached participant whose transports all fell silent is dead
+    /// (`resume.rs`): every client sends something each second or so (RTCP reports, ICE
+    /// consent checks, RFC 7675), so silence is a better sign than str0m's ICE state, which
+    /// turns `Disconnected` only after its binding retransmits run out (about 24 s, measured).
+    pub(super) last_heard: Instant,
 }
 
 /// What draining a transport produces besides media: datagrams to send and its next deadline.
@@ -200,6 +206,7 @@ impl Sfu {
             conn,
             side,
             scheduled: Some(now),
+            last_heard: now,
         }
     }
 }

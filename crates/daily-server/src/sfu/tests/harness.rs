@@ -174,6 +174,16 @@ pub(super) struct Client {
     talk: Option<Talk>,
     /// Frames written so far; frame `n` carries [`payload`]`(index, n)` at RTP time `n * FRAME`.
     pub frames_sent: u64,
+    /// From `joined`: for a `resume`.
+    pub room: String,
+    pub session_id: String,
+    pub resume_token: String,
+    /// Its signalling connection is down (messages for it are lost, as the shell drops them).
+    pub detached: bool,
+    /// The SDP of the last `subscribeOffer`.
+    pub last_offer: String,
+    /// Its network is cut: every datagram to or from its transports is lost.
+    pub cut: bool,
 }
 
 /// The payload of frame `n` of client `index`: an Opus TOC byte (config 31, 20 ms CELT FB) and
@@ -266,6 +276,12 @@ impl World {
             mic: None,
             talk: None,
             frames_sent: 0,
+            room: room.to_owned(),
+            session_id: String::new(),
+            resume_token: String::new(),
+            detached: false,
+            last_offer: String::new(),
+            cut: false,
         });
         self.sfu.handle_command(
             self.now,
@@ -280,13 +296,93 @@ impl World {
         );
         self.settle();
         let joined = self.clients[index].inbox.iter().find_map(|m| match m {
-            ServerMessage::Joined { participant, .. } => Some(participant.id.clone()),
+            ServerMessage::Joined {
+                participant,
+                session_id,
+                resume_token,
+                ..
+            } => Some((
+                participant.id.clone(),
+                session_id.clone(),
+                resume_token.clone().unwrap_or_default(),
+            )),
             _ => None,
         });
-        if let Some(id) = joined {
-            self.clients[index].id = id;
+        if let Some((id, session_id, token)) = joined {
+            let c = &mut self.clients[index];
+            (c.id, c.session_id, c.resume_token) = (id, session_id, token);
         }
         index
+    }
+
+    /// A world whose SFU has `config`.
+    pub fn with_config(config: crate::sfu::SfuConfig) -> World {
+        let rtc = crate::sfu::rtc_config().expect("DTLS certificate");
+        World {
+            sfu: Sfu::new(SFU_ADDR, rtc).with_config(config),
+            ..World::new()
+        }
+    }
+
+    /// Client `index`'s signalling connection ends: `clean` as after a close frame, else lost
+    /// (the participant is detached).
+    pub fn disconnect(&mut self, index: usize, clean: bool) {
+        let conn = self.clients[index].conn;
+        self.clients[index].detached = true;
+        self.sfu
+            .handle_command(self.now, Command::Closed { conn, clean });
+        self.settle();
+    }
+
+    /// Client `index` resumes on a new connection with `token` (its own when `None`).
+    pub fn resume(&mut self, index: usize, token: Option<&str>) -> Result<ConnId, String> {
+        let c = &self.clients[index];
+        let token = token.unwrap_or(&c.resume_token).to_owned();
+        let r = self
+            .sfu
+            .resume(self.now, &c.room, &c.session_id, &c.id, &token);
+        if r.is_ok() {
+            self.clients[index].detached = false;
+        }
+        self.settle();
+        r
+    }
+
+    /// Cuts (or restores) client `index`'s network: its datagrams are lost both ways.
+    pub fn cut(&mut self, index: usize, cut: bool) {
+        self.clients[index].cut = cut;
+    }
+
+    /// Client `index` restarts ICE on its send transport: a `publishOffer` with new
+    /// credentials and the same tracks.
+    pub fn restart_send_ice(&mut self, index: usize) -> String {
+        let c = &self.clients[index];
+        let mid = c.mic.expect("a microphone");
+        let track = PublishedTrack {
+            mid: mid.to_string(),
+            track_id: format!("mic-{}", c.id),
+            source: TrackSource::Microphone,
+            ignore_audio_level: false,
+        };
+        self.restart_send_ice_with(index, vec![track])
+    }
+
+    /// Like [`World::restart_send_ice`], listing `tracks`.
+    pub fn restart_send_ice_with(&mut self, index: usize, tracks: Vec<PublishedTrack>) -> String {
+        let c = &mut self.clients[index];
+        let mut api = c.send.rtc.sdp_api();
+        let creds = api.ice_restart(true);
+        let (offer, pending) = api.apply().expect("an offer");
+        c.send.drain(&mut self.net);
+        c.pending_publish = Some(pending);
+        self.send(
+            index,
+            ClientMessage::PublishOffer {
+                sdp: offer.to_sdp_string(),
+                tracks,
+            },
+        );
+        creds.ufrag
     }
 
     /// Sends a signalling message from client `index` and lets the SFU handle it.
@@ -444,6 +540,15 @@ impl World {
 
     /// Hands one datagram to whoever is at its destination (the SFU or a client's peer).
     fn deliver(&mut self, d: Datagram) {
+        let cut = self.clients.iter().any(|c| {
+            c.cut
+                && [c.send.addr, c.recv.addr]
+                    .iter()
+                    .any(|a| *a == d.source || *a == d.destination)
+        });
+        if cut {
+            return;
+        }
         // RFC 5761 section 4: RTP and RTCP share the port; RTCP's packet types are 192-223.
         let rtp = d.contents.len() > 12
             && d.contents[0] & 0xc0 == 0x80
@@ -524,6 +629,9 @@ impl World {
             panic!("signalling for unknown connection {conn}");
         };
         assert!(!c.closed, "message after close for client {}", c.id);
+        if c.detached {
+            return; // No route: the shell drops it; `resumed` carries what matters.
+        }
         let msg = match out {
             Outbound::Close => {
                 c.closed = true;
@@ -556,6 +664,7 @@ impl World {
                     .accept_offer(offer)
                     .expect("subscribeOffer accepted");
                 c.recv.drain(&mut self.net);
+                c.last_offer = sdp;
                 c.tracks = tracks;
                 c.subscribe_offers += 1;
                 self.to_sfu.push_back((

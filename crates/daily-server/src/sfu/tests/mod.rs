@@ -3,6 +3,7 @@
 
 mod harness;
 mod perf;
+mod resume;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
