@@ -174,3 +174,38 @@ async fn the_server_pings_every_connection() {
     a.send(&ClientMessage::Leave).await;
     assert!(matches!(a.next().await, Next::Msg(ServerMessage::Left)));
 }
+
+#[tokio::test]
+async fn a_silent_client_is_detached_after_the_signalling_timeout_and_can_resume() {
+    let server = start();
+    let addr = server.local_addr();
+    let (mut a, joined_a) = Client::join(addr, "r", "alice").await;
+    let a_id = participant_id(&joined_a);
+    let (session_id, token) = resume_data(&joined_a);
+    let (mut b, _) = Client::join(addr, "r", "bob").await;
+
+    // Alice's client stops reading (so it answers no ping) for longer than the server's
+    // SIGNALLING_TIMEOUT (15 s) plus a ping interval: the server gives up on the connection,
+    // but Bob is not told (Alice is only detached).
+    quiet_for(&mut b, Duration::from_secs(21), |m| {
+        matches!(m, ServerMessage::ParticipantLeft { .. })
+    })
+    .await;
+    let ended = async {
+        loop {
+            match a.ws.next().await {
+                Some(Ok(Message::Ping(_) | Message::Text(_))) => {}
+                _ => return,
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(2), ended)
+        .await
+        .expect("the server dropped the silent connection");
+
+    let mut a2 = Client::connect(addr, "r").await;
+    a2.send(&resume_msg(&session_id, &a_id, &token)).await;
+    assert!(matches!(a2.recv().await, ServerMessage::Resumed { .. }));
+    a2.send(&ClientMessage::Leave).await;
+    assert!(matches!(b.recv().await, ServerMessage::ParticipantLeft { .. }));
+}
