@@ -4,15 +4,29 @@
 //! core, then routes what the core queued at once: each signalling message to its connection's
 //! channel, each datagram onto the socket, so a forwarded frame leaves in the same wake-up that
 //! received it.
+//!
+//! The request queue is unbounded: the join gate sends `Connect` + `Join` while holding the
+//! room registry's (synchronous) lock, as the REST API sends `EndRoom`, so that the SFU sees
+//! them in the gate's order; awaiting room in a bounded queue there would hold that lock
+//! across an await. What each signalling connection puts in it is bounded instead
+//! ([`MAX_QUEUED_PER_CONNECTION`]), and connections themselves by the HTTP side's limits.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot, watch};
 
 use crate::sfu::{Command, ConnId, Outbound, Sfu};
+
+/// Most messages one signalling connection may have waiting in the SFU task's queue. Past
+/// it the connection stops reading its socket until the SFU task caught up (TCP then slows
+/// the client down), so a flooding client queues at most this many messages of at most
+/// `MAX_MESSAGE_BYTES` (256 KiB) each, 8 MiB, however fast it sends. The queue itself stays
+/// unbounded (see the module docs) but everything in it is bounded per connection: this,
+/// one `Connect` + `Join` or one `Resume` at a time, and a `Closed`.
+pub const MAX_QUEUED_PER_CONNECTION: usize = 32;
 
 /// Longest sleep when no transport has a deadline (commands and datagrams still wake us).
 const IDLE_WAKE: Duration = Duration::from_secs(1);
@@ -42,7 +56,14 @@ pub(crate) enum Request {
     /// A `Message` or `Closed` from connection `link`. Handed to the core only while `link`
     /// carries the participant (a connection replaced by a `resume` may still be open or
     /// report its end late: it must not act for, or detach, the resumed session).
-    FromLink { link: LinkId, cmd: Command },
+    ///
+    /// `permit` bounds what one connection may have queued here
+    /// ([`MAX_QUEUED_PER_CONNECTION`]): it is released once the request was handled.
+    FromLink {
+        link: LinkId,
+        cmd: Command,
+        permit: Option<OwnedSemaphorePermit>,
+    },
     /// A new connection's first message was `resume`: if the core accepts it, the
     /// participant's output goes to `out` (its older connection, if any, is closed by dropping
     /// its sender) and `reply` gets the participant's [`ConnId`]; else the refusal.
@@ -130,7 +151,8 @@ fn handle_request(sfu: &mut Sfu, routes: &mut Routes, req: Request) {
             routes.insert(conn, Route { link, tx: out });
         }
         Request::Command(cmd) => sfu.handle_command(Instant::now(), cmd),
-        Request::FromLink { link, cmd } => {
+        Request::FromLink { link, cmd, permit } => {
+            let _permit = permit; // Released when this request is done.
             let (conn, closed) = match &cmd {
                 Command::Message { conn, .. } => (*conn, false),
                 Command::Closed { conn, .. } => (*conn, true),

@@ -6,16 +6,17 @@
 //! [`SIGNALLING_TIMEOUT`] — the participant is kept for a `resume`, `sfu/resume.rs`).
 
 use std::error::Error as _;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket, close_code};
 use futures_util::StreamExt;
 use futures_util::stream::{SplitSink, SplitStream};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::{AppState, Writer, close_frame, error_frame, parse_frame, send};
-use crate::driver::{LinkId, Request};
+use crate::driver::{LinkId, MAX_QUEUED_PER_CONNECTION, Request};
 use crate::sfu::{Command, ConnId, Outbound, PING_INTERVAL, SIGNALLING_TIMEOUT};
 
 /// How long a `resume` waits for the SFU task's verdict.
@@ -108,6 +109,7 @@ pub(super) async fn serve(
     let mut ping = tokio::time::interval_at(Instant::now() + PING_INTERVAL, PING_INTERVAL);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut heard = Instant::now();
+    let queued = Arc::new(Semaphore::new(MAX_QUEUED_PER_CONNECTION));
     let end = loop {
         tokio::select! {
             out = out_rx.recv() => match out {
@@ -131,8 +133,13 @@ pub(super) async fn serve(
                 };
                 match parse_frame(msg) {
                     Ok(Some(m)) => {
+                        // Waits (reading nothing) while this connection has its share queued.
+                        let Ok(permit) = queued.clone().acquire_owned().await else {
+                            break End::Clean;
+                        };
                         let cmd = Command::Message { conn, msg: m };
-                        if state.cmds.send(Request::FromLink { link, cmd }).is_err() {
+                        let permit = Some(permit);
+                        if state.cmds.send(Request::FromLink { link, cmd, permit }).is_err() {
                             break End::Clean;
                         }
                     }
@@ -159,7 +166,11 @@ pub(super) async fn serve(
     };
     let clean = !matches!(end, End::Lost);
     let cmd = Command::Closed { conn, clean };
-    let _ = state.cmds.send(Request::FromLink { link, cmd });
+    let _ = state.cmds.send(Request::FromLink {
+        link,
+        cmd,
+        permit: None,
+    });
     if matches!(end, End::Overflow) {
         if !writer.frames.is_closed() {
             tracing::info!(
