@@ -11,16 +11,22 @@
 //! and queues the media events, which are forwarded only after the source drain finished.
 //!
 //! By concern:
-//! - `transport.rs`: one str0m `Rtc` per peer connection, its drain, the deadline heap;
-//! - `rooms.rs`: joining, leaving, messages in, `participantCounts`, app messages;
+//! - `transport.rs`: one str0m `Rtc` per peer connection (RTP mode), its drain, the deadline
+//!   heap;
+//! - `rooms.rs`: joining, leaving, `participantCounts`, what the room is told;
+//! - `messages.rs`: messages from joined participants, app messages, the rate limits;
 //! - `permissions.rs`: `updatePermissions` and `eject`;
 //! - `negotiation.rs`: publish offers (send transport), subscribe offers and answers (receive
-//!   transport, one m-line per forwarded track);
-//! - `forward.rs`: media from a send transport to the subscribers' receive transports;
-//! - `speaker.rs`: the active speaker from RFC 6464 audio levels.
+//!   transport, one m-line per forwarded track), ICE restarts;
+//! - `forward.rs`: RTP from a send transport to the subscribers' receive transports, with
+//!   sequence numbers that keep the publisher's gaps (`seq.rs`);
+//! - `speaker.rs`: the active speaker from RFC 6464 audio levels;
+//! - `resume.rs`: participants whose signalling was lost, `resume`, `restartIce`;
+//! - `limits.rs`: the tunables ([`SfuConfig`]) and timeouts, token buckets.
 
 mod forward;
 mod limits;
+mod messages;
 mod negotiation;
 mod permissions;
 mod resume;
