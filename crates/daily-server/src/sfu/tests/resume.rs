@@ -304,3 +304,31 @@ fn an_over_long_name_is_refused_without_ending_the_call() {
     assert!(!w.clients[a].closed);
     assert!(w.clients[a].inbox.iter().any(|m| matches!(m, ServerMessage::Error { fatal: false, message } if message.contains("trackName longer than"))), "{:?}", w.clients[a].inbox);
 }
+
+#[test]
+fn an_offer_lost_with_the_connection_is_made_again_after_resume() {
+    let (mut w, a, b) = talker_and_listener(SfuConfig::default());
+    w.disconnect(b, false);
+    // C publishes while B is away: B's new subscribeOffer goes nowhere.
+    let c = w.join("room", "carol");
+    w.publish_mic(c);
+    w.talk(c, Some(-40));
+    w.run_for(Duration::from_secs(1));
+    let offers = w.clients[b].subscribe_offers;
+    assert_eq!(w.clients[b].tracks.len(), 1, "B has not seen C's track");
+
+    w.resume(b, None).expect("resumed");
+    assert_eq!(w.clients[b].subscribe_offers, offers + 1, "offered again");
+    let ids: Vec<&str> = w.clients[b]
+        .tracks
+        .iter()
+        .map(|t| t.participant_id.as_str())
+        .collect();
+    assert!(
+        ids.contains(&w.clients[a].id.as_str()) && ids.contains(&w.clients[c].id.as_str()),
+        "{ids:?}"
+    );
+    let from_c = |w: &World| frames(w, b).iter().filter(|(from, _)| *from == c).count();
+    w.run_for(Duration::from_secs(2));
+    assert!(from_c(&w) > 80, "C's frames reach B: {}", from_c(&w));
+}
