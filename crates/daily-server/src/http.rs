@@ -30,7 +30,7 @@ use daily_proto::{
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
-use crate::driver::Request;
+use crate::driver::{LinkId, Request};
 use crate::page;
 use crate::rest::Api;
 use crate::rooms::{self, Privacy, TokenCheck};
@@ -219,10 +219,7 @@ async fn send(
 }
 
 async fn connection(socket: WebSocket, room: String, state: AppState) {
-    // A joining connection's participant takes its link's number; a resuming one adopts the
-    // participant's (`session.rs`).
-    let link = state.next_conn.fetch_add(1, Ordering::Relaxed);
-    let conn: ConnId = link;
+    let conn: ConnId = state.next_conn.fetch_add(1, Ordering::Relaxed);
     let (mut tx, mut rx) = socket.split();
     let mut shutdown = state.shutdown.clone();
 
@@ -244,6 +241,9 @@ async fn connection(socket: WebSocket, room: String, state: AppState) {
         Ok(None) | Ok(Some(Err(_))) => return,
         Ok(Some(Ok(msg))) => parse_frame(msg),
     };
+    // A joining connection's participant takes its link's number; a resuming one adopts the
+    // participant's (`session.rs`).
+    let link: LinkId = conn;
     let (user_name, token, subscriptions) = match first {
         Ok(Some(ClientMessage::Join {
             protocol_version,
