@@ -30,7 +30,7 @@ use daily_proto::{
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
-use crate::driver::{LinkId, Request};
+use crate::driver::Request;
 use crate::page;
 use crate::rest::Api;
 use crate::rooms::{self, Privacy, TokenCheck};
@@ -243,7 +243,7 @@ async fn connection(socket: WebSocket, room: String, state: AppState) {
     };
     // A joining connection's participant takes its link's number; a resuming one adopts the
     // participant's (`session.rs`).
-    let link: LinkId = conn;
+    let link: crate::driver::LinkId = conn;
     let (user_name, token, subscriptions) = match first {
         Ok(Some(ClientMessage::Join {
             protocol_version,
