@@ -1,5 +1,5 @@
 //! HTTP routes and the signalling WebSocket. Each connection is one task that parses frames
-//! into [`Command`]s for the core and writes the core's [`Outbound`] messages back (the SFU task
+//! into [`Command`]s for the core and writes the core's messages back (the SFU task
 //! routes them to its channel, registered with [`Request::Connect`]); it never touches room
 //! state itself, so ordering is the order of the SFU task's single request queue.
 //!
@@ -35,7 +35,9 @@ use crate::limits::{ConnLimiter, PendingSlot};
 use crate::page;
 use crate::rest::Api;
 use crate::rooms::{self, Privacy, TokenCheck};
-use crate::sfu::{Command, ConnId, Outbound};
+use crate::sfu::{Command, ConnId};
+
+mod session;
 
 /// How long one WebSocket write may block before the connection is dropped (a client that
 /// does not read must not hold the server).
@@ -254,6 +256,9 @@ async fn connection(socket: WebSocket, room: String, state: AppState, pending: P
         Ok(None) | Ok(Some(Err(_))) => return,
         Ok(Some(Ok(msg))) => parse_frame(msg),
     };
+    // A joining connection's participant takes its link's number; a resuming one adopts the
+    // participant's (`session.rs`).
+    let link: crate::driver::LinkId = conn;
     let (user_name, token, subscriptions) = match first {
         Ok(Some(ClientMessage::Join {
             protocol_version,
@@ -263,9 +268,32 @@ async fn connection(socket: WebSocket, room: String, state: AppState, pending: P
         })) if protocol_version == PROTOCOL_VERSION => {
             (user_name, token, subscriptions.unwrap_or_default())
         }
-        Ok(Some(ClientMessage::Join {
-            protocol_version, ..
-        })) => {
+        Ok(Some(ClientMessage::Resume {
+            protocol_version,
+            session_id,
+            participant_id,
+            resume_token,
+        })) if protocol_version == PROTOCOL_VERSION => {
+            return session::resume(
+                tx,
+                rx,
+                link,
+                room,
+                session_id,
+                participant_id,
+                resume_token,
+                &state,
+            )
+            .await;
+        }
+        Ok(Some(
+            ClientMessage::Join {
+                protocol_version, ..
+            }
+            | ClientMessage::Resume {
+                protocol_version, ..
+            },
+        )) => {
             let text = format!(
                 "unsupported protocol version {protocol_version}; this server speaks {PROTOCOL_VERSION}"
             );
@@ -278,7 +306,11 @@ async fn connection(socket: WebSocket, room: String, state: AppState, pending: P
             return;
         }
         Ok(_) => {
-            let _ = send(&mut tx, error_frame("the first message must be join")).await;
+            let _ = send(
+                &mut tx,
+                error_frame("the first message must be join or resume"),
+            )
+            .await;
             let _ = send(&mut tx, close_frame(close_code::POLICY, "join first")).await;
             return;
         }
@@ -304,13 +336,17 @@ async fn connection(socket: WebSocket, room: String, state: AppState, pending: P
     // 3. Joined: relay frames to the core and the core's messages to the socket. Writes run in
     // their own task so this loop keeps draining the core's queue even while a client does not
     // read, and can drop the connection once too much piles up for it.
-    let (out_tx, mut out_rx) = mpsc::unbounded_channel();
+    let (out_tx, out_rx) = mpsc::unbounded_channel();
     let sent = {
         let registry = state.api.rooms();
         match rooms::admit(registry.get(&room), check, now) {
             Ok(admitted) => Ok(state
                 .cmds
-                .send(Request::Connect { conn, out: out_tx })
+                .send(Request::Connect {
+                    conn,
+                    link,
+                    out: out_tx,
+                })
                 .is_ok()
                 && state
                     .cmds
@@ -343,57 +379,7 @@ async fn connection(socket: WebSocket, room: String, state: AppState, pending: P
         .await;
         return;
     }
-    let writer = Writer::spawn(tx);
-    let mut overflow = false;
-    loop {
-        tokio::select! {
-            out = out_rx.recv() => match out {
-                Some(Outbound::Message(m)) => {
-                    if !writer.push(Message::Text(m.to_json().into())) {
-                        overflow = true;
-                        break;
-                    }
-                }
-                Some(Outbound::Close) | None => {
-                    writer.push(close_frame(close_code::NORMAL, ""));
-                    break;
-                }
-            },
-            msg = rx.next() => {
-                let Some(Ok(msg)) = msg else { break };
-                match parse_frame(msg) {
-                    Ok(Some(m)) => {
-                        if state.cmds.send(Command::Message { conn, msg: m }.into()).is_err() {
-                            break;
-                        }
-                    }
-                    Ok(None) => {}
-                    Err((text, code)) => {
-                        if !text.is_empty() {
-                            writer.push(error_frame(text));
-                            writer.push(close_frame(code, "invalid message"));
-                        }
-                        break;
-                    }
-                }
-            }
-            // A write failed or blocked for SEND_TIMEOUT.
-            _ = writer.frames.closed() => break,
-        }
-    }
-    let _ = state.cmds.send(Command::Closed { conn }.into());
-    if overflow {
-        if !writer.frames.is_closed() {
-            tracing::info!(
-                conn,
-                limit = MAX_OUTBOUND_BYTES,
-                "client does not read its messages; dropping the connection"
-            );
-        }
-        writer.task.abort();
-    } else {
-        writer.finish().await;
-    }
+    session::serve(conn, link, out_rx, rx, Writer::spawn(tx), &state).await;
 }
 
 /// The write half of a joined connection, run as its own task: frames are written in order,

@@ -31,6 +31,7 @@ async fn join_and_see_each_other() {
         participants,
         participant,
         session_id,
+        ..
     } = &joined_a
     else {
         unreachable!()

@@ -1,86 +1,107 @@
-//! Forwarding: media a publisher's send transport received is written, frame by frame, to
-//! each subscriber's receive transport on the m-line that carries that track. No transcoding:
-//! the payload, RTP time, marker bit (start of talkspurt) and audio level are carried over;
-//! str0m gives each outgoing stream its own SSRC and sequence numbers (RFC 7667 section
-//! 3.7's rewrite), so a subscriber sees a contiguous stream however subscriptions change.
+//! Forwarding: RTP packets a publisher's send transport received are written, one by one, to
+//! each subscriber's receive transport on the m-line that carries that track (str0m's RTP
+//! mode, `StreamTx::write_rtp`). No transcoding: the payload (shared, not copied), RTP
+//! timestamp, marker bit (start of talkspurt) and audio level are carried over. SSRC and
+//! payload type are the outgoing stream's own; its sequence numbers are ours but advance by
+//! the publisher's (`seq.rs`), so a packet lost upstream is a gap every receiver sees and
+//! conceals, and reports in its packets-lost count (RFC 7667 section 3.7's SSRC rewrite,
+//! without hiding loss).
 
 use std::time::Instant;
 
-use str0m::media::{MediaData, Mid};
+use str0m::rtp::{ExtensionValues, RtpWrite, SeqNo};
 
+use super::transport::Inbound;
 use super::{ConnId, Sfu};
 
 impl Sfu {
-    /// Writes frames received from `publisher` to every subscriber's m-line for that track, at
-    /// once (no batching): payload, RTP timestamp progression, marker bit and audio level kept.
-    pub(super) fn forward(&mut self, now: Instant, publisher: ConnId, media: Vec<MediaData>) {
+    /// Writes the packets received from `publisher` (`media`, emptied) to every subscriber's
+    /// m-line for that track, at once (no batching). Allocation-light: the target list is a
+    /// scratch vector kept across calls, payloads are reference-counted.
+    pub(super) fn forward(&mut self, now: Instant, publisher: ConnId, media: &mut Vec<Inbound>) {
         if media.is_empty() {
             return;
         }
-        let Some(p) = self.parts.get(&publisher) else {
-            return;
-        };
-        let Some(room) = self.rooms.get(&p.room) else {
-            return;
-        };
-        let mut targets: Vec<(ConnId, Mid, usize)> = Vec::new();
-        let mut levels: Vec<i8> = Vec::new();
-        for (i, data) in media.iter().enumerate() {
-            let Some((_, track)) = p.published.iter().find(|(m, _)| *m == data.mid) else {
-                tracing::debug!(mid = %data.mid, "media on an m-line that publishes no track");
-                continue;
-            };
-            if !p.info.permissions.may_send(&track.source) {
-                continue; // canSend forbids it: forward nothing, not even levels.
-            }
-            if !track.ignore_audio_level
-                && let Some(level) = data.ext_vals.audio_level
-            {
-                levels.push(level);
-            }
-            for c in room.members.iter().filter(|c| **c != publisher) {
-                let Some(s) = self.parts.get(c) else { continue };
-                let found = s.slots.iter().find(|s| {
-                    s.live
-                        && s.track
-                            .as_ref()
-                            .is_some_and(|k| k.publisher == publisher && k.track == *track)
-                });
-                if let Some(slot) = found {
-                    targets.push((*c, slot.mid, i));
+        let mut targets = std::mem::take(&mut self.fwd_targets);
+        targets.clear();
+        self.fwd_levels.clear();
+        if let Some(p) = self.parts.get(&publisher)
+            && let Some(room) = self.rooms.get(&p.room)
+        {
+            for (i, (mid, packet)) in media.iter().enumerate() {
+                let Some((_, track)) = p.published.iter().find(|(m, _)| m == mid) else {
+                    tracing::debug!(%mid, "media on an m-line that publishes no track");
+                    continue;
+                };
+                if !p.info.permissions.may_send(&track.source) {
+                    continue; // canSend forbids it: forward nothing, not even levels.
+                }
+                if !track.ignore_audio_level
+                    && let Some(level) = packet.header.ext_vals.audio_level
+                {
+                    self.fwd_levels.push(level);
+                }
+                for c in room.members.iter().filter(|c| **c != publisher) {
+                    let Some(s) = self.parts.get(c) else { continue };
+                    let found = s.slots.iter().position(|s| {
+                        s.live
+                            && s.track
+                                .as_ref()
+                                .is_some_and(|k| k.publisher == publisher && k.track == *track)
+                    });
+                    if let Some(slot) = found {
+                        targets.push((*c, slot, i));
+                    }
                 }
             }
+            self.stats.frames_in += media.len() as u64;
         }
-        self.stats.frames_in += media.len() as u64;
-        for level in levels {
-            self.observe_level(now, publisher, level);
+        for k in 0..self.fwd_levels.len() {
+            self.observe_level(now, publisher, self.fwd_levels[k]);
         }
-        for (c, mid, i) in targets {
-            let data = &media[i];
-            let Some(t) = self.parts.get_mut(&c).and_then(|s| s.recv.as_mut()) else {
+        let pt = self.opus_pt;
+        for &(c, slot, i) in &targets {
+            let (_, packet) = &media[i];
+            let Some(s) = self.parts.get_mut(&c) else {
+                continue;
+            };
+            let (Some(slot), Some(t)) = (s.slots.get_mut(slot), s.recv.as_mut()) else {
                 continue;
             };
             if !t.rtc.is_alive() {
                 continue;
             }
-            let Some(mut writer) = t.rtc.writer(mid) else {
+            let Some(seq) = slot.seq.map(*packet.seq_no) else {
+                continue; // A duplicate, or too late to place.
+            };
+            let mut api = t.rtc.direct_api();
+            let Some(tx) = api.stream_tx_by_mid(slot.mid, None) else {
                 continue;
             };
-            let Some(pt) = writer.match_params(data.params) else {
-                continue;
+            let h = &packet.header;
+            // Only what describes the audio; str0m sets the transport's own extensions (mid,
+            // abs-send-time, transport-wide sequence numbers) for this leg.
+            let ext_vals = ExtensionValues {
+                audio_level: h.ext_vals.audio_level,
+                voice_activity: h.ext_vals.voice_activity,
+                ..Default::default()
             };
-            writer = writer.start_of_talkspurt(data.audio_start_of_talk_spurt);
-            if let (Some(level), Some(voice)) =
-                (data.ext_vals.audio_level, data.ext_vals.voice_activity)
-            {
-                writer = writer.audio_level(level, voice);
-            }
-            match writer.write(pt, data.network_time, data.time, data.data.clone()) {
-                Ok(()) => self.stats.frames_out += 1,
-                Err(e) => tracing::debug!(error = %e, "forwarding write failed"),
-            }
-            let mut unused = Vec::new();
-            t.drain(now, &mut self.out, &mut unused);
+            tx.write_rtp(
+                RtpWrite::new(
+                    pt,
+                    SeqNo::from(seq),
+                    h.timestamp,
+                    packet.timestamp,
+                    packet.payload.clone(),
+                )
+                .marker(h.marker)
+                .ext_vals(ext_vals),
+            );
+            self.stats.frames_out += 1;
+            t.drain(now, &mut self.out, &mut self.scratch_media);
+            self.scratch_media.clear();
         }
+        self.fwd_targets = targets;
+        media.clear();
     }
 }

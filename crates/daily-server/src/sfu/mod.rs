@@ -11,18 +11,27 @@
 //! and queues the media events, which are forwarded only after the source drain finished.
 //!
 //! By concern:
-//! - `transport.rs`: one str0m `Rtc` per peer connection, its drain, the deadline heap;
-//! - `rooms.rs`: joining, leaving, messages in, `participantCounts`, app messages;
+//! - `transport.rs`: one str0m `Rtc` per peer connection (RTP mode), its drain, the deadline
+//!   heap;
+//! - `rooms.rs`: joining, leaving, `participantCounts`, what the room is told;
+//! - `messages.rs`: messages from joined participants, app messages, the rate limits;
 //! - `permissions.rs`: `updatePermissions` and `eject`;
 //! - `negotiation.rs`: publish offers (send transport), subscribe offers and answers (receive
-//!   transport, one m-line per forwarded track);
-//! - `forward.rs`: media from a send transport to the subscribers' receive transports;
-//! - `speaker.rs`: the active speaker from RFC 6464 audio levels.
+//!   transport, one m-line per forwarded track), ICE restarts;
+//! - `forward.rs`: RTP from a send transport to the subscribers' receive transports, with
+//!   sequence numbers that keep the publisher's gaps (`seq.rs`);
+//! - `speaker.rs`: the active speaker from RFC 6464 audio levels;
+//! - `resume.rs`: participants whose signalling was lost, `resume`, `restartIce`;
+//! - `limits.rs`: the tunables ([`SfuConfig`]) and timeouts, token buckets.
 
 mod forward;
+mod limits;
+mod messages;
 mod negotiation;
 mod permissions;
+mod resume;
 mod rooms;
+mod seq;
 mod speaker;
 #[cfg(test)]
 mod tests;
@@ -34,13 +43,22 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use daily_proto::{ClientMessage, ServerMessage, SubscriptionRules};
+use str0m::format::Codec;
+use str0m::media::Pt;
 use str0m::net::{Protocol, Receive, Transmit};
 use str0m::{Input, RtcConfig};
 
 use crate::auth::Grant;
 use rooms::{Participant, Room};
-use transport::{Outq, Side, TIMERS_REBUILD_MIN};
+use transport::{Inbound, Outq, Side, TIMERS_REBUILD_MIN};
 
+// Re-exported by the crate (and `SfuConfig` carried by `ServerConfig`) once the server's
+// configuration is merged with the edge work; until then only the shell's two are used.
+#[allow(unused_imports)]
+pub use limits::{
+    APP_MESSAGE_BURST, APP_MESSAGES_PER_SECOND, DEAD_MEDIA_GRACE, PING_INTERVAL, RateLimit,
+    SIGNALLING_TIMEOUT, SfuConfig, UPDATE_BURST, UPDATES_PER_SECOND,
+};
 pub(crate) use transport::rtc_config;
 
 /// Identifies one signalling connection (and the participant it becomes).
@@ -75,8 +93,10 @@ pub(crate) enum Command {
     EndRoom { room: String, reason: String },
     /// A joined connection sent a message (anything after `join`).
     Message { conn: ConnId, msg: ClientMessage },
-    /// The connection closed (socket closed, error, or after a fatal error).
-    Closed { conn: ConnId },
+    /// The connection closed. `clean`: by a close frame, a protocol violation or the server
+    /// itself (the participant leaves now); otherwise it was lost (EOF, socket error, ping
+    /// timeout) and the participant is kept for a `resume` (`resume.rs`).
+    Closed { conn: ConnId, clean: bool },
 }
 
 /// What the core tells a signalling connection.
@@ -129,10 +149,29 @@ pub(crate) struct Sfu {
     /// `out.timers` is rebuilt from the transports when it grows past this many entries.
     rebuild_at: usize,
     stats: SfuStats,
+    /// The Opus payload type of every receive transport (the server offers it, the answer
+    /// keeps it).
+    opus_pt: Pt,
+    /// Scratch for the forwarding path, kept across calls so it allocates nothing in steady
+    /// state: packets of one drain, `(subscriber, slot, packet)` targets, audio levels, and
+    /// what draining a receive transport yields (nothing: it only sends).
+    inbound: Vec<Inbound>,
+    fwd_targets: Vec<(ConnId, usize, usize)>,
+    fwd_levels: Vec<i8>,
+    scratch_media: Vec<Inbound>,
+    config: SfuConfig,
+    /// Participants whose signalling is gone, waiting for a `resume` (few: a list).
+    detached: Vec<ConnId>,
 }
 
 impl Sfu {
-    pub(crate) fn new(udp_addr: SocketAddr, rtc_config: RtcConfig) -> Self {
+    pub(crate) fn new(udp_addr: SocketAddr, mut rtc_config: RtcConfig) -> Self {
+        let opus_pt = rtc_config
+            .codec_config()
+            .params()
+            .iter()
+            .find(|p| p.spec().codec == Codec::Opus)
+            .map_or(Pt::from(111), |p| p.pt());
         Sfu {
             udp_addr,
             rtc_config,
@@ -144,7 +183,21 @@ impl Sfu {
             due: Vec::new(),
             rebuild_at: TIMERS_REBUILD_MIN,
             stats: SfuStats::default(),
+            opus_pt,
+            inbound: Vec::new(),
+            fwd_targets: Vec::new(),
+            fwd_levels: Vec::new(),
+            scratch_media: Vec::new(),
+            config: SfuConfig::default(),
+            detached: Vec::new(),
         }
+    }
+
+    /// Replaces the default [`SfuConfig`] (resume grace, rate limits).
+    #[cfg_attr(not(test), allow(dead_code))] // Wired from `ServerConfig` by `lib.rs` (pending).
+    pub(crate) fn with_config(mut self, config: SfuConfig) -> Self {
+        self.config = config;
+        self
     }
 
     pub(crate) fn stats(&self) -> SfuStats {
@@ -167,18 +220,19 @@ impl Sfu {
         self.out.transmits.pop_front()
     }
 
-    /// Earliest deadline of any live transport.
+    /// Earliest deadline of any live transport or detached participant.
     pub(crate) fn poll_timeout(&mut self) -> Option<Instant> {
         if self.out.timers.len() > self.rebuild_at {
             self.rebuild_timers();
         }
+        let detached = self.detached_deadline();
         while let Some(&Reverse((at, conn, side))) = self.out.timers.peek() {
             if self.is_scheduled(at, conn, side) {
-                return Some(at);
+                return Some(detached.map_or(at, |d| d.min(at)));
             }
             self.out.timers.pop();
         }
-        None
+        detached
     }
 
     pub(crate) fn handle_command(&mut self, now: Instant, cmd: Command) {
@@ -201,7 +255,7 @@ impl Sfu {
             ),
             Command::EndRoom { room, reason } => self.end_room(now, &room, &reason),
             Command::Message { conn, msg } => self.message(now, conn, msg),
-            Command::Closed { conn } => self.remove(now, conn, false),
+            Command::Closed { conn, clean } => self.closed(now, conn, clean),
         }
         self.negotiate_all(now);
     }
@@ -262,14 +316,17 @@ impl Sfu {
         else {
             return;
         };
+        t.last_heard = now;
         if let Err(e) = t.rtc.handle_input(input) {
             tracing::debug!(error = %e, %source, "datagram rejected");
         }
-        let mut media = Vec::new();
+        let mut media = std::mem::take(&mut self.inbound);
         t.drain(now, &mut self.out, &mut media);
         if side == Side::Send {
-            self.forward(now, conn, media);
+            self.forward(now, conn, &mut media);
         }
+        media.clear();
+        self.inbound = media;
     }
 
     /// Drives every transport whose deadline passed (taken from the deadline heap, not by a
@@ -301,12 +358,15 @@ impl Sfu {
             if let Err(e) = t.rtc.handle_input(Input::Timeout(now)) {
                 tracing::debug!(error = %e, "timeout handling failed");
             }
-            let mut media = Vec::new();
+            let mut media = std::mem::take(&mut self.inbound);
             t.drain(now, &mut self.out, &mut media);
             if side == Side::Send {
-                self.forward(now, conn, media);
+                self.forward(now, conn, &mut media);
             }
+            media.clear();
+            self.inbound = media;
         }
         self.due = due;
+        self.expire_detached(now);
     }
 }

@@ -6,11 +6,14 @@
 
 use std::time::Instant;
 
-use daily_proto::{ForwardedTrack, MediaInfo, PublishedTrack, ServerMessage, TrackSource};
+use daily_proto::{
+    ForwardedTrack, MAX_TRACK_NAME_BYTES, MediaInfo, PublishedTrack, ServerMessage, TrackSource,
+};
 use str0m::change::{SdpAnswer, SdpOffer};
-use str0m::media::{Direction, MediaData, MediaKind, Mid};
+use str0m::media::{Direction, MediaKind, Mid};
 
-use super::transport::Side;
+use super::seq::SeqMap;
+use super::transport::{Inbound, Side};
 use super::{ConnId, MAX_TRACKS_PER_PARTICIPANT, Sfu};
 
 /// A forwarded track: `(publisher, published track)`.
@@ -29,6 +32,8 @@ pub(super) struct Slot {
     pub(super) live: bool,
     /// The m-line exists in the negotiated session (it can be reused when free).
     negotiated: bool,
+    /// Our sequence numbers on this m-line's stream, following the publisher's gaps.
+    pub(super) seq: SeqMap,
 }
 
 impl Sfu {
@@ -120,7 +125,16 @@ impl Sfu {
             let receiving = transport.rtc.media(mid).is_some_and(|m| {
                 m.kind() == MediaKind::Audio && *m.mid() == *t.mid && m.direction().is_receiving()
             });
-            if !receiving {
+            let long_name = match &t.source {
+                TrackSource::CustomAudio { track_name } => track_name.len() > MAX_TRACK_NAME_BYTES,
+                TrackSource::Microphone => false,
+            };
+            if long_name {
+                problems.push(format!(
+                    "track {:?}: trackName longer than {MAX_TRACK_NAME_BYTES} bytes",
+                    t.track_id
+                ));
+            } else if !receiving {
                 problems.push(format!(
                     "track {:?}: no sending audio m-line with mid {:?}",
                     t.track_id, t.mid
@@ -159,7 +173,7 @@ impl Sfu {
         now: Instant,
         conn: ConnId,
         accepted: Vec<(Mid, PublishedTrack)>,
-        media: Vec<MediaData>,
+        mut media: Vec<Inbound>,
     ) {
         let Some(p) = self.parts.get_mut(&conn) else {
             return;
@@ -172,7 +186,7 @@ impl Sfu {
         if changed {
             self.mark_room_dirty(conn);
         }
-        self.forward(now, conn, media);
+        self.forward(now, conn, &mut media);
     }
 
     /// Recomputes the media part of `conn`'s info from what it publishes and may send (a
@@ -252,7 +266,7 @@ impl Sfu {
         let dirty: Vec<ConnId> = self
             .parts
             .iter()
-            .filter(|(_, p)| p.needs_negotiation && p.pending.is_none())
+            .filter(|(_, p)| p.needs_negotiation && (p.pending.is_none() || p.reoffer))
             .map(|(c, _)| *c)
             .collect();
         for conn in dirty {
@@ -303,11 +317,35 @@ impl Sfu {
         if let Some(f) = fresh {
             p.recv = Some(f);
         }
-        let Some(t) = p.recv.as_mut() else { return };
+        let Some(t) = p.recv.as_mut() else {
+            p.restart_ice = false;
+            return;
+        };
         if !t.rtc.is_alive() {
             return;
         }
+        // Send what is queued first (str0m sends written packets on its next timeout): a
+        // packet forwarded while the track was still wanted would otherwise be dropped with
+        // the m-line's direction change, a gap in its sequence numbers at the switch.
+        if let Err(e) = t.rtc.handle_input(str0m::Input::Timeout(now)) {
+            tracing::debug!(error = %e, "timeout handling failed");
+        }
+        let mut media = Vec::new();
+        t.drain(now, &mut self.out, &mut media);
         let mut api = t.rtc.sdp_api();
+        if p.reoffer {
+            // The outstanding offer was lost with a connection (`resume.rs`): its changes
+            // are offered again with the new ones.
+            p.reoffer = false;
+            if let Some(pending) = p.pending.take() {
+                api.merge(pending);
+            }
+        }
+        if p.restart_ice {
+            p.restart_ice = false;
+            // Our one host candidate stays what it is; only the credentials change.
+            api.ice_restart(true);
+        }
         let mut freed = Vec::new();
         for s in &mut p.slots {
             if let Some(k) = &s.track
@@ -315,6 +353,7 @@ impl Sfu {
             {
                 s.track = None;
                 s.live = false;
+                s.seq.new_source();
                 if s.negotiated {
                     api.set_direction(s.mid, Direction::Inactive);
                 }
@@ -333,6 +372,7 @@ impl Sfu {
                 api.set_direction(s.mid, Direction::SendOnly);
                 s.track = Some(key);
                 s.live = false;
+                s.seq.new_source();
             } else {
                 let mid = api.add_media(
                     MediaKind::Audio,
@@ -346,6 +386,7 @@ impl Sfu {
                     track: Some(key),
                     live: false,
                     negotiated: false,
+                    seq: SeqMap::new(initial_seq()),
                 });
             }
         }
@@ -390,4 +431,9 @@ impl Sfu {
             },
         );
     }
+}
+
+/// A random first sequence number for a new outgoing stream (RFC 3550 section 5.1).
+fn initial_seq() -> u16 {
+    uuid::Uuid::new_v4().as_u128() as u16
 }

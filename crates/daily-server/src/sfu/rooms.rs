@@ -4,13 +4,15 @@
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use daily_proto::{
-    ClientMessage, LeftReason, MAX_APP_MESSAGE_BYTES, MediaInfo, ParticipantInfo, Permissions,
-    PublishedTrack, ServerMessage, SubscriptionRules,
+    LeftReason, MediaInfo, ParticipantInfo, Permissions, PublishedTrack, ServerMessage,
+    SubscriptionRules,
 };
 use str0m::change::SdpPendingOffer;
 use str0m::media::Mid;
 
+use super::limits::Bucket;
 use super::negotiation::Slot;
+use super::resume::new_resume_token;
 use super::transport::Transport;
 use super::{ConnId, MAX_PARTICIPANTS_PER_ROOM, MAX_USER_NAME_BYTES, Sfu};
 use crate::auth::Grant;
@@ -33,6 +35,17 @@ pub(super) struct Participant {
     /// last updated, for the active speaker.
     pub(super) loudness: f32,
     pub(super) loud_at: Option<Instant>,
+    /// The secret `joined` gave, for `resume` (`resume.rs`).
+    pub(super) resume_token: String,
+    /// When its signalling connection dropped without `leave`; `None` while attached.
+    pub(super) detached_at: Option<Instant>,
+    /// `restartIce` asked for: the next subscribe offer restarts ICE.
+    pub(super) restart_ice: bool,
+    /// The outstanding subscribe offer was lost with a connection: offer again (merged).
+    pub(super) reoffer: bool,
+    /// Rate limits (`limits.rs`): app messages, participant updates.
+    pub(super) app_bucket: Bucket,
+    pub(super) update_bucket: Bucket,
 }
 
 impl Participant {
@@ -43,7 +56,7 @@ impl Participant {
 }
 
 pub(super) struct Room {
-    session_id: String,
+    pub(super) session_id: String,
     /// Participants in join order.
     pub(super) members: Vec<ConnId>,
     /// The active speaker (RFC 6464 levels), kept through silence.
@@ -117,6 +130,7 @@ impl Sfu {
             .filter(|p| p.visible())
             .map(|p| p.info.clone())
             .collect();
+        let resume_token = new_resume_token();
         self.signals.send(
             conn,
             ServerMessage::Joined {
@@ -124,7 +138,7 @@ impl Sfu {
                 session_id: room.session_id.clone(),
                 participant: info.clone(),
                 participants: others,
-                resume_token: None,
+                resume_token: Some(resume_token.clone()),
             },
         );
         if info.permissions.has_presence {
@@ -167,6 +181,12 @@ impl Sfu {
                 rules: subscriptions,
                 loudness: 0.0,
                 loud_at: None,
+                resume_token,
+                detached_at: None,
+                restart_ice: false,
+                reoffer: false,
+                app_bucket: Bucket::new(self.config.app_messages),
+                update_bucket: Bucket::new(self.config.updates),
             },
         );
         self.send_counts(&room_name);
@@ -222,57 +242,6 @@ impl Sfu {
             .find(|c| self.parts.get(c).is_some_and(|p| p.info.id == id))
     }
 
-    fn app_message(
-        &mut self,
-        conn: ConnId,
-        request_id: u64,
-        data: serde_json::Value,
-        to: Option<String>,
-    ) {
-        let Some(p) = self.parts.get(&conn) else {
-            return;
-        };
-        let size = serde_json::to_string(&data).map_or(usize::MAX, |t| t.len());
-        if size > MAX_APP_MESSAGE_BYTES {
-            return self.reply(
-                conn,
-                request_id,
-                Some(format!(
-                    "app message of {size} bytes exceeds the limit of {MAX_APP_MESSAGE_BYTES} bytes"
-                )),
-            );
-        }
-        let msg = ServerMessage::AppMessage {
-            data,
-            from: p.info.id.clone(),
-        };
-        let room = p.room.clone();
-        match to {
-            Some(id) => match self.find_in_room(&room, &id) {
-                Some(c) if c != conn && self.parts.get(&c).is_some_and(|o| o.visible()) => {
-                    self.signals.send(c, msg);
-                }
-                _ => {
-                    return self.reply(
-                        conn,
-                        request_id,
-                        Some(format!("no participant {id:?} in this call")),
-                    );
-                }
-            },
-            None => {
-                if let Some(r) = self.rooms.get(&room) {
-                    for c in r.members.iter().filter(|c| **c != conn) {
-                        if self.parts.contains_key(c) {
-                            self.signals.send(*c, msg.clone());
-                        }
-                    }
-                }
-            }
-        }
-        self.reply(conn, request_id, None);
-    }
-
     /// Sends a fatal error, closes the connection and removes the participant.
     pub(super) fn fatal(&mut self, now: Instant, conn: ConnId, message: String) {
         if let Some(p) = self.parts.get(&conn) {
@@ -280,59 +249,6 @@ impl Sfu {
             self.refuse(conn, message);
         }
         self.remove(now, conn, false);
-    }
-
-    pub(super) fn message(&mut self, now: Instant, conn: ConnId, msg: ClientMessage) {
-        if !self.parts.contains_key(&conn) {
-            return; // Already removed (e.g. after a fatal error); the socket is closing.
-        }
-        match msg {
-            ClientMessage::Join { .. } => {
-                self.fatal(now, conn, "unexpected join: already joined".into())
-            }
-            ClientMessage::PublishOffer { sdp, tracks } => {
-                self.publish_offer(now, conn, sdp, tracks)
-            }
-            ClientMessage::SubscribeAnswer { sdp } => self.subscribe_answer(now, conn, sdp),
-            ClientMessage::SetUserName { user_name } => {
-                if user_name.len() > MAX_USER_NAME_BYTES {
-                    return self.fatal(
-                        now,
-                        conn,
-                        format!("userName longer than {MAX_USER_NAME_BYTES} bytes"),
-                    );
-                }
-                if let Some(p) = self.parts.get_mut(&conn) {
-                    p.info.user_name = user_name;
-                }
-                self.broadcast_update(conn);
-            }
-            ClientMessage::Leave => self.remove(now, conn, true),
-            ClientMessage::AppMessage {
-                request_id,
-                data,
-                to,
-            } => self.app_message(conn, request_id, data, to),
-            ClientMessage::SetSubscriptions { request_id, rules } => {
-                if let Some(p) = self.parts.get_mut(&conn)
-                    && p.rules != rules
-                {
-                    p.rules = rules;
-                    p.needs_negotiation = true;
-                }
-                self.reply(conn, request_id, None);
-            }
-            ClientMessage::UpdatePermissions {
-                request_id,
-                participant_id,
-                permissions,
-            } => self.update_permissions(now, conn, request_id, participant_id, permissions),
-            ClientMessage::Eject {
-                request_id,
-                participant_ids,
-            } => self.eject(now, conn, request_id, participant_ids),
-            other => self.fatal(now, conn, format!("unsupported message {other:?}")),
-        }
     }
 
     /// Sends `participantUpdated` for `conn` to everybody in its room, itself included.
@@ -361,6 +277,7 @@ impl Sfu {
         let Some(mut p) = self.parts.remove(&conn) else {
             return;
         };
+        self.detached.retain(|c| *c != conn);
         if reply_left {
             self.signals.send(conn, ServerMessage::Left);
             self.signals.close(conn);
@@ -427,7 +344,13 @@ impl Sfu {
 
     /// Tells `conn` its call ended (`callEnded`, then the socket closes) and disconnects its
     /// transports.
-    pub(super) fn end_call_of(&mut self, now: Instant, conn: ConnId, p: &mut Participant, reason: &str) {
+    pub(super) fn end_call_of(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        p: &mut Participant,
+        reason: &str,
+    ) {
         self.signals.send(
             conn,
             ServerMessage::CallEnded {

@@ -6,8 +6,9 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use str0m::media::MediaData;
+use str0m::media::Mid;
 use str0m::net::Transmit;
+use str0m::rtp::RtpPacket;
 use str0m::{Candidate, Event, IceConnectionState, Output, Rtc, RtcConfig};
 
 use super::rooms::Participant;
@@ -30,9 +31,20 @@ pub(crate) fn rtc_config() -> Option<RtcConfig> {
             // Receiver reports every second (str0m's audio default is 5 s) so a client's
             // 2 s network stats (send loss, RTT from LSR/DLSR) are never stale; a report is
             // ~50 bytes, far below RFC 3550 section 6.2's 5 % of an Opus stream.
-            .set_rtcp_report_interval_audio(Duration::from_secs(1)),
+            .set_rtcp_report_interval_audio(Duration::from_secs(1))
+            // RTP mode: packets in (`Event::RtpPacket`), packets out (`StreamTx::write_rtp`),
+            // with our own sequence numbers (`forward.rs`). str0m's frame mode renumbers
+            // every outgoing stream contiguously, which hid upstream loss from receivers (a
+            // gap became a timestamp jump their jitter buffers took for silence, so they skipped
+            // audio instead of concealing it, and reported no loss: issue 16); and its
+            // depacketizer held packets back behind a gap waiting for a retransmission that
+            // Opus never gets. Each packet is forwarded the moment it is decrypted.
+            .set_rtp_mode(true),
     )
 }
+
+/// A media packet a send transport received, with the m-line it arrived on.
+pub(super) type Inbound = (Mid, RtpPacket);
 
 /// Which of a participant's two peer connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -53,6 +65,12 @@ pub(super) struct Transport {
     /// The deadline [`Outq::timers`] holds a live entry for (`None` once that entry was
     /// taken by [`Sfu::handle_timeout`], so the next drain schedules again).
     pub(super) scheduled: Option<Instant>,
+    /// When a datagram (STUN, DTLS, RTP or RTCP) last arrived from the peer (its creation
+    /// until one does). A detached participant whose transports all fell silent is dead
+    /// (`resume.rs`): every client sends something each second or so (RTCP reports, ICE
+    /// consent checks, RFC 7675), so silence is a better sign than str0m's ICE state, which
+    /// turns `Disconnected` only after its binding retransmits run out (about 24 s, measured).
+    pub(super) last_heard: Instant,
 }
 
 /// What draining a transport produces besides media: datagrams to send and its next deadline.
@@ -69,7 +87,7 @@ pub(super) struct Outq {
 impl Transport {
     /// Drains `poll_output` to `Timeout`: datagrams go to `out`, media to `media`, and the new
     /// deadline is scheduled in `out.timers` if it changed.
-    pub(super) fn drain(&mut self, now: Instant, out: &mut Outq, media: &mut Vec<MediaData>) {
+    pub(super) fn drain(&mut self, now: Instant, out: &mut Outq, media: &mut Vec<Inbound>) {
         self.drain_output(now, &mut out.transmits, media);
         if self.scheduled != Some(self.timeout) {
             self.scheduled = Some(self.timeout);
@@ -82,7 +100,7 @@ impl Transport {
         &mut self,
         now: Instant,
         out: &mut VecDeque<Transmit>,
-        media: &mut Vec<MediaData>,
+        media: &mut Vec<Inbound>,
     ) {
         // Bounded: str0m returns Timeout once it has nothing left; the cap only guards a bug.
         for _ in 0..100_000 {
@@ -97,7 +115,18 @@ impl Transport {
                 }
                 Ok(Output::Transmit(t)) => out.push_back(t),
                 Ok(Output::Event(e)) => match e {
-                    Event::MediaData(d) => media.push(d),
+                    Event::RtpPacket(p) => {
+                        // Looked up per packet: a BUNDLE stream is bound to its m-line by
+                        // str0m (SSRC, or the mid header extension) before it emits one.
+                        let mid = self
+                            .rtc
+                            .direct_api()
+                            .stream_rx(&p.header.ssrc)
+                            .map(|s| s.mid());
+                        if let Some(mid) = mid {
+                            media.push((mid, p));
+                        }
+                    }
                     Event::IceConnectionStateChange(s) => {
                         tracing::debug!(state = ?s, "ICE state");
                         if s == IceConnectionState::Disconnected {
@@ -177,6 +206,7 @@ impl Sfu {
             conn,
             side,
             scheduled: Some(now),
+            last_heard: now,
         }
     }
 }

@@ -23,6 +23,8 @@ use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
 
 use crate::auth::Grant;
+
+mod outage;
 use crate::sfu::{Command, ConnId, Outbound, Sfu};
 
 /// One Opus frame: 20 ms at 48 kHz.
@@ -42,7 +44,7 @@ pub(super) struct Received {
     pub mid: Mid,
     /// RTP time at 48 kHz, as str0m extends it.
     pub rtp_time: u64,
-    /// RTP sequence number of the (single) packet, as the SFU wrote it.
+    /// RTP sequence number (extended), as the SFU wrote it.
     pub seq: u64,
     pub payload: Vec<u8>,
     pub audio_level: Option<i8>,
@@ -55,14 +57,26 @@ pub(super) struct Peer {
     timeout: Instant,
     pub connected: bool,
     pub received: Vec<Received>,
+    /// Fraction lost of each receiver report this peer sent (its receive side), in order.
+    pub loss_reported: Vec<f32>,
+    /// Cumulative packets lost, from the last receiver report this peer got about what it
+    /// sends (its send side: the SFU's view of the upstream leg).
+    pub lost_at_far_end: Option<u64>,
+    /// RTP datagrams delivered to this peer.
+    pub rtp_in: u64,
 }
 
 impl Peer {
-    fn new(now: Instant, addr: SocketAddr) -> Peer {
+    /// A peer at `addr`; `rtp_mode` for a receive transport, which then records RTP packets
+    /// as they arrive, as a jitter buffer sees them (str0m's frame mode would reorder and
+    /// depacketize first).
+    fn new(now: Instant, addr: SocketAddr, rtp_mode: bool) -> Peer {
         let mut rtc = RtcConfig::new()
+            .set_rtp_mode(rtp_mode)
             .set_crypto_provider(Arc::new(str0m::crypto::from_feature_flags()))
             .clear_codecs()
             .enable_opus(true, false)
+            .set_stats_interval(Some(Duration::from_secs(1)))
             .build(now);
         rtc.add_local_candidate(Candidate::host(addr, "udp").expect("host candidate"));
         Peer {
@@ -71,6 +85,9 @@ impl Peer {
             timeout: now,
             connected: false,
             received: Vec::new(),
+            loss_reported: Vec::new(),
+            lost_at_far_end: None,
+            rtp_in: 0,
         }
     }
 
@@ -95,6 +112,30 @@ impl Peer {
                     payload: d.data.to_vec(),
                     audio_level: d.ext_vals.audio_level,
                 }),
+                Output::Event(Event::RtpPacket(p)) => {
+                    let mid = self
+                        .rtc
+                        .direct_api()
+                        .stream_rx(&p.header.ssrc)
+                        .map(|s| s.mid());
+                    self.received.push(Received {
+                        mid: mid.expect("a packet of a known stream"),
+                        rtp_time: p.time.rebase(Frequency::FORTY_EIGHT_KHZ).numer(),
+                        seq: *p.seq_no,
+                        payload: p.payload.to_vec(),
+                        audio_level: p.header.ext_vals.audio_level,
+                    });
+                }
+                Output::Event(Event::MediaIngressStats(s)) => {
+                    if let Some(l) = s.loss {
+                        self.loss_reported.push(l);
+                    }
+                }
+                Output::Event(Event::MediaEgressStats(s)) => {
+                    if let Some(r) = s.remote {
+                        self.lost_at_far_end = Some(r.packets_lost);
+                    }
+                }
                 Output::Event(_) => {}
             }
         }
@@ -135,6 +176,16 @@ pub(super) struct Client {
     talk: Option<Talk>,
     /// Frames written so far; frame `n` carries [`payload`]`(index, n)` at RTP time `n * FRAME`.
     pub frames_sent: u64,
+    /// From `joined`: for a `resume`.
+    pub room: String,
+    pub session_id: String,
+    pub resume_token: String,
+    /// Its signalling connection is down (messages for it are lost, as the shell drops them).
+    pub detached: bool,
+    /// The SDP of the last `subscribeOffer`.
+    pub last_offer: String,
+    /// Its network is cut: every datagram to or from its transports is lost.
+    pub cut: bool,
 }
 
 /// The payload of frame `n` of client `index`: an Opus TOC byte (config 31, 20 ms CELT FB) and
@@ -164,6 +215,14 @@ pub(super) struct World {
     to_sfu: VecDeque<(ConnId, ClientMessage)>,
     /// The instant timers were last fired at (to move on when a deadline does not).
     fired_at: Option<Instant>,
+    /// Per client index: drop every n-th RTP packet its send transport sends to the SFU
+    /// (loss on the upstream leg only), and how many of its RTP packets went so far.
+    upstream_drop: Vec<(usize, u64, u64)>,
+    /// RTP packets dropped by `upstream_drop`.
+    pub dropped: u64,
+    /// Real (not virtual) time spent inside the SFU's `handle_udp` and `handle_timeout`: what
+    /// the forwarding cost measurements (`perf.rs`) divide by the frames forwarded.
+    pub sfu_busy: Duration,
 }
 
 impl World {
@@ -176,6 +235,9 @@ impl World {
             net: VecDeque::new(),
             to_sfu: VecDeque::new(),
             fired_at: None,
+            sfu_busy: Duration::ZERO,
+            upstream_drop: Vec::new(),
+            dropped: 0,
         }
     }
 
@@ -206,8 +268,8 @@ impl World {
         self.clients.push(Client {
             conn,
             id: String::new(),
-            send: Peer::new(self.now, (host, 5000).into()),
-            recv: Peer::new(self.now, (host, 5001).into()),
+            send: Peer::new(self.now, (host, 5000).into(), false),
+            recv: Peer::new(self.now, (host, 5001).into(), true),
             pending_publish: None,
             inbox: Vec::new(),
             tracks: Vec::new(),
@@ -216,6 +278,12 @@ impl World {
             mic: None,
             talk: None,
             frames_sent: 0,
+            room: room.to_owned(),
+            session_id: String::new(),
+            resume_token: String::new(),
+            detached: false,
+            last_offer: String::new(),
+            cut: false,
         });
         self.sfu.handle_command(
             self.now,
@@ -230,11 +298,21 @@ impl World {
         );
         self.settle();
         let joined = self.clients[index].inbox.iter().find_map(|m| match m {
-            ServerMessage::Joined { participant, .. } => Some(participant.id.clone()),
+            ServerMessage::Joined {
+                participant,
+                session_id,
+                resume_token,
+                ..
+            } => Some((
+                participant.id.clone(),
+                session_id.clone(),
+                resume_token.clone().unwrap_or_default(),
+            )),
             _ => None,
         });
-        if let Some(id) = joined {
-            self.clients[index].id = id;
+        if let Some((id, session_id, token)) = joined {
+            let c = &mut self.clients[index];
+            (c.id, c.session_id, c.resume_token) = (id, session_id, token);
         }
         index
     }
@@ -342,7 +420,9 @@ impl World {
     fn fire(&mut self) {
         let now = self.now;
         if self.sfu.poll_timeout().is_some_and(|t| t <= now) {
+            let t0 = Instant::now();
             self.sfu.handle_timeout(now);
+            self.sfu_busy += t0.elapsed();
         }
         for (index, c) in self.clients.iter_mut().enumerate() {
             for peer in [&mut c.send, &mut c.recv] {
@@ -384,11 +464,43 @@ impl World {
         }
     }
 
+    /// Drops every `every`-th RTP packet client `index` sends to the SFU (RTCP, STUN and DTLS
+    /// pass), from now on.
+    pub fn drop_upstream_rtp(&mut self, index: usize, every: u64) {
+        self.upstream_drop.push((index, every, 0));
+    }
+
     /// Hands one datagram to whoever is at its destination (the SFU or a client's peer).
     fn deliver(&mut self, d: Datagram) {
+        let cut = self.clients.iter().any(|c| {
+            c.cut
+                && [c.send.addr, c.recv.addr]
+                    .iter()
+                    .any(|a| *a == d.source || *a == d.destination)
+        });
+        if cut {
+            return;
+        }
+        // RFC 5761 section 4: RTP and RTCP share the port; RTCP's packet types are 192-223.
+        let rtp = d.contents.len() > 12
+            && d.contents[0] & 0xc0 == 0x80
+            && !(192..=223).contains(&d.contents[1]);
+        if d.destination == SFU_ADDR && rtp {
+            for (index, every, seen) in &mut self.upstream_drop {
+                if self.clients[*index].send.addr == d.source {
+                    *seen += 1;
+                    if *seen % *every == 0 {
+                        self.dropped += 1;
+                        return;
+                    }
+                }
+            }
+        }
         if d.destination == SFU_ADDR {
+            let t0 = Instant::now();
             self.sfu
                 .handle_udp(self.now, d.source, d.destination, &d.contents);
+            self.sfu_busy += t0.elapsed();
             return;
         }
         let peer = self
@@ -399,6 +511,9 @@ impl World {
         let Some(peer) = peer else {
             return; // Nobody there (a client that left): the datagram is lost, as on a network.
         };
+        if rtp {
+            peer.rtp_in += 1;
+        }
         let input = Input::Receive(
             self.now,
             Receive {
@@ -446,6 +561,9 @@ impl World {
             panic!("signalling for unknown connection {conn}");
         };
         assert!(!c.closed, "message after close for client {}", c.id);
+        if c.detached {
+            return; // No route: the shell drops it; `resumed` carries what matters.
+        }
         let msg = match out {
             Outbound::Close => {
                 c.closed = true;
@@ -478,6 +596,7 @@ impl World {
                     .accept_offer(offer)
                     .expect("subscribeOffer accepted");
                 c.recv.drain(&mut self.net);
+                c.last_offer = sdp;
                 c.tracks = tracks;
                 c.subscribe_offers += 1;
                 self.to_sfu.push_back((

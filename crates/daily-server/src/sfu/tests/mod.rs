@@ -2,6 +2,8 @@
 //! socket, no sleep, no runtime. Each test is seconds of call in a fraction of a second of CPU.
 
 mod harness;
+mod perf;
+mod resume;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -165,6 +167,9 @@ fn unsubscribing_stops_forwarding_and_resubscribing_resumes_it() {
     )));
     assert_eq!(w.clients[b].subscribe_offers, 2);
     assert!(w.clients[b].tracks.is_empty(), "{:?}", w.clients[b].tracks);
+    // A frame forwarded before the change may still be on its way.
+    w.run_for(Duration::ZERO);
+    let before = frames(&w, b).len();
     let sent = w.clients[a].frames_sent;
     w.run_for(Duration::from_secs(1));
     assert!(w.clients[a].frames_sent >= sent + 45, "A keeps sending");
@@ -256,6 +261,8 @@ fn revoking_can_send_stops_forwarding_and_shows_the_track_off() {
         assert_eq!(last, Some(false), "client {c} sees A's microphone off");
     }
     assert!(w.clients[b].tracks.is_empty(), "{:?}", w.clients[b].tracks);
+    // A frame forwarded before the change may still be on its way.
+    w.run_for(Duration::ZERO);
     let (b_before, o_before) = (frames(&w, b).len(), frames(&w, o).len());
     let sent = w.clients[a].frames_sent;
     w.run_for(Duration::from_secs(1));
@@ -357,5 +364,53 @@ fn a_refused_join_is_answered_through_poll_signal() {
             .inbox
             .iter()
             .all(|m| !matches!(m, ServerMessage::ParticipantJoined { .. }))
+    );
+}
+
+#[test]
+fn loss_upstream_stays_visible_to_receivers() {
+    let mut w = World::new();
+    let a = w.join("room", "alice");
+    w.publish_mic(a);
+    w.talk(a, Some(-30));
+    let b = w.join("room", "bob");
+    w.run_for(Duration::from_secs(1));
+    // 10 % loss between A and the SFU only.
+    w.drop_upstream_rtp(a, 10);
+    w.run_for(Duration::from_secs(5));
+    w.talk(a, None);
+    // Long enough for a last receiver report each way (every second).
+    w.run_for(Duration::from_millis(1500));
+    assert!(w.dropped >= 20, "dropped {}", w.dropped);
+
+    // B's sequence numbers advance exactly as A's frames do: each frame lost upstream is a
+    // missing sequence number at B, not a contiguous stream with a timestamp jump.
+    let got = frames(&w, b);
+    let seqs: Vec<u64> = w.clients[b].recv.received.iter().map(|r| r.seq).collect();
+    assert!(got.len() > 200, "received {}", got.len());
+    let offset = seqs[0] as i64 - got[0].1 as i64;
+    for ((_, n), seq) in got.iter().zip(&seqs) {
+        assert_eq!(
+            *seq as i64 - *n as i64,
+            offset,
+            "frame {n} at sequence number {seq}"
+        );
+    }
+    let span = got.last().unwrap().1 - got[0].1 + 1;
+    let missing = span - got.len() as u64;
+    assert!(
+        missing + 2 >= w.dropped && missing <= w.dropped,
+        "{missing} gaps at B for {} packets dropped upstream",
+        w.dropped
+    );
+    // B's receiver reports count the loss (RFC 3550 fraction lost, about 10 %)...
+    let rr = &w.clients[b].recv.loss_reported;
+    assert!(rr.iter().any(|l| *l > 0.05), "B reported loss {rr:?}");
+    // ...and so do the SFU's reports to A, which is what turns A's Opus FEC on.
+    let lost = w.clients[a].send.lost_at_far_end.unwrap_or(0);
+    assert!(
+        lost + 1 >= w.dropped && lost <= w.dropped,
+        "SFU reported {lost} lost to A, {} dropped",
+        w.dropped
     );
 }
