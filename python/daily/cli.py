@@ -34,6 +34,12 @@ def main(argv: list[str] | None = None) -> int:
                      help="open TCP connections from one address (IPv6: /64); past it 429 (default 512)")
     lim.add_argument("--max-pending-joins", type=int, default=None, metavar="N",
                      help="signalling WebSockets not yet joined; past it 503 (default 256)")
+    lim.add_argument("--resume-grace", type=float, default=None, metavar="SECS",
+                     help="keep a participant whose signalling dropped without leave for SECS (default 60)")
+    lim.add_argument("--app-message-rate", type=int, default=None, metavar="N",
+                     help="app messages per second per participant, bursts of 2N; 0: no limit (default 20)")
+    lim.add_argument("--update-rate", type=int, default=None, metavar="N",
+                     help="participant updates per second per participant, bursts of 2N; 0: no limit (default 5)")
     args = p.parse_args(argv)
     api_key = args.api_key if args.api_key is not None else (os.environ.get("DAILY_API_KEY") or None)
     stop = threading.Event()
@@ -51,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
             max_connections=args.max_connections,
             max_connections_per_ip=args.max_connections_per_ip,
             max_pending_joins=args.max_pending_joins,
+            resume_grace=args.resume_grace,
+            app_message_rate=args.app_message_rate,
+            update_rate=args.update_rate,
         ).start()
     except (RuntimeError, ValueError) as e:
         print(f"daily-server: {e}", file=sys.stderr)

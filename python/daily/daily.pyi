@@ -442,6 +442,9 @@ class _RoomServer:
         max_connections: int | None = None,
         max_connections_per_ip: int | None = None,
         max_pending_joins: int | None = None,
+        resume_grace: float | None = None,
+        app_message_rate: int | None = None,
+        update_rate: int | None = None,
     ) -> _RoomServer: ...
     @property
     def url(self) -> str: ...

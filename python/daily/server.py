@@ -50,6 +50,12 @@ class RoomServer:
     :param max_connections_per_ip: open TCP connections from one address, IPv6 by /64 (past
         it: 429). Default 512.
     :param max_pending_joins: signalling WebSockets not yet joined (past it: 503). Default 256.
+    :param resume_grace: seconds a participant whose signalling dropped without ``leave`` is
+        kept, waiting for its client to resume the session. Default 60.
+    :param app_message_rate: app messages per second per participant, in bursts of twice that;
+        past it the sender's completion fails with "rate limited". 0: no limit. Default 20.
+    :param update_rate: participant updates (rename, subscriptions, permissions, eject) per
+        second per participant, bursts of twice that. 0: no limit. Default 5.
     :raises ValueError: for a host that is not an IP address, a port outside 0-65535, an
         unusable ``api_key``, a certificate or key that cannot be loaded, or a limit out of
         range (raised by ``start``).
@@ -69,6 +75,9 @@ class RoomServer:
         max_connections: int | None = None,
         max_connections_per_ip: int | None = None,
         max_pending_joins: int | None = None,
+        resume_grace: float | None = None,
+        app_message_rate: int | None = None,
+        update_rate: int | None = None,
     ) -> None:
         self._host = host
         self._port = port
@@ -81,6 +90,9 @@ class RoomServer:
             "max_connections": max_connections,
             "max_connections_per_ip": max_connections_per_ip,
             "max_pending_joins": max_pending_joins,
+            "resume_grace": resume_grace,
+            "app_message_rate": app_message_rate,
+            "update_rate": update_rate,
         }
         self._core: _RoomServer | None = None
 

@@ -19,7 +19,7 @@ impl _RoomServer {
     #[new]
     #[pyo3(signature = (host="127.0.0.1", port=0, api_key=None, *, tls_cert=None, tls_key=None,
         http_idle_timeout=None, join_timeout=None, max_connections=None, max_connections_per_ip=None,
-        max_pending_joins=None))]
+        max_pending_joins=None, resume_grace=None, app_message_rate=None, update_rate=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -33,6 +33,9 @@ impl _RoomServer {
         max_connections: Option<i64>,
         max_connections_per_ip: Option<i64>,
         max_pending_joins: Option<i64>,
+        resume_grace: Option<f64>,
+        app_message_rate: Option<i64>,
+        update_rate: Option<i64>,
     ) -> PyResult<Self> {
         let host: std::net::IpAddr = host.parse().map_err(|_| PyValueError::new_err(format!("host must be an IP address, got {host:?}")))?;
         if !(0..=65535).contains(&port) {
@@ -75,7 +78,24 @@ impl _RoomServer {
         if let Some(v) = max_pending_joins {
             limits.max_pending_joins = count("max_pending_joins", v)?;
         }
-        let config = daily_server::ServerConfig { host, port: port as u16, api_key, tls, limits };
+        let mut sfu = daily_server::SfuConfig::default();
+        if let Some(v) = resume_grace {
+            sfu.resume_grace = seconds("resume_grace", v)?;
+        }
+        let rate = |name: &str, v: i64| {
+            u32::try_from(v)
+                .ok()
+                .filter(|n| *n <= 1_000_000)
+                .map(|n| daily_server::RateLimit { per_second: n, burst: n.saturating_mul(2) })
+                .ok_or_else(|| PyValueError::new_err(format!("{name} must be 0 (no limit) to 1000000 per second, got {v}")))
+        };
+        if let Some(v) = app_message_rate {
+            sfu.app_messages = rate("app_message_rate", v)?;
+        }
+        if let Some(v) = update_rate {
+            sfu.updates = rate("update_rate", v)?;
+        }
+        let config = daily_server::ServerConfig { host, port: port as u16, api_key, tls, limits, sfu };
         // Under guard(): a panic in the server's start-up becomes RuntimeError, not PanicException.
         let server = crate::errors::guard(|| {
             py.detach(|| daily_server::RoomServer::start(config)).map_err(|e| match e {

@@ -65,7 +65,11 @@ pub use limits::{
 };
 pub use tls::TlsConfig;
 pub use rest::MAX_BODY_BYTES;
-pub use sfu::{MAX_PARTICIPANTS_PER_ROOM, MAX_TRACKS_PER_PARTICIPANT, MAX_USER_NAME_BYTES};
+pub use sfu::{
+    APP_MESSAGE_BURST, APP_MESSAGES_PER_SECOND, DEAD_MEDIA_GRACE, MAX_PARTICIPANTS_PER_ROOM, MAX_TRACKS_PER_PARTICIPANT,
+    MAX_USER_NAME_BYTES, PING_INTERVAL, RateLimit, SIGNALLING_TIMEOUT, SfuConfig, UPDATE_BURST, UPDATES_PER_SECOND,
+};
+pub use driver::MAX_QUEUED_PER_CONNECTION;
 
 /// How long shutdown waits for connections to flush `callEnded` and close.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
@@ -93,6 +97,9 @@ pub struct ServerConfig {
     pub tls: Option<TlsConfig>,
     /// Idle timeouts and connection caps (`docs/server-limits.md`).
     pub limits: Limits,
+    /// The SFU's tunables: the resume grace after a signalling outage and the rate limits on
+    /// app messages and participant updates (`docs/server-limits.md`).
+    pub sfu: SfuConfig,
 }
 
 impl Default for ServerConfig {
@@ -103,6 +110,7 @@ impl Default for ServerConfig {
             api_key: None,
             tls: None,
             limits: Limits::default(),
+            sfu: SfuConfig::default(),
         }
     }
 }
@@ -115,6 +123,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .field("tls", &self.tls)
             .field("limits", &self.limits)
+            .field("sfu", &self.sfu)
             .finish()
     }
 }
@@ -245,7 +254,7 @@ impl RoomServer {
             .map_err(bind_err(SocketKind::Udp, udp_want))?;
 
         let rtc_config = sfu::rtc_config().ok_or(ServerError::Certificate)?;
-        let core = sfu::Sfu::new(udp_addr, rtc_config);
+        let core = sfu::Sfu::new(udp_addr, rtc_config).with_config(config.sfu.clone());
         let api = Arc::new(rest::Api::new(api_key, format!("{scheme}://{local_addr}")));
 
         let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -36,6 +36,12 @@ limits (docs/server-limits.md):
   --max-connections-per-ip N open TCP connections from one address (IPv6: /64); past it 429
                              (default 512)
   --max-pending-joins N      signalling WebSockets not yet joined; past it 503 (default 256)
+  --resume-grace SECS        keep a participant whose signalling dropped without leave for SECS,
+                             waiting for it to resume (default 60)
+  --app-message-rate N       app messages per second per participant, bursts of 2N; 0: no limit
+                             (default 20)
+  --update-rate N            participant updates (rename, subscriptions, permissions, eject) per
+                             second per participant, bursts of 2N; 0: no limit (default 5)
 
   -h, --help    show this help
   -V, --version show the version";
@@ -99,6 +105,15 @@ fn parse_args(
             "--max-pending-joins" => {
                 config.limits.max_pending_joins = count("--max-pending-joins", &value("--max-pending-joins")?)?
             }
+            "--resume-grace" => config.sfu.resume_grace = seconds("--resume-grace", &value("--resume-grace")?)?,
+            "--app-message-rate" => {
+                let n = per_second("--app-message-rate", &value("--app-message-rate")?)?;
+                config.sfu.app_messages = daily_server::RateLimit { per_second: n, burst: n.saturating_mul(2) };
+            }
+            "--update-rate" => {
+                let n = per_second("--update-rate", &value("--update-rate")?)?;
+                config.sfu.updates = daily_server::RateLimit { per_second: n, burst: n.saturating_mul(2) };
+            }
             "-h" | "--help" => return Ok(None),
             "-V" | "--version" => {
                 println!("daily-server {}", env!("CARGO_PKG_VERSION"));
@@ -126,6 +141,14 @@ fn seconds(flag: &str, v: &str) -> Result<Duration, String> {
         .filter(|s| s.is_finite() && *s > 0.0 && *s <= 86_400.0)
         .map(Duration::from_secs_f64)
         .ok_or(format!("{flag}: {v:?} is not a number of seconds in (0, 86400]"))
+}
+
+/// A rate per second; 0 turns the limit off.
+fn per_second(flag: &str, v: &str) -> Result<u32, String> {
+    v.parse::<u32>()
+        .ok()
+        .filter(|n| *n <= 1_000_000)
+        .ok_or(format!("{flag}: {v:?} is not a whole number in [0, 1000000]"))
 }
 
 /// A count of at least 1.

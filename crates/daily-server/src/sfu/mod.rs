@@ -52,9 +52,7 @@ use crate::auth::Grant;
 use rooms::{Participant, Room};
 use transport::{Inbound, Outq, Side, TIMERS_REBUILD_MIN};
 
-// Re-exported by the crate (and `SfuConfig` carried by `ServerConfig`) once the server's
-// configuration is merged with the edge work; until then only the shell's two are used.
-#[allow(unused_imports)]
+// Re-exported by the crate; `SfuConfig` is carried by `ServerConfig::sfu`.
 pub use limits::{
     APP_MESSAGE_BURST, APP_MESSAGES_PER_SECOND, DEAD_MEDIA_GRACE, PING_INTERVAL, RateLimit,
     SIGNALLING_TIMEOUT, SfuConfig, UPDATE_BURST, UPDATES_PER_SECOND,
@@ -194,7 +192,6 @@ impl Sfu {
     }
 
     /// Replaces the default [`SfuConfig`] (resume grace, rate limits).
-    #[cfg_attr(not(test), allow(dead_code))] // Wired from `ServerConfig` by `lib.rs` (pending).
     pub(crate) fn with_config(mut self, config: SfuConfig) -> Self {
         self.config = config;
         self
