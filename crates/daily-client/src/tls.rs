@@ -35,7 +35,19 @@ const CERT_DIR_VAR: &str = "SSL_CERT_DIR";
 
 /// Why the WebSocket could not be opened, worded for a join error. `Display` is the message.
 #[derive(Debug)]
-pub(crate) struct ConnectError(String);
+pub(crate) struct ConnectError(String, bool);
+
+impl ConnectError {
+    fn new(message: String) -> Self {
+        ConnectError(message, false)
+    }
+
+    /// Nothing listens at the server's address (TCP refused, RFC 9293 section 3.5.2): the
+    /// server process is gone, not the network.
+    pub(crate) fn refused(&self) -> bool {
+        self.1
+    }
+}
 
 impl std::fmt::Display for ConnectError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -58,9 +70,12 @@ pub(crate) async fn connect_ws(
     } else {
         Some(Connector::Plain)
     };
-    tokio_tungstenite::connect_async_tls_with_config(ws_url, None, true, connector)
-        .await
-        .map_err(describe)
+    tokio_tungstenite::connect_async_tls_with_config(ws_url, None, true, connector).await.map_err(|e| {
+        let refused = matches!(&e, WsError::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused);
+        let mut c = describe(e);
+        c.1 = refused;
+        c
+    })
 }
 
 /// The rustls client config for the current environment (cached; see the module docs).
@@ -87,7 +102,7 @@ fn build_config(env: &Env) -> Result<rustls::ClientConfig, ConnectError> {
         let var = format!("{CERT_FILE_VAR}={}", file.to_string_lossy());
         let certs = CertificateDer::pem_file_iter(file)
             .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| ConnectError(format!("cannot load the trusted certificates of {var}: {e}")))?;
+            .map_err(|e| ConnectError::new(format!("cannot load the trusted certificates of {var}: {e}")))?;
         added += roots.add_parsable_certificates(certs).0;
     }
     if env.0.is_none() || env.1.is_some() {
@@ -103,7 +118,7 @@ fn build_config(env: &Env) -> Result<rustls::ClientConfig, ConnectError> {
     match (&chosen, errors.first()) {
         // The caller named a store: any error in it is theirs to know about.
         (Some(var), Some(e)) => {
-            return Err(ConnectError(format!(
+            return Err(ConnectError::new(format!(
                 "cannot load the trusted certificates of {var}: {e}"
             )));
         }
@@ -116,7 +131,7 @@ fn build_config(env: &Env) -> Result<rustls::ClientConfig, ConnectError> {
         _ => {}
     }
     if added == 0 {
-        return Err(ConnectError(match chosen {
+        return Err(ConnectError::new(match chosen {
             Some(var) => format!("no usable PEM certificate in {var}"),
             None => format!(
                 "no trusted root certificates found in the system store; install the \
@@ -128,7 +143,7 @@ fn build_config(env: &Env) -> Result<rustls::ClientConfig, ConnectError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| ConnectError(format!("TLS set-up failed: {e}")))?
+        .map_err(|e| ConnectError::new(format!("TLS set-up failed: {e}")))?
         .with_root_certificates(roots)
         .with_no_client_auth();
     // The WebSocket upgrade is HTTP/1.1; saying so keeps an HTTP/2-capable proxy from
@@ -147,7 +162,7 @@ fn describe(e: WsError) -> ConnectError {
             .map(|b| String::from_utf8_lossy(b).trim().to_owned())
             .filter(|b| !b.is_empty());
         let status = resp.status();
-        return ConnectError(match body {
+        return ConnectError::new(match body {
             Some(b) => format!("the server refused the connection: {status}: {b}"),
             None => format!("the server refused the connection: {status}"),
         });
@@ -165,7 +180,7 @@ fn describe(e: WsError) -> ConnectError {
     };
     if cut {
         // A daily-server past its connection limits closes what it cannot answer.
-        return ConnectError(format!(
+        return ConnectError::new(format!(
             "the server closed the connection before answering the WebSocket upgrade \
              (it may be over its connection limits; retry later): {e}"
         ));
@@ -176,12 +191,12 @@ fn describe(e: WsError) -> ConnectError {
         _ => None,
     };
     match tls {
-        Some(rustls::Error::InvalidCertificate(why)) => ConnectError(format!(
+        Some(rustls::Error::InvalidCertificate(why)) => ConnectError::new(format!(
             "TLS: the server's certificate is not trusted ({why:?}); it must chain to a root \
              in the system store or in the PEM bundle named by {CERT_FILE_VAR}"
         )),
-        Some(r) => ConnectError(format!("TLS: {r}")),
-        None => ConnectError(e.to_string()),
+        Some(r) => ConnectError::new(format!("TLS: {r}")),
+        None => ConnectError::new(e.to_string()),
     }
 }
 

@@ -43,7 +43,7 @@ fn lost_signalling_is_resumed_and_the_room_resynced() {
     assert!(matches!(h.completions(d)[..], [Err(ClientError::Signalling(_))]), "{:?}", h.completions(d));
     assert_eq!(h.core.call_state(), CallState::Joined);
     // The first attempt fails; the next comes after the reconnect interval.
-    h.core.handle_reconnect_failed(h.now, g, ClientError::Io("refused".into()));
+    h.core.handle_reconnect_failed(h.now, g, ClientError::Io("timed out".into()), false);
     h.drain();
     h.advance(999);
     assert_eq!(count(&h, |s| matches!(s, Seen::Reconnect(_))), 1);
@@ -83,7 +83,7 @@ fn an_outage_past_the_resume_limit_ends_the_call_with_an_error() {
     let mut attempts = 0;
     while h.now < start + RESUME_LIMIT + std::time::Duration::from_secs(1) && attempts < 200 {
         if matches!(h.seen.last(), Some(Seen::Reconnect(_))) {
-            h.core.handle_reconnect_failed(h.now, g, ClientError::Io("unreachable".into()));
+            h.core.handle_reconnect_failed(h.now, g, ClientError::Io("unreachable".into()), false);
             h.drain();
             attempts += 1;
         }
@@ -163,4 +163,15 @@ fn a_transport_that_recovers_by_itself_is_not_restarted() {
     h.advance(10_000);
     assert_eq!(count(&h, |s| matches!(s, Seen::RestartIce(_))), 0);
     assert!(h.core.poll_timeout().is_none());
+}
+
+#[test]
+fn a_refused_reconnection_means_the_server_is_gone_and_ends_the_call_at_once() {
+    let (mut h, g) = resumable(vec![info("a", "alice")]);
+    h.core.handle_signalling_closed(h.now, g);
+    h.core.handle_reconnect_failed(h.now, g, ClientError::Io("connection refused".into()), true);
+    h.drain();
+    assert_eq!(count(&h, |s| matches!(s, Seen::Event(ClientEvent::Error(m)) if m.contains("server is gone"))), 1);
+    assert_eq!(count(&h, |s| matches!(s, Seen::Teardown(x) if *x == g)), 1);
+    assert_eq!(count(&h, |s| matches!(s, Seen::Reconnect(_))), 1, "no second attempt");
 }

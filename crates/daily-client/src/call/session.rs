@@ -386,12 +386,13 @@ pub(crate) async fn reconnect(me: Weak<ClientInner>, generation: u64, url: RoomU
     let ws = match r {
         Ok(Ok((ws, _))) => ws,
         Ok(Err(e)) => {
+            let gone = e.refused();
             let e = ClientError::Signalling(format!("could not reconnect to {ws_url}: {e}"));
-            return inner.drive(|c, now| c.handle_reconnect_failed(now, generation, e));
+            return inner.drive(|c, now| c.handle_reconnect_failed(now, generation, e, gone));
         }
         Err(_) => {
             let e = ClientError::Timeout(format!("could not reconnect to {ws_url} within {} s", RECONNECT_TIMEOUT.as_secs()));
-            return inner.drive(|c, now| c.handle_reconnect_failed(now, generation, e));
+            return inner.drive(|c, now| c.handle_reconnect_failed(now, generation, e, false));
         }
     };
     let Some(session) = relock(&inner.sessions).get(&generation).cloned() else { return };

@@ -106,10 +106,16 @@ impl<S: SourceHandle> CallCore<S> {
         }
     }
 
-    /// A reconnection attempt of `generation` failed.
-    pub fn handle_reconnect_failed(&mut self, now: Instant, generation: u64, error: ClientError) {
+    /// A reconnection attempt of `generation` failed. `server_gone`: nothing listens at the
+    /// server's address any more (connection refused), so the session died with the server
+    /// process and the call ends at once (as it did before resumption existed: a killed
+    /// server is reported within milliseconds).
+    pub fn handle_reconnect_failed(&mut self, now: Instant, generation: u64, error: ClientError, server_gone: bool) {
         if !self.is_live(generation) || !matches!(self.phase, Phase::InCall) {
             return;
+        }
+        if server_gone {
+            return self.give_up(now, format!("the room server is gone: {error}"));
         }
         if let Link::Down { since, .. } = self.link {
             tracing::debug!(%error, "reconnection attempt failed");
