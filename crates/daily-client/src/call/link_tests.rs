@@ -89,7 +89,7 @@ fn an_outage_past_the_resume_limit_ends_the_call_with_an_error() {
         }
         h.advance(250);
     }
-    assert!(attempts >= 40, "about one attempt per second: {attempts}");
+    assert!(attempts as u64 >= RESUME_LIMIT.as_secs() - 5, "about one attempt per second: {attempts}");
     let errors = count(&h, |s| matches!(s, Seen::Event(ClientEvent::Error(m)) if m.contains("lost the connection")));
     assert_eq!(errors, 1);
     assert_eq!(count(&h, |s| matches!(s, Seen::Teardown(x) if *x == g)), 1);

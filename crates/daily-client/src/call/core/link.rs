@@ -26,9 +26,11 @@ use daily_proto::{ClientMessage, PROTOCOL_VERSION, ParticipantInfo};
 use std::time::{Duration, Instant};
 
 /// How long after losing the signalling connection the client keeps trying to resume the
-/// session before it ends the call (`on_error`, then `left`). Below the server's resume grace
-/// (60 s by default), so a resume we attempt is one the server still accepts.
-pub const RESUME_LIMIT: Duration = Duration::from_secs(45);
+/// session before it ends the call (`on_error`, then `left`). The server keeps a participant
+/// whose signalling dropped for its resume grace (60 s) but drops it 35 s after the last
+/// datagram from its transports (`daily_server::DEAD_MEDIA_GRACE`): past that a resume is
+/// refused, so trying longer only delays the error. A 30 s outage is resumed either way.
+pub const RESUME_LIMIT: Duration = Duration::from_secs(35);
 /// Time between reconnection attempts while the signalling connection is down.
 pub const RECONNECT_INTERVAL: Duration = Duration::from_secs(1);
 /// How long a transport stays interrupted, with signalling up, before it is ICE-restarted.
