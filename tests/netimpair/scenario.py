@@ -292,9 +292,14 @@ def run_dead_peer(watch: float = 45.0, condition: str = "dead peer") -> dict:
             t_dead = lab.dead_peer()
             deadline = t_dead + watch
             gone: dict[str, float] = {}
-            while time.monotonic() < deadline and len(gone) < 2:
+            # Until both sides have told: the server (the observer sees both leave) and the
+            # vanished clients themselves (each gets on_error and left at its own limit).
+            while time.monotonic() < deadline:
                 for e in observer.find(lambda e: e["ev"] == "participant_left"):
                     gone.setdefault(e["user"], e["t"] - t_dead)
+                lefts = {e.get("name") for e in call.peer.find(_left)}
+                if len(gone) >= 2 and len(lefts) >= 2:
+                    break
                 time.sleep(0.2)
             ev = call.peer.find(lambda e: True)
             t_int = _first(ev, _network("interrupted"), t_dead)
