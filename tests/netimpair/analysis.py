@@ -111,6 +111,19 @@ class Windows:
         d = np.diff(offs)
         return [float(x) for x in d if abs(x) >= STEP_MS]
 
+    def steady_steps(self, mask: np.ndarray | None = None) -> list[float]:
+        """Like ``steps``, after a median of three on the offsets: a single window matched at a
+        wrong lag (an outlier of the search, followed by the opposite step) is not a step, a
+        change that lasts is."""
+        ok = self.score >= MATCH
+        if mask is not None:
+            ok &= mask
+        offs = self.offset_ms[ok]
+        if len(offs) >= 3:
+            offs = np.concatenate([offs[:1], np.median(np.stack([offs[:-2], offs[1:-1], offs[2:]]), axis=0), offs[-1:]])
+        d = np.diff(offs)
+        return [float(x) for x in d if abs(x) >= STEP_MS]
+
     def shifted_fraction(self, mask: np.ndarray | None = None) -> float:
         """Matched windows >= STEP_MS away from the first matched window's offset."""
         ok = self.score >= MATCH

@@ -151,6 +151,7 @@ def _fill_audio(row: dict, call: Call, w: an.Windows, mask: np.ndarray | None = 
     row["steps"] = len(steps)
     row["skipped_ms"] = round(-sum(s for s in steps if s < 0), 1)
     row["step_list"] = [round(s, 1) for s in steps]
+    row["steady_steps"] = [round(s, 1) for s in w.steady_steps(mask)]
     row["shifted"] = round(w.shifted_fraction(mask), 3)
     lat = (w.arrival_t - w.sent_t) * 1000.0
     lat = lat[np.isfinite(lat)]
