@@ -44,6 +44,21 @@ def best_lag(sent: np.ndarray, received: np.ndarray, max_lag: int | None = None)
     return int(lags[int(np.argmax(vals))])
 
 
+def window_correlation(a: np.ndarray, seg: np.ndarray, min_sd: float = 0.0) -> np.ndarray:
+    """Pearson correlation of window ``a`` with every window of its length in ``seg``
+    (sliding dot products; ``len(seg) - len(a) + 1`` values). Where ``seg``'s window has a
+    standard deviation of ``min_sd`` or less the value is -1."""
+    win = len(a)
+    az = (a - a.mean()) / (a.std() * win)
+    dots = np.correlate(seg, az, mode="valid")
+    csum = np.concatenate([[0.0], np.cumsum(seg)])
+    csq = np.concatenate([[0.0], np.cumsum(seg**2)])
+    m = (csum[win:] - csum[:-win]) / win
+    sd = np.sqrt(np.maximum((csq[win:] - csq[:-win]) / win - m**2, 0.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(sd > min_sd, dots / np.where(sd > min_sd, sd, 1.0), -1.0)
+
+
 def similarity(
     sent: np.ndarray, received: np.ndarray, rate: int, lag: int | None = None, slack_ms: float = 30.0
 ) -> float:
@@ -87,15 +102,7 @@ def similarity(
         if hi < lo:
             continue
         seg = rf[lo : hi + win]
-        # Pearson correlation of `a` with every window of `seg` (sliding dot products).
-        az = (a - a.mean()) / (a.std() * win)
-        dots = np.correlate(seg, az, mode="valid")
-        csum = np.concatenate([[0.0], np.cumsum(seg)])
-        csq = np.concatenate([[0.0], np.cumsum(seg**2)])
-        m = (csum[win:] - csum[:-win]) / win
-        sd = np.sqrt(np.maximum((csq[win:] - csq[:-win]) / win - m**2, 0.0))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            corr = np.where(sd > 0, dots / np.where(sd > 0, sd, 1.0), -1.0)
+        corr = window_correlation(a, seg)
         best = int(np.argmax(corr))
         scores.append(float(corr[best]))
         if corr[best] >= 0.5:

@@ -28,6 +28,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+# examples/ is on sys.path in the test suite (conftest.py) and in benches/net_impair.py.
+from speechmetrics import best_lag, window_correlation
+
 RATE = 16000
 WIN = RATE // 4
 THRESHOLD = 0.7
@@ -60,29 +63,6 @@ def lay_on_clock(pcm: np.ndarray, cb: np.ndarray, rate: int = RATE) -> tuple[np.
         pos += n
         prev_t = t
     return np.concatenate(parts), np.concatenate(times), inserted
-
-
-def best_lag(sent: np.ndarray, received: np.ndarray) -> int:
-    """Lag L such that received[j] ~ sent[j - L] (FFT cross-correlation)."""
-    a = sent.astype(np.float64)
-    b = received.astype(np.float64)
-    n = 1 << int(np.ceil(np.log2(len(a) + len(b))))
-    xc = np.fft.irfft(np.fft.rfft(b, n) * np.conj(np.fft.rfft(a, n)), n)
-    lags = np.concatenate([np.arange(0, len(b)), np.arange(-len(a) + 1, 0)])
-    vals = np.concatenate([xc[: len(b)], xc[n - len(a) + 1 :]])
-    return int(lags[int(np.argmax(vals))])
-
-
-def _window_corr(a: np.ndarray, seg: np.ndarray) -> np.ndarray:
-    win = len(a)
-    az = (a - a.mean()) / (a.std() * win)
-    dots = np.correlate(seg, az, mode="valid")
-    csum = np.concatenate([[0.0], np.cumsum(seg)])
-    csq = np.concatenate([[0.0], np.cumsum(seg**2)])
-    m = (csum[win:] - csum[:-win]) / win
-    sd = np.sqrt(np.maximum((csq[win:] - csq[:-win]) / win - m**2, 0.0))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(sd > 1e-6, dots / np.where(sd > 1e-6, sd, 1.0), -1.0)
 
 
 @dataclass
@@ -168,7 +148,7 @@ def analyze(sent: np.ndarray, pcm: np.ndarray, cb: np.ndarray, consumed: np.ndar
             offs.append(np.nan)
             arr.append(np.nan)
             continue
-        corr = _window_corr(a, rf[lo : hi + WIN])
+        corr = window_correlation(a, rf[lo : hi + WIN], min_sd=1e-6)
         b = int(np.argmax(corr))
         sc = float(corr[b])
         scores.append(sc)

@@ -224,16 +224,22 @@ def run_loss(up: float, down: float, seconds: float = 8.0, loss_proto: str = "ud
             call.peer.close()
 
 
+def _after(t: float | None, t0: float, digits: int = 2) -> float | None:
+    return round(t - t0, digits) if t else None
+
+
+def _trouble_figures(row: dict, ev: list[dict], t0: float, digits: int = 2) -> None:
+    """Seconds from ``t0`` (the impairment's start) to the first `interrupted`, `on_error`
+    and `left` the clients reported after it."""
+    row["interrupted_after_s"] = _after(_first(ev, _network("interrupted"), t0), t0, digits)
+    row["error_after_s"] = _after(_first(ev, _error, t0), t0, digits)
+    row["left_after_s"] = _after(_first(ev, _left, t0), t0, digits)
+
+
 def _outage_figures(row: dict, call: Call, w: an.Windows, t_out: float, t_back: float) -> None:
     ev = call.peer.find(lambda e: True)
-    t_int = _first(ev, _network("interrupted"), t_out)
-    t_con = _first(ev, _network("connected"), t_back)
-    t_err = _first(ev, _error, t_out)
-    t_left = _first(ev, _left, t_out)
-    row["interrupted_after_s"] = round(t_int - t_out, 2) if t_int else None
-    row["connected_after_s"] = round(t_con - t_back, 2) if t_con else None
-    row["error_after_s"] = round(t_err - t_out, 2) if t_err else None
-    row["left_after_s"] = round(t_left - t_out, 2) if t_left else None
+    _trouble_figures(row, ev, t_out)
+    row["connected_after_s"] = _after(_first(ev, _network("connected"), t_back), t_back)
     # Audio back: the first intelligible window sent after the link returned, from its return.
     after = (w.sent_t >= t_back) & (w.score >= an.THRESHOLD) & np.isfinite(w.arrival_t)
     row["audio_back_s"] = round(float(w.arrival_t[after][0] - t_back), 2) if after.any() else None
@@ -302,13 +308,7 @@ def run_dead_peer(watch: float = 45.0, condition: str = "dead peer") -> dict:
                 if len(gone) >= 2 and len(lefts) >= 2:
                     break
                 time.sleep(0.2)
-            ev = call.peer.find(lambda e: True)
-            t_int = _first(ev, _network("interrupted"), t_dead)
-            t_err = _first(ev, _error, t_dead)
-            t_left = _first(ev, _left, t_dead)
-            row["interrupted_after_s"] = round(t_int - t_dead, 2) if t_int else None
-            row["error_after_s"] = round(t_err - t_dead, 2) if t_err else None
-            row["left_after_s"] = round(t_left - t_dead, 2) if t_left else None
+            _trouble_figures(row, call.peer.find(lambda e: True), t_dead)
             seen = ", ".join(f"{u} {t:.1f} s" for u, t in sorted(gone.items())) or f"nobody within {watch:g} s"
             row["note"] += f" server dropped (observer told): {seen}"
             row["server_dropped"] = gone
@@ -350,13 +350,7 @@ def run_server_restart(before: float = 3.0, after: float = 8.0, condition: str =
             time.sleep(0.6)
             w = call.windows()
             _fill_audio(row, call, w, w.sent_t < t_down)
-            ev = call.peer.find(lambda e: True)
-            t_err = _first(ev, _error, t_down)
-            t_left = _first(ev, _left, t_down)
-            row["error_after_s"] = round(t_err - t_down, 3) if t_err else None
-            row["left_after_s"] = round(t_left - t_down, 3) if t_left else None
-            row["interrupted_after_s"] = (round(t - t_down, 3) if (t := _first(ev, _network("interrupted"), t_down))
-                                          else None)
+            _trouble_figures(row, call.peer.find(lambda e: True), t_down, digits=3)
             back_from = re_b["t"] or t_up
             after_m = (w.sent_t >= back_from) & (w.score >= an.THRESHOLD) & np.isfinite(w.arrival_t)
             row["audio_back_s"] = round(float(w.arrival_t[after_m][0] - t_up), 2) if after_m.any() else None

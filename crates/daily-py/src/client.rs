@@ -212,19 +212,7 @@ impl CallClient {
         ignore_audio_level: Option<bool>,
         completion: Option<Callback>,
     ) -> PyResult<()> {
-        guard(|| {
-            let (id, source) = custom_audio_track(audio_track)?;
-            daily_client::validate_custom_track_name(track_name).map_err(to_py_err)?;
-            let core = self.core()?;
-            core.add_custom_audio_track(
-                track_name,
-                id,
-                source,
-                ignore_audio_level.unwrap_or(false),
-                done_one(self.dispatcher.clone(), cb(completion)),
-            );
-            Ok(())
-        })
+        self.custom_track(track_name, audio_track, ignore_audio_level, completion, CoreClient::add_custom_audio_track)
     }
 
     /// Merges `input_settings` into `inputs()` and emits `on_inputs_updated` before
@@ -297,7 +285,30 @@ impl CallClient {
     }
 }
 
+/// `CoreClient::add_custom_audio_track` or `update_custom_audio_track`.
+type CustomTrackCall = fn(&CoreClient, &str, String, daily_client::AudioSource, bool, daily_client::Done);
+
 impl CallClient {
+    /// `add_custom_audio_track` / `update_custom_audio_track`: the same checks (the track, the
+    /// name), then `call` on the core.
+    pub(crate) fn custom_track(
+        &self,
+        track_name: &str,
+        audio_track: &Bound<'_, PyAny>,
+        ignore_audio_level: Option<bool>,
+        completion: Option<Callback>,
+        call: CustomTrackCall,
+    ) -> PyResult<()> {
+        guard(|| {
+            let (id, source) = custom_audio_track(audio_track)?;
+            daily_client::validate_custom_track_name(track_name).map_err(to_py_err)?;
+            let core = self.core()?;
+            let done = done_one(self.dispatcher.clone(), cb(completion));
+            call(&core, track_name, id, source, ignore_audio_level.unwrap_or(false), done);
+            Ok(())
+        })
+    }
+
     fn set_audio_renderer_impl(
         &self,
         participant_id: &str,

@@ -3,7 +3,6 @@
 //! `completion(error)` that fires exactly once on the client's dispatcher, after the
 //! `on_*_updated` event the call caused (daily-python's contract, `spec/API.md`).
 
-use crate::audio::custom_audio_track;
 use crate::client::CallClient;
 use crate::convert::{py_to_value, value_to_py};
 use crate::dispatch::done_one;
@@ -406,19 +405,13 @@ impl CallClient {
         ignore_audio_level: Option<bool>,
         completion: Option<Callback>,
     ) -> PyResult<()> {
-        guard(|| {
-            let (id, source) = custom_audio_track(audio_track)?;
-            daily_client::validate_custom_track_name(track_name).map_err(to_py_err)?;
-            let core = self.core()?;
-            core.update_custom_audio_track(
-                track_name,
-                id,
-                source,
-                ignore_audio_level.unwrap_or(false),
-                done_one(self.dispatcher.clone(), cb(completion)),
-            );
-            Ok(())
-        })
+        self.custom_track(
+            track_name,
+            audio_track,
+            ignore_audio_level,
+            completion,
+            daily_client::CallClient::update_custom_audio_track,
+        )
     }
 }
 

@@ -574,15 +574,7 @@ async fn join_small_buffers(room: &mut Room, name: &str) -> (Client, String) {
     )
     .await
     .unwrap();
-    let mut c = Client { ws, keep_meta: false };
-    c.send(&ClientMessage::Join {
-        protocol_version: 1,
-        user_name: Some(name.into()),
-        token: None,
-        subscriptions: None,
-    })
-    .await;
-    let joined = c.recv().await;
+    let (c, joined) = Client { ws, keep_meta: false }.send_join(name).await;
     let id = participant_id(&joined);
     room.alice_sees(
         |m| matches!(m, ServerMessage::ParticipantJoined { participant } if participant.id == id),

@@ -47,17 +47,7 @@ fn request(addr: SocketAddr, path: &str) -> (u16, String) {
     .unwrap();
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
-    let out = String::from_utf8_lossy(&out).into_owned();
-    let status = out
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = out
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
+    common::status_and_body(&String::from_utf8_lossy(&out))
 }
 
 /// Retries `request` until it gives `want` (slots are given back when the server notices a

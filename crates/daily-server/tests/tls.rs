@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::Client;
-use daily_proto::{ClientMessage, ServerMessage};
+use daily_proto::ServerMessage;
 use daily_server::{Limits, RoomServer, ServerConfig, ServerError, TlsConfig};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
@@ -124,19 +124,12 @@ async fn wss_join(addr: SocketAddr, pki: &Pki, room: &str, name: &str) -> (Clien
     )
     .await
     .expect("wss connect");
-    let mut c = Client {
+    Client {
         ws,
         keep_meta: false,
-    };
-    c.send(&ClientMessage::Join {
-        protocol_version: 1,
-        user_name: Some(name.into()),
-        token: None,
-        subscriptions: None,
-    })
-    .await;
-    let joined = c.recv().await;
-    (c, joined)
+    }
+    .send_join(name)
+    .await
 }
 
 #[tokio::test]

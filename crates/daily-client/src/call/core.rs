@@ -586,11 +586,16 @@ impl<S: SourceHandle> CallCore<S> {
 
     /// Completes what waits on the session's server with [`ClientError::CallEnded`].
     fn fail_pending(&mut self) {
-        for (_, target) in std::mem::take(&mut self.requests) {
-            self.finish_request(target, Err(ClientError::CallEnded));
-        }
+        self.fail_requests(ClientError::CallEnded);
         for done in std::mem::take(&mut self.publishes) {
             self.complete(done, Err(ClientError::CallEnded));
+        }
+    }
+
+    /// Completes every request waiting for a server reply with `error`.
+    fn fail_requests(&mut self, error: ClientError) {
+        for (_, target) in std::mem::take(&mut self.requests) {
+            self.finish_request(target, Err(error.clone()));
         }
     }
 

@@ -38,17 +38,24 @@ impl Client {
 
     /// Connects and joins; returns the client and its `joined` message.
     pub async fn join(addr: SocketAddr, room: &str, name: &str) -> (Client, ServerMessage) {
-        let mut c = Client::connect(addr, room).await;
-        c.send(&ClientMessage::Join {
+        let c = Client::connect(addr, room).await;
+        let (c, joined) = c.send_join(name).await;
+        assert!(matches!(joined, ServerMessage::Joined { .. }), "{joined:?}");
+        (c, joined)
+    }
+
+    /// Sends `join` as `name` on a connected socket; returns the client and the server's
+    /// first answer (`joined`, or the error that refused it).
+    pub async fn send_join(mut self, name: &str) -> (Client, ServerMessage) {
+        self.send(&ClientMessage::Join {
             protocol_version: 1,
             user_name: Some(name.into()),
             token: None,
             subscriptions: None,
         })
         .await;
-        let joined = c.recv().await;
-        assert!(matches!(joined, ServerMessage::Joined { .. }), "{joined:?}");
-        (c, joined)
+        let first = self.recv().await;
+        (self, first)
     }
 
     pub async fn send(&mut self, m: &ClientMessage) {
@@ -117,6 +124,11 @@ pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
+    status_and_body(&out)
+}
+
+/// The status code (0 if there is none) and body of a raw HTTP/1 response.
+pub fn status_and_body(out: &str) -> (u16, String) {
     let status = out
         .split_whitespace()
         .nth(1)

@@ -101,7 +101,7 @@ impl<S: SourceHandle> CallCore<S> {
     /// A new signalling connection of `generation` is open and `resume` was sent on it.
     pub fn handle_signalling_reopened(&mut self, now: Instant, generation: u64) {
         if !self.is_live(generation) {
-            return self.transport(TransportCommand::Teardown { generation });
+            return; // the session ended meanwhile; its teardown closes the new socket too
         }
         if let Link::Down { since, .. } = self.link {
             self.link = Link::Resuming { since, deadline: now + super::CONNECT_TIMEOUT };
@@ -221,7 +221,7 @@ impl<S: SourceHandle> CallCore<S> {
         if self.link != Link::Up {
             return;
         }
-        let due = |i: usize, h: &super::link::MediaHealth| {
+        let due = |i: usize, h: &MediaHealth| {
             h.interrupted[i].is_some_and(|since| match h.restarted[i] {
                 Some(t) => now >= t + ICE_RESTART_INTERVAL,
                 None => now >= since + ICE_RESTART_AFTER,
@@ -245,12 +245,5 @@ impl<S: SourceHandle> CallCore<S> {
         self.health = MediaHealth::default();
         self.emit(ClientEvent::Error(message));
         self.begin_teardown(now);
-    }
-
-    /// Completes every request waiting for a server reply with `error`.
-    fn fail_requests(&mut self, error: ClientError) {
-        for (_, target) in std::mem::take(&mut self.requests) {
-            self.finish_request(target, Err(error.clone()));
-        }
     }
 }

@@ -14,6 +14,19 @@ fn left(w: &World, c: usize, id: &str) -> bool {
     )
 }
 
+/// Client `c` sends an app message to everybody.
+fn app_message(w: &mut World, c: usize, request_id: u64, data: serde_json::Value) {
+    w.send(c, ClientMessage::AppMessage { request_id, data, to: None });
+}
+
+/// Client `c` got a successful reply to `request_id`.
+fn replied_ok(w: &World, c: usize, request_id: u64) -> bool {
+    w.clients[c]
+        .inbox
+        .iter()
+        .any(|m| matches!(m, ServerMessage::Reply { request_id: r, error: None } if *r == request_id))
+}
+
 fn ufrag(sdp: &str) -> String {
     sdp.lines()
         .find_map(|l| l.strip_prefix("a=ice-ufrag:"))
@@ -93,21 +106,8 @@ fn a_lost_connection_is_kept_and_resumed_with_its_token() {
     assert_eq!(speaker.as_deref(), Some(w.clients[a].id.as_str()));
 
     // Requests work again; B was never gone for A.
-    w.send(
-        b,
-        ClientMessage::AppMessage {
-            request_id: 5,
-            data: serde_json::json!("back"),
-            to: None,
-        },
-    );
-    assert!(w.clients[b].inbox.iter().any(|m| matches!(
-        m,
-        ServerMessage::Reply {
-            request_id: 5,
-            error: None
-        }
-    )));
+    app_message(&mut w, b, 5, serde_json::json!("back"));
+    assert!(replied_ok(&w, b, 5));
     assert!(!left(&w, a, &b_id));
 }
 
@@ -219,14 +219,7 @@ fn app_messages_and_updates_are_rate_limited() {
     let a = w.join("room", "alice");
     let b = w.join("room", "bob");
     for i in 0..100 {
-        w.send(
-            a,
-            ClientMessage::AppMessage {
-                request_id: i,
-                data: serde_json::json!(i),
-                to: None,
-            },
-        );
+        app_message(&mut w, a, i, serde_json::json!(i));
     }
     let limited = w.clients[a]
         .inbox
@@ -241,21 +234,8 @@ fn app_messages_and_updates_are_rate_limited() {
         .count();
     assert_eq!(relayed, 40);
     w.run_for(Duration::from_secs(1));
-    w.send(
-        a,
-        ClientMessage::AppMessage {
-            request_id: 1000,
-            data: serde_json::json!("later"),
-            to: None,
-        },
-    );
-    assert!(w.clients[a].inbox.iter().any(|m| matches!(
-        m,
-        ServerMessage::Reply {
-            request_id: 1000,
-            error: None
-        }
-    )));
+    app_message(&mut w, a, 1000, serde_json::json!("later"));
+    assert!(replied_ok(&w, a, 1000));
 
     for i in 0..20 {
         w.send(
