@@ -51,14 +51,59 @@ pub enum TrackSource {
         /// The `track_name` the publisher gave.
         track_name: String,
     },
+    /// The participant's camera input (a virtual camera or a custom video track used as the
+    /// camera).
+    Camera,
+    /// The participant's screen share (`inputs.screenVideo`).
+    ScreenVideo,
+    /// A named custom video track (`CallClient.add_custom_video_track(track_name, ...)`).
+    #[serde(rename_all = "camelCase")]
+    CustomVideo {
+        /// The `track_name` the publisher gave.
+        track_name: String,
+    },
 }
 
 impl TrackSource {
     /// The `audio_source` string a renderer names this source by (`"microphone"` or the track name).
     pub fn audio_source_name(&self) -> &str {
+        self.source_name()
+    }
+
+    /// The name a renderer gives this source by: `"microphone"`, `"camera"`, `"screenVideo"`
+    /// or the custom track's name (daily-python's `audio_source` / `video_source`).
+    pub fn source_name(&self) -> &str {
         match self {
             TrackSource::Microphone => "microphone",
-            TrackSource::CustomAudio { track_name } => track_name,
+            TrackSource::Camera => "camera",
+            TrackSource::ScreenVideo => "screenVideo",
+            TrackSource::CustomAudio { track_name } | TrackSource::CustomVideo { track_name } => track_name,
+        }
+    }
+
+    /// Whether the source is video (camera, screen, custom video), carried on an `m=video`
+    /// line; audio sources are carried on `m=audio` lines.
+    pub fn is_video(&self) -> bool {
+        matches!(self, TrackSource::Camera | TrackSource::ScreenVideo | TrackSource::CustomVideo { .. })
+    }
+
+    /// Daily's media kind of the source, as `canSend` and subscription profiles name it:
+    /// `microphone`, `customAudio`, `camera`, `screenVideo` or `customVideo`.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            TrackSource::Microphone => "microphone",
+            TrackSource::CustomAudio { .. } => "customAudio",
+            TrackSource::Camera => "camera",
+            TrackSource::ScreenVideo => "screenVideo",
+            TrackSource::CustomVideo { .. } => "customVideo",
+        }
+    }
+
+    /// The custom track's name, for the custom kinds.
+    pub fn track_name(&self) -> Option<&str> {
+        match self {
+            TrackSource::CustomAudio { track_name } | TrackSource::CustomVideo { track_name } => Some(track_name),
+            _ => None,
         }
     }
 }
@@ -96,7 +141,7 @@ pub struct ForwardedTrack {
 }
 
 /// State of one media source of a participant, as the server knows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MediaInfo {
     /// `true` while the participant publishes this source.
@@ -164,10 +209,7 @@ impl Permissions {
 
     /// Whether the participant may publish `source` (`microphone` or `customAudio`).
     pub fn may_send(&self, source: &TrackSource) -> bool {
-        let kind = match source {
-            TrackSource::Microphone => "microphone",
-            TrackSource::CustomAudio { .. } => "customAudio",
-        };
+        let kind = source.kind_name();
         self.can_send.iter().any(|k| k == kind)
     }
 }
@@ -224,11 +266,9 @@ pub struct SubscriptionRules {
 impl SubscriptionRules {
     /// Whether `source` of participant `participant_id` should be forwarded.
     pub fn wants(&self, participant_id: &str, source: &TrackSource) -> bool {
-        let lookup = |m: &BTreeMap<String, bool>| match source {
-            TrackSource::Microphone => m.get("microphone").copied(),
-            TrackSource::CustomAudio { track_name } => {
-                m.get(track_name).or_else(|| m.get("customAudio")).copied()
-            }
+        let lookup = |m: &BTreeMap<String, bool>| match source.track_name() {
+            None => m.get(source.kind_name()).copied(),
+            Some(track_name) => m.get(track_name).or_else(|| m.get(source.kind_name())).copied(),
         };
         self.participants
             .get(participant_id)
@@ -262,6 +302,15 @@ pub struct ParticipantInfo {
     /// Custom audio tracks by name.
     #[serde(default)]
     pub custom_audio: BTreeMap<String, MediaInfo>,
+    /// The camera source.
+    #[serde(default)]
+    pub camera: MediaInfo,
+    /// The screen-share video source.
+    #[serde(default)]
+    pub screen_video: MediaInfo,
+    /// Custom video tracks by name.
+    #[serde(default)]
+    pub custom_video: BTreeMap<String, MediaInfo>,
     /// What the participant may do.
     #[serde(default)]
     pub permissions: Permissions,

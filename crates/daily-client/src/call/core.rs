@@ -351,6 +351,9 @@ impl<S: SourceHandle> CallCore<S> {
             is_owner: me.is_some_and(|m| m.is_owner),
             microphone: MediaInfo { publishing: mic_on, track_id: self.mic.as_ref().map(|m| m.0.clone()) },
             custom_audio,
+            camera: MediaInfo::default(),
+            screen_video: MediaInfo::default(),
+            custom_video: BTreeMap::new(),
             permissions,
         }
     }

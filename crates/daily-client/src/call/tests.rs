@@ -29,6 +29,9 @@ pub(super) fn info(id: &str, name: &str) -> ParticipantInfo {
         is_owner: false,
         microphone: MediaInfo { publishing: true, track_id: Some(format!("{id}-mic")) },
         custom_audio: BTreeMap::new(),
+        camera: MediaInfo::default(),
+        screen_video: MediaInfo::default(),
+        custom_video: BTreeMap::new(),
         permissions: Default::default(),
     }
 }

@@ -9,6 +9,7 @@
 
 use std::time::Instant;
 
+use str0m::media::MediaKind;
 use str0m::rtp::{ExtensionValues, RtpWrite, SeqNo};
 
 use super::transport::Inbound;
@@ -59,7 +60,7 @@ impl Sfu {
         for k in 0..self.fwd_levels.len() {
             self.observe_level(now, publisher, self.fwd_levels[k]);
         }
-        let pt = self.opus_pt;
+        let (opus_pt, vp8_pt) = (self.opus_pt, self.vp8_pt);
         for &(c, slot, i) in &targets {
             let (_, packet) = &media[i];
             let Some(s) = self.parts.get_mut(&c) else {
@@ -79,7 +80,8 @@ impl Sfu {
                 continue;
             };
             let h = &packet.header;
-            // Only what describes the audio; str0m sets the transport's own extensions (mid,
+            let video = slot.kind == MediaKind::Video;
+            // Only what describes the media; str0m sets the transport's own extensions (mid,
             // abs-send-time, transport-wide sequence numbers) for this leg.
             let ext_vals = ExtensionValues {
                 audio_level: h.ext_vals.audio_level,
@@ -88,14 +90,18 @@ impl Sfu {
             };
             tx.write_rtp(
                 RtpWrite::new(
-                    pt,
+                    if video { vp8_pt } else { opus_pt },
                     SeqNo::from(seq),
                     h.timestamp,
                     packet.timestamp,
                     packet.payload.clone(),
                 )
                 .marker(h.marker)
-                .ext_vals(ext_vals),
+                .ext_vals(ext_vals)
+                // Video packets are kept for NACKs (RFC 4585 section 6.2.1) and resent, on the
+                // RTX stream when one was negotiated (RFC 4588); a lost Opus packet is
+                // concealed instead (too late to be worth resending).
+                .nackable(video),
             );
             self.stats.frames_out += 1;
             t.drain(now, &mut self.out, &mut self.scratch_media);

@@ -25,6 +25,7 @@
 //! - `limits.rs`: the tunables ([`SfuConfig`]) and timeouts, token buckets.
 
 mod forward;
+mod keyframe;
 mod limits;
 mod messages;
 mod negotiation;
@@ -127,6 +128,8 @@ impl Signals {
 pub(crate) struct SfuStats {
     pub frames_in: u64,
     pub frames_out: u64,
+    /// Keyframe requests sent to publishers (`keyframe.rs`).
+    pub keyframe_requests: u64,
 }
 
 /// The rooms, their participants and the SFU.
@@ -150,6 +153,8 @@ pub(crate) struct Sfu {
     /// The Opus payload type of every receive transport (the server offers it, the answer
     /// keeps it).
     opus_pt: Pt,
+    /// The VP8 payload type of every receive transport, likewise.
+    vp8_pt: Pt,
     /// Scratch for the forwarding path, kept across calls so it allocates nothing in steady
     /// state: packets of one drain, `(subscriber, slot, packet)` targets, audio levels, and
     /// what draining a receive transport yields (nothing: it only sends).
@@ -170,6 +175,12 @@ impl Sfu {
             .iter()
             .find(|p| p.spec().codec == Codec::Opus)
             .map_or(Pt::from(111), |p| p.pt());
+        let vp8_pt = rtc_config
+            .codec_config()
+            .params()
+            .iter()
+            .find(|p| p.spec().codec == Codec::Vp8)
+            .map_or(Pt::from(96), |p| p.pt());
         Sfu {
             udp_addr,
             rtc_config,
@@ -182,6 +193,7 @@ impl Sfu {
             rebuild_at: TIMERS_REBUILD_MIN,
             stats: SfuStats::default(),
             opus_pt,
+            vp8_pt,
             inbound: Vec::new(),
             fwd_targets: Vec::new(),
             fwd_levels: Vec::new(),
@@ -324,6 +336,9 @@ impl Sfu {
         }
         media.clear();
         self.inbound = media;
+        if !self.out.keyframe_requests.is_empty() {
+            self.handle_keyframe_requests(now);
+        }
     }
 
     /// Drives every transport whose deadline passed (taken from the deadline heap, not by a
@@ -364,6 +379,9 @@ impl Sfu {
             self.inbound = media;
         }
         self.due = due;
+        if !self.out.keyframe_requests.is_empty() {
+            self.handle_keyframe_requests(now);
+        }
         self.expire_detached(now);
     }
 }

@@ -10,7 +10,7 @@ use daily_proto::{
     ForwardedTrack, MAX_TRACK_NAME_BYTES, MediaInfo, PublishedTrack, ServerMessage, TrackSource,
 };
 use str0m::change::{SdpAnswer, SdpOffer};
-use str0m::media::{Direction, MediaKind, Mid};
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
 
 use super::seq::SeqMap;
 use super::transport::{Inbound, Side};
@@ -26,6 +26,8 @@ pub(super) struct TrackKey {
 /// One `m=` line of a receive transport.
 pub(super) struct Slot {
     pub(super) mid: Mid,
+    /// Audio or video: an m-line carries one kind for its life (RFC 8866 section 5.14).
+    pub(super) kind: MediaKind,
     /// The track this m-line carries (or will once the offer is answered).
     pub(super) track: Option<TrackKey>,
     /// The client answered an offer listing `track` on this m-line: forward now.
@@ -64,13 +66,21 @@ impl Sfu {
                 ),
             );
         }
-        // Without Opus str0m 0.24 answers with an m-line that has no format, which the client
-        // cannot parse: refuse such an offer plainly instead.
-        if m_lines > 0 && !sdp.to_ascii_lowercase().contains("opus/48000") {
+        // Without a codec we take, str0m 0.24 answers with an m-line that has no format, which
+        // the client cannot parse: refuse such an offer plainly instead.
+        let lower = sdp.to_ascii_lowercase();
+        if lower.contains("m=audio") && !lower.contains("opus/48000") {
             return self.fatal(
                 now,
                 conn,
-                "publishOffer offers no Opus codec (opus/48000, RFC 7587); this server forwards Opus only".into(),
+                "publishOffer offers no Opus codec (opus/48000, RFC 7587); this server forwards Opus audio only".into(),
+            );
+        }
+        if lower.contains("m=video") && !lower.contains("vp8/90000") {
+            return self.fatal(
+                now,
+                conn,
+                "publishOffer offers no VP8 codec (VP8/90000, RFC 7741); this server forwards VP8 video only".into(),
             );
         }
         if m_lines == 0 {
@@ -122,13 +132,14 @@ impl Sfu {
         let mut problems = Vec::new();
         for t in tracks {
             let mid = Mid::from(t.mid.as_str());
+            let kind = media_kind(&t.source);
             let receiving = transport.rtc.media(mid).is_some_and(|m| {
-                m.kind() == MediaKind::Audio && *m.mid() == *t.mid && m.direction().is_receiving()
+                m.kind() == kind && *m.mid() == *t.mid && m.direction().is_receiving()
             });
-            let long_name = match &t.source {
-                TrackSource::CustomAudio { track_name } => track_name.len() > MAX_TRACK_NAME_BYTES,
-                TrackSource::Microphone => false,
-            };
+            let long_name = t
+                .source
+                .track_name()
+                .is_some_and(|n| n.len() > MAX_TRACK_NAME_BYTES);
             if long_name {
                 problems.push(format!(
                     "track {:?}: trackName longer than {MAX_TRACK_NAME_BYTES} bytes",
@@ -136,8 +147,10 @@ impl Sfu {
                 ));
             } else if !receiving {
                 problems.push(format!(
-                    "track {:?}: no sending audio m-line with mid {:?}",
-                    t.track_id, t.mid
+                    "track {:?}: no sending {} m-line with mid {:?}",
+                    t.track_id,
+                    if kind == MediaKind::Video { "video" } else { "audio" },
+                    t.mid
                 ));
             } else if accepted
                 .iter()
@@ -201,6 +214,9 @@ impl Sfu {
             track_id: None,
         };
         info.custom_audio.clear();
+        info.camera = MediaInfo::default();
+        info.screen_video = MediaInfo::default();
+        info.custom_video.clear();
         for (_, t) in &p.published {
             let m = MediaInfo {
                 publishing: p.info.permissions.may_send(&t.source),
@@ -208,8 +224,13 @@ impl Sfu {
             };
             match &t.source {
                 TrackSource::Microphone => info.microphone = m,
+                TrackSource::Camera => info.camera = m,
+                TrackSource::ScreenVideo => info.screen_video = m,
                 TrackSource::CustomAudio { track_name } => {
                     info.custom_audio.insert(track_name.clone(), m);
+                }
+                TrackSource::CustomVideo { track_name } => {
+                    info.custom_video.insert(track_name.clone(), m);
                 }
             }
         }
@@ -255,9 +276,18 @@ impl Sfu {
         }
         let mut media = Vec::new();
         t.drain(now, &mut self.out, &mut media);
+        let mut started = Vec::new();
         for s in &mut p.slots {
             s.negotiated = t.rtc.media(s.mid).is_some();
+            let was = s.live;
             s.live = s.negotiated && s.track.is_some();
+            if s.live && !was && s.kind == MediaKind::Video {
+                started.push(s.mid);
+            }
+        }
+        // A new subscriber of a video track can decode nothing until the next keyframe.
+        for mid in started {
+            self.keyframe_for_slot(now, conn, mid, KeyframeRequestKind::Pli);
         }
     }
 
@@ -364,18 +394,17 @@ impl Sfu {
             if p.slots.iter().any(|s| s.track.as_ref() == Some(&key)) {
                 continue;
             }
-            if let Some(s) = p
-                .slots
-                .iter_mut()
-                .find(|s| s.track.is_none() && s.negotiated && !freed.contains(&s.mid))
-            {
+            let kind = media_kind(&key.track.source);
+            if let Some(s) = p.slots.iter_mut().find(|s| {
+                s.track.is_none() && s.negotiated && s.kind == kind && !freed.contains(&s.mid)
+            }) {
                 api.set_direction(s.mid, Direction::SendOnly);
                 s.track = Some(key);
                 s.live = false;
                 s.seq.new_source();
             } else {
                 let mid = api.add_media(
-                    MediaKind::Audio,
+                    kind,
                     Direction::SendOnly,
                     Some(participant_id),
                     Some(key.track.track_id.clone()),
@@ -383,6 +412,7 @@ impl Sfu {
                 );
                 p.slots.push(Slot {
                     mid,
+                    kind,
                     track: Some(key),
                     live: false,
                     negotiated: false,
@@ -430,6 +460,15 @@ impl Sfu {
                 tracks,
             },
         );
+    }
+}
+
+/// The m-line kind that carries `source`.
+pub(super) fn media_kind(source: &TrackSource) -> MediaKind {
+    if source.is_video() {
+        MediaKind::Video
+    } else {
+        MediaKind::Audio
     }
 }
 

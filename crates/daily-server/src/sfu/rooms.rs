@@ -46,6 +46,8 @@ pub(super) struct Participant {
     /// Rate limits (`limits.rs`): app messages, participant updates.
     pub(super) app_bucket: Bucket,
     pub(super) update_bucket: Bucket,
+    /// When a keyframe was last asked for on each of its video m-lines (`keyframe.rs`).
+    pub(super) keyframe_asked: Vec<(Mid, Instant)>,
 }
 
 impl Participant {
@@ -121,6 +123,9 @@ impl Sfu {
                 track_id: None,
             },
             custom_audio: Default::default(),
+            camera: MediaInfo::default(),
+            screen_video: MediaInfo::default(),
+            custom_video: Default::default(),
             permissions,
         };
         let others: Vec<ParticipantInfo> = room
@@ -187,6 +192,7 @@ impl Sfu {
                 reoffer: false,
                 app_bucket: Bucket::new(self.config.app_messages),
                 update_bucket: Bucket::new(self.config.updates),
+                keyframe_asked: Vec::new(),
             },
         );
         self.send_counts(&room_name);

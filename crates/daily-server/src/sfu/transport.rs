@@ -28,6 +28,9 @@ pub(crate) fn rtc_config() -> Option<RtcConfig> {
             .set_dtls_cert(cert)
             .clear_codecs()
             .enable_opus(true, false)
+            // Video: VP8 (RFC 7741), forwarded as received (no transcoding). Each publisher
+            // encodes once for all subscribers, so every subscriber gets the same codec.
+            .enable_vp8(true)
             // Receiver reports every second (str0m's audio default is 5 s) so a client's
             // 2 s network stats (send loss, RTT from LSR/DLSR) are never stale; a report is
             // ~50 bytes, far below RFC 3550 section 6.2's 5 % of an Opus stream.
@@ -82,13 +85,16 @@ pub(super) struct Outq {
     /// of the server's CPU samples). Lazy deletion: an entry is live only while it equals its transport's `scheduled`;
     /// the rest are dropped as they reach the top.
     pub(super) timers: BinaryHeap<Reverse<(Instant, ConnId, Side)>>,
+    /// PLI/FIR received on receive transports: `(subscriber, its m-line, kind)`, carried out
+    /// by [`Sfu::handle_keyframe_requests`] (`keyframe.rs`).
+    pub(super) keyframe_requests: Vec<(ConnId, Mid, str0m::media::KeyframeRequestKind)>,
 }
 
 impl Transport {
     /// Drains `poll_output` to `Timeout`: datagrams go to `out`, media to `media`, and the new
     /// deadline is scheduled in `out.timers` if it changed.
     pub(super) fn drain(&mut self, now: Instant, out: &mut Outq, media: &mut Vec<Inbound>) {
-        self.drain_output(now, &mut out.transmits, media);
+        self.drain_output(now, &mut out.transmits, &mut out.keyframe_requests, media);
         if self.scheduled != Some(self.timeout) {
             self.scheduled = Some(self.timeout);
             out.timers
@@ -100,6 +106,7 @@ impl Transport {
         &mut self,
         now: Instant,
         out: &mut VecDeque<Transmit>,
+        keyframe_requests: &mut Vec<(ConnId, Mid, str0m::media::KeyframeRequestKind)>,
         media: &mut Vec<Inbound>,
     ) {
         // Bounded: str0m returns Timeout once it has nothing left; the cap only guards a bug.
@@ -134,6 +141,11 @@ impl Transport {
                         }
                     }
                     Event::Connected => tracing::debug!("transport connected (ICE + DTLS)"),
+                    // Only a receive transport sends video, so only it is asked for keyframes.
+                    Event::KeyframeRequest(r) if self.side == Side::Recv => {
+                        tracing::debug!(mid = %r.mid, kind = ?r.kind, "keyframe request from a subscriber");
+                        keyframe_requests.push((self.conn, r.mid, r.kind));
+                    }
                     _ => {}
                 },
                 Err(e) => {
