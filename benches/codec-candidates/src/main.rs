@@ -5,9 +5,12 @@
 //! Usage: codec-candidates [frames] (default 300 = 10 s at 30 fps). Each configuration encodes
 //! the same `frames` pictures of daily_video::testpattern, generated before timing.
 
-use daily_video::{EncodedFrame, EncoderConfig, I420Buffer, VideoDecoder, VideoEncoder, testpattern};
+use daily_video::{
+    EncodedFrame, EncoderConfig, I420Buffer, VideoDecoder, VideoEncoder, testpattern,
+};
 use openh264::encoder::{
-    BitRate, Complexity, Encoder, EncoderConfig as H264Config, FrameRate, IntraFramePeriod, RateControlMode, UsageType,
+    BitRate, Complexity, Encoder, EncoderConfig as H264Config, FrameRate, IntraFramePeriod,
+    RateControlMode, UsageType,
 };
 use openh264::formats::{YUVSlices, YUVSource};
 use openh264::{OpenH264API, decoder::Decoder};
@@ -23,7 +26,14 @@ struct Result {
     keyframes: usize,
 }
 
-fn stats(enc: &mut [f64], dec: &[f64], psnr: &[f64], bytes: usize, keyframes: usize, frames: usize) -> Result {
+fn stats(
+    enc: &mut [f64],
+    dec: &[f64],
+    psnr: &[f64],
+    bytes: usize,
+    keyframes: usize,
+    frames: usize,
+) -> Result {
     let enc_ms = enc.iter().sum::<f64>() / enc.len() as f64;
     enc.sort_by(f64::total_cmp);
     let enc_p95_ms = enc[enc.len() * 95 / 100];
@@ -40,7 +50,14 @@ fn stats(enc: &mut [f64], dec: &[f64], psnr: &[f64], bytes: usize, keyframes: us
 
 fn vp8(frames: &[I420Buffer], bitrate: u32, threads: u32, cpu_used: i32) -> Result {
     let (w, h) = (frames[0].width(), frames[0].height());
-    let mut enc = VideoEncoder::new(EncoderConfig { width: w, height: h, fps: 30, bitrate_bps: bitrate, threads }).unwrap();
+    let mut enc = VideoEncoder::new(EncoderConfig {
+        width: w,
+        height: h,
+        fps: 30,
+        bitrate_bps: bitrate,
+        threads,
+    })
+    .unwrap();
     enc.set_cpu_used(cpu_used).unwrap();
     let mut dec = VideoDecoder::new().unwrap();
     let mut out = EncodedFrame::default();
@@ -87,10 +104,15 @@ fn h264(frames: &[I420Buffer], bitrate: u32, threads: u16, complexity: Complexit
     for (n, f) in frames.iter().enumerate() {
         let src = YUVSlices::new((f.y(), f.u(), f.v()), (w, h), (w, w / 2, w / 2));
         let t = Instant::now();
-        let bs = enc.encode_at(&src, openh264::Timestamp::from_millis(n as u64 * 1000 / 30)).unwrap();
+        let bs = enc
+            .encode_at(&src, openh264::Timestamp::from_millis(n as u64 * 1000 / 30))
+            .unwrap();
         data.clear();
         bs.write_vec(&mut data);
-        let key = matches!(bs.frame_type(), openh264::encoder::FrameType::IDR | openh264::encoder::FrameType::I);
+        let key = matches!(
+            bs.frame_type(),
+            openh264::encoder::FrameType::IDR | openh264::encoder::FrameType::I
+        );
         et.push(t.elapsed().as_secs_f64() * 1e3);
         if data.is_empty() {
             continue;
@@ -104,8 +126,10 @@ fn h264(frames: &[I420Buffer], bitrate: u32, threads: u16, complexity: Complexit
             pic.y_mut()[r * w..(r + 1) * w].copy_from_slice(&yuv.y()[r * ys..r * ys + w]);
         }
         for r in 0..h / 2 {
-            pic.u_mut()[r * w / 2..(r + 1) * w / 2].copy_from_slice(&yuv.u()[r * us..r * us + w / 2]);
-            pic.v_mut()[r * w / 2..(r + 1) * w / 2].copy_from_slice(&yuv.v()[r * us..r * us + w / 2]);
+            pic.u_mut()[r * w / 2..(r + 1) * w / 2]
+                .copy_from_slice(&yuv.u()[r * us..r * us + w / 2]);
+            pic.v_mut()[r * w / 2..(r + 1) * w / 2]
+                .copy_from_slice(&yuv.v()[r * us..r * us + w / 2]);
         }
         dt.push(t.elapsed().as_secs_f64() * 1e3);
         ps.push(testpattern::psnr_y(f, &pic));
@@ -114,8 +138,13 @@ fn h264(frames: &[I420Buffer], bitrate: u32, threads: u16, complexity: Complexit
 }
 
 fn main() {
-    let count: usize = std::env::args().nth(1).map(|s| s.parse().unwrap()).unwrap_or(300);
-    println!("| codec | size | bitrate target | threads | setting | encode ms/frame (mean) | encode p95 | decode ms/frame | luma PSNR mean (min) dB | actual kbit/s | keyframes |");
+    let count: usize = std::env::args()
+        .nth(1)
+        .map(|s| s.parse().unwrap())
+        .unwrap_or(300);
+    println!(
+        "| codec | size | bitrate target | threads | setting | encode ms/frame (mean) | encode p95 | decode ms/frame | luma PSNR mean (min) dB | actual kbit/s | keyframes |"
+    );
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for (w, h, bitrate) in [(640u32, 360u32, 680_000u32), (1280, 720, 2_000_000)] {
         let frames: Vec<I420Buffer> = (0..count as u32)
@@ -128,15 +157,36 @@ fn main() {
         let row = |codec: &str, threads: u32, setting: &str, r: Result| {
             println!(
                 "| {codec} | {w}x{h} | {} | {threads} | {setting} | {:.2} | {:.2} | {:.2} | {:.2} ({:.2}) | {:.0} | {} |",
-                bitrate / 1000, r.enc_ms, r.enc_p95_ms, r.dec_ms, r.psnr, r.psnr_min, r.kbps, r.keyframes
+                bitrate / 1000,
+                r.enc_ms,
+                r.enc_p95_ms,
+                r.dec_ms,
+                r.psnr,
+                r.psnr_min,
+                r.kbps,
+                r.keyframes
             );
         };
         for threads in [1u32, 2] {
             for cpu in [-4, -6, -8, -12] {
-                row("VP8 libvpx", threads, &format!("cpu-used {cpu}"), vp8(&frames, bitrate, threads, cpu));
+                row(
+                    "VP8 libvpx",
+                    threads,
+                    &format!("cpu-used {cpu}"),
+                    vp8(&frames, bitrate, threads, cpu),
+                );
             }
-            for (name, c) in [("Low", Complexity::Low), ("Medium", Complexity::Medium), ("High", Complexity::High)] {
-                row("H.264 OpenH264", threads, &format!("complexity {name}"), h264(&frames, bitrate, threads as u16, c));
+            for (name, c) in [
+                ("Low", Complexity::Low),
+                ("Medium", Complexity::Medium),
+                ("High", Complexity::High),
+            ] {
+                row(
+                    "H.264 OpenH264",
+                    threads,
+                    &format!("complexity {name}"),
+                    h264(&frames, bitrate, threads as u16, c),
+                );
             }
         }
     }

@@ -214,14 +214,22 @@ impl I420Buffer {
 
 pub(crate) fn check_dimensions(width: u32, height: u32) -> Result<(), VideoError> {
     if width == 0 || height == 0 {
-        return Err(VideoError::InvalidDimensions { width, height, reason: "zero size" });
+        return Err(VideoError::InvalidDimensions {
+            width,
+            height,
+            reason: "zero size",
+        });
     }
     Ok(())
 }
 
 fn check_len(what: &'static str, expected: usize, actual: usize) -> Result<(), VideoError> {
     if expected != actual {
-        return Err(VideoError::BufferSize { what, expected, actual });
+        return Err(VideoError::BufferSize {
+            what,
+            expected,
+            actual,
+        });
     }
     Ok(())
 }
@@ -235,7 +243,10 @@ const MODE: YuvConversionMode = YuvConversionMode::Balanced;
 const STRIP_ROWS: usize = 16;
 
 fn conversion_error(format: ColorFormat, e: yuv::YuvError) -> VideoError {
-    VideoError::Conversion { format: format.as_str(), reason: e.to_string() }
+    VideoError::Conversion {
+        format: format.as_str(),
+        reason: e.to_string(),
+    }
 }
 
 /// Converts one packed frame (or copies an I420 one) into `dst`, which is resized to
@@ -322,7 +333,11 @@ fn packed_to_i420(
 
 /// Converts `src` into `format` in `dst`, which is resized to [`ColorFormat::frame_size`]
 /// (its capacity is reused). Alpha is written as 255.
-pub fn from_i420(src: &I420Buffer, format: ColorFormat, dst: &mut Vec<u8>) -> Result<(), VideoError> {
+pub fn from_i420(
+    src: &I420Buffer,
+    format: ColorFormat,
+    dst: &mut Vec<u8>,
+) -> Result<(), VideoError> {
     check_dimensions(src.width, src.height)?;
     dst.resize(format.frame_size(src.width, src.height), 0);
     if format == ColorFormat::I420 {
@@ -342,8 +357,12 @@ pub fn from_i420(src: &I420Buffer, format: ColorFormat, dst: &mut Vec<u8>) -> Re
     };
     let w = src.width;
     let r = match format {
-        ColorFormat::Rgba | ColorFormat::Argb => yuv::yuv420_to_rgba(&image, dst, w * 4, RANGE, MATRIX),
-        ColorFormat::Bgra | ColorFormat::Abgr => yuv::yuv420_to_bgra(&image, dst, w * 4, RANGE, MATRIX),
+        ColorFormat::Rgba | ColorFormat::Argb => {
+            yuv::yuv420_to_rgba(&image, dst, w * 4, RANGE, MATRIX)
+        }
+        ColorFormat::Bgra | ColorFormat::Abgr => {
+            yuv::yuv420_to_bgra(&image, dst, w * 4, RANGE, MATRIX)
+        }
         ColorFormat::Rgb => yuv::yuv420_to_rgb(&image, dst, w * 3, RANGE, MATRIX),
         ColorFormat::I420 => unreachable!("I420 is copied"),
     };

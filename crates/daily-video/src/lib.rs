@@ -55,16 +55,16 @@ mod color;
 mod error;
 pub mod rtp;
 pub mod testpattern;
-#[allow(unsafe_code)] // the libvpx FFI; every block has a SAFETY comment
-mod vpx;
 #[cfg(test)]
 mod tests;
+#[allow(unsafe_code)] // the libvpx FFI; every block has a SAFETY comment
+mod vpx;
 
 pub use color::{ColorFormat, I420Buffer, from_i420, to_i420};
 pub use error::VideoError;
 pub use vpx::{
-    DEFAULT_CPU_USED, EncodedFrame, EncoderConfig, KEYFRAME_MAX_INTERVAL, MAX_DIMENSION, VideoDecoder,
-    VideoEncoder,
+    DEFAULT_CPU_USED, EncodedFrame, EncoderConfig, KEYFRAME_MAX_INTERVAL, MAX_DIMENSION,
+    VideoDecoder, VideoEncoder,
 };
 
 /// The RTP clock rate of every video payload format: 90 kHz (RFC 7741 section 4.1,

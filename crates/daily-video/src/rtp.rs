@@ -38,7 +38,10 @@ impl Packetizer {
     /// A packetizer starting at `picture_id` (mod 2^15); a restarted sender should not
     /// reuse the IDs it just sent, so the client may start at a random one.
     pub fn with_picture_id(picture_id: u16) -> Packetizer {
-        Packetizer { picture_id: picture_id & 0x7FFF, buf: Vec::with_capacity(1500) }
+        Packetizer {
+            picture_id: picture_id & 0x7FFF,
+            buf: Vec::with_capacity(1500),
+        }
     }
 
     /// The PictureID the next frame will carry.
@@ -61,11 +64,18 @@ impl Packetizer {
         max_payload: usize,
         mut out: impl FnMut(&[u8], bool),
     ) {
-        assert!(max_payload > DESCRIPTOR_LEN, "max_payload {max_payload} leaves no room for data");
+        assert!(
+            max_payload > DESCRIPTOR_LEN,
+            "max_payload {max_payload} leaves no room for data"
+        );
         if frame.is_empty() {
             return;
         }
-        debug_assert_eq!(keyframe, frame[0] & 1 == 0, "keyframe flag disagrees with the VP8 header");
+        debug_assert_eq!(
+            keyframe,
+            frame[0] & 1 == 0,
+            "keyframe flag disagrees with the VP8 header"
+        );
         let room = max_payload - DESCRIPTOR_LEN;
         let packets = frame.len().div_ceil(room);
         let (base, extra) = (frame.len() / packets, frame.len() % packets);
@@ -77,7 +87,8 @@ impl Packetizer {
             self.buf.push(if i == 0 { 0x90 } else { 0x80 });
             // I=1: a PictureID follows; M=1: in its 15-bit form.
             self.buf.push(0x80);
-            self.buf.extend_from_slice(&(0x8000 | self.picture_id).to_be_bytes());
+            self.buf
+                .extend_from_slice(&(0x8000 | self.picture_id).to_be_bytes());
             self.buf.extend_from_slice(&frame[offset..offset + len]);
             offset += len;
             out(&self.buf, i + 1 == packets);
@@ -127,7 +138,10 @@ fn parse_descriptor(payload: &[u8]) -> Option<Descriptor> {
     if payload.len() <= len {
         return None; // no VP8 data
     }
-    Some(Descriptor { len, frame_start: first & 0x10 != 0 && first & 0x07 == 0 })
+    Some(Descriptor {
+        len,
+        frame_start: first & 0x10 != 0 && first & 0x07 == 0,
+    })
 }
 
 /// Whether a frame's first VP8 bytes are a keyframe: the P bit of the frame tag is 0 and the
@@ -214,7 +228,13 @@ impl FrameAssembler {
 
     /// Takes one RTP packet's sequence number, timestamp, marker bit and payload; returns the
     /// next frame if this packet made one complete. Malformed payloads are ignored.
-    pub fn push(&mut self, seq: u16, rtp_ts: u32, marker: bool, payload: &[u8]) -> Option<AssembledFrame> {
+    pub fn push(
+        &mut self,
+        seq: u16,
+        rtp_ts: u32,
+        marker: bool,
+        payload: &[u8],
+    ) -> Option<AssembledFrame> {
         let desc = parse_descriptor(payload)?;
         let ext = match self.highest {
             // Start high so that a packet a little older than the first still extends.
@@ -284,7 +304,9 @@ impl FrameAssembler {
         let ts = self.slot(start).map(|s| s.timestamp).ok_or(None)?;
         let end = self.highest.unwrap_or(start);
         for seq in start..=end {
-            let Some(s) = self.slot(seq) else { return Err(None) };
+            let Some(s) = self.slot(seq) else {
+                return Err(None);
+            };
             if seq != start && (s.frame_start || s.timestamp != ts) {
                 return Err(Some(seq));
             }
@@ -323,7 +345,8 @@ impl FrameAssembler {
             if !self.synced {
                 // Skip to the first frame start we have; packets before it belong to a frame
                 // whose start is lost.
-                let start = (self.next..=highest).find(|&s| self.slot(s).is_some_and(|s| s.frame_start))?;
+                let start =
+                    (self.next..=highest).find(|&s| self.slot(s).is_some_and(|s| s.frame_start))?;
                 self.free(self.next, start);
                 self.next = start;
                 self.synced = true;
@@ -341,7 +364,9 @@ impl FrameAssembler {
                 Err(Some(at)) => self.lose_until(at),
                 Err(None) => {
                     // The first missing packet of the frame at `next` (or `next` itself).
-                    let gap = (self.next..=highest).find(|&s| self.slot(s).is_none()).unwrap_or(highest);
+                    let gap = (self.next..=highest)
+                        .find(|&s| self.slot(s).is_none())
+                        .unwrap_or(highest);
                     if self.complete_frames_after(gap) >= 2 {
                         self.lose_until(gap + 1);
                     } else {
@@ -367,7 +392,11 @@ impl FrameAssembler {
             if keyframe {
                 self.needs_keyframe = false;
             }
-            Some(AssembledFrame { data, keyframe, rtp_timestamp })
+            Some(AssembledFrame {
+                data,
+                keyframe,
+                rtp_timestamp,
+            })
         } else {
             self.frames_dropped += 1;
             None

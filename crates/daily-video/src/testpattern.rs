@@ -26,7 +26,8 @@ pub const MIN_HEIGHT: u32 = 48;
 
 fn hash(x: u32, y: u32, n: u32) -> u32 {
     // A small integer mix (lowbias32); any fixed function of (x, y, n) would do.
-    let mut h = x.wrapping_mul(0x9E37_79B9) ^ y.wrapping_mul(0x85EB_CA6B) ^ n.wrapping_mul(0xC2B2_AE35);
+    let mut h =
+        x.wrapping_mul(0x9E37_79B9) ^ y.wrapping_mul(0x85EB_CA6B) ^ n.wrapping_mul(0xC2B2_AE35);
     h ^= h >> 16;
     h = h.wrapping_mul(0x7FEB_352D);
     h ^= h >> 15;
@@ -54,7 +55,10 @@ pub fn rgba(n: u32, width: u32, height: u32, out: &mut Vec<u8>) {
     let r = (h / 8).max(2);
     let (dx, dy) = ((n * 4) % (w + 2 * r), h / 2 + h / 8);
     let side = (h / 5).max(2);
-    let (sx, sy) = (bounce(n * 3, w.saturating_sub(side)), 2 * BLOCK_ROWS + bounce(n * 2, h.saturating_sub(side + 2 * BLOCK_ROWS)));
+    let (sx, sy) = (
+        bounce(n * 3, w.saturating_sub(side)),
+        2 * BLOCK_ROWS + bounce(n * 2, h.saturating_sub(side + 2 * BLOCK_ROWS)),
+    );
     for y in 0..height {
         for x in 0..width {
             let i = (y as usize * width as usize + x as usize) * 4;
@@ -74,7 +78,11 @@ pub fn rgba(n: u32, width: u32, height: u32, out: &mut Vec<u8>) {
                 (y * 180 / h + 40) as i32,
                 (((w - gx) + (h - y)) * 160 / (w + h) + 50) as i32,
             ];
-            let tex = if ((gx / 8) ^ (y / 8)) & 1 == 1 { 14 } else { -14 };
+            let tex = if ((gx / 8) ^ (y / 8)) & 1 == 1 {
+                14
+            } else {
+                -14
+            };
             // The disc (orange) and the square (blue), drawn over the background.
             let (ddx, ddy) = (x as i64 - dx as i64 + r as i64, y as i64 - dy as i64);
             if ddx * ddx + ddy * ddy <= (r * r) as i64 {
@@ -108,7 +116,10 @@ fn read(width: u32, height: u32, level: impl Fn(u32, u32) -> u32) -> Option<u32>
     for b in 0..16 {
         // The middle half of the block horizontally and rows 4..12 of each line: away from
         // the edges where blocks smear into each other.
-        let (x0, x1) = (b * block_w + block_w / 4, b * block_w + block_w - block_w / 4);
+        let (x0, x1) = (
+            b * block_w + block_w / 4,
+            b * block_w + block_w - block_w / 4,
+        );
         let mean = |y0: u32| {
             let mut sum = 0u32;
             let mut count = 0u32;
@@ -155,8 +166,17 @@ pub fn read_frame_number_i420(frame: &I420Buffer) -> Option<u32> {
 /// Luma PSNR in dB between two pictures of the same size (`f64::INFINITY` when identical).
 /// Used by the tests and the codec comparison (`benches/CODEC_CHOICE.md`).
 pub fn psnr_y(a: &I420Buffer, b: &I420Buffer) -> f64 {
-    assert_eq!((a.width(), a.height()), (b.width(), b.height()), "psnr_y: sizes differ");
-    let sse: u64 = a.y().iter().zip(b.y()).map(|(&p, &q)| (i64::from(p) - i64::from(q)).pow(2) as u64).sum();
+    assert_eq!(
+        (a.width(), a.height()),
+        (b.width(), b.height()),
+        "psnr_y: sizes differ"
+    );
+    let sse: u64 = a
+        .y()
+        .iter()
+        .zip(b.y())
+        .map(|(&p, &q)| (i64::from(p) - i64::from(q)).pow(2) as u64)
+        .sum();
     if sse == 0 {
         return f64::INFINITY;
     }

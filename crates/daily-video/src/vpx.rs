@@ -36,7 +36,13 @@ pub struct EncoderConfig {
 impl Default for EncoderConfig {
     /// 640x360 at 30 fps and 680 kbit/s, one thread: Daily's default camera settings.
     fn default() -> Self {
-        EncoderConfig { width: 640, height: 360, fps: 30, bitrate_bps: 680_000, threads: 1 }
+        EncoderConfig {
+            width: 640,
+            height: 360,
+            fps: 30,
+            bitrate_bps: 680_000,
+            threads: 1,
+        }
     }
 }
 
@@ -70,13 +76,19 @@ fn check_config(cfg: &EncoderConfig) -> Result<(), VideoError> {
         });
     }
     if !(1..=120).contains(&cfg.fps) {
-        return Err(VideoError::InvalidConfig { reason: "fps must be in 1..=120" });
+        return Err(VideoError::InvalidConfig {
+            reason: "fps must be in 1..=120",
+        });
     }
     if cfg.bitrate_bps < 10_000 {
-        return Err(VideoError::InvalidConfig { reason: "bitrate must be at least 10 kbit/s" });
+        return Err(VideoError::InvalidConfig {
+            reason: "bitrate must be at least 10 kbit/s",
+        });
     }
     if !(1..=16).contains(&cfg.threads) {
-        return Err(VideoError::InvalidConfig { reason: "threads must be in 1..=16" });
+        return Err(VideoError::InvalidConfig {
+            reason: "threads must be in 1..=16",
+        });
     }
     Ok(())
 }
@@ -89,8 +101,16 @@ fn ctx_error(function: &'static str, ctx: &mut vpx_codec_ctx_t) -> VideoError {
         let m = vpx_codec_error(ctx);
         let d = vpx_codec_error_detail(ctx);
         (
-            if m.is_null() { String::new() } else { CStr::from_ptr(m).to_string_lossy().into_owned() },
-            if d.is_null() { None } else { Some(CStr::from_ptr(d).to_string_lossy().into_owned()) },
+            if m.is_null() {
+                String::new()
+            } else {
+                CStr::from_ptr(m).to_string_lossy().into_owned()
+            },
+            if d.is_null() {
+                None
+            } else {
+                Some(CStr::from_ptr(d).to_string_lossy().into_owned())
+            },
         )
     };
     VideoError::Codec {
@@ -106,7 +126,10 @@ fn ctx_error(function: &'static str, ctx: &mut vpx_codec_ctx_t) -> VideoError {
 fn code_error(function: &'static str, err: vpx_codec_err_t) -> VideoError {
     // SAFETY: `vpx_codec_err_to_string` returns a static NUL-terminated string for any code.
     let msg = unsafe { CStr::from_ptr(vpx_codec_err_to_string(err)) };
-    VideoError::Codec { function, message: msg.to_string_lossy().into_owned() }
+    VideoError::Codec {
+        function,
+        message: msg.to_string_lossy().into_owned(),
+    }
 }
 
 /// An image header pointing into `frame`'s planes (no copy). libvpx's `vpx_img_wrap` would
@@ -167,7 +190,13 @@ impl VideoEncoder {
     pub fn new(config: EncoderConfig) -> Result<VideoEncoder, VideoError> {
         check_config(&config)?;
         let (ctx, cfg) = Self::init(&config, DEFAULT_CPU_USED)?;
-        Ok(VideoEncoder { ctx, cfg, config, cpu_used: DEFAULT_CPU_USED, last_pts: None })
+        Ok(VideoEncoder {
+            ctx,
+            cfg,
+            config,
+            cpu_used: DEFAULT_CPU_USED,
+            last_pts: None,
+        })
     }
 
     fn init(
@@ -188,7 +217,10 @@ impl VideoEncoder {
         cfg.g_h = config.height;
         cfg.g_threads = config.threads;
         // Timestamps are the RTP clock's, so they can be passed through unchanged.
-        cfg.g_timebase = vpx_rational { num: 1, den: crate::VIDEO_CLOCK_RATE as c_int };
+        cfg.g_timebase = vpx_rational {
+            num: 1,
+            den: crate::VIDEO_CLOCK_RATE as c_int,
+        };
         cfg.g_error_resilient = VPX_ERROR_RESILIENT_DEFAULT;
         cfg.g_pass = vpx_enc_pass::VPX_RC_ONE_PASS;
         cfg.g_lag_in_frames = 0;
@@ -231,7 +263,10 @@ impl VideoEncoder {
             (vp8e_enc_control_id::VP8E_SET_CPUUSED as c_int, cpu_used),
             (vp8e_enc_control_id::VP8E_SET_STATIC_THRESHOLD as c_int, 1),
             (vp8e_enc_control_id::VP8E_SET_NOISE_SENSITIVITY as c_int, 0),
-            (vp8e_enc_control_id::VP8E_SET_MAX_INTRA_BITRATE_PCT as c_int, max_intra_pct as c_int),
+            (
+                vp8e_enc_control_id::VP8E_SET_MAX_INTRA_BITRATE_PCT as c_int,
+                max_intra_pct as c_int,
+            ),
         ];
         for (id, value) in controls {
             // SAFETY: an initialised encoder context; each of these controls takes an int
@@ -255,7 +290,10 @@ impl VideoEncoder {
     /// Changes the target bitrate from the next frame on (the rate control is reconfigured,
     /// the encoder is not re-created and no keyframe is sent).
     pub fn set_bitrate(&mut self, bitrate_bps: u32) -> Result<(), VideoError> {
-        let config = EncoderConfig { bitrate_bps, ..self.config };
+        let config = EncoderConfig {
+            bitrate_bps,
+            ..self.config
+        };
         check_config(&config)?;
         self.cfg.rc_target_bitrate = bitrate_bps / 1000;
         self.apply_cfg()?;
@@ -277,7 +315,9 @@ impl VideoEncoder {
     /// worse; the default is [`DEFAULT_CPU_USED`]). For tuning and benchmarks.
     pub fn set_cpu_used(&mut self, cpu_used: i32) -> Result<(), VideoError> {
         if !(-16..=16).contains(&cpu_used) {
-            return Err(VideoError::InvalidConfig { reason: "cpu_used must be in -16..=16" });
+            return Err(VideoError::InvalidConfig {
+                reason: "cpu_used must be in -16..=16",
+            });
         }
         // SAFETY: an initialised encoder context; VP8E_SET_CPUUSED takes an int.
         let err = unsafe {
@@ -320,19 +360,35 @@ impl VideoEncoder {
         out.data.clear();
         out.keyframe = false;
         if frame.width() != self.config.width || frame.height() != self.config.height {
-            let config = EncoderConfig { width: frame.width(), height: frame.height(), ..self.config };
+            let config = EncoderConfig {
+                width: frame.width(),
+                height: frame.height(),
+                ..self.config
+            };
             check_config(&config)?;
             let (ctx, cfg) = Self::init(&config, self.cpu_used)?;
             // The old context is destroyed by Drop when replaced.
-            *self = VideoEncoder { ctx, cfg, config, cpu_used: self.cpu_used, last_pts: None };
+            *self = VideoEncoder {
+                ctx,
+                cfg,
+                config,
+                cpu_used: self.cpu_used,
+                last_pts: None,
+            };
         }
         let img = wrap_image(frame);
-        let flags = if force_keyframe { VPX_EFLAG_FORCE_KF as vpx_enc_frame_flags_t } else { 0 };
+        let flags = if force_keyframe {
+            VPX_EFLAG_FORCE_KF as vpx_enc_frame_flags_t
+        } else {
+            0
+        };
         // Unwrap the RTP clock; a repeated or backward timestamp advances by one tick so
         // that libvpx's rate control still sees time moving.
         let pts = match self.last_pts {
             None => i64::from(pts_90khz),
-            Some((last, last64)) => last64 + i64::from((pts_90khz.wrapping_sub(last) as i32).max(1)),
+            Some((last, last64)) => {
+                last64 + i64::from((pts_90khz.wrapping_sub(last) as i32).max(1))
+            }
         };
         self.last_pts = Some((pts_90khz, pts));
         let duration = (crate::VIDEO_CLOCK_RATE / self.config.fps) as c_ulong;
@@ -366,7 +422,10 @@ impl VideoEncoder {
             unsafe {
                 if (*pkt).kind == vpx_codec_cx_pkt_kind::VPX_CODEC_CX_FRAME_PKT {
                     let f = (*pkt).data.frame;
-                    out.data.extend_from_slice(std::slice::from_raw_parts(f.buf as *const u8, f.sz as usize));
+                    out.data.extend_from_slice(std::slice::from_raw_parts(
+                        f.buf as *const u8,
+                        f.sz as usize,
+                    ));
                     out.keyframe |= f.flags & VPX_FRAME_IS_KEY != 0;
                     produced = true;
                 }
@@ -401,7 +460,11 @@ impl VideoDecoder {
     /// A single-threaded VP8 decoder (VP8 decoding costs a fraction of encoding; see
     /// `benches/CODEC_CHOICE.md`).
     pub fn new() -> Result<VideoDecoder, VideoError> {
-        let cfg = vpx_codec_dec_cfg_t { threads: 1, w: 0, h: 0 };
+        let cfg = vpx_codec_dec_cfg_t {
+            threads: 1,
+            w: 0,
+            h: 0,
+        };
         let mut ctx = Box::new(MaybeUninit::<vpx_codec_ctx_t>::zeroed());
         // SAFETY: `ctx` is writable memory for a context that `dec_init` initialises; it is
         // boxed so its address never moves.
@@ -429,12 +492,12 @@ impl VideoDecoder {
         if data.is_empty() {
             return Ok(false);
         }
-        let len = c_uint::try_from(data.len())
-            .map_err(|_| VideoError::InvalidConfig { reason: "frame larger than 4 GiB" })?;
+        let len = c_uint::try_from(data.len()).map_err(|_| VideoError::InvalidConfig {
+            reason: "frame larger than 4 GiB",
+        })?;
         // SAFETY: an initialised decoder; `data` is valid for `len` bytes during the call.
-        let err = unsafe {
-            vpx_codec_decode(&mut *self.ctx, data.as_ptr(), len, ptr::null_mut(), 0)
-        };
+        let err =
+            unsafe { vpx_codec_decode(&mut *self.ctx, data.as_ptr(), len, ptr::null_mut(), 0) };
         if err != vpx_codec_err_t::VPX_CODEC_OK {
             return Err(ctx_error("vpx_codec_decode", &mut self.ctx));
         }

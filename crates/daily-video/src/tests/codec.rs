@@ -24,16 +24,32 @@ fn psnr_at_daily_default_bitrate() {
 #[test]
 fn keyframes_only_on_request() {
     let frames = encode_pattern(320, 180, 300_000, 40, &[17, 30]);
-    let keys: Vec<usize> = frames.iter().enumerate().filter(|(_, (_, e))| e.keyframe).map(|(n, _)| n).collect();
+    let keys: Vec<usize> = frames
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, e))| e.keyframe)
+        .map(|(n, _)| n)
+        .collect();
     assert_eq!(keys, [0, 17, 30]);
     // The VP8 frame tag agrees (P bit 0 on keyframes).
-    assert!(frames.iter().all(|(_, e)| (e.data[0] & 1 == 0) == e.keyframe));
+    assert!(
+        frames
+            .iter()
+            .all(|(_, e)| (e.data[0] & 1 == 0) == e.keyframe)
+    );
 }
 
 #[test]
 fn bitrate_changes_without_reinit() {
     let (w, h) = (640, 360);
-    let mut enc = VideoEncoder::new(EncoderConfig { width: w, height: h, fps: 30, bitrate_bps: 150_000, threads: 1 }).unwrap();
+    let mut enc = VideoEncoder::new(EncoderConfig {
+        width: w,
+        height: h,
+        fps: 30,
+        bitrate_bps: 150_000,
+        threads: 1,
+    })
+    .unwrap();
     let mut pic = I420Buffer::default();
     let mut out = EncodedFrame::default();
     let mut sizes = [0usize; 2];
@@ -56,11 +72,19 @@ fn bitrate_changes_without_reinit() {
 
 #[test]
 fn size_changes_reach_the_decoder() {
-    let mut enc = VideoEncoder::new(EncoderConfig { width: 320, height: 180, ..Default::default() }).unwrap();
+    let mut enc = VideoEncoder::new(EncoderConfig {
+        width: 320,
+        height: 180,
+        ..Default::default()
+    })
+    .unwrap();
     let mut dec = VideoDecoder::new().unwrap();
     let (mut pic, mut src) = (I420Buffer::default(), I420Buffer::default());
     let mut out = EncodedFrame::default();
-    for (n, (w, h)) in [(320, 180), (320, 180), (161, 91), (161, 91), (640, 360)].into_iter().enumerate() {
+    for (n, (w, h)) in [(320, 180), (320, 180), (161, 91), (161, 91), (640, 360)]
+        .into_iter()
+        .enumerate()
+    {
         testpattern::i420(n as u32, w, h, &mut src).unwrap();
         enc.encode(&src, n as u32 * 3000, false, &mut out).unwrap();
         // A new size starts with a keyframe.
@@ -74,10 +98,18 @@ fn size_changes_reach_the_decoder() {
 
 #[test]
 fn timestamps_may_wrap_or_repeat() {
-    let mut enc = VideoEncoder::new(EncoderConfig { width: 160, height: 90, ..Default::default() }).unwrap();
+    let mut enc = VideoEncoder::new(EncoderConfig {
+        width: 160,
+        height: 90,
+        ..Default::default()
+    })
+    .unwrap();
     let mut pic = I420Buffer::default();
     let mut out = EncodedFrame::default();
-    for (n, ts) in [u32::MAX - 6000, u32::MAX - 3000, 2, 2, 3002].into_iter().enumerate() {
+    for (n, ts) in [u32::MAX - 6000, u32::MAX - 3000, 2, 2, 3002]
+        .into_iter()
+        .enumerate()
+    {
         testpattern::i420(n as u32, 160, 90, &mut pic).unwrap();
         assert!(enc.encode(&pic, ts, false, &mut out).unwrap());
     }
@@ -88,9 +120,21 @@ fn bad_configs_are_errors() {
     let ok = EncoderConfig::default();
     for (cfg, what) in [
         (EncoderConfig { width: 0, ..ok }, "zero"),
-        (EncoderConfig { height: 20_000, ..ok }, "16383"),
+        (
+            EncoderConfig {
+                height: 20_000,
+                ..ok
+            },
+            "16383",
+        ),
         (EncoderConfig { fps: 0, ..ok }, "fps"),
-        (EncoderConfig { bitrate_bps: 1000, ..ok }, "bitrate"),
+        (
+            EncoderConfig {
+                bitrate_bps: 1000,
+                ..ok
+            },
+            "bitrate",
+        ),
         (EncoderConfig { threads: 0, ..ok }, "threads"),
     ] {
         let err = VideoEncoder::new(cfg).unwrap_err();
@@ -135,7 +179,14 @@ fn two_threads_decode_the_same() {
     let (w, h) = (1280, 720);
     let mut src = I420Buffer::default();
     testpattern::i420(3, w, h, &mut src).unwrap();
-    let mut enc = VideoEncoder::new(EncoderConfig { width: w, height: h, fps: 30, bitrate_bps: 2_000_000, threads: 2 }).unwrap();
+    let mut enc = VideoEncoder::new(EncoderConfig {
+        width: w,
+        height: h,
+        fps: 30,
+        bitrate_bps: 2_000_000,
+        threads: 2,
+    })
+    .unwrap();
     let mut out = EncodedFrame::default();
     let mut dec = VideoDecoder::new().unwrap();
     let mut pic = I420Buffer::default();

@@ -6,7 +6,12 @@ fn smooth_rgba(w: u32, h: u32) -> Vec<u8> {
     let mut v = Vec::new();
     for y in 0..h {
         for x in 0..w {
-            v.extend_from_slice(&[(40 + (2 * x).min(180)) as u8, (40 + (2 * y).min(180)) as u8, (60 + (x + y).min(150)) as u8, 255]);
+            v.extend_from_slice(&[
+                (40 + (2 * x).min(180)) as u8,
+                (40 + (2 * y).min(180)) as u8,
+                (60 + (x + y).min(150)) as u8,
+                255,
+            ]);
         }
     }
     v
@@ -51,19 +56,47 @@ fn every_format_round_trips_within_tolerance() {
         let rgba = smooth_rgba(w, h);
         let mut reference = I420Buffer::default();
         to_i420(&rgba, ColorFormat::Rgba, w, h, &mut reference).unwrap();
-        for format in [ColorFormat::Rgba, ColorFormat::Bgra, ColorFormat::Argb, ColorFormat::Abgr, ColorFormat::Rgb] {
+        for format in [
+            ColorFormat::Rgba,
+            ColorFormat::Bgra,
+            ColorFormat::Argb,
+            ColorFormat::Abgr,
+            ColorFormat::Rgb,
+        ] {
             let src = rgba_as(&rgba, format);
             let mut yuv = I420Buffer::new(8, 8); // resized by the conversion
             to_i420(&src, format, w, h, &mut yuv).unwrap();
             // Every layout of the same picture gives (nearly) the same I420.
-            let worst = yuv.as_bytes().iter().zip(reference.as_bytes()).map(|(a, b)| a.abs_diff(*b)).max().unwrap();
-            assert!(worst <= 1, "{format} {w}x{h}: I420 differs from RGBA's by {worst}");
+            let worst = yuv
+                .as_bytes()
+                .iter()
+                .zip(reference.as_bytes())
+                .map(|(a, b)| a.abs_diff(*b))
+                .max()
+                .unwrap();
+            assert!(
+                worst <= 1,
+                "{format} {w}x{h}: I420 differs from RGBA's by {worst}"
+            );
             let mut back = Vec::new();
             from_i420(&yuv, format, &mut back).unwrap();
             assert_eq!(back.len(), src.len());
-            let max = back.iter().zip(&src).map(|(a, b)| a.abs_diff(*b)).max().unwrap();
-            let mean = back.iter().zip(&src).map(|(a, b)| u32::from(a.abs_diff(*b))).sum::<u32>() as f64 / src.len() as f64;
-            assert!(max <= 6 && mean <= 1.5, "{format} {w}x{h}: max {max}, mean {mean:.2}");
+            let max = back
+                .iter()
+                .zip(&src)
+                .map(|(a, b)| a.abs_diff(*b))
+                .max()
+                .unwrap();
+            let mean = back
+                .iter()
+                .zip(&src)
+                .map(|(a, b)| u32::from(a.abs_diff(*b)))
+                .sum::<u32>() as f64
+                / src.len() as f64;
+            assert!(
+                max <= 6 && mean <= 1.5,
+                "{format} {w}x{h}: max {max}, mean {mean:.2}"
+            );
             // Alpha comes back opaque, in its place.
             let alpha = match format {
                 ColorFormat::Rgba | ColorFormat::Bgra => Some(3),
@@ -82,7 +115,12 @@ fn limited_range_bt601() {
     // White and black map to 235 and 16 (limited range); pure red to BT.601's Y 81.
     let (w, h) = (4, 2);
     let mut px = Vec::new();
-    for c in [[255u8, 255, 255, 255], [0, 0, 0, 255], [255, 0, 0, 255], [255, 0, 0, 255]] {
+    for c in [
+        [255u8, 255, 255, 255],
+        [0, 0, 0, 255],
+        [255, 0, 0, 255],
+        [255, 0, 0, 255],
+    ] {
         px.extend_from_slice(&c);
     }
     let rgba = [px.clone(), px].concat();
@@ -111,12 +149,42 @@ fn i420_is_copied() {
 fn wrong_sizes_are_errors() {
     let mut dst = I420Buffer::default();
     let err = to_i420(&[0; 100], ColorFormat::Rgba, 10, 10, &mut dst).unwrap_err();
-    assert_eq!(err, VideoError::BufferSize { what: "source frame", expected: 400, actual: 100 });
-    assert!(err.to_string().contains("expected 400 bytes, got 100"), "{err}");
+    assert_eq!(
+        err,
+        VideoError::BufferSize {
+            what: "source frame",
+            expected: 400,
+            actual: 100
+        }
+    );
+    assert!(
+        err.to_string().contains("expected 400 bytes, got 100"),
+        "{err}"
+    );
     let err = to_i420(&[0; 149], ColorFormat::I420, 10, 10, &mut dst).unwrap_err();
-    assert_eq!(err, VideoError::BufferSize { what: "source frame", expected: 150, actual: 149 });
+    assert_eq!(
+        err,
+        VideoError::BufferSize {
+            what: "source frame",
+            expected: 150,
+            actual: 149
+        }
+    );
     let err = to_i420(&[], ColorFormat::Rgb, 0, 10, &mut dst).unwrap_err();
-    assert!(matches!(err, VideoError::InvalidDimensions { width: 0, height: 10, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            VideoError::InvalidDimensions {
+                width: 0,
+                height: 10,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     let mut out = Vec::new();
-    assert!(matches!(from_i420(&I420Buffer::default(), ColorFormat::Rgba, &mut out), Err(VideoError::InvalidDimensions { .. })));
+    assert!(matches!(
+        from_i420(&I420Buffer::default(), ColorFormat::Rgba, &mut out),
+        Err(VideoError::InvalidDimensions { .. })
+    ));
 }

@@ -7,14 +7,23 @@ fn frame_numbers_read_back() {
     let mut yuv = I420Buffer::default();
     for n in [0u32, 1, 2, 255, 4096, 65535, 65536, 70000] {
         testpattern::rgba(n, w, h, &mut rgba);
-        assert_eq!(testpattern::read_frame_number(&rgba, w, h), Some(n & 0xFFFF));
+        assert_eq!(
+            testpattern::read_frame_number(&rgba, w, h),
+            Some(n & 0xFFFF)
+        );
         testpattern::i420(n, w, h, &mut yuv).unwrap();
         assert_eq!(testpattern::read_frame_number_i420(&yuv), Some(n & 0xFFFF));
     }
     // Not the pattern, or the wrong size: no number.
-    assert_eq!(testpattern::read_frame_number(&vec![128; (w * h * 4) as usize], w, h), None);
+    assert_eq!(
+        testpattern::read_frame_number(&vec![128; (w * h * 4) as usize], w, h),
+        None
+    );
     assert_eq!(testpattern::read_frame_number(&rgba, w, h + 1), None);
-    assert_eq!(testpattern::read_frame_number_i420(&I420Buffer::new(w, h)), None);
+    assert_eq!(
+        testpattern::read_frame_number_i420(&I420Buffer::new(w, h)),
+        None
+    );
 }
 
 #[test]
@@ -24,8 +33,16 @@ fn pattern_moves_and_is_deterministic() {
     testpattern::rgba(7, 160, 90, &mut b);
     assert_eq!(a, b);
     testpattern::rgba(8, 160, 90, &mut b);
-    let changed = a.iter().zip(&b).skip(160 * 32 * 4).filter(|(x, y)| x != y).count();
-    assert!(changed > a.len() / 4, "only {changed} bytes changed between frames");
+    let changed = a
+        .iter()
+        .zip(&b)
+        .skip(160 * 32 * 4)
+        .filter(|(x, y)| x != y)
+        .count();
+    assert!(
+        changed > a.len() / 4,
+        "only {changed} bytes changed between frames"
+    );
 }
 
 #[test]

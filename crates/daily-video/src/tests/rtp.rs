@@ -19,7 +19,13 @@ fn packets(frames: &[EncodedFrame], max_payload: usize, first_seq: u16) -> Vec<P
     for (n, f) in frames.iter().enumerate() {
         p.packetize(&f.data, f.keyframe, max_payload, |payload, marker| {
             assert!(payload.len() <= max_payload);
-            out.push(Packet { seq, ts: n as u32 * 3000, marker, payload: payload.to_vec(), frame: n });
+            out.push(Packet {
+                seq,
+                ts: n as u32 * 3000,
+                marker,
+                payload: payload.to_vec(),
+                frame: n,
+            });
             seq = seq.wrapping_add(1);
         });
     }
@@ -27,7 +33,10 @@ fn packets(frames: &[EncodedFrame], max_payload: usize, first_seq: u16) -> Vec<P
 }
 
 /// Pushes `packets` in order, draining `poll` too.
-fn assemble<'a>(a: &mut FrameAssembler, packets: impl IntoIterator<Item = &'a Packet>) -> Vec<AssembledFrame> {
+fn assemble<'a>(
+    a: &mut FrameAssembler,
+    packets: impl IntoIterator<Item = &'a Packet>,
+) -> Vec<AssembledFrame> {
     let mut out = Vec::new();
     for p in packets {
         if let Some(f) = a.push(p.seq, p.ts, p.marker, &p.payload) {
@@ -41,7 +50,10 @@ fn assemble<'a>(a: &mut FrameAssembler, packets: impl IntoIterator<Item = &'a Pa
 }
 
 fn encoded(count: u32, keyframes: &[u32]) -> Vec<EncodedFrame> {
-    encode_pattern(320, 180, 400_000, count, keyframes).into_iter().map(|(_, e)| e).collect()
+    encode_pattern(320, 180, 400_000, count, keyframes)
+        .into_iter()
+        .map(|(_, e)| e)
+        .collect()
 }
 
 fn check_in_order(out: &[AssembledFrame], frames: &[EncodedFrame], which: &[usize]) {
@@ -58,7 +70,11 @@ fn check_in_order(out: &[AssembledFrame], frames: &[EncodedFrame], which: &[usiz
 fn round_trip_in_order_decodes() {
     let frames = encoded(20, &[]);
     let pk = packets(&frames, 300, 1000);
-    assert!(pk.len() > 3 * frames.len(), "want several packets per frame, got {}", pk.len());
+    assert!(
+        pk.len() > 3 * frames.len(),
+        "want several packets per frame, got {}",
+        pk.len()
+    );
     let mut a = FrameAssembler::new();
     assert!(a.needs_keyframe(), "nothing decodable yet");
     let out = assemble(&mut a, &pk);
@@ -79,19 +95,34 @@ fn descriptor_and_picture_id() {
     let mut p = Packetizer::with_picture_id(0x7FFF);
     let mut seen = Vec::new();
     for f in &frames {
-        p.packetize(&f.data, f.keyframe, 200, |payload, marker| seen.push((payload.to_vec(), marker)));
+        p.packetize(&f.data, f.keyframe, 200, |payload, marker| {
+            seen.push((payload.to_vec(), marker))
+        });
     }
     assert_eq!(p.next_picture_id(), 1, "15-bit PictureID wraps");
     let first = &seen[0].0;
     assert_eq!(first[0], 0x90, "X and S on the first packet");
     assert_eq!(first[1], 0x80, "I");
-    assert_eq!(u16::from_be_bytes([first[2], first[3]]), 0xFFFF, "M=1 and PictureID 0x7FFF");
+    assert_eq!(
+        u16::from_be_bytes([first[2], first[3]]),
+        0xFFFF,
+        "M=1 and PictureID 0x7FFF"
+    );
     assert_eq!(seen[1].0[0], 0x80, "no S on later packets");
     let last_of_first = seen.iter().position(|(_, m)| *m).unwrap();
-    assert_eq!(u16::from_be_bytes([seen[last_of_first + 1].0[2], seen[last_of_first + 1].0[3]]), 0x8000);
+    assert_eq!(
+        u16::from_be_bytes([seen[last_of_first + 1].0[2], seen[last_of_first + 1].0[3]]),
+        0x8000
+    );
     // Near-equal sizes: no runt packet.
-    let sizes: Vec<usize> = seen[..=last_of_first].iter().map(|(p, _)| p.len()).collect();
-    assert!(sizes.iter().max().unwrap() - sizes.iter().min().unwrap() <= 1, "{sizes:?}");
+    let sizes: Vec<usize> = seen[..=last_of_first]
+        .iter()
+        .map(|(p, _)| p.len())
+        .collect();
+    assert!(
+        sizes.iter().max().unwrap() - sizes.iter().min().unwrap() <= 1,
+        "{sizes:?}"
+    );
     assert!(sizes.iter().all(|&s| s <= 200));
 }
 
@@ -109,7 +140,10 @@ fn other_descriptors_are_accepted() {
     // No extension at all (X=0).
     let mut payload = vec![0x10];
     payload.extend_from_slice(&frames[0].data);
-    assert_eq!(a.push(8, 4567, true, &payload).expect("complete").data, frames[0].data);
+    assert_eq!(
+        a.push(8, 4567, true, &payload).expect("complete").data,
+        frames[0].data
+    );
 }
 
 #[test]
@@ -164,7 +198,12 @@ fn loss_drops_until_keyframe() {
     assert!(!a.needs_keyframe());
     // The loss was noticed within two frames and reported until the keyframe.
     assert!(needs_at.iter().any(|&(f, n)| f <= 7 && n));
-    assert!(needs_at.iter().filter(|&&(f, _)| (8..12).contains(&f)).all(|&(_, n)| n));
+    assert!(
+        needs_at
+            .iter()
+            .filter(|&&(f, _)| (8..12).contains(&f))
+            .all(|&(_, n)| n)
+    );
     assert!(a.frames_dropped() >= 7, "{}", a.frames_dropped());
     // The decoder takes what came out.
     let mut dec = VideoDecoder::new().unwrap();
@@ -182,7 +221,13 @@ fn lost_last_packet_and_lost_whole_frame() {
     // The marker packet of frame 2 and all of frame 8 are lost.
     let marker2 = pk.iter().position(|p| p.frame == 2 && p.marker).unwrap();
     let mut a = FrameAssembler::new();
-    let out = assemble(&mut a, pk.iter().enumerate().filter(|(i, p)| *i != marker2 && p.frame != 8).map(|(_, p)| p));
+    let out = assemble(
+        &mut a,
+        pk.iter()
+            .enumerate()
+            .filter(|(i, p)| *i != marker2 && p.frame != 8)
+            .map(|(_, p)| p),
+    );
     check_in_order(&out, &frames, &[0, 1, 6, 7, 10, 11]);
 }
 
@@ -232,7 +277,11 @@ fn garbage_never_panics() {
             let p = &pk[rng.below(pk.len() as u64) as usize];
             payload = p.payload.clone();
         }
-        let seq = if round % 2 == 0 { rng.next() as u16 } else { round as u16 };
+        let seq = if round % 2 == 0 {
+            rng.next() as u16
+        } else {
+            round as u16
+        };
         if let Some(f) = a.push(seq, rng.next() as u32, rng.below(2) == 0, &payload) {
             let _ = dec.decode(&f.data, &mut pic);
         }
@@ -247,5 +296,8 @@ fn garbage_never_panics() {
             out.push(f);
         }
     }
-    assert!(out.iter().any(|f| f.keyframe), "recovers on the next keyframe");
+    assert!(
+        out.iter().any(|f| f.keyframe),
+        "recovers on the next keyframe"
+    );
 }
