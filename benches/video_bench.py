@@ -1,10 +1,11 @@
 """The video benchmark (issue 17): one sender → one receiver, our SDK and aiortc side by side.
 
     python benches/video_bench.py [--seconds 20] [--sizes 640x360,1280x720] [--warmup 3]
-                                  [--no-aiortc | --only-aiortc] [--json FILE]
+                                  [--repeat K] [--no-aiortc | --only-aiortc] [--json FILE]
 
-For every size, the same scenario on each stack, one pair at a time, every party in a process of
-its own (this script run with --role; the driver talks to them over stdin/stdout):
+For every size, the same scenario on each stack, one pair at a time (--repeat K: K rounds, each
+running every size and stack once, so that a busy spell of the machine does not land on one
+stack only), every party in a process of its own (this script run with --role; the driver talks to them over stdin/stdout):
 
 - ours: the room server (`daily.server.RoomServer`, embedded in a Python process of its own), a
   sender `CallClient` publishing `CustomVideoTrack(CustomVideoSource(W, H, "RGBA"))` as its
@@ -84,7 +85,7 @@ def say(kind: str, **kw) -> None:
     sys.stdout.flush()
 
 
-def stdin_commands() -> "queue.Queue[dict]":
+def stdin_commands() -> queue.Queue[dict]:
     """Commands from the driver, read by a daemon thread (EOF reads as a stop)."""
     q: queue.Queue[dict] = queue.Queue()
 
@@ -134,6 +135,7 @@ def role_aiortc(a) -> None:
     import aioice
     import av
     from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
+    from aiortc.mediastreams import MediaStreamError
 
     # aioice never offers 127.0.0.1; offer exactly that, so every packet stays on loopback.
     aioice.ice.get_host_addresses = lambda use_ipv4=True, use_ipv6=True: ["127.0.0.1"]
@@ -191,7 +193,7 @@ def role_aiortc(a) -> None:
                 while True:
                     try:
                         frame = await track.recv()
-                    except Exception:
+                    except MediaStreamError:  # the track ended
                         return
                     arr = frame.to_ndarray(format="rgba")
                     rx.frame(arr, time.monotonic())
@@ -600,6 +602,7 @@ def main() -> int:
     p.add_argument("--warmup", type=float, default=3.0, help="s from the receiver's first frame to the window")
     p.add_argument("--grace", type=float, default=2.0, help="s after the window for frames still in flight")
     p.add_argument("--sizes", default="640x360,1280x720")
+    p.add_argument("--repeat", type=int, default=1, help="rounds; each round runs every size and stack once")
     p.add_argument("--no-aiortc", action="store_true")
     p.add_argument("--only-aiortc", action="store_true")
     p.add_argument("--python", default=None, help="interpreter for the parties (default: this one)")
@@ -619,23 +622,25 @@ def main() -> int:
     sizes = [tuple(int(v) for v in s.split("x")) for s in a.sizes.split(",")]
     rows = []
     started = datetime.datetime.now()
-    for w, h in sizes:
-        for stack in stacks:
-            print(f"{stack} {w}x{h} ...", file=sys.stderr, flush=True)
-            try:
-                r = run_pair(stack, w, h, a)
-            except Exception as e:  # noqa: BLE001 - one failed run is reported, the rest go on
-                print(f"  failed: {e}", file=sys.stderr, flush=True)
-                rows.append({"stack": stack, "width": w, "height": h, "error": str(e)})
-                continue
-            print("  " + json.dumps({k: v for k, v in r.items() if k != "stats_at_end"}), file=sys.stderr, flush=True)
-            rows.append(r)
+    for rnd, (w, h), stack in [(i, sz, st) for i in range(max(1, a.repeat)) for sz in sizes for st in stacks]:
+        print(f"round {rnd + 1}: {stack} {w}x{h} ...", file=sys.stderr, flush=True)
+        try:
+            r = run_pair(stack, w, h, a)
+        except Exception as e:  # noqa: BLE001 - one failed run is reported, the rest go on
+            print(f"  failed: {e}", file=sys.stderr, flush=True)
+            rows.append({"stack": stack, "width": w, "height": h, "error": str(e)})
+            continue
+        print("  " + json.dumps({k: v for k, v in r.items() if k != "stats_at_end"}), file=sys.stderr, flush=True)
+        r["round"] = rnd + 1
+        rows.append(r)
+    if a.repeat > 1:  # one table, sizes together
+        rows.sort(key=lambda r: (r["width"] * r["height"], r["stack"] != "ours", r.get("round", 0)))
     versions = {}
     for mod in ("aiortc", "av", "numpy"):
         try:
             versions[mod] = __import__(mod).__version__
-        except Exception:  # noqa: BLE001
-            pass
+        except ImportError:
+            versions[mod] = "not installed"
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"started": started.isoformat(timespec="seconds"), "machine": cpu_model(), "cores": os.cpu_count(),

@@ -260,6 +260,12 @@ def _shape_positions(n: int, width: int, height: int, bh: int, size: int) -> dic
     return {"rect": rect, "disc": disc, "sprite": sprite}
 
 
+def _box(xy: tuple[int, int], wh: tuple[int, int], step: int, pw: int, ph: int) -> tuple[int, int, int, int]:
+    """A shape's (x0, y0, x1, y1) in a plane subsampled by ``step``, clipped to it."""
+    x0, y0 = xy[0] // step, xy[1] // step
+    return x0, y0, min(pw, x0 + -(-wh[0] // step)), min(ph, y0 + -(-wh[1] // step))
+
+
 def make_frame(n: int, width: int, height: int, color_format: str = "RGBA", as_bytes: bool = False):
     """Frame number n of the pattern: a C-contiguous uint8 array ((height, width, 4) for the
     4-byte formats, (height, width, 3) for RGB, flat for I420), or bytes with ``as_bytes``.
@@ -290,22 +296,14 @@ def make_frame(n: int, width: int, height: int, color_format: str = "RGBA", as_b
     pos = _shape_positions(n, width, height, bh, size)
     for pi, (v, step) in enumerate(zip(views, planes.steps)):
         ph, pw = v.shape[:2]
-
-        def box(xy, sz=size):
-            x0, y0 = xy[0] // step, xy[1] // step
-            x1, y1 = min(pw, x0 + -(-sz // step)), min(ph, y0 + -(-sz // step))
-            return x0, y0, x1, y1
-
         # the rectangle: 1.6 shapes wide, 0.8 tall
-        x0, y0, x1, y1 = box(pos["rect"])
-        x1 = min(pw, x0 + -(-int(size * 1.6) // step))
-        y1 = min(ph, y0 + -(-int(size * 0.8) // step))
+        x0, y0, x1, y1 = _box(pos["rect"], (int(size * 1.6), int(size * 0.8)), step, pw, ph)
         v[y0:y1, x0:x1] = s["rect_color"][pi]
         # the checkerboard sprite
-        x0, y0, x1, y1 = box(pos["sprite"])
+        x0, y0, x1, y1 = _box(pos["sprite"], (size, size), step, pw, ph)
         v[y0:y1, x0:x1] = s["sprite"][pi][: y1 - y0, : x1 - x0]
         # the disc, on top
-        x0, y0, x1, y1 = box(pos["disc"])
+        x0, y0, x1, y1 = _box(pos["disc"], (size, size), step, pw, ph)
         m = s["masks"][pi][: y1 - y0, : x1 - x0]
         v[y0:y1, x0:x1][m] = s["disc_color"][pi]
         # the number band
