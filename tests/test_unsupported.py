@@ -21,7 +21,6 @@ DIALOUT = "dial-out is not supported by this room server"
 DTMF = "DTMF is not supported by this room server"
 SIP = "SIP is not supported by this room server"
 PROXY = "proxies are not supported by this SDK"
-VIDEO = "video is not supported by this room server (audio only)"
 
 
 def _track() -> CustomVideoTrack:
@@ -57,9 +56,6 @@ CASES = [
     ("set_proxy_url", (), {}, (None,)),
     ("set_proxy_url", (None,), {}, (None,)),
     ("set_proxy_url", ("http://proxy.invalid:3128",), {}, (PROXY,)),
-    ("add_custom_video_track", ("cam2", "TRACK"), {}, (VIDEO,)),
-    ("update_custom_video_track", ("cam2", "TRACK"), {}, (VIDEO,)),
-    ("remove_custom_video_track", ("cam2",), {}, (VIDEO,)),
 ]
 
 
@@ -149,16 +145,6 @@ def test_completion_exception_is_reported(monkeypatch):
         c.release()
 
 
-def test_video_track_type_checked():
-    c = CallClient()
-    try:
-        for name in ("add_custom_video_track", "update_custom_video_track"):
-            with pytest.raises(TypeError, match="CustomVideoTrack"):
-                getattr(c, name)("cam2", "not a track")
-    finally:
-        c.release()
-
-
 def test_after_release_raises():
     c = CallClient()
     c.release()
@@ -168,48 +154,3 @@ def test_after_release_raises():
             getattr(c, name)(*args, **kwargs)
     with pytest.raises(RuntimeError, match="released"):
         c.set_video_renderer(str(uuid.uuid4()), lambda *a: None)
-
-
-def test_video_renderer_validates_and_never_fires(server, caplog):
-    caplog.set_level(logging.WARNING)
-    a, b = CallClient(), CallClient()
-    frames = []
-    try:
-        with pytest.raises(ValueError, match="UUID"):
-            a.set_video_renderer("not-a-uuid", lambda *x: None)
-        with pytest.raises(ValueError, match="RGBA, BGRA, ARGB, ABGR, RGB, I420"):
-            a.set_video_renderer(str(uuid.uuid4()), lambda *x: None, color_format="YUV")
-        with pytest.raises(TypeError, match="callable"):
-            a.set_video_renderer(str(uuid.uuid4()), 42)
-
-        url = server.room_url("video-renderer")
-        join(a, url)
-        join(b, url)
-        pid = b.participants()["local"]["id"]
-        Daily.set_log_level(LogLevel.Warn)
-        try:
-            assert (
-                a.set_video_renderer(
-                    pid,
-                    lambda *x: frames.append(x),
-                    video_source="camera",
-                    color_format="I420",
-                    logging_interval_ms=1000,
-                )
-                is None
-            )
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline and not any("video renderer" in r.getMessage() for r in caplog.records):
-                time.sleep(0.05)
-        finally:
-            Daily.set_log_level(LogLevel.Off)
-        warnings = [r for r in caplog.records if "video renderer" in r.getMessage()]
-        assert len(warnings) == 1, [r.getMessage() for r in caplog.records]
-        assert warnings[0].levelno == logging.WARNING and warnings[0].name == "daily.daily"
-        time.sleep(0.5)
-        assert frames == []
-        leave(b)
-        leave(a)
-    finally:
-        a.release()
-        b.release()

@@ -67,14 +67,16 @@ pub fn register_camera(device_name: &str, track_id: &str, source: &VideoSource) 
 
 /// The video source named by a camera or screen input's `settings` (`{"customTrack": {"id"}}`
 /// or `{"deviceId"}`), as (track id, source); `None` when neither is given or the id is a
-/// placeholder no track has (pipecat passes `"no-camera-track"` with `isEnabled: False`);
-/// `InvalidArgument` for an unknown device.
+/// placeholder no track has (pipecat names `"no-camera-track"` / `"no-video-track"`, enabled
+/// or not: the input then sends nothing, as with daily-python); `InvalidArgument` for an
+/// unknown device.
 pub fn resolve_video(input: &str, settings: &Value) -> Result<Option<(String, VideoSource)>, ClientError> {
     if let Some(id) = settings["customTrack"]["id"].as_str() {
-        return match registry().video_tracks.get(id) {
-            Some(s) => Ok(Some((id.to_owned(), s.clone()))),
-            None => Err(ClientError::InvalidArgument(format!("the {input} settings name custom video track {:?}, which does not exist", shown(id)))),
-        };
+        let found = registry().video_tracks.get(id).cloned();
+        if found.is_none() {
+            tracing::info!(input, track = %shown(id), "the input names a custom video track that does not exist: it sends nothing");
+        }
+        return Ok(found.map(|s| (id.to_owned(), s)));
     }
     if let Some(name) = settings["deviceId"].as_str() {
         return match registry().cameras.get(name) {
@@ -95,6 +97,9 @@ pub fn video_change(input: &str, v: &Value) -> Result<Option<Option<(String, Med
         Value::Null | Value::Bool(true) => Ok(None),
         Value::Bool(false) => Ok(Some(None)),
         Value::Object(_) if v["isEnabled"].as_bool() == Some(false) => Ok(Some(None)),
+        Value::Object(_) if v["settings"]["customTrack"]["id"].is_string() => {
+            Ok(Some(resolve_video(input, &v["settings"])?.map(|(id, s)| (id, s.into()))))
+        }
         Value::Object(_) => Ok(resolve_video(input, &v["settings"])?.map(|(id, s)| Some((id, s.into())))),
         _ => Err(ClientError::InvalidArgument(format!("input_settings[{input:?}] must be a bool or a dict"))),
     }

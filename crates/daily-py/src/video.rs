@@ -32,19 +32,16 @@ pub(crate) fn parse_format(name: &str) -> PyResult<ColorFormat> {
     ColorFormat::parse(name).ok_or_else(|| PyValueError::new_err(format!("invalid color format {name:?}: valid formats are {VALID_FORMATS}")))
 }
 
-/// Checks a frame geometry: width and height in 1..=8192, a known colour format, and even
-/// sizes for I420 (its chroma planes are subsampled 2x2; an odd size has no exact layout).
+/// Checks a frame geometry: width and height in 1..=8192 and a known colour format. Odd sizes
+/// are accepted in every format: I420's chroma planes then round up (ceil(w/2) x ceil(h/2), as
+/// libyuv and libvpx lay them out), and VP8 codes any size (RFC 6386 section 9.1).
 fn check_geometry(width: i64, height: i64, color_format: &str) -> PyResult<(u32, u32, ColorFormat)> {
     for (name, v) in [("width", width), ("height", height)] {
         if !(1..=MAX_DIMENSION).contains(&v) {
             return Err(PyValueError::new_err(format!("{name} must be between 1 and {MAX_DIMENSION} pixels, got {v}")));
         }
     }
-    let format = parse_format(color_format)?;
-    if format == ColorFormat::I420 && (width % 2 != 0 || height % 2 != 0) {
-        return Err(PyValueError::new_err(format!("I420 frames need an even width and height, got {width}x{height}")));
-    }
-    Ok((width as u32, height as u32, format))
+    Ok((width as u32, height as u32, parse_format(color_format)?))
 }
 
 /// A frame borrowed from any C-contiguous buffer (`bytes`, `bytearray`, `memoryview`, a numpy
@@ -160,7 +157,7 @@ pub struct CustomVideoSource {
 
 #[pymethods]
 impl CustomVideoSource {
-    /// `width` and `height` in pixels (1-8192; even for I420), `color_format` one of
+    /// `width` and `height` in pixels (1-8192), `color_format` one of
     /// `RGBA, BGRA, ARGB, ABGR, RGB, I420`. Raises `ValueError` otherwise.
     #[new]
     #[pyo3(signature = (width, height, color_format="RGBA"))]
@@ -187,7 +184,7 @@ impl CustomVideoSource {
     }
     /// Writes one frame from any C-contiguous buffer and returns at once. Its size must be
     /// `width * height * 4` bytes for RGBA/BGRA/ARGB/ABGR, `* 3` for RGB, and
-    /// `width * height * 3 / 2` for I420: `ValueError` giving the expected and actual sizes
+    /// `width * height + 2 * ceil(width / 2) * ceil(height / 2)` for I420: `ValueError` giving the expected and actual sizes
     /// otherwise, `TypeError` for a non-buffer.
     fn write_frame(&self, py: Python<'_>, frame: &Bound<'_, PyAny>) -> PyResult<()> {
         guard(|| write(py, &self.source, frame))
@@ -294,7 +291,7 @@ impl VirtualCameraDevice {
 #[pymethods]
 impl crate::process::Daily {
     /// Creates a virtual camera called `device_name` taking `width` x `height` frames (1-8192
-    /// pixels each, even for I420) in `color_format` (`RGBA, BGRA, ARGB, ABGR, RGB, I420`). A
+    /// pixels each) in `color_format` (`RGBA, BGRA, ARGB, ABGR, RGB, I420`). A
     /// later camera of the same name replaces it as that name's device. Raises `ValueError` for
     /// bad arguments, `RuntimeError` before `init`.
     #[staticmethod]

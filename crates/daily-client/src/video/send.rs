@@ -165,9 +165,13 @@ impl Worker {
                 if g.seq > seen + 1 && seen != 0 {
                     self.stats.frames_skipped.fetch_add(g.seq - seen - 1, Ordering::Relaxed);
                 }
+                // A frame sent again (keep-alive, or a keyframe asked for before a new frame
+                // came) is a new RTP frame: it gets the time it is sent, not its capture time
+                // (two frames with one RTP timestamp would be one frame to a receiver).
+                let at = if g.seq == seen { Instant::now() } else { g.at };
                 seen = g.seq;
                 frame.as_bytes_mut().copy_from_slice(g.frame.as_bytes());
-                g.at
+                at
             };
             let now = Instant::now();
             let asked = self.out.keyframe.load(Ordering::Acquire);
