@@ -41,8 +41,10 @@ number in a CRC-checked band). Frames start with the connection; the window of -
   Unreadable: rendered frames whose number band failed its check.
 - PSNR mean / min (dB): BT.601 luma below the number band, rendered frame vs the frame with the
   same number regenerated, on every frame whose number is a multiple of 10 (first arrival).
-- kbit/s: RTP payload bytes received over the window (aiortc: inbound-rtp `bytesReceived` of
-  `getStats()`; ours: the receiver's `media_stats()` when it carries `bytesReceived`).
+- kbit/s: what the sender's encoder put out over the window (ours: `media_stats()["send"]["video"]
+  ["camera"]["bytes"]`, encoded VP8 bytes; aiortc: outbound-rtp `bytesSent` of `getStats()`, RTP
+  payload bytes = VP8 plus its 4-6 byte payload descriptor per packet). The receiver's figure is
+  used instead when its stats carry `bytesReceived` (neither stack's do today).
 - steal %: CPU the hypervisor took from this VM during the window (/proc/stat), % of all cores;
   other %: CPU used by processes other than the measured ones, % of all cores.
 
@@ -319,7 +321,8 @@ def role_daily_send(a) -> None:
         c = cmds.get()
         if c["cmd"] == "mark":
             st = _stats(client)
-            marks.append((time.monotonic(), _deep_find(st.get("send", st), "bytesSent"), st))
+            cam = ((st.get("send") or {}).get("video") or {}).get("camera") or {}
+            marks.append((time.monotonic(), cam.get("bytes", _deep_find(st.get("send", st), "bytesSent")), st))
         elif c["cmd"] == "stop":
             break
     stop.set()
