@@ -41,6 +41,10 @@ number in a CRC-checked band). Frames start with the connection; the window of -
   Unreadable: rendered frames whose number band failed its check.
 - PSNR mean / min (dB): BT.601 luma below the number band, rendered frame vs the frame with the
   same number regenerated, on every frame whose number is a multiple of 10 (first arrival).
+- skipped (ours): frames the sender's encoder skipped during the window
+  (`media_stats()["send"]["video"]["camera"]["framesSkipped"]`: a write replaced the frame
+  before the encoder took it, or came within 90 % of a frame interval of the last encode);
+  aiortc's sender pulls each frame when its encoder is ready, so it has no such count.
 - kbit/s: what the sender's encoder put out over the window (ours: `media_stats()["send"]["video"]
   ["camera"]["bytes"]`, encoded VP8 bytes; aiortc: outbound-rtp `bytesSent` of `getStats()`, RTP
   payload bytes = VP8 plus its 4-6 byte payload descriptor per packet). The receiver's figure is
@@ -546,6 +550,13 @@ def run_pair(stack: str, w: int, h: int, a) -> dict:
     got = [n for n in in_window if n in first_seen]
     lat = [(first_seen[n] - sent[n][0]) * 1000.0 for n in got]
     psnr = [p for n, p in rres["psnr"] if n in in_window]
+    enc = {}
+    smarks = sres.get("marks") or []
+    if len(smarks) >= 2 and len(smarks[0]) > 2:  # ours: the encoder's counters over the window
+        cams = [((m[2].get("send") or {}).get("video") or {}).get("camera") or {} for m in (smarks[0], smarks[-1])]
+        for key in ("framesEncoded", "framesSkipped", "framesDropped", "keyframes"):
+            if key in cams[0] and key in cams[1]:
+                enc[key] = cams[1][key] - cams[0][key]
     kbps, kbps_from = None, None
     for side, res in (("received", rres), ("sent", sres)):
         marks = res.get("marks") or []
@@ -577,6 +588,7 @@ def run_pair(stack: str, w: int, h: int, a) -> dict:
         "psnr_db_mean": round(sum(psnr) / len(psnr), 2) if psnr else None,
         "psnr_db_min": round(min(psnr), 2) if psnr else None,
         "psnr_frames": len(psnr),
+        "encoder_in_window": enc or None,
         "kbps": round(kbps, 1) if kbps is not None else None,
         "kbps_from": kbps_from,
         "steal_pct": round(steal / wall / ncpu * 100.0, 1),
@@ -655,18 +667,19 @@ def main() -> int:
     print("\nCPU in % of one core over the window, pattern generation and frame-number reading excluded; "
           "ours has a room server (its CPU apart), aiortc's peers connect directly (no server).\n")
     print("| size | stack | CPU sender % | CPU receiver % | CPU pair % | CPU server % | latency p50 / p95 ms "
-          "| delivered % (frames) | PSNR mean / min dB | kbit/s | steal % | other % |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| delivered % (frames) | skipped | PSNR mean / min dB | kbit/s | steal % | other % |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         name = "ours" if r["stack"] == "ours" else "aiortc"
         if "error" in r:
-            print(f"| {r['width']}x{r['height']} | {name} | failed: {r['error'].splitlines()[0][:80]} |||||||||||")
+            print(f"| {r['width']}x{r['height']} | {name} | failed: {r['error'].splitlines()[0][:80]} ||||||||||||")
             continue
         c = r["cpu_pct"]
         srv = fmt(c.get("server"), 2) if "server" in c else "none (direct)"
         print(f"| {r['width']}x{r['height']} | {name} | {fmt(c['sender'], 2)} | {fmt(c['receiver'], 2)} | {fmt(r['cpu_pct_pair'], 2)} "
               f"| {srv} | {fmt(r['latency_ms_p50'])} / {fmt(r['latency_ms_p95'])} "
               f"| {fmt(r['delivered_pct'], 2)} ({r['frames_delivered']}/{r['frames_written']}) "
+              f"| {fmt((r.get('encoder_in_window') or {}).get('framesSkipped'))} "
               f"| {fmt(r['psnr_db_mean'], 2)} / {fmt(r['psnr_db_min'], 2)} | {fmt(r['kbps'], 0)} "
               f"| {fmt(r['steal_pct'])} | {fmt(r['other_pct'])} |")
     return 0
