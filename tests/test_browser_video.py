@@ -1,0 +1,327 @@
+"""Video on the call page: Chromium's fake camera (a moving pattern with a frame counter, sized by
+the page's getUserMedia constraints to 640x360) against a real room server on loopback.
+
+- page <-> page: two Chromium pages see each other's camera tile decode frames at the size sent,
+  the camera button takes a tile away from the other side and brings it back, and the server's
+  active speaker (both fake microphones play speech) lands on a tile;
+- Python -> page: a CustomVideoTrack as the bot's camera carries a frame-numbered test pattern
+  that the page's grabFrame reads back, advancing;
+- page -> Python: the page's camera reaches a Python video renderer at the camera's size.
+
+Screenshots of the two-party call go to out/test-artifacts/ (or $DAILY_TEST_ARTIFACTS) as in
+test_browser.py, whose Chromium flags, fixtures and helpers this module uses.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import daily
+from conftest import join, leave
+from daily import CallClient
+from test_browser import ARTIFACTS, Rec, _non_blank, browser, open_page, pw, wait_joined  # noqa: F401
+
+W, H, FPS = 640, 360, 30
+
+try:  # the shared frame-numbered pattern, once examples/videopattern.py exists
+    from videopattern import make_frame, read_frame_number
+except ImportError:  # a minimal one: the frame number in 16 black/white blocks, a gradient below
+    _BITS = 16
+
+    def make_frame(n: int, w: int, h: int, fmt: str = "RGBA") -> bytes:
+        assert fmt == "RGBA", fmt
+        img = np.zeros((h, w, 4), dtype=np.uint8)
+        img[..., 3] = 255
+        img[:, :, 0] = (np.arange(w) * 255 // max(w - 1, 1)).astype(np.uint8)[None, :]
+        img[:, :, 1] = (np.arange(h) * 255 // max(h - 1, 1)).astype(np.uint8)[:, None]
+        img[:, :, 2] = (n * 7) % 256
+        bw, bh = w // _BITS, max(h // 6, 8)
+        for i in range(_BITS):
+            img[:bh, i * bw : (i + 1) * bw, :3] = 255 if (n >> (_BITS - 1 - i)) & 1 else 0
+        return img.tobytes()
+
+    def read_frame_number(rgba: bytes, w: int, h: int) -> int | None:
+        img = np.frombuffer(rgba, dtype=np.uint8).reshape(h, w, 4)
+        bw, bh = w // _BITS, max(h // 6, 8)
+        n = 0
+        for i in range(_BITS):
+            block = img[bh // 4 : 3 * bh // 4, i * bw + bw // 4 : i * bw + 3 * bw // 4, :3]
+            v = float(block.mean())
+            if 60 < v < 195:  # neither black nor white: not our pattern (or mid-transition)
+                return None
+            n = (n << 1) | (v >= 128)
+        return n
+
+
+def poll(page, expr: str, pred, timeout: float = 15.0, what: str = ""):
+    """Evaluates `expr` (it may return a promise) until pred(value) holds; returns the value."""
+    deadline = time.monotonic() + timeout
+    value = None
+    while time.monotonic() < deadline:
+        value = page.evaluate(expr)
+        if pred(value):
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"{what or expr} not reached in {timeout} s; last value {value!r}")
+
+
+def camera_tile(tiles: list, participant_id: str) -> dict | None:
+    return next((t for t in tiles if t["participantId"] == participant_id and t["source"] == "camera"), None)
+
+
+def decoding(participant_id: str, w: int = W, h: int = H):
+    def pred(tiles):
+        t = camera_tile(tiles, participant_id)
+        return t is not None and (t["framesDecoded"] or 0) > 0 and (t["width"], t["height"]) == (w, h)
+
+    return pred
+
+
+def test_two_pages_see_each_others_camera(server, browser):
+    room = server.room_url("video-pages")
+    t0 = time.monotonic()
+    ann = open_page(browser, f"{room}?autojoin=1&name=Ann%20Avery")
+    ben = open_page(browser, f"{room}?autojoin=1&name=Ben")
+    try:
+        ann_id, ben_id = wait_joined(ann), wait_joined(ben)
+        assert ann.evaluate("window.callPage.cameraOn") and ben.evaluate("window.callPage.cameraOn")
+        assert ann.evaluate("window.callPage.localVideo()") == {"on": True, "width": W, "height": H}
+
+        # Each sees the other's camera tile decode at the size sent.
+        for page, other in ((ann, ben_id), (ben, ann_id)):
+            poll(page, "window.callPage.videoTiles()", decoding(other), 20, "a decoding camera tile")
+        print(f"both tiles decoding {time.monotonic() - t0:.1f} s after the pages opened")
+        first = camera_tile(ben.evaluate("window.callPage.videoTiles()"), ann_id)
+        time.sleep(2)
+        then = camera_tile(ben.evaluate("window.callPage.videoTiles()"), ann_id)
+        rate = (then["framesDecoded"] - first["framesDecoded"]) / 2
+        print(f"Ben decodes Ann's camera at {rate:.1f} frames/s, {then['width']}x{then['height']}, "
+              f"{then['framesDecoded']} frames decoded, {then['framesShown']} shown")
+        assert rate >= 10, (first, then)
+        # The server's participant info says so too.
+        info = poll(ben, "window.callPage.participants()",
+                    lambda ps: any(p["id"] == ann_id and p["camera"]["publishing"] for p in ps))
+        assert next(p for p in info if p["id"] == ann_id)["userName"] == "Ann Avery"
+        # Both tiles of each page: the local preview first (mirrored), then the other's camera.
+        tiles = ann.evaluate("window.callPage.tiles()")
+        assert [(t["participantId"], t["source"], t["video"], t["local"]) for t in tiles] == [
+            (ann_id, "camera", True, True), (ben_id, "camera", True, False)]
+        assert "Ann Avery (you)" in ann.inner_text("#tiles") and "Ben" in ann.inner_text("#tiles")
+
+        # The active speaker (the server's, from both fake microphones' speech) has its tile lit.
+        lit = poll(ann, "window.callPage.tiles()", lambda ts: any(t["active"] for t in ts), 15,
+                   "an active speaker's tile")
+        assert [t["participantId"] for t in lit if t["active"]][0] in (ann_id, ben_id)
+
+        os.makedirs(ARTIFACTS, exist_ok=True)
+        shot = os.path.join(ARTIFACTS, "call-page-video.png")
+        png = ann.screenshot(path=shot, full_page=True)
+        colours, spread = _non_blank(png)
+        print(f"{shot}: {colours} colours, std {spread:.1f}")
+        assert colours > 200 and spread > 5.0, (colours, spread)
+
+        # Ann stops her camera: Ben's tile for her becomes a placeholder with her initials.
+        t1 = time.monotonic()
+        ann.click("#camera")
+        assert ann.inner_text("#camera") == "Start camera"
+        poll(ben, "window.callPage.tiles()",
+             lambda ts: [(t["source"], t["video"]) for t in ts if t["participantId"] == ann_id] == [(None, False)],
+             10, "Ann's placeholder tile")
+        print(f"camera off seen by the other page in {time.monotonic() - t1:.2f} s")
+        assert "AA" in ben.inner_text("#tiles")
+        poll(ben, "window.callPage.participants()",
+             lambda ps: any(p["id"] == ann_id and not p["camera"]["publishing"] for p in ps))
+        assert not ann.evaluate("window.callPage.localVideo()")["on"]
+        ben.screenshot(path=os.path.join(ARTIFACTS, "call-page-video-camera-off.png"), full_page=True)
+
+        # And starts it again: the tile is back and decoding new frames.
+        t1 = time.monotonic()
+        ann.click("#camera")
+        poll(ben, "window.callPage.videoTiles()", decoding(ann_id), 15, "Ann's camera tile again")
+        before = camera_tile(ben.evaluate("window.callPage.videoTiles()"), ann_id)["framesDecoded"]
+        poll(ben, "window.callPage.videoTiles()",
+             lambda ts: (camera_tile(ts, ann_id) or {}).get("framesDecoded", 0) > before + 10, 5, "frames after restart")
+        print(f"camera on again, decoding on the other page in {time.monotonic() - t1:.2f} s")
+        # The same frame as Ben sees it, grabbed from the tile: the fake camera's moving pattern.
+        frame = ben.evaluate(f"window.callPage.grabFrame('{ann_id}', 'camera')")
+        assert (frame["width"], frame["height"]) == (W, H)
+        px = np.frombuffer(base64.b64decode(frame["rgba"]), dtype=np.uint8).reshape(H, W, 4)
+        assert px[..., :3].std() > 10, px[..., :3].std()
+
+        # Ben leaves: his tile goes away on Ann's page.
+        ben.evaluate("window.callPage.leave()")
+        poll(ann, "window.callPage.tiles()", lambda ts: all(t["participantId"] != ben_id for t in ts), 10)
+    finally:
+        ann.context.close()
+        ben.context.close()
+    print(f"test took {time.monotonic() - t0:.1f} s")
+
+
+def test_video_off_by_query_and_started_later(server, browser):
+    """video=0 joins with the camera off (a placeholder for everybody); the button starts it."""
+    room = server.room_url("video-query")
+    off = open_page(browser, f"{room}?autojoin=1&name=Quiet&video=0")
+    on = open_page(browser, f"{room}?autojoin=1&name=Viewer")
+    try:
+        off_id, _ = wait_joined(off), wait_joined(on)
+        assert not off.evaluate("window.callPage.cameraOn")
+        assert off.inner_text("#camera") == "Start camera"
+        assert off.evaluate("window.callPage.tiles()")[0]["video"] is False  # our own placeholder
+        poll(on, "window.callPage.participants().length", lambda n: n == 2)
+        time.sleep(1)
+        tiles = on.evaluate("window.callPage.tiles()")
+        assert [(t["source"], t["video"]) for t in tiles if t["participantId"] == off_id] == [(None, False)]
+        assert "Q" in on.inner_text("#tiles")
+        off.click("#camera")
+        poll(on, "window.callPage.videoTiles()", decoding(off_id), 15, "the camera started late")
+    finally:
+        off.context.close()
+        on.context.close()
+
+
+# --- Python <-> page (needs the Python SDK's video) -------------------------------------------
+
+def _python_video_missing(page, bot_id: str) -> str | None:
+    """Why a bot that joined with a CustomVideoTrack as its camera publishes no video, or None.
+
+    The server's participant info (as the page sees it) is the judge: `camera.publishing`."""
+    if not hasattr(daily, "CustomVideoSource") or not hasattr(CallClient, "set_video_renderer"):
+        return "daily has no CustomVideoSource / set_video_renderer"
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        ps = page.evaluate("window.callPage.participants()")
+        if any(p["id"] == bot_id and (p.get("camera") or {}).get("publishing") for p in ps):
+            return None
+        time.sleep(0.2)
+    return "this build of daily publishes no camera track from a CustomVideoTrack (Python video not built yet)"
+
+
+def camera_settings(track) -> dict:
+    return {"inputs": {"camera": {"isEnabled": True, "settings": {"customTrack": {"id": track.id}}},
+                       "microphone": {"isEnabled": False}}}
+
+
+def test_python_test_pattern_reaches_page(server, browser):
+    """A bot's CustomVideoTrack (a frame-numbered pattern, 640x360 at 30 fps) -> SFU -> Chromium;
+    the page's grabFrame reads the frame numbers back and they advance."""
+    from daily import CustomVideoSource, CustomVideoTrack
+
+    room = server.room_url("video-py-to-page")
+    source = CustomVideoSource(W, H, color_format="RGBA")
+    track = CustomVideoTrack(source)
+    bot = CallClient()
+    bot.set_user_name("Pattern Bot")
+    stop = threading.Event()
+    sent = [0]
+
+    def pump():
+        start = time.monotonic()
+        n = 0
+        while not stop.is_set():
+            source.write_frame(make_frame(n, W, H, "RGBA"))
+            sent[0] = n
+            n += 1
+            delay = start + n / FPS - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+
+    writer = threading.Thread(target=pump, daemon=True)
+    writer.start()
+    page = open_page(browser, f"{room}?autojoin=1&name=Watcher&video=0")
+    try:
+        join(bot, room, client_settings=camera_settings(track))
+        bot_id = bot.participants()["local"]["id"]
+        wait_joined(page)
+        missing = _python_video_missing(page, bot_id)
+        if missing:
+            pytest.skip(missing)
+        t0 = time.monotonic()
+        poll(page, "window.callPage.videoTiles()", decoding(bot_id), 15, "the bot's camera tile")
+        print(f"the bot's pattern decoding on the page {time.monotonic() - t0:.2f} s after publishing")
+        seen = []
+        deadline = time.monotonic() + 4
+        while time.monotonic() < deadline:
+            f = page.evaluate(f"window.callPage.grabFrame('{bot_id}', 'camera')")
+            if f:
+                n = read_frame_number(base64.b64decode(f["rgba"]), f["width"], f["height"])
+                if n is not None:
+                    seen.append((time.monotonic(), n, sent[0]))
+            time.sleep(0.1)
+        tiles = page.evaluate("window.callPage.videoTiles()")
+        page.screenshot(path=os.path.join(ARTIFACTS, "call-page-python-pattern.png"), full_page=True)
+    finally:
+        stop.set()
+        writer.join(5)
+        page.context.close()
+        leave(bot)
+        bot.release()
+    numbers = [n for _, n, _ in seen]
+    lag = [s - n for _, n, s in seen]
+    print(f"read {len(seen)} frame numbers {numbers[:3]}..{numbers[-3:]}, lag behind the writer "
+          f"{min(lag)}-{max(lag)} frames; tile {camera_tile(tiles, bot_id)}")
+    assert len(seen) >= 20, seen
+    assert numbers == sorted(numbers) and numbers[-1] - numbers[0] >= 60, numbers  # 4 s at 30 fps
+    assert max(lag) < 30, lag  # under a second behind
+    assert len(set(numbers)) >= 15
+
+
+def test_page_camera_reaches_python_renderer(server, browser):
+    """Chromium's fake camera (640x360) -> SFU -> a Python video renderer (RGBA)."""
+    room = server.room_url("video-page-to-py")
+    rec = Rec()
+    viewer = CallClient(event_handler=rec)
+    join(viewer, room)
+    page = open_page(browser, f"{room}?autojoin=1&name=Camera%20Person")
+    frames: list[tuple[float, int, int, int, str, bytes]] = []
+    lock = threading.Lock()
+
+    def on_frame(participant_id, frame, video_source):
+        with lock:
+            frames.append((time.monotonic(), frame.width, frame.height, frame.timestamp_us,
+                           frame.color_format, bytes(frame.buffer) if len(frames) % 30 == 0 else b""))
+
+    try:
+        ev = rec.wait_for(lambda e: e[0] == "joined" and e[1]["info"].get("userName") == "Camera Person", 15)
+        pid = ev[1]["id"]
+        wait_joined(page)
+        poll(page, "window.callPage.participants()",
+             lambda ps: any(p["id"] == pid and p["camera"]["publishing"] for p in ps), 10)
+        if not hasattr(viewer, "set_video_renderer"):
+            pytest.skip("daily has no set_video_renderer")
+        t0 = time.monotonic()
+        viewer.set_video_renderer(pid, on_frame, video_source="camera", color_format="RGBA")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and len(frames) < 5:
+            time.sleep(0.1)
+        if not frames:
+            state = viewer.participants()[pid]["media"]["camera"]
+            if state.get("state") != "playable":
+                pytest.skip(f"this build of daily renders no remote video yet (camera media {state})")
+        first = time.monotonic() - t0
+        time.sleep(3)
+    finally:
+        page.context.close()
+        leave(viewer)
+        viewer.release()
+    with lock:
+        got = list(frames)
+    assert got, "no frame rendered in 10 s"
+    sizes = {(w, h) for _, w, h, _, _, _ in got}
+    fmts = {f for *_, f, _ in got}
+    span = got[-1][0] - got[0][0]
+    print(f"first frame {first:.2f} s after set_video_renderer; {len(got)} frames in {span:.1f} s, "
+          f"sizes {sizes}, formats {fmts}")
+    assert sizes == {(W, H)}, sizes
+    assert fmts == {"RGBA"}, fmts
+    assert len(got) / max(span, 0.1) >= 10, (len(got), span)
+    stamps = [ts for _, _, _, ts, _, _ in got]
+    assert stamps == sorted(stamps)
+    kept = [b for *_, b in got if b]
+    assert all(len(b) == W * H * 4 for b in kept)
+    assert np.frombuffer(kept[-1], dtype=np.uint8).reshape(H, W, 4)[..., :3].std() > 10
