@@ -268,6 +268,93 @@ def test_page_without_a_camera_joins_with_audio_only(server, browser):
         other.context.close()
 
 
+# A participant speaking the signalling protocol directly from a blank Chromium page (no call
+# page): it publishes canvas tracks under any video source, which the call page cannot.
+RAW_SENDER = """async ({wsUrl, tracks}) => {
+  const ws = new WebSocket(wsUrl);
+  const inbox = [];
+  let wake = () => {};
+  ws.onmessage = (e) => { inbox.push(JSON.parse(e.data)); wake(); };
+  const next = async (type) => {
+    for (;;) {
+      const i = inbox.findIndex((m) => m.type === type);
+      if (i >= 0) return inbox.splice(i, 1)[0];
+      await new Promise((r) => { wake = r; });
+    }
+  };
+  await new Promise((r) => { ws.onopen = r; });
+  ws.send(JSON.stringify({ type: 'join', protocolVersion: 1, userName: 'Raw Sender' }));
+  const joined = await next('joined');
+  const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
+  const vp8 = RTCRtpReceiver.getCapabilities('video').codecs.filter((c) => /vp8/i.test(c.mimeType));
+  const listed = [];
+  for (const spec of tracks) {
+    const canvas = document.createElement('canvas');
+    canvas.width = 320; canvas.height = 180;
+    const g = canvas.getContext('2d');
+    let n = 0;
+    setInterval(() => {  // a solid colour, a moving bar so that frames differ
+      g.fillStyle = spec.color; g.fillRect(0, 0, 320, 180);
+      g.fillStyle = '#808080'; g.fillRect((n++ * 4) % 320, 170, 20, 10);
+    }, 40);
+    const track = canvas.captureStream(25).getVideoTracks()[0];
+    const tr = pc.addTransceiver(track, { direction: 'sendonly' });
+    tr.setCodecPreferences(vp8);
+    listed.push({ tr, track, spec });
+  }
+  await pc.setLocalDescription(await pc.createOffer());
+  await new Promise((r) => {
+    if (pc.iceGatheringState === 'complete') return r();
+    pc.onicegatheringstatechange = () => { if (pc.iceGatheringState === 'complete') r(); };
+    setTimeout(r, 3000);
+  });
+  ws.send(JSON.stringify({ type: 'publishOffer', sdp: pc.localDescription.sdp,
+    tracks: listed.map(({ tr, track, spec }) => Object.assign(
+      { mid: tr.mid, trackId: track.id, source: spec.source },
+      spec.trackName ? { trackName: spec.trackName } : {})) }));
+  const answer = await next('publishAnswer');
+  await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
+  window.raw = { ws, pc };
+  return joined.participant.id;
+}"""
+
+
+def test_screen_and_custom_video_tiles(server, browser):
+    """Remote screenVideo and customVideo tracks get their own tiles, named (a custom track by its
+    name) and showing the right track: each tile's frames have the colour of its own source."""
+    room = server.room_url("video-sources")
+    viewer = open_page(browser, f"{room}?autojoin=1&name=Viewer&video=0")
+    raw_ctx = browser.new_context()
+    raw = raw_ctx.new_page()
+    try:
+        wait_joined(viewer)
+        base, name = room.rsplit("/", 1)
+        raw_id = raw.evaluate(RAW_SENDER, {"wsUrl": f"{base.replace('http', 'ws', 1)}/ws/{name}", "tracks": [
+            {"source": "screenVideo", "color": "#e02020"},
+            {"source": "customVideo", "trackName": "slides", "color": "#2040e0"}]})
+        tiles = poll(viewer, "window.callPage.videoTiles()",
+                     lambda ts: len([t for t in ts if t["participantId"] == raw_id and (t["framesDecoded"] or 0) > 5]) == 2,
+                     15, "two decoding tiles")
+        assert sorted(t["source"] for t in tiles if t["participantId"] == raw_id) == ["screenVideo", "slides"]
+        order = [(t["source"], t["video"]) for t in viewer.evaluate("window.callPage.tiles()") if t["participantId"] == raw_id]
+        assert order == [("screenVideo", True), ("slides", True)], order
+        labels = viewer.inner_text("#tiles")
+        assert "Raw Sender · screen" in labels and "Raw Sender · slides" in labels, labels
+        for source, channel in (("screenVideo", 0), ("slides", 2)):
+            f = viewer.evaluate(f"window.callPage.grabFrame('{raw_id}', '{source}')")
+            px = np.frombuffer(base64.b64decode(f["rgba"]), dtype=np.uint8).reshape(f["height"], f["width"], 4)
+            mean = px[: f["height"] // 2, :, :3].reshape(-1, 3).mean(axis=0)
+            print(f"{source}: {f['width']}x{f['height']}, mean colour {mean.round()}")
+            assert mean[channel] > 150 and mean[2 - channel] < 90, (source, mean)
+        viewer.screenshot(path=os.path.join(ARTIFACTS, "call-page-video-sources.png"), full_page=True)
+        # The sender goes: both tiles go with it.
+        raw_ctx.close()
+        poll(viewer, "window.callPage.tiles()", lambda ts: all(t["participantId"] != raw_id for t in ts), 10)
+    finally:
+        viewer.context.close()
+        raw_ctx.close()
+
+
 # --- Python <-> page (needs the Python SDK's video) -------------------------------------------
 # Until the SDK sends and receives video these two skip, saying why; DAILY_VIDEO_REQUIRED=1 makes
 # them fail instead (for builds that must have video).
