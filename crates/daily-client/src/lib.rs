@@ -14,6 +14,7 @@ mod call;
 mod clock;
 mod engine;
 mod error;
+mod media_source;
 mod netstats;
 mod receive;
 mod send;
@@ -22,10 +23,11 @@ mod source;
 pub mod sources;
 mod speaker;
 mod tls;
+mod video;
 
 pub use call::{
     CONNECT_TIMEOUT, CallClient, CallCore, CallState, ClientEvent, CompletionId, Connection, Done, EventSink, IceConfig, IceServer,
-    JoinDone, JoinSettings, Output, Participant, SendSettings, SendTrackSpec, SourceHandle, TransportCommand,
+    InputChange, JoinDone, JoinSettings, Output, Participant, SendSettings, SendTrackSpec, SourceHandle, TransportCommand, VideoSendSettings,
     check, validate_custom_track_name, validate_user_name,
 };
 /// The timeouts that bound how outages are detected and survived (`call/core/link.rs`).
@@ -39,7 +41,10 @@ pub use error::ClientError;
 pub use daily_media::OpusApplication;
 pub use engine::Engine;
 pub use receive::RecvStats;
+pub use media_source::MediaSource;
 pub use source::{AudioSource, WriteCompletion};
+pub use video::{VideoFrameRef, VideoSource};
+pub use daily_video::ColorFormat;
 pub use speaker::{ReadCompletion, SpeakerDevice};
 
 #[doc(hidden)]

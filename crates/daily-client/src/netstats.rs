@@ -154,6 +154,8 @@ fn record(table: &mut BTreeMap<u32, RemoteReport>, block: &ReceptionReport, arri
 /// nothing, so nothing constrains its slot otherwise (rtc-interceptor's `Slot` rules).
 pub(crate) struct ReportTap {
     table: ReportTable,
+    /// Keyframe requests (PLI, FIR) for our video SSRCs set these flags.
+    keyframes: crate::video::KeyframeTable,
     read: VecDeque<TaggedPacket>,
     write: VecDeque<TaggedPacket>,
 }
@@ -163,8 +165,15 @@ impl ReportTap {
     /// RTCP first.
     pub(crate) const SLOT: usize = 500;
 
-    pub(crate) fn new(table: ReportTable) -> ReportTap {
-        ReportTap { table, read: VecDeque::new(), write: VecDeque::new() }
+    pub(crate) fn new(table: ReportTable, keyframes: crate::video::KeyframeTable) -> ReportTap {
+        ReportTap { table, keyframes, read: VecDeque::new(), write: VecDeque::new() }
+    }
+
+    /// Flags a keyframe request for `ssrc` if it is one of our video streams.
+    fn keyframe_asked(&self, ssrc: u32) {
+        if let Some(flag) = self.keyframes.lock().unwrap_or_else(|e| e.into_inner()).get(&ssrc) {
+            flag.store(true, std::sync::atomic::Ordering::Release);
+        }
     }
 }
 
@@ -192,6 +201,18 @@ impl rtc::sansio::Protocol<TaggedPacket, TaggedPacket, ()> for ReportTap {
             let mut arrival = None;
             for p in packets {
                 let any = p.as_any();
+                // RFC 4585 section 6.3.1 (PLI) and RFC 5104 section 4.3.1 (FIR): the sender of
+                // that SSRC must send a keyframe (`video/send.rs`).
+                if let Some(pli) = any.downcast_ref::<rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication>() {
+                    self.keyframe_asked(pli.media_ssrc);
+                    continue;
+                }
+                if let Some(fir) = any.downcast_ref::<rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest>() {
+                    for e in &fir.fir {
+                        self.keyframe_asked(e.ssrc);
+                    }
+                    continue;
+                }
                 let blocks = if let Some(rr) = any.downcast_ref::<rtc::rtcp::receiver_report::ReceiverReport>() {
                     &rr.reports
                 } else if let Some(sr) = any.downcast_ref::<rtc::rtcp::sender_report::SenderReport>() {

@@ -89,19 +89,24 @@ fn state_wants(v: &Value) -> Option<bool> {
     }
 }
 
-/// Audio rules of one profile or media settings object (`{"microphone": ..., "customAudio":
-/// {name | "*": ...}}`) into `out`.
-fn audio_rules(media: &Value, out: &mut std::collections::BTreeMap<String, bool>) {
-    if let Some(w) = media.get("microphone").and_then(state_wants) {
-        out.insert("microphone".into(), w);
+/// Rules of one profile or media settings object (`{"microphone": ..., "camera": ...,
+/// "screenVideo": ..., "customAudio": {name | "*": ...}, "customVideo": {...}}`) into `out`.
+/// Custom tracks are keyed by name (audio and video share the names: a name rule applies to
+/// both kinds), the kind-wide rules by the kind (`customAudio`, `customVideo`).
+fn media_rules(media: &Value, out: &mut std::collections::BTreeMap<String, bool>) {
+    for kind in ["microphone", "camera", "screenVideo"] {
+        if let Some(w) = media.get(kind).and_then(state_wants) {
+            out.insert(kind.into(), w);
+        }
     }
-    if let Some(custom) = media.get("customAudio") {
+    for kind in ["customAudio", "customVideo"] {
+        let Some(custom) = media.get(kind) else { continue };
         if let Some(w) = state_wants(custom) {
-            out.insert("customAudio".into(), w);
+            out.insert(kind.into(), w);
         } else if let Some(o) = custom.as_object() {
             for (name, v) in o {
                 if let Some(w) = state_wants(v) {
-                    out.insert(if name == "*" { "customAudio".into() } else { name.clone() }, w);
+                    out.insert(if name == "*" { kind.into() } else { name.clone() }, w);
                 }
             }
         }
@@ -113,14 +118,14 @@ fn audio_rules(media: &Value, out: &mut std::collections::BTreeMap<String, bool>
 /// profile (default `base`) overridden by its own `media` entries.
 pub fn subscription_rules(profiles: &Value, subscriptions: &Value) -> SubscriptionRules {
     let mut rules = SubscriptionRules::default();
-    audio_rules(&profiles["base"], &mut rules.base);
+    media_rules(&profiles["base"], &mut rules.base);
     if let Some(subs) = subscriptions.as_object() {
         for (pid, s) in subs {
             let mut m = std::collections::BTreeMap::new();
             if let Some(name) = s["profile"].as_str().filter(|n| *n != "base") {
-                audio_rules(&profiles[name], &mut m);
+                media_rules(&profiles[name], &mut m);
             }
-            audio_rules(&s["media"], &mut m);
+            media_rules(&s["media"], &mut m);
             if !m.is_empty() {
                 rules.participants.insert(pid.clone(), m);
             }
@@ -168,6 +173,17 @@ pub fn participant_dict(p: &ParticipantInfo, is_local: bool, wants: &dyn Fn(&Tra
     for (name, m) in &p.custom_audio {
         custom.insert(name.clone(), media_entry(m, subscribed(&TrackSource::CustomAudio { track_name: name.clone() })));
     }
+    let mut custom_video = Map::new();
+    for (name, m) in &p.custom_video {
+        custom_video.insert(name.clone(), media_entry(m, subscribed(&TrackSource::CustomVideo { track_name: name.clone() })));
+    }
+    let with_reason = |m: &MediaInfo, source: TrackSource| {
+        let mut v = media_entry(m, subscribed(&source));
+        if !m.publishing && !p.permissions.may_send(&source) {
+            v["offReasons"] = json!(["sendPermission"]);
+        }
+        v
+    };
     let mut off_reasons_mic = None;
     if !p.permissions.may_send(&TrackSource::Microphone) {
         off_reasons_mic = Some(json!(["sendPermission"]));
@@ -195,12 +211,12 @@ pub fn participant_dict(p: &ParticipantInfo, is_local: bool, wants: &dyn Fn(&Tra
         "id": p.id,
         "info": info,
         "media": {
-            "camera": off(),
+            "camera": with_reason(&p.camera, TrackSource::Camera),
             "microphone": mic,
-            "screenVideo": off(),
+            "screenVideo": with_reason(&p.screen_video, TrackSource::ScreenVideo),
             "screenAudio": off(),
             "customAudio": Value::Object(custom),
-            "customVideo": {},
+            "customVideo": Value::Object(custom_video),
         },
     })
 }

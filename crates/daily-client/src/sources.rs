@@ -4,7 +4,7 @@
 //! resolves against the same registry, as every tab of a browser sees the same devices.
 
 use crate::call::JoinSettings;
-use crate::{AudioSource, ClientError};
+use crate::{AudioSource, ClientError, MediaSource, VideoSource};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, OnceLock};
@@ -15,6 +15,10 @@ struct Registry {
     tracks: HashMap<String, AudioSource>,
     /// Virtual microphones by device name: (track id, source).
     microphones: HashMap<String, (String, AudioSource)>,
+    /// Custom video tracks by id.
+    video_tracks: HashMap<String, VideoSource>,
+    /// Virtual cameras by device name: (track id, source).
+    cameras: HashMap<String, (String, VideoSource)>,
 }
 
 fn registry() -> MutexGuard<'static, Registry> {
@@ -38,9 +42,71 @@ pub fn register_microphone(device_name: &str, track_id: &str, source: &AudioSour
     registry().microphones.insert(device_name.to_owned(), (track_id.to_owned(), source.clone()));
 }
 
-/// Forgets every virtual microphone (`Daily.deinit`).
+/// Forgets every virtual microphone and camera (`Daily.deinit`).
 pub fn clear_microphones() {
-    registry().microphones.clear();
+    let mut r = registry();
+    r.microphones.clear();
+    r.cameras.clear();
+}
+
+/// Names `source` as custom video track `track_id` (a `CustomVideoTrack` was created).
+pub fn register_video_track(track_id: &str, source: &VideoSource) {
+    registry().video_tracks.insert(track_id.to_owned(), source.clone());
+}
+
+/// Forgets custom video track `track_id`.
+pub fn unregister_video_track(track_id: &str) {
+    registry().video_tracks.remove(track_id);
+}
+
+/// Names `source` as virtual camera `device_name`, published with `track_id`; a later device
+/// of the same name replaces it (daily-python's `create_camera_device`).
+pub fn register_camera(device_name: &str, track_id: &str, source: &VideoSource) {
+    registry().cameras.insert(device_name.to_owned(), (track_id.to_owned(), source.clone()));
+}
+
+/// The video source named by a camera or screen input's `settings` (`{"customTrack": {"id"}}`
+/// or `{"deviceId"}`), as (track id, source); `None` when neither is given or the id is a
+/// placeholder no track has (pipecat passes `"no-camera-track"` with `isEnabled: False`);
+/// `InvalidArgument` for an unknown device.
+pub fn resolve_video(input: &str, settings: &Value) -> Result<Option<(String, VideoSource)>, ClientError> {
+    if let Some(id) = settings["customTrack"]["id"].as_str() {
+        return match registry().video_tracks.get(id) {
+            Some(s) => Ok(Some((id.to_owned(), s.clone()))),
+            None => Err(ClientError::InvalidArgument(format!("the {input} settings name custom video track {:?}, which does not exist", shown(id)))),
+        };
+    }
+    if let Some(name) = settings["deviceId"].as_str() {
+        return match registry().cameras.get(name) {
+            Some(m) => Ok(Some(m.clone())),
+            None => Err(ClientError::InvalidArgument(format!(
+                "the {input} settings name device {:?}, which does not exist (create it with Daily.create_camera_device)",
+                shown(name)
+            ))),
+        };
+    }
+    Ok(None)
+}
+
+/// What an `update_inputs` patch's `camera` or `screenVideo` entry asks, as
+/// [`microphone_change`] does for the microphone.
+pub fn video_change(input: &str, v: &Value) -> Result<Option<Option<(String, MediaSource)>>, ClientError> {
+    match v {
+        Value::Null | Value::Bool(true) => Ok(None),
+        Value::Bool(false) => Ok(Some(None)),
+        Value::Object(_) if v["isEnabled"].as_bool() == Some(false) => Ok(Some(None)),
+        Value::Object(_) => Ok(resolve_video(input, &v["settings"])?.map(|(id, s)| Some((id, s.into())))),
+        _ => Err(ClientError::InvalidArgument(format!("input_settings[{input:?}] must be a bool or a dict"))),
+    }
+}
+
+/// The sources an `update_inputs` patch switches (microphone, camera, screen).
+pub fn input_change(patch: &Value) -> Result<crate::InputChange, ClientError> {
+    Ok(crate::InputChange {
+        microphone: microphone_change(&patch["microphone"])?.map(|m| m.map(|(id, s)| (id, s.into()))),
+        camera: video_change("camera", &patch["camera"])?,
+        screen_video: video_change("screenVideo", &patch["screenVideo"])?,
+    })
 }
 
 /// The microphone named by input `settings` (`{"customTrack": {"id"}}` or `{"deviceId"}`),
@@ -87,7 +153,7 @@ pub fn microphone_change(mic: &Value) -> Result<Option<Option<(String, AudioSour
     }
 }
 
-impl JoinSettings<AudioSource> {
+impl JoinSettings<MediaSource> {
     /// Join settings from Daily's `client_settings`: the microphone source named by
     /// `inputs.microphone` when it is enabled (`true`, or a dict without `isEnabled: false`),
     /// and the whole dict for the call core to merge into `inputs()` / `publishing()`.
@@ -99,6 +165,21 @@ impl JoinSettings<AudioSource> {
             _ => false,
         };
         let microphone = if enabled { resolve_microphone(&mic["settings"])? } else { None };
-        Ok(JoinSettings { microphone, client_settings })
+        // A disabled camera may name a placeholder track (pipecat's "no-camera-track").
+        let video = |input: &str| -> Result<Option<(String, MediaSource)>, ClientError> {
+            let v = &client_settings["inputs"][input];
+            let enabled = match v {
+                Value::Bool(b) => *b,
+                Value::Object(_) => v["isEnabled"].as_bool().unwrap_or(true),
+                _ => false,
+            };
+            if !enabled {
+                return Ok(None);
+            }
+            Ok(resolve_video(input, &v["settings"])?.map(|(id, s)| (id, s.into())))
+        };
+        let camera = video("camera")?;
+        let screen_video = video("screenVideo")?;
+        Ok(JoinSettings { microphone: microphone.map(|(id, s)| (id, s.into())), camera, screen_video, client_settings })
     }
 }

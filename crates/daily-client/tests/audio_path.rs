@@ -69,7 +69,7 @@ fn steady_state_call_does_not_allocate_on_the_clock_thread() {
     engine.select_speaker(&speaker);
 
     join(&listener, &url, JoinSettings::default());
-    let settings = JoinSettings { microphone: Some(("mic".into(), source.clone())), ..Default::default() };
+    let settings = JoinSettings { microphone: Some(("mic".into(), source.clone().into())), ..Default::default() };
     join(&bot, &url, settings);
     let bot_id = joined_rx.recv_timeout(Duration::from_secs(10)).expect("bot joined");
 

@@ -36,7 +36,7 @@ fn callbacks_may_call_the_client_and_keep_the_order() {
         s.lock().unwrap().push(Seen::Done("join", r.is_ok()));
         // From inside a completion: a call whose event and completion come after this one.
         let (s2, tx2) = (s.clone(), tx.clone());
-        c.update_inputs(None, &json!({"camera": false}), Box::new(move |r| {
+        c.update_inputs(Default::default(), &json!({"camera": false}), Box::new(move |r| {
             s2.lock().unwrap().push(Seen::Done("update_inputs", r.is_ok()));
             let _ = tx2.send(());
         }));

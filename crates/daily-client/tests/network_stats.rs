@@ -62,7 +62,7 @@ fn network_stats_come_from_rtcp_on_a_real_call() {
 
     let source = AudioSource::new(&engine, 48_000, 1, true).expect("source");
     join(&listener, &url, JoinSettings::default());
-    let settings = JoinSettings { microphone: Some(("mic".into(), source.clone())), ..Default::default() };
+    let settings = JoinSettings { microphone: Some(("mic".into(), source.clone().into())), ..Default::default() };
     join(&bot, &url, settings);
 
     // A writer keeps ~100 ms of a 440 Hz tone queued.

@@ -47,7 +47,7 @@ fn renderer_resumes_after_publishing_off_and_on() {
         let bot = CallClient::new(&engine, Arc::new(|_| {}));
         let source = AudioSource::new(&engine, 16_000, 1, true).expect("source");
         join(&listener, &url, JoinSettings::default());
-        join(&bot, &url, JoinSettings { microphone: Some(("mic".into(), source.clone())), ..Default::default() });
+        join(&bot, &url, JoinSettings { microphone: Some(("mic".into(), source.clone().into())), ..Default::default() });
         let bot_id = bot.participants()["local"]["id"].as_str().unwrap().to_owned();
         let chunks = Arc::new(AtomicUsize::new(0));
         let c = chunks.clone();

@@ -219,8 +219,8 @@ impl CallClient {
     /// `completion(error)`. The microphone part is applied: `{"microphone": {"isEnabled":
     /// bool, "settings": {"deviceId": name} or {"customTrack": {"id": track_id}}}}` (or
     /// `"microphone": False`) switches or stops the published microphone, in a call at once,
-    /// else at the next join. Camera and screen inputs are recorded but carry nothing (our
-    /// rooms are audio only). Daily's shape: each of `camera`, `microphone`, `screenVideo`,
+    /// else at the next join; `camera` and `screenVideo` do the same for video, naming a
+    /// `CustomVideoTrack` (`customTrack`) or a virtual camera (`deviceId`). Daily's shape: each of `camera`, `microphone`, `screenVideo`,
     /// `screenAudio` is a bool or `{"isEnabled": bool, "settings": dict}` (settings keys:
     /// `deviceId`, `customTrack`, `customConstraints`, `processor`, and for video `width`,
     /// `height`, `frameRate`, `facingMode`, `torch`, `zoom`); `customAudio` / `customVideo`
@@ -239,8 +239,8 @@ impl CallClient {
                 return Err(PyValueError::new_err(format!("unknown input {k:?} in input_settings (expected keys: {})", INPUTS.join(", "))));
             }
             daily_client::check::input_settings(&v, "input_settings").map_err(to_py_err)?;
-            let mic_now = daily_client::sources::microphone_change(&v["microphone"]).map_err(to_py_err)?;
-            core.update_inputs(mic_now, &v, done_one(self.dispatcher.clone(), cb(completion)));
+            let change = daily_client::sources::input_change(&v).map_err(to_py_err)?;
+            core.update_inputs(change, &v, done_one(self.dispatcher.clone(), cb(completion)));
             Ok(())
         })
     }

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 /// gigabytes).
 const MAX_READ_S: usize = 600;
 
-fn type_name(obj: &Bound<'_, PyAny>) -> String {
+pub(crate) fn type_name(obj: &Bound<'_, PyAny>) -> String {
     obj.get_type().name().map(|n| n.to_string()).unwrap_or_default()
 }
 

@@ -236,6 +236,21 @@ impl Completer {
         }
     }
 
+    /// Video renderer callbacks: on the client's completions thread, in order, never on the
+    /// shared renderer thread (a vision bot's callback may take milliseconds per frame, which
+    /// must not delay other clients' audio). Dropped once the client is released.
+    pub(crate) fn post_video(&self, f: impl FnOnce(Python<'_>) + Send + 'static) {
+        if self.render.released.load(Ordering::Acquire) {
+            return;
+        }
+        let route = self.render.clone();
+        self.completions.post(move |py| {
+            if !route.released.load(Ordering::Acquire) {
+                f(py)
+            }
+        });
+    }
+
     /// Renderer callbacks, never behind a blocked event handler. Every client's run on one
     /// shared thread, which takes the GIL once for all the callbacks due in a tick: with a
     /// thread per client (a wake-up and a GIL hand-off per client every 20 ms) those threads

@@ -39,6 +39,7 @@ mod rooms;
 mod server;
 mod unsupported;
 mod video;
+mod video_client;
 
 pub use audio::{AudioData, CustomAudioSource, CustomAudioTrack};
 pub use client::CallClient;

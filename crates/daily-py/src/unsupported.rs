@@ -1,5 +1,5 @@
 //! `CallClient` calls whose features our rooms do not offer: recording, live streaming,
-//! transcription, telephony (dial-out, DTMF, SIP), proxies and video.
+//! transcription, telephony (dial-out, DTMF, SIP) and proxies.
 //!
 //! Each exists with daily-python 0.36's exact signature so programs written for it (pipecat's
 //! `DailyTransport` calls most of them) run unchanged. Each completes exactly once, at once,
@@ -7,12 +7,9 @@
 //! returned), with an error string naming the missing feature, whether or not the client is in
 //! a call. Like every other method they raise `RuntimeError` after `release()`.
 
-use crate::video::ColorFormat;
-use crate::video::CustomVideoTrack;
 use crate::client::CallClient;
 use crate::dispatch::{Pending, call_reporting, done_one};
 use crate::errors::{Callback, cb, guard};
-use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
 const RECORDING: &str = "recording is not supported by this room server";
@@ -22,7 +19,6 @@ const DIALOUT: &str = "dial-out is not supported by this room server";
 const DTMF: &str = "DTMF is not supported by this room server";
 const SIP: &str = "SIP is not supported by this room server";
 const PROXY: &str = "proxies are not supported by this SDK";
-const VIDEO: &str = "video is not supported by this room server (audio only)";
 
 impl CallClient {
     /// Completes a one-argument completion with `error` (None = success). Raises
@@ -242,76 +238,4 @@ impl CallClient {
             self.complete_one(completion, proxy_url.map(|_| PROXY))
         })
     }
-
-    // --- video -------------------------------------------------------------------------------
-
-    /// Not supported: `completion("video is not supported by this room server (audio
-    /// only)")`. Raises `TypeError` unless `video_track` is a `CustomVideoTrack`.
-    #[pyo3(signature = (track_name, video_track, completion=None))]
-    fn add_custom_video_track(&self, track_name: &str, video_track: &Bound<'_, PyAny>, completion: Option<Callback>) -> PyResult<()> {
-        guard(|| {
-            let _ = track_name;
-            check_video_track(video_track)?;
-            self.complete_one(completion, Some(VIDEO))
-        })
-    }
-
-    /// Not supported: `completion("video is not supported by this room server (audio
-    /// only)")`. Raises `TypeError` unless `video_track` is a `CustomVideoTrack`.
-    #[pyo3(signature = (track_name, video_track, completion=None))]
-    fn update_custom_video_track(&self, track_name: &str, video_track: &Bound<'_, PyAny>, completion: Option<Callback>) -> PyResult<()> {
-        guard(|| {
-            let _ = track_name;
-            check_video_track(video_track)?;
-            self.complete_one(completion, Some(VIDEO))
-        })
-    }
-
-    /// Not supported: `completion("video is not supported by this room server (audio only)")`.
-    #[pyo3(signature = (track_name, completion=None))]
-    fn remove_custom_video_track(&self, track_name: &str, completion: Option<Callback>) -> PyResult<()> {
-        guard(|| {
-            let _ = track_name;
-            self.complete_one(completion, Some(VIDEO))
-        })
-    }
-
-    /// Accepted and validated, but the callback NEVER fires: our rooms carry audio only, so no
-    /// participant has video. One warning is logged (logger `daily.daily`, visible from
-    /// `LogLevel.Warn`) per call. Arguments as in daily-python: `callback(participant_id,
-    /// VideoFrame, video_source)`, `video_source` `"camera"`, `"screenVideo"` or a custom track
-    /// name. Raises `ValueError` for a malformed participant id (the real SDK aborts) or colour
-    /// format, `TypeError` if `callback` is not callable.
-    #[pyo3(signature = (participant_id, callback, video_source="camera", color_format="RGBA", logging_interval_ms=10000))]
-    fn set_video_renderer(
-        &self,
-        participant_id: &str,
-        callback: Callback,
-        video_source: &str,
-        color_format: &str,
-        logging_interval_ms: i64,
-    ) -> PyResult<()> {
-        guard(|| {
-            let _ = logging_interval_ms;
-            if uuid::Uuid::parse_str(participant_id).is_err() {
-                return Err(PyValueError::new_err(format!("participant_id must be a participant UUID, got {participant_id:?}")));
-            }
-            ColorFormat::parse(color_format)?;
-            let _ = callback;
-            self.core()?;
-            tracing::warn!(
-                participant_id,
-                video_source,
-                "set_video_renderer: this room server carries audio only, so the video renderer will never be called"
-            );
-            Ok(())
-        })
-    }
-}
-
-fn check_video_track(video_track: &Bound<'_, PyAny>) -> PyResult<()> {
-    if video_track.cast::<CustomVideoTrack>().is_err() {
-        return Err(PyTypeError::new_err("video_track must be a CustomVideoTrack"));
-    }
-    Ok(())
 }

@@ -17,7 +17,8 @@ use super::session::{self, Session};
 use super::types::{CallState, ClientEvent, Done, EventSink, IceConfig, JoinDone, JoinSettings};
 use crate::clock::MediaClock;
 use crate::source::AudioSource;
-use crate::{ClientError, Engine};
+use crate::video::{VideoRendererSpec, VideoSource};
+use crate::{ClientError, ColorFormat, Engine, InputChange, MediaSource, VideoFrameRef};
 use daily_proto::PermissionsUpdate;
 use serde_json::{Value, json};
 use std::collections::{HashMap, VecDeque};
@@ -32,7 +33,7 @@ impl SourceHandle for AudioSource {
     }
 }
 
-pub(crate) type Core = CallCore<AudioSource>;
+pub(crate) type Core = CallCore<MediaSource>;
 
 enum Completion {
     Done(Done),
@@ -193,7 +194,7 @@ impl ClientInner {
     }
 
     /// Carries out a transport command (never blocks: work is spawned or queued).
-    fn transport(&self, cmd: TransportCommand<AudioSource>) {
+    fn transport(&self, cmd: TransportCommand<MediaSource>) {
         let me = self.me.clone();
         match cmd {
             TransportCommand::Connect { generation, url } => {
@@ -363,12 +364,28 @@ impl CallClient {
     /// Publishes `source` as custom track `name` (now, or at join). With `ignore_level`, the
     /// track's audio never makes this participant the active speaker.
     pub fn add_custom_audio_track(&self, name: &str, track_id: String, source: AudioSource, ignore_level: bool, done: Done) {
-        self.inner.call(Completion::Done(done), |c, _, id| c.handle_custom_track(name, track_id, source, ignore_level, false, id));
+        self.inner.call(Completion::Done(done), |c, _, id| c.handle_custom_track(name, track_id, source.into(), ignore_level, false, id));
     }
 
     /// Replaces the source of custom track `name` (`update_custom_audio_track`).
     pub fn update_custom_audio_track(&self, name: &str, track_id: String, source: AudioSource, ignore_level: bool, done: Done) {
-        self.inner.call(Completion::Done(done), |c, _, id| c.handle_custom_track(name, track_id, source, ignore_level, true, id));
+        self.inner.call(Completion::Done(done), |c, _, id| c.handle_custom_track(name, track_id, source.into(), ignore_level, true, id));
+    }
+
+    /// Publishes `source` as custom video track `name` (now, or at join), encoded within the
+    /// camera's `sendSettings` limits.
+    pub fn add_custom_video_track(&self, name: &str, track_id: String, source: VideoSource, done: Done) {
+        self.inner.call(Completion::Done(done), |c, _, id| c.handle_custom_video_track(name, track_id, source.into(), false, id));
+    }
+
+    /// Replaces the source of custom video track `name` (`update_custom_video_track`).
+    pub fn update_custom_video_track(&self, name: &str, track_id: String, source: VideoSource, done: Done) {
+        self.inner.call(Completion::Done(done), |c, _, id| c.handle_custom_video_track(name, track_id, source.into(), true, id));
+    }
+
+    /// Stops publishing custom video track `name`.
+    pub fn remove_custom_video_track(&self, name: &str, done: Done) {
+        self.inner.call(Completion::Done(done), |c, _, id| c.handle_remove_custom_video_track(name, id));
     }
 
     /// Stops publishing custom track `name`.
@@ -379,15 +396,23 @@ impl CallClient {
     /// Changes the microphone input: `Some((track_id, source))` publishes that source as the
     /// microphone, `None` stops it. Applies at once in a call, else at the next join.
     pub fn set_microphone(&self, microphone: Option<(String, AudioSource)>, done: Done) {
-        self.update_inputs(Some(microphone), &Value::Null, done)
+        let change = InputChange { microphone: Some(microphone.map(|(id, s)| (id, s.into()))), ..Default::default() };
+        self.update_inputs(change, &Value::Null, done)
+    }
+
+    /// Changes the camera input: `Some((track_id, source))` publishes that source as the
+    /// camera (while `publishing.camera.isPublishing`), `None` stops it.
+    pub fn set_camera(&self, camera: Option<(String, VideoSource)>, done: Done) {
+        let change = InputChange { camera: Some(camera.map(|(id, s)| (id, s.into()))), ..Default::default() };
+        self.update_inputs(change, &Value::Null, done)
     }
 
     /// daily-python's `update_inputs`: merges `patch` (Daily's input settings, shorthands
-    /// such as `"camera": False` allowed) into `inputs()`, and when `microphone` is `Some`
-    /// switches the published microphone to it (`Some(None)` stops it; the caller resolves
-    /// `settings.deviceId` / `settings.customTrack`). Emits `InputsUpdated` before `done`.
-    pub fn update_inputs(&self, microphone: Option<Option<(String, AudioSource)>>, patch: &Value, done: Done) {
-        self.inner.call(Completion::Done(done), |c, _, id| c.handle_update_inputs(microphone, patch, id));
+    /// such as `"camera": False` allowed) into `inputs()`, and switches the sources `change`
+    /// names (`sources::input_change` resolves them from `settings.deviceId` /
+    /// `settings.customTrack`). Emits `InputsUpdated` before `done`.
+    pub fn update_inputs(&self, change: InputChange, patch: &Value, done: Done) {
+        self.inner.call(Completion::Done(done), |c, _, id| c.handle_update_inputs(change, patch, id));
     }
 
     /// daily-python's `set_ice_config`: STUN/TURN servers and policy used from the next
@@ -500,6 +525,26 @@ impl CallClient {
         Ok(())
     }
 
+    /// daily-python's `set_video_renderer`: `sink` gets every decoded frame of
+    /// `participant_id`'s `video_source` (`"camera"`, `"screenVideo"` or a custom video track
+    /// name) in `color_format`, from the track's decoder thread (keep it short).
+    pub fn set_video_renderer(
+        &self,
+        participant_id: &str,
+        video_source: &str,
+        color_format: ColorFormat,
+        sink: Arc<dyn Fn(&VideoFrameRef<'_>) + Send + Sync>,
+    ) -> Result<(), ClientError> {
+        let spec = VideoRendererSpec {
+            participant_id: participant_id.to_owned(),
+            video_source: video_source.to_owned(),
+            format: color_format,
+            sink,
+        };
+        relock(&self.inner.media).add_video_renderer(spec);
+        Ok(())
+    }
+
     /// Receive statistics of every remote track: `{participant_id: {audio_source: {...}}}`.
     pub fn receive_stats(&self) -> Value {
         relock(&self.inner.media).receive_stats()
@@ -509,10 +554,17 @@ impl CallClient {
     pub fn send_stats(&self) -> Value {
         let generation = self.inner.with_core(|c| c.generation());
         match relock(&self.inner.sessions).get(&generation) {
-            Some(s) => json!({
-                "framesSent": s.send_stats.frames_sent.load(Ordering::Relaxed),
-                "framesDropped": s.send_stats.frames_dropped.load(Ordering::Relaxed),
-            }),
+            Some(s) => {
+                let mut v = json!({
+                    "framesSent": s.send_stats.frames_sent.load(Ordering::Relaxed),
+                    "framesDropped": s.send_stats.frames_dropped.load(Ordering::Relaxed),
+                });
+                let video = s.transports().map(|t| super::publish::video_send_stats(&t)).unwrap_or_default();
+                if !video.is_empty() {
+                    v["video"] = Value::Object(video);
+                }
+                v
+            }
             None => json!({}),
         }
     }

@@ -13,7 +13,7 @@
 //!   `ParticipantUpdated` / `ParticipantLeft` of it (see `roster.rs`).
 
 use super::roster::Roster;
-use super::settings::{SendSettings, Settings};
+use super::settings::{SendSettings, Settings, VideoSendSettings};
 use super::types::{CallState, ClientEvent, Connection, IceConfig, Participant};
 use crate::ClientError;
 use daily_proto::{
@@ -61,6 +61,8 @@ pub struct SendTrackSpec<S> {
     pub send: SendSettings,
     /// The track never makes this participant the active speaker.
     pub ignore_level: bool,
+    /// Encoder limits of a video track (`publishing.camera/screenVideo.sendSettings`).
+    pub video: VideoSendSettings,
 }
 
 /// What the core asks the transports (webrtc-rs, the signalling socket) to do. Each command
@@ -176,6 +178,11 @@ pub struct CallCore<S> {
     settings: Settings,
     mic: Option<(String, S)>,
     custom_tracks: BTreeMap<String, CustomTrack<S>>,
+    /// The camera input (`inputs.camera`): a virtual camera or a custom video track.
+    camera: Option<(String, S)>,
+    /// The screen-share input (`inputs.screenVideo`), likewise.
+    screen: Option<(String, S)>,
+    custom_video: BTreeMap<String, CustomTrack<S>>,
     ice: IceConfig,
     /// The subscription rules the server has.
     sent_rules: Option<SubscriptionRules>,
@@ -214,6 +221,9 @@ impl<S: SourceHandle> CallCore<S> {
             settings: Settings::new(),
             mic: None,
             custom_tracks: BTreeMap::new(),
+            camera: None,
+            screen: None,
+            custom_video: BTreeMap::new(),
             ice: IceConfig::default(),
             sent_rules: None,
             requests: BTreeMap::new(),
@@ -343,6 +353,18 @@ impl<S: SourceHandle> CallCore<S> {
             && self.settings.mic_publishing
             && self.state == CallState::Joined
             && permissions.may_send(&TrackSource::Microphone);
+        let joined = self.state == CallState::Joined;
+        let video_info = |input: &Option<(String, S)>, publishing: bool, source: TrackSource| MediaInfo {
+            publishing: input.is_some() && publishing && joined && permissions.may_send(&source),
+            track_id: input.as_ref().map(|c| c.0.clone()),
+        };
+        let camera = video_info(&self.camera, self.settings.camera_publishing, TrackSource::Camera);
+        let screen_video = video_info(&self.screen, self.settings.screen_publishing, TrackSource::ScreenVideo);
+        let custom_video = self
+            .custom_video
+            .iter()
+            .map(|(name, t)| (name.clone(), MediaInfo { publishing: true, track_id: Some(t.track_id.clone()) }))
+            .collect();
         ParticipantInfo {
             id: self.local_id.clone(),
             user_name: self.user_name.clone(),
@@ -351,9 +373,9 @@ impl<S: SourceHandle> CallCore<S> {
             is_owner: me.is_some_and(|m| m.is_owner),
             microphone: MediaInfo { publishing: mic_on, track_id: self.mic.as_ref().map(|m| m.0.clone()) },
             custom_audio,
-            camera: MediaInfo::default(),
-            screen_video: MediaInfo::default(),
-            custom_video: BTreeMap::new(),
+            camera,
+            screen_video,
+            custom_video,
             permissions,
         }
     }
@@ -397,6 +419,7 @@ impl<S: SourceHandle> CallCore<S> {
                 source: src.clone(),
                 send: self.settings.mic_send,
                 ignore_level: false,
+                video: VideoSendSettings::default(),
             });
         }
         for (name, t) in &self.custom_tracks {
@@ -407,6 +430,26 @@ impl<S: SourceHandle> CallCore<S> {
                 source: t.source.clone(),
                 send: SendSettings::default(),
                 ignore_level: t.ignore_level,
+                video: VideoSendSettings::default(),
+            });
+        }
+        let video_inputs = [
+            (TrackSource::Camera, &self.camera, self.settings.camera_publishing, self.settings.camera_send),
+            (TrackSource::ScreenVideo, &self.screen, self.settings.screen_publishing, self.settings.screen_send),
+        ];
+        for (key, input, publishing, video) in video_inputs {
+            if let Some((id, src)) = input.as_ref().filter(|_| publishing) {
+                want.push(SendTrackSpec { key, track_id: id.clone(), source: src.clone(), send: SendSettings::default(), ignore_level: true, video });
+            }
+        }
+        for (name, t) in &self.custom_video {
+            want.push(SendTrackSpec {
+                key: TrackSource::CustomVideo { track_name: name.clone() },
+                track_id: t.track_id.clone(),
+                source: t.source.clone(),
+                send: SendSettings::default(),
+                ignore_level: true,
+                video: self.settings.camera_send,
             });
         }
         want
@@ -620,5 +663,8 @@ impl<S: SourceHandle> CallCore<S> {
     pub fn handle_release(&mut self) {
         self.custom_tracks.clear();
         self.mic = None;
+        self.custom_video.clear();
+        self.camera = None;
+        self.screen = None;
     }
 }

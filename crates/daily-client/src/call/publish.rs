@@ -6,11 +6,14 @@
 use super::client::ClientInner;
 use super::core::SendTrackSpec;
 use super::session::{Session, Transports, wait_local_sdp, werr};
-use super::settings::SendSettings;
+use super::settings::{SendSettings, VideoSendSettings};
 use super::types::IceConfig;
 use crate::ClientError;
+use crate::MediaSource;
 use crate::send::{SendPipe, out_queue, rand_u32};
+use crate::SourceHandle;
 use crate::source::AudioSource;
+use crate::video::{VideoSendStats, VideoSender, VideoSenderConfig};
 use daily_proto::{ClientMessage, PublishedTrack, TrackSource};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, Weak};
@@ -24,6 +27,8 @@ use webrtc::peer_connection::{
 };
 use webrtc::rtp_transceiver::RtpSender;
 
+/// The payload type our offers and answers give VP8 (Chromium's too).
+const VP8_PT: u8 = 96;
 /// Frames at or above this level (in -dBov, RFC 6464) carry the voice-activity bit.
 const VOICE_LEVEL_DBOV: u8 = 50;
 /// The RFC 6464 client-to-mixer audio level header extension.
@@ -45,6 +50,10 @@ pub(crate) struct SendTrack {
     seq: Arc<std::sync::atomic::AtomicU16>,
     sender: Arc<dyn RtpSender>,
     pt: Arc<std::sync::atomic::AtomicU8>,
+    /// An `m=video` line (VP8) rather than `m=audio` (Opus); an m-line keeps its kind.
+    video: bool,
+    /// Set by the transport's RTCP tap when the server asks for a keyframe (PLI/FIR).
+    keyframe: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// What a send m-line currently carries.
@@ -52,20 +61,62 @@ struct LiveSend {
     key: TrackSource,
     /// Encoder settings the pipe was built with (a change rebuilds the pipe).
     send: SendSettings,
+    video_send: VideoSendSettings,
     track_id: String,
-    source: AudioSource,
-    pipe_id: u64,
-    task: tokio::task::JoinHandle<()>,
+    source: MediaSource,
+    running: Running,
+}
+
+/// The media work behind a live m-line.
+enum Running {
+    /// An Opus send pipe on the media clock and the task that packetizes its frames.
+    Audio { source: AudioSource, pipe_id: u64, task: tokio::task::JoinHandle<()> },
+    /// A video encoder thread and its network task.
+    Video(VideoSender),
 }
 
 impl SendTrack {
     /// Stops carrying anything (the m-line stays, dormant).
     pub(crate) fn detach(&mut self) {
         if let Some(l) = self.live.take() {
-            l.source.detach(l.pipe_id);
-            l.task.abort();
+            match l.running {
+                Running::Audio { source, pipe_id, task } => {
+                    source.detach(pipe_id);
+                    task.abort();
+                }
+                Running::Video(v) => v.stop(),
+            }
         }
     }
+
+    /// Counters of the video encoder this m-line runs, if any.
+    pub(crate) fn video_stats(&self) -> Option<(&TrackSource, &Arc<VideoSendStats>)> {
+        match &self.live {
+            Some(LiveSend { key, running: Running::Video(v), .. }) => Some((key, &v.stats)),
+            _ => None,
+        }
+    }
+}
+
+/// Video send counters of the transport's tracks, by source name (`send_stats()["video"]`).
+pub(crate) fn video_send_stats(t: &Transports) -> serde_json::Map<String, serde_json::Value> {
+    let mut out = serde_json::Map::new();
+    if let Ok(tracks) = t.send_tracks.try_lock() {
+        for (key, s) in tracks.iter().filter_map(SendTrack::video_stats) {
+            out.insert(
+                key.source_name().to_owned(),
+                serde_json::json!({
+                    "framesEncoded": s.frames_encoded.load(Ordering::Relaxed),
+                    "keyframes": s.keyframes.load(Ordering::Relaxed),
+                    "framesSkipped": s.frames_skipped.load(Ordering::Relaxed),
+                    "framesDropped": s.frames_dropped.load(Ordering::Relaxed),
+                    "bytes": s.bytes.load(Ordering::Relaxed),
+                    "bitrate": s.bitrate.load(Ordering::Relaxed),
+                }),
+            );
+        }
+    }
+    out
 }
 
 /// (Re)negotiates the send transport so it carries exactly `want`; with `ice_restart`, the
@@ -74,7 +125,7 @@ pub(crate) async fn publish(
     inner: &Arc<ClientInner>,
     session: &Session,
     t: &Transports,
-    want: Vec<SendTrackSpec<AudioSource>>,
+    want: Vec<SendTrackSpec<MediaSource>>,
     ice_restart: bool,
 ) -> Result<(), ClientError> {
     let mut tracks = t.send_tracks.lock().await;
@@ -82,7 +133,9 @@ pub(crate) async fn publish(
     // Detach what is no longer wanted as it is (source, id or settings changed).
     for st in tracks.iter_mut() {
         let same = st.live.as_ref().is_some_and(|l| {
-            want.iter().any(|w| w.key == l.key && w.track_id == l.track_id && w.source.ptr_eq(&l.source) && w.send == l.send)
+            want.iter().any(|w| {
+                w.key == l.key && w.track_id == l.track_id && w.source.same_source(&l.source) && w.send == l.send && w.video == l.video_send
+            })
         });
         if !same {
             st.detach();
@@ -92,8 +145,9 @@ pub(crate) async fn publish(
         if tracks.iter().any(|st| st.live.as_ref().is_some_and(|l| l.key == w.key)) {
             continue;
         }
-        // A dormant m-line if there is one, else a new one.
-        let i = match tracks.iter().position(|st| st.live.is_none()) {
+        // A dormant m-line of the same kind if there is one, else a new one.
+        let video = w.key.is_video();
+        let i = match tracks.iter().position(|st| st.live.is_none() && st.video == video) {
             Some(i) => i,
             None => {
                 tracks.push(add_send_track(inner, t, &w.key).await?);
@@ -148,24 +202,31 @@ pub(crate) async fn publish(
     Ok(())
 }
 
-/// Adds a sending audio m-line (an RTP stream with a fresh SSRC) to the send transport.
+/// Adds a sending m-line (an RTP stream with a fresh SSRC) of `key`'s kind to the send
+/// transport: Opus on `m=audio`, VP8 on `m=video`.
 async fn add_send_track(inner: &Arc<ClientInner>, t: &Transports, key: &TrackSource) -> Result<SendTrack, ClientError> {
     use rtc::media_stream::MediaStreamTrack;
     use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
     let ssrc = rand_u32();
+    let video = key.is_video();
     let stream_id = inner.with_core(|c| c.local_id().to_owned());
+    let (kind, codec) = if video { (RtpCodecKind::Video, vp8_codec()) } else { (RtpCodecKind::Audio, opus_codec()) };
     let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
         stream_id,
         uuid::Uuid::new_v4().to_string(),
-        key.audio_source_name().to_owned(),
-        RtpCodecKind::Audio,
+        key.source_name().to_owned(),
+        kind,
         vec![RTCRtpEncodingParameters {
             rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
-            codec: opus_codec(),
+            codec,
             ..Default::default()
         }],
     )));
     let sender = t.send_pc.add_track(track.clone() as Arc<dyn TrackLocal>).await.map_err(werr)?;
+    let keyframe = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if video {
+        t.keyframes.lock().unwrap_or_else(|e| e.into_inner()).insert(ssrc, keyframe.clone());
+    }
     Ok(SendTrack {
         live: None,
         track,
@@ -173,6 +234,8 @@ async fn add_send_track(inner: &Arc<ClientInner>, t: &Transports, key: &TrackSou
         seq: Arc::new(std::sync::atomic::AtomicU16::new(rand_u32() as u16)),
         sender,
         pt: Arc::new(std::sync::atomic::AtomicU8::new(0)),
+        video,
+        keyframe,
     })
 }
 
@@ -184,15 +247,37 @@ fn attach_send(
     session: &Session,
     t: &Transports,
     st: &mut SendTrack,
-    w: SendTrackSpec<AudioSource>,
+    w: SendTrackSpec<MediaSource>,
 ) -> Result<(), ClientError> {
+    let source = match &w.source {
+        MediaSource::Audio(a) => a.clone(),
+        MediaSource::Video(v) => {
+            let cfg = VideoSenderConfig { max_bitrate: w.video.max_bitrate, max_fps: w.video.max_fps };
+            let out = crate::video::RtpOut {
+                track: st.track.clone(),
+                ssrc: st.ssrc,
+                seq: st.seq.clone(),
+                pt: st.pt.clone(),
+                connected: t.send_connected.clone(),
+                keyframe: st.keyframe.clone(),
+                estimate: t.estimate.clone(),
+            };
+            // The first frame a new stream sends is a keyframe anyway; a stale request of a
+            // previous stream on this m-line is void.
+            st.keyframe.store(false, Ordering::Release);
+            let sender = VideoSender::start(&inner.rt, v.clone(), cfg, out)?;
+            let _ = session;
+            st.live = Some(LiveSend { key: w.key, send: w.send, video_send: w.video, track_id: w.track_id, source: w.source, running: Running::Video(sender) });
+            return Ok(());
+        }
+    };
     let (tx, mut rx) = out_queue();
     let pipe_id = inner.next_id.fetch_add(1, Ordering::Relaxed);
     let send: SendSettings = w.send;
     let pipe = SendPipe::new(
         pipe_id,
-        w.source.sample_rate(),
-        w.source.channels(),
+        source.sample_rate(),
+        source.channels(),
         send.channels,
         send.bitrate,
         send.application,
@@ -228,9 +313,31 @@ fn attach_send(
             let _ = track.write_rtp_with_extensions(pkt, std::slice::from_ref(&level)).await;
         }
     });
-    w.source.attach(pipe);
-    st.live = Some(LiveSend { key: w.key, send, track_id: w.track_id, source: w.source, pipe_id, task });
+    source.attach(pipe);
+    st.live = Some(LiveSend {
+        key: w.key,
+        send,
+        video_send: w.video,
+        track_id: w.track_id,
+        source: w.source,
+        running: Running::Audio { source, pipe_id, task },
+    });
     Ok(())
+}
+
+/// VP8 (RFC 7741) with the feedback the SFU and receivers use: NACK for retransmission
+/// (RFC 4585 section 6.2.1), PLI (section 6.3.1) and FIR (RFC 5104) for keyframes, and
+/// transport-wide congestion control feedback for the bandwidth estimate.
+fn vp8_codec() -> rtc::rtp_transceiver::rtp_sender::RTCRtpCodec {
+    use rtc::rtp_transceiver::rtp_sender::RTCPFeedback;
+    let fb = |typ: &str, parameter: &str| RTCPFeedback { typ: typ.to_owned(), parameter: parameter.to_owned() };
+    rtc::rtp_transceiver::rtp_sender::RTCRtpCodec {
+        mime_type: rtc::peer_connection::configuration::media_engine::MIME_TYPE_VP8.to_owned(),
+        clock_rate: daily_video::VIDEO_CLOCK_RATE,
+        channels: 0,
+        sdp_fmtp_line: String::new(),
+        rtcp_feedback: vec![fb("nack", ""), fb("nack", "pli"), fb("ccm", "fir"), fb("transport-cc", "")],
+    }
 }
 
 fn opus_codec() -> rtc::rtp_transceiver::rtp_sender::RTCRtpCodec {
@@ -296,7 +403,9 @@ pub(crate) async fn build_pc(
     loopback: bool,
     handler: Arc<PcHandler>,
     reports: &crate::netstats::ReportTable,
+    keyframes: &crate::video::KeyframeTable,
     ice: &IceConfig,
+    send: bool,
 ) -> Result<Arc<dyn PeerConnection>, ClientError> {
     use rtc::interceptor::Registry;
     use rtc::peer_connection::configuration::RTCConfigurationBuilder;
@@ -313,14 +422,30 @@ pub(crate) async fn build_pc(
         None,
     )
     .map_err(werr)?;
-    // RTCP sender/receiver reports only (network stats, RFC 3550 section 6.4). Not webrtc-rs's
-    // defaults: NACK is not negotiated for Opus (no retransmission of audio), and the
-    // transport-wide congestion control feedback (TWCC) has no consumer here, since the SFU
-    // runs no bandwidth estimation for audio. Without TWCC no packet carries its header
-    // extension and neither end sends or parses feedback every 100 ms.
-    let registry = configure_rtcp_reports(Registry::new()).with(
+    me.register_codec(RTCRtpCodecParameters { rtp_codec: vp8_codec(), payload_type: VP8_PT, ..Default::default() }, RtpCodecKind::Video)
+        .map_err(werr)?;
+    // RTCP sender/receiver reports (network stats, RFC 3550 section 6.4) and, for video only,
+    // NACK: the receive transport asks for lost packets, the send transport keeps a history to
+    // resend them (RFC 4585 section 6.2.1); Opus is never retransmitted (a late packet is
+    // concealed). Transport-wide congestion control (TWCC feedback, Google's congestion
+    // control) runs on the send transport only, to drive the video encoder's bitrate; audio
+    // needs no estimate (a few tens of kbit/s), and the SFU runs none of its own.
+    let registry = rtc::peer_connection::configuration::interceptor_registry::configure_nack(configure_rtcp_reports(Registry::new()), &mut me);
+    let registry = if send {
+        rtc::peer_connection::configuration::interceptor_registry::configure_congestion_control(
+            registry,
+            // Daily's `startBitrate` (1 Mbit/s) to start from; the floor is our encoder's.
+            rtc::interceptor::Gcc::new(1_000_000.0, f64::from(crate::video::MIN_VIDEO_BITRATE), 20_000_000.0),
+            rtc::peer_connection::configuration::interceptor_registry::CongestionFeedback::Twcc,
+            &mut me,
+        )
+        .map_err(werr)?
+    } else {
+        registry
+    };
+    let registry = registry.with(
         rtc::interceptor::Slot::from(crate::netstats::ReportTap::SLOT),
-        crate::netstats::ReportTap::new(reports.clone()),
+        crate::netstats::ReportTap::new(reports.clone(), keyframes.clone()),
     );
     let se = SettingEngineBuilder::new()
         .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)

@@ -8,6 +8,7 @@ use super::session::{Session, Transports};
 use crate::ClientError;
 use crate::clock::{MediaClock, NodeId};
 use crate::receive::{InPacket, MAX_PAYLOAD, RecvNode, RecvStats, RenderSink, Renderer};
+use crate::video::{VideoFeed, VideoRecv, VideoRendererSpec};
 use daily_proto::{ClientMessage, ForwardedTrack};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -45,6 +46,10 @@ pub(crate) struct Media {
     /// Forwarded tracks of the current receive-transport offer, by mid.
     forwarded: HashMap<String, ForwardedTrack>,
     recv: HashMap<(String, String), RecvTrack>,
+    /// Video renderers the application set (`set_video_renderer`).
+    pub video_renderers: Vec<VideoRendererSpec>,
+    /// Receive pipelines of remote video tracks, by (participant, source name).
+    video: HashMap<(String, String), VideoRecv>,
 }
 
 impl Media {
@@ -63,9 +68,13 @@ impl Media {
         // Renderers name participants of this session, who are gone with it: a client that
         // joins and leaves again and again must not keep one per call (issue 16).
         self.renderers.clear();
+        self.video_renderers.clear();
         for (_, t) in self.recv.drain() {
             t.close();
             clock.remove(t.node);
+        }
+        for (_, v) in self.video.drain() {
+            v.close();
         }
     }
 
@@ -74,6 +83,7 @@ impl Media {
             return;
         }
         self.renderers.retain(|r| r.participant_id != participant_id);
+        self.video_renderers.retain(|r| r.participant_id != participant_id);
         self.recv.retain(|(p, _), t| {
             let keep = p != participant_id;
             if !keep {
@@ -81,6 +91,22 @@ impl Media {
             }
             keep
         });
+        self.video.retain(|(p, _), v| {
+            let keep = p != participant_id;
+            if !keep {
+                v.close();
+            }
+            keep
+        });
+    }
+
+    /// Adds a video renderer: to the track's pipeline now if it is received, and to every
+    /// pipeline of that track started later.
+    pub fn add_video_renderer(&mut self, spec: VideoRendererSpec) {
+        if let Some(v) = self.video.get(&(spec.participant_id.clone(), spec.video_source.clone())) {
+            v.add_renderer(spec.format, spec.sink.clone());
+        }
+        self.video_renderers.push(spec);
     }
 
     pub fn add_renderer(&mut self, clock: &MediaClock, spec: RendererSpec) {
@@ -102,6 +128,18 @@ impl Media {
                 "concealedMs": t.stats.concealed_ms.load(Ordering::Relaxed),
             });
         }
+        for ((pid, src), v) in &self.video {
+            let e = out.entry(pid.clone()).or_insert_with(|| json!({}));
+            let s = &v.stats;
+            e[src] = json!({
+                "packetsReceived": s.packets.load(Ordering::Relaxed),
+                "framesAssembled": s.frames_assembled.load(Ordering::Relaxed),
+                "framesDecoded": s.frames_decoded.load(Ordering::Relaxed),
+                "framesDropped": s.frames_dropped.load(Ordering::Relaxed),
+                "keyframes": s.keyframes.load(Ordering::Relaxed),
+                "pliSent": s.plis.load(Ordering::Relaxed),
+            });
+        }
         Value::Object(out)
     }
 
@@ -113,9 +151,16 @@ impl Media {
         }
         let new: HashMap<String, ForwardedTrack> = tracks.into_iter().map(|t| (t.mid.clone(), t)).collect();
         self.recv.retain(|(pid, src), t| {
-            let keep = new.values().any(|f| f.participant_id == *pid && f.source.audio_source_name() == src);
+            let keep = new.values().any(|f| !f.source.is_video() && f.participant_id == *pid && f.source.source_name() == src);
             if !keep {
                 t.close();
+            }
+            keep
+        });
+        self.video.retain(|(pid, src), v| {
+            let keep = new.values().any(|f| f.source.is_video() && f.participant_id == *pid && f.source.source_name() == src);
+            if !keep {
+                v.close();
             }
             keep
         });
@@ -127,12 +172,15 @@ impl Media {
     /// the latest offer maps to `mid`, else starts a new one. The server reuses an inactive
     /// m-line (same mid and SSRC) for a later track, so the mapping is re-read after every
     /// subscribe offer, not only when the track first opens.
-    fn bind(&mut self, clock: &MediaClock, generation: u64, mid: &str, current: Option<NodeId>) -> Bind {
+    fn bind(&mut self, clock: &MediaClock, generation: u64, mid: &str, current: Option<NodeId>, current_video: Option<&VideoFeed>) -> Bind {
         if self.generation != generation {
             return Bind::Gone;
         }
         let Some(ft) = self.forwarded.get(mid).cloned() else { return Bind::Unmapped };
-        let key = (ft.participant_id.clone(), ft.source.audio_source_name().to_owned());
+        let key = (ft.participant_id.clone(), ft.source.source_name().to_owned());
+        if ft.source.is_video() {
+            return self.bind_video(key, current_video);
+        }
         if let (Some(cur), Some(t)) = (current, self.recv.get(&key)) {
             if t.node == cur {
                 return Bind::Keep;
@@ -156,6 +204,27 @@ impl Media {
     }
 }
 
+impl Media {
+    /// [`Media::bind`] for a video m-line: keeps the feed if its pipeline still renders `key`,
+    /// else starts a decoder with the renderers set for `key`.
+    fn bind_video(&mut self, key: (String, String), current: Option<&VideoFeed>) -> Bind {
+        if let (Some(cur), Some(v)) = (current, self.video.get(&key)) {
+            if cur.belongs_to(v) && !cur.is_closed() {
+                return Bind::Keep;
+            }
+        }
+        if let Some(old) = self.video.remove(&key) {
+            old.close();
+        }
+        let Some((recv, feed)) = VideoRecv::start() else { return Bind::Unmapped };
+        for spec in self.video_renderers.iter().filter(|s| s.participant_id == key.0 && s.video_source == key.1) {
+            recv.add_renderer(spec.format, spec.sink.clone());
+        }
+        self.video.insert(key, recv);
+        Bind::NewVideo(Box::new(feed))
+    }
+}
+
 fn attach_renderer(clock: &MediaClock, rt: &RecvTrack, spec: &RendererSpec) {
     let sink = spec.sink.clone();
     let boxed: RenderSink = Box::new(move |pcm: &[i16]| sink(pcm));
@@ -167,6 +236,7 @@ fn attach_renderer(clock: &MediaClock, rt: &RecvTrack, spec: &RendererSpec) {
 enum Bind {
     Keep,
     New(NodeId, rtrb::Producer<InPacket>),
+    NewVideo(Box<VideoFeed>),
     Unmapped,
     Gone,
 }
@@ -176,6 +246,7 @@ impl Bind {
         match self {
             Bind::Keep => "kept",
             Bind::New(..) => "new pipeline",
+            Bind::NewVideo(..) => "new video pipeline",
             Bind::Unmapped => "m-line not forwarded",
             Bind::Gone => "session gone",
         }
@@ -213,6 +284,7 @@ pub(crate) async fn on_subscribe_offer(
 pub(crate) async fn on_remote_track(inner: Weak<ClientInner>, generation: u64, transports: Weak<Transports>, track: Arc<dyn TrackRemote>) {
     let mut producer: Option<rtrb::Producer<InPacket>> = None;
     let mut node: Option<NodeId> = None;
+    let mut video: Option<Box<VideoFeed>> = None;
     let mut mid: Option<String> = None;
     let mut ssrc: Option<u32> = None;
     let mut seen_version = u64::MAX;
@@ -246,20 +318,36 @@ pub(crate) async fn on_remote_track(inner: Weak<ClientInner>, generation: u64, t
                 if v != seen_version {
                     seen_version = v;
                     let Some(inner) = inner.upgrade() else { return };
-                    let b = super::client::relock_media(&inner).bind(&clock, generation, m, node);
+                    let b = super::client::relock_media(&inner).bind(&clock, generation, m, node, video.as_deref());
                     tracing::debug!(mid = m, version = v, bind = b.label(), "receive pipeline bound");
                     match b {
                         Bind::Keep => {}
                         Bind::New(n, p) => {
                             node = Some(n);
                             producer = Some(p);
+                            video = None;
+                        }
+                        Bind::NewVideo(f) => {
+                            node = None;
+                            producer = None;
+                            video = Some(f);
                         }
                         Bind::Unmapped => {
                             node = None;
                             producer = None;
+                            video = None;
                         }
                         Bind::Gone => return,
                     }
+                }
+                if let Some(feed) = video.as_mut() {
+                    let h = &pkt.header;
+                    if feed.push(std::time::Instant::now(), h.sequence_number, h.timestamp, h.marker, &pkt.payload) {
+                        // RFC 4585 section 6.3.1: the sender (through the SFU) sends a keyframe.
+                        let pli = rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication { sender_ssrc: 0, media_ssrc: h.ssrc };
+                        let _ = track.write_rtcp(vec![Box::new(pli)]).await;
+                    }
+                    continue;
                 }
                 let Some(p) = producer.as_mut() else { continue };
                 let len = pkt.payload.len().min(MAX_PAYLOAD);

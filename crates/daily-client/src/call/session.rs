@@ -9,7 +9,7 @@ use super::publish::{self, SendTrack};
 use super::types::{Connection, IceConfig};
 use crate::ClientError;
 use crate::send::SendStats;
-use crate::source::AudioSource;
+use crate::MediaSource;
 use daily_proto::{ClientMessage, ForwardedTrack, RoomUrl, ServerMessage};
 use futures_util::{SinkExt, StreamExt};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,10 +21,10 @@ use webrtc::peer_connection::PeerConnection;
 
 /// Work for the session's media task, done in order.
 pub(crate) enum MediaCmd {
-    Start { loopback: bool, ice: IceConfig, tracks: Vec<SendTrackSpec<AudioSource>> },
-    Publish { tracks: Vec<SendTrackSpec<AudioSource>>, done: CompletionId },
+    Start { loopback: bool, ice: IceConfig, tracks: Vec<SendTrackSpec<MediaSource>> },
+    Publish { tracks: Vec<SendTrackSpec<MediaSource>>, done: CompletionId },
     /// ICE restart of the send transport (a publish offer with new ICE credentials).
-    RestartIce { tracks: Vec<SendTrackSpec<AudioSource>> },
+    RestartIce { tracks: Vec<SendTrackSpec<MediaSource>> },
 }
 
 /// How often the client pings the server on the signalling connection (WebSocket ping
@@ -34,6 +34,8 @@ pub const SIGNALLING_PING_INTERVAL: Duration = Duration::from_secs(2);
 /// taken for dead: it is dropped and the session resumed on a new one (`core/link.rs`). Three
 /// pings' worth, so one lost or delayed pong is not enough.
 pub const SIGNALLING_SILENCE_LIMIT: Duration = Duration::from_secs(6);
+/// How often the video encoders' bitrate follows the send transport's bandwidth estimate.
+const BWE_SAMPLE_INTERVAL: Duration = Duration::from_millis(500);
 /// How long one reconnection attempt may take to open the socket (a blackholed network
 /// would otherwise hold it for TCP's SYN retries, minutes).
 const RECONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -53,6 +55,11 @@ pub(crate) struct Transports {
     /// Bumped whenever the mid → track mapping of the receive transport changes.
     pub forward_version: Arc<AtomicU64>,
     reports: crate::netstats::ReportTable,
+    /// Keyframe requests for our video SSRCs (`video::KeyframeTable`).
+    pub keyframes: crate::video::KeyframeTable,
+    /// The send transport's bandwidth estimate in bit/s (0 = none yet), read from its
+    /// congestion controller while video is published; the video encoders follow it.
+    pub estimate: Arc<std::sync::atomic::AtomicU32>,
 }
 
 pub(crate) struct Session {
@@ -206,11 +213,12 @@ async fn start_media(
     session: &Arc<Session>,
     loopback: bool,
     ice: &IceConfig,
-    tracks: Vec<SendTrackSpec<AudioSource>>,
+    tracks: Vec<SendTrackSpec<MediaSource>>,
 ) -> Result<(), ClientError> {
     let generation = session.generation;
     relock_media(inner).start(generation, &inner.clock);
     let reports = crate::netstats::ReportTable::default();
+    let keyframes = crate::video::KeyframeTable::default();
     let status = |connection: Connection| {
         let me = Arc::downgrade(inner);
         crate::netstats::ConnectionStatus::new(Box::new(move |connected| {
@@ -233,7 +241,9 @@ async fn start_media(
             status: status(Connection::SendTransport),
         }),
         &reports,
+        &keyframes,
         ice,
+        true,
     )
     .await?;
     let slot: Arc<Mutex<Weak<Transports>>> = Arc::new(Mutex::new(Weak::new()));
@@ -247,7 +257,9 @@ async fn start_media(
             status: status(Connection::RecvTransport),
         }),
         &reports,
+        &keyframes,
         ice,
+        false,
     )
     .await?;
     let t = Arc::new(Transports {
@@ -260,6 +272,8 @@ async fn start_media(
         recv_gathered,
         forward_version: Arc::new(AtomicU64::new(0)),
         reports,
+        keyframes,
+        estimate: Arc::new(std::sync::atomic::AtomicU32::new(0)),
     });
     *relock(&slot) = Arc::downgrade(&t);
     session.transports.send_replace(Some(t.clone()));
@@ -290,6 +304,26 @@ async fn start_media(
         inner.drive(|c, _| c.handle_network_stats(generation, v))
     }));
     relock(&session.tasks).push(sampler);
+    // The congestion controller's estimate, every BWE_SAMPLE_INTERVAL while video m-lines
+    // exist (webrtc-rs reports it in the outbound RTP stats: `targetBitrate`).
+    let weak = Arc::downgrade(&t);
+    let bwe = inner.rt.spawn(async move {
+        let mut tick = tokio::time::interval(BWE_SAMPLE_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(t) = weak.upgrade() else { return };
+            if t.keyframes.lock().unwrap_or_else(|e| e.into_inner()).is_empty() {
+                continue; // no video m-line: nothing to steer
+            }
+            let stats = t.send_pc.get_stats(Instant::now(), rtc::statistics::StatsSelector::None).await;
+            let target = stats.outbound_rtp_streams().map(|s| s.target_bitrate).fold(0.0f64, f64::max);
+            if target > 0.0 {
+                t.estimate.store(target.min(f64::from(u32::MAX)) as u32, Ordering::Relaxed);
+            }
+        }
+    });
+    relock(&session.tasks).push(bwe);
     Ok(())
 }
 

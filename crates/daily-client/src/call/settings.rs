@@ -24,6 +24,59 @@ impl Default for SendSettings {
     }
 }
 
+/// What a video track's `sendSettings` ask of its encoder: the limits of the quality layer
+/// `maxQuality` names (`encodings.{low,medium,high}.maxBitrate / maxFramerate`). We send one
+/// layer (no simulcast), so the chosen layer's limits are the track's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VideoSendSettings {
+    /// Highest bitrate in bit/s.
+    pub max_bitrate: u32,
+    /// Highest frame rate in frames/s.
+    pub max_fps: u32,
+}
+
+impl Default for VideoSendSettings {
+    /// Daily's camera default: the `high` layer, 680 kbit/s at 30 frames/s.
+    fn default() -> Self {
+        VideoSendSettings { max_bitrate: 680_000, max_fps: 30 }
+    }
+}
+
+/// Limits of a video input's `sendSettings` in a merged publishing dict.
+fn video_send(send: &Value, input: &str) -> Result<VideoSendSettings, ClientError> {
+    let quality = match &send["maxQuality"] {
+        Value::Null => "high",
+        Value::String(q) if matches!(q.as_str(), "low" | "medium" | "high") => q.as_str(),
+        other => return Err(invalid(format!("publishing.{input}.sendSettings.maxQuality must be \"low\", \"medium\" or \"high\", got {other}"))),
+    };
+    // The layer named, or the best one below it that is defined (the screen's default lists
+    // only `low` while `maxQuality` is `high`).
+    let order = ["low", "medium", "high"];
+    let top = order.iter().position(|q| *q == quality).unwrap_or(2);
+    let (quality, layer) = order[..=top]
+        .iter()
+        .rev()
+        .map(|q| (*q, &send["encodings"][*q]))
+        .find(|(_, l)| l.is_object())
+        .unwrap_or((quality, &Value::Null));
+    let mut out = VideoSendSettings::default();
+    match &layer["maxBitrate"] {
+        Value::Null => {}
+        b => match b.as_u64().filter(|b| *b > 0) {
+            Some(b) => out.max_bitrate = b.clamp(30_000, 20_000_000) as u32,
+            None => return Err(invalid(format!("publishing.{input}.sendSettings.encodings.{quality}.maxBitrate must be a positive integer in bit/s, got {b}"))),
+        },
+    }
+    match &layer["maxFramerate"] {
+        Value::Null => {}
+        f => match f.as_f64().filter(|f| *f > 0.0) {
+            Some(f) => out.max_fps = (f.round() as u32).clamp(1, 60),
+            None => return Err(invalid(format!("publishing.{input}.sendSettings.encodings.{quality}.maxFramerate must be a positive number, got {f}"))),
+        },
+    }
+    Ok(out)
+}
+
 /// The four settings dicts plus what the microphone's publishing settings mean.
 #[derive(Debug)]
 pub(crate) struct Settings {
@@ -34,6 +87,12 @@ pub(crate) struct Settings {
     /// `publishing.microphone.isPublishing`.
     pub mic_publishing: bool,
     pub mic_send: SendSettings,
+    /// `publishing.camera.isPublishing` and its encoder limits.
+    pub camera_publishing: bool,
+    pub camera_send: VideoSendSettings,
+    /// `publishing.screenVideo.isPublishing` and its encoder limits.
+    pub screen_publishing: bool,
+    pub screen_send: VideoSendSettings,
 }
 
 fn invalid(m: impl Into<String>) -> ClientError {
@@ -50,6 +109,10 @@ impl Settings {
             subscriptions: json!({}),
             mic_publishing: true,
             mic_send: SendSettings::default(),
+            camera_publishing: true,
+            camera_send: VideoSendSettings::default(),
+            screen_publishing: true,
+            screen_send: VideoSendSettings { max_bitrate: 2_000_000, max_fps: 30 },
         }
     }
 
@@ -73,11 +136,18 @@ impl Settings {
         }
         let patch = shapes::expand_shorthand(patch, "isEnabled");
         shapes::merge(&mut self.inputs, &patch);
-        let settings = &patch["microphone"]["settings"];
-        if settings.get("deviceId").is_some() || settings.get("customTrack").is_some() {
-            self.inputs["microphone"]["settings"] = settings.clone();
+        for input in ["microphone", "camera", "screenVideo"] {
+            let settings = &patch[input]["settings"];
+            if settings.get("deviceId").is_some() || settings.get("customTrack").is_some() {
+                self.inputs[input]["settings"] = settings.clone();
+            }
         }
         Ok(())
+    }
+
+    /// `inputs.<input>.isEnabled` follows whether a source is set for a camera or screen input.
+    pub fn sync_enabled(&mut self, input: &str, enabled: bool) {
+        self.inputs[input]["isEnabled"] = json!(enabled);
     }
 
     /// `inputs.microphone.isEnabled` follows whether a microphone source is set.
@@ -126,9 +196,24 @@ impl Settings {
             Value::Bool(b) => *b,
             other => return Err(invalid(format!("isPublishing must be a bool, got {other}"))),
         };
-        shapes::merge(&mut self.publishing, &patch);
+        let mut merged = self.publishing.clone();
+        shapes::merge(&mut merged, &patch);
+        let video_publishing = |input: &str, now: bool| match &patch[input]["isPublishing"] {
+            Value::Null => Ok(now),
+            Value::Bool(b) => Ok(*b),
+            other => Err(invalid(format!("publishing.{input}.isPublishing must be a bool, got {other}"))),
+        };
+        let camera_publishing = video_publishing("camera", self.camera_publishing)?;
+        let screen_publishing = video_publishing("screenVideo", self.screen_publishing)?;
+        let camera_send = video_send(&merged["camera"]["sendSettings"], "camera")?;
+        let screen_send = video_send(&merged["screenVideo"]["sendSettings"], "screenVideo")?;
+        self.publishing = merged;
         self.mic_send = send;
         self.mic_publishing = publishing;
+        self.camera_publishing = camera_publishing;
+        self.camera_send = camera_send;
+        self.screen_publishing = screen_publishing;
+        self.screen_send = screen_send;
         Ok(())
     }
 

@@ -60,6 +60,11 @@ impl Participant {
         for name in info.custom_audio.keys() {
             check(TrackSource::CustomAudio { track_name: name.clone() });
         }
+        check(TrackSource::Camera);
+        check(TrackSource::ScreenVideo);
+        for name in info.custom_video.keys() {
+            check(TrackSource::CustomVideo { track_name: name.clone() });
+        }
         Participant { info: info.clone(), is_local: false, unsubscribed }
     }
 
@@ -256,10 +261,15 @@ impl IceConfig {
 
 /// What to publish at join.
 #[derive(Clone)]
-pub struct JoinSettings<S = crate::AudioSource> {
+pub struct JoinSettings<S = crate::MediaSource> {
     /// A source used as the microphone, with its track id (resolved by the caller from
     /// `inputs.microphone.settings`); `None` sends no microphone.
     pub microphone: Option<(String, S)>,
+    /// A video source used as the camera (from `inputs.camera.settings`: a virtual camera's
+    /// `deviceId` or a `customTrack`), with its track id; `None` sends no camera.
+    pub camera: Option<(String, S)>,
+    /// A video source used as the screen share (`inputs.screenVideo.settings`), likewise.
+    pub screen_video: Option<(String, S)>,
     /// Daily's `client_settings` (`{"inputs": ..., "publishing": ...}`, shorthands allowed):
     /// merged into `inputs()` / `publishing()`; the microphone's `isPublishing` and
     /// `sendSettings` (`"speech"`, `"music"`, `{"channelConfig", "bitrate"}`) apply.
@@ -268,6 +278,23 @@ pub struct JoinSettings<S = crate::AudioSource> {
 
 impl<S> Default for JoinSettings<S> {
     fn default() -> Self {
-        JoinSettings { microphone: None, client_settings: Value::Null }
+        JoinSettings { microphone: None, camera: None, screen_video: None, client_settings: Value::Null }
+    }
+}
+
+/// The sources an `update_inputs` call switches: for each input, `None` leaves it as it is,
+/// `Some(None)` stops it and `Some(Some((track_id, source)))` switches to that source.
+pub struct InputChange<S = crate::MediaSource> {
+    /// `inputs.microphone`.
+    pub microphone: Option<Option<(String, S)>>,
+    /// `inputs.camera`.
+    pub camera: Option<Option<(String, S)>>,
+    /// `inputs.screenVideo`.
+    pub screen_video: Option<Option<(String, S)>>,
+}
+
+impl<S> Default for InputChange<S> {
+    fn default() -> Self {
+        InputChange { microphone: None, camera: None, screen_video: None }
     }
 }

@@ -4,7 +4,7 @@
 use crate::call::settings::Settings;
 use super::{CONNECT_TIMEOUT, CallCore, CompletionId, CustomTrack, Group, LEAVE_TIMEOUT, Phase, SourceHandle, Target, TransportCommand};
 use crate::ClientError;
-use crate::call::types::{CallState, ClientEvent, IceConfig, JoinSettings};
+use crate::call::types::{CallState, ClientEvent, IceConfig, InputChange, JoinSettings};
 use daily_proto::{ClientMessage, MAX_APP_MESSAGE_BYTES, PermissionsUpdate, RoomUrl};
 use serde_json::{Value, json};
 use std::time::Instant;
@@ -33,6 +33,10 @@ impl<S: SourceHandle> CallCore<S> {
         self.generation += 1;
         self.mic = settings.microphone;
         self.settings.sync_mic_enabled(self.mic.is_some());
+        self.camera = settings.camera;
+        self.screen = settings.screen_video;
+        self.settings.sync_enabled("camera", self.camera.is_some());
+        self.settings.sync_enabled("screenVideo", self.screen.is_some());
         self.roster.clear();
         self.token = token;
         self.url = Some(url.clone());
@@ -82,55 +86,83 @@ impl<S: SourceHandle> CallCore<S> {
         Ok(())
     }
 
-    /// `update_inputs(patch)`, and when `microphone` is `Some`, the microphone source
-    /// (`Some(None)` stops it). Outputs `InputsUpdated` before `done`.
-    pub fn handle_update_inputs(&mut self, microphone: Option<Option<(String, S)>>, patch: &Value, done: CompletionId) {
+    /// `update_inputs(patch)`, and the sources `change` names for the microphone, camera and
+    /// screen (`Some(None)` stops one, `None` leaves it). Outputs `InputsUpdated` before `done`.
+    pub fn handle_update_inputs(&mut self, change: InputChange<S>, patch: &Value, done: CompletionId) {
         if let Err(e) = self.settings.apply_inputs(patch) {
             return self.complete(done, Err(e));
         }
-        let mut changed = false;
-        if let Some(m) = microphone {
-            let same = match (&self.mic, &m) {
+        fn switch<S: SourceHandle>(slot: &mut Option<(String, S)>, to: Option<Option<(String, S)>>) -> bool {
+            let Some(m) = to else { return false };
+            let same = match (&*slot, &m) {
                 (Some((a, s1)), Some((b, s2))) => a == b && s1.same_source(s2),
                 (None, None) => true,
                 _ => false,
             };
             if !same {
-                self.mic = m;
-                changed = true;
+                *slot = m;
             }
+            !same
         }
+        let mut changed = switch(&mut self.mic, change.microphone);
+        changed |= switch(&mut self.camera, change.camera);
+        changed |= switch(&mut self.screen, change.screen_video);
         self.settings.sync_mic_enabled(self.mic.is_some());
+        self.settings.sync_enabled("camera", self.camera.is_some());
+        self.settings.sync_enabled("screenVideo", self.screen.is_some());
         self.emit(ClientEvent::InputsUpdated(self.settings.inputs.clone()));
         if changed { self.republish(done) } else { self.ok(done) }
     }
 
     /// `add_custom_audio_track` (`replace` false) or `update_custom_audio_track` (true).
     pub fn handle_custom_track(&mut self, name: &str, track_id: String, source: S, ignore_level: bool, replace: bool, done: CompletionId) {
+        self.custom_track(false, name, track_id, source, ignore_level, replace, done);
+    }
+
+    /// `add_custom_video_track` (`replace` false) or `update_custom_video_track` (true).
+    pub fn handle_custom_video_track(&mut self, name: &str, track_id: String, source: S, replace: bool, done: CompletionId) {
+        self.custom_track(true, name, track_id, source, true, replace, done);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn custom_track(&mut self, video: bool, name: &str, track_id: String, source: S, ignore_level: bool, replace: bool, done: CompletionId) {
         if let Err(e) = crate::call::settings::validate_custom_track_name(name) {
             return self.complete(done, Err(e));
         }
-        let exists = self.custom_tracks.contains_key(name);
+        let (kind, input) = if video { ("video", "customVideo") } else { ("audio", "customAudio") };
+        let tracks = if video { &mut self.custom_video } else { &mut self.custom_tracks };
+        let exists = tracks.contains_key(name);
         if exists != replace {
             let e = if replace {
-                format!("no custom audio track named {name:?}")
+                format!("no custom {kind} track named {name:?}")
             } else {
-                format!("a custom audio track named {name:?} already exists")
+                format!("a custom {kind} track named {name:?} already exists")
             };
             return self.complete(done, Err(ClientError::InvalidArgument(e)));
         }
-        self.settings.inputs["customAudio"][name] = json!({"isEnabled": true, "settings": {"customTrack": {"id": track_id}}});
-        self.custom_tracks.insert(name.to_owned(), CustomTrack { track_id, source, ignore_level });
+        tracks.insert(name.to_owned(), CustomTrack { track_id: track_id.clone(), source, ignore_level });
+        self.settings.inputs[input][name] = json!({"isEnabled": true, "settings": {"customTrack": {"id": track_id}}});
         self.emit(ClientEvent::InputsUpdated(self.settings.inputs.clone()));
         self.republish(done);
     }
 
     /// `remove_custom_audio_track(name)`.
     pub fn handle_remove_custom_track(&mut self, name: &str, done: CompletionId) {
-        if self.custom_tracks.remove(name).is_none() {
-            return self.complete(done, Err(ClientError::InvalidArgument(format!("no custom audio track named {name:?}"))));
+        self.remove_custom_track(false, name, done);
+    }
+
+    /// `remove_custom_video_track(name)`.
+    pub fn handle_remove_custom_video_track(&mut self, name: &str, done: CompletionId) {
+        self.remove_custom_track(true, name, done);
+    }
+
+    fn remove_custom_track(&mut self, video: bool, name: &str, done: CompletionId) {
+        let (kind, input) = if video { ("video", "customVideo") } else { ("audio", "customAudio") };
+        let tracks = if video { &mut self.custom_video } else { &mut self.custom_tracks };
+        if tracks.remove(name).is_none() {
+            return self.complete(done, Err(ClientError::InvalidArgument(format!("no custom {kind} track named {name:?}"))));
         }
-        if let Some(o) = self.settings.inputs["customAudio"].as_object_mut() {
+        if let Some(o) = self.settings.inputs[input].as_object_mut() {
             o.remove(name);
         }
         self.emit(ClientEvent::InputsUpdated(self.settings.inputs.clone()));
@@ -139,12 +171,15 @@ impl<S: SourceHandle> CallCore<S> {
 
     /// `update_publishing(patch)`. Outputs `PublishingUpdated` before `done`.
     pub fn handle_update_publishing(&mut self, patch: &Value, done: CompletionId) {
-        let before = (self.settings.mic_publishing, self.settings.mic_send);
+        let publish_state = |s: &Settings| {
+            (s.mic_publishing, s.mic_send, s.camera_publishing, s.camera_send, s.screen_publishing, s.screen_send)
+        };
+        let before = publish_state(&self.settings);
         if let Err(e) = self.settings.apply_publishing(patch) {
             return self.complete(done, Err(e));
         }
         self.emit(ClientEvent::PublishingUpdated(self.settings.publishing.clone()));
-        if before != (self.settings.mic_publishing, self.settings.mic_send) { self.republish(done) } else { self.ok(done) }
+        if before != publish_state(&self.settings) { self.republish(done) } else { self.ok(done) }
     }
 
     /// `update_subscription_profiles(patch)`.

@@ -1,0 +1,256 @@
+//! The send half of a published video track: an encoder thread that takes the newest frame of
+//! its [`VideoSource`], encodes it (VP8, RFC 7741 payload format) at the bitrate the send
+//! transport's bandwidth estimate allows, and hands the RTP packets to a network task.
+//!
+//! Rate and loss rules:
+//! - frames come from a one-frame mailbox, so a writer faster than the encoder loses frames
+//!   (counted in `frames_skipped`), never memory or latency;
+//! - `maxFramerate` (Daily's `sendSettings`) caps the encoded rate;
+//! - the packet queue to the network task is bounded; a frame that does not fit is dropped
+//!   whole and the next frame is a keyframe, so the receiver never waits on a frame that will
+//!   not come;
+//! - a source that stops writing has its last frame encoded again every [`KEEPALIVE`], so the
+//!   track stays alive for the SFU and receivers (and a keyframe request is still answered);
+//! - a keyframe is sent first, and whenever the server asks with PLI or FIR (RFC 4585 section
+//!   6.3.1, RFC 5104 section 4.3.1), which it does for each new subscriber.
+
+use super::MAX_VIDEO_PAYLOAD;
+use super::source::VideoSource;
+use crate::ClientError;
+use daily_video::rtp::Packetizer;
+use daily_video::{EncodedFrame, EncoderConfig, I420Buffer, VIDEO_CLOCK_RATE, VideoEncoder};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU16, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch};
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+
+/// A source silent this long has its last frame sent again.
+pub(crate) const KEEPALIVE: Duration = Duration::from_secs(1);
+/// Packets waiting for the network task (about a second of 640x360 at Daily's default bitrate).
+const PACKET_QUEUE: usize = 256;
+/// Lowest bitrate the bandwidth estimate may push the encoder to (bit/s).
+pub(crate) const MIN_VIDEO_BITRATE: u32 = 50_000;
+
+/// Keyframe requests by the SSRC they name, set by the transport's RTCP tap
+/// (`netstats::ReportTap`) and taken by the encoder thread of that SSRC.
+pub(crate) type KeyframeTable = Arc<Mutex<HashMap<u32, Arc<AtomicBool>>>>;
+
+/// What Daily's `publishing.camera.sendSettings` asks of the encoder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct VideoSenderConfig {
+    /// Highest bitrate (bit/s) of the chosen quality layer (`maxQuality`'s `maxBitrate`).
+    pub max_bitrate: u32,
+    /// Highest frame rate (frames/s) of that layer.
+    pub max_fps: u32,
+}
+
+/// Counters of one video sender.
+#[derive(Default, Debug)]
+pub(crate) struct VideoSendStats {
+    pub frames_encoded: AtomicU64,
+    pub keyframes: AtomicU64,
+    /// Frames written that the encoder never saw (a newer one replaced them) or skipped for
+    /// the frame-rate cap.
+    pub frames_skipped: AtomicU64,
+    /// Encoded frames dropped because the packet queue was full.
+    pub frames_dropped: AtomicU64,
+    pub bytes: AtomicU64,
+    /// The bitrate the encoder is set to (bit/s).
+    pub bitrate: AtomicU32,
+}
+
+/// The encoder thread and network task of one published video track.
+pub(crate) struct VideoSender {
+    stop: Arc<AtomicBool>,
+    source: VideoSource,
+    task: tokio::task::JoinHandle<()>,
+    pub stats: Arc<VideoSendStats>,
+}
+
+/// The RTP side of the m-line a sender writes to.
+pub(crate) struct RtpOut {
+    pub track: Arc<TrackLocalStaticRTP>,
+    pub ssrc: u32,
+    pub seq: Arc<AtomicU16>,
+    pub pt: Arc<AtomicU8>,
+    pub connected: watch::Receiver<bool>,
+    pub keyframe: Arc<AtomicBool>,
+    /// The send transport's bandwidth estimate (bit/s, 0 = none yet).
+    pub estimate: Arc<AtomicU32>,
+}
+
+impl VideoSender {
+    /// Starts encoding `source` onto `out`.
+    pub(crate) fn start(rt: &tokio::runtime::Handle, source: VideoSource, cfg: VideoSenderConfig, out: RtpOut) -> Result<VideoSender, ClientError> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stats = Arc::new(VideoSendStats::default());
+        let (tx, mut rx) = mpsc::channel::<rtc::rtp::Packet>(PACKET_QUEUE);
+        let track = out.track.clone();
+        let task = rt.spawn(async move {
+            while let Some(p) = rx.recv().await {
+                let _ = track.write_rtp(p).await;
+            }
+        });
+        let worker = Worker { source: source.clone(), cfg, out, stop: stop.clone(), stats: stats.clone(), tx };
+        std::thread::Builder::new()
+            .name("daily-video-enc".into())
+            .spawn(move || worker.run())
+            .map_err(|e| ClientError::Io(format!("cannot start a video encoder thread: {e}")))?;
+        Ok(VideoSender { stop, source, task, stats })
+    }
+
+    /// Stops the encoder thread (at its next wake-up, within 100 ms) and the network task.
+    pub(crate) fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+        self.source.shared.written.notify_all();
+        self.task.abort();
+    }
+}
+
+impl Drop for VideoSender {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+struct Worker {
+    source: VideoSource,
+    cfg: VideoSenderConfig,
+    out: RtpOut,
+    stop: Arc<AtomicBool>,
+    stats: Arc<VideoSendStats>,
+    tx: mpsc::Sender<rtc::rtp::Packet>,
+}
+
+impl Worker {
+    fn run(self) {
+        let (w, h) = (self.source.width(), self.source.height());
+        let start_bitrate = self.cfg.max_bitrate;
+        let mut enc = match VideoEncoder::new(EncoderConfig { width: w, height: h, fps: self.cfg.max_fps.max(1), bitrate_bps: start_bitrate, threads: encoder_threads(w, h) }) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot create the video encoder; the track sends nothing");
+                return;
+            }
+        };
+        self.stats.bitrate.store(start_bitrate, Ordering::Relaxed);
+        let mut bitrate = start_bitrate;
+        let mut frame = I420Buffer::new(w, h);
+        let mut encoded = EncodedFrame::default();
+        let mut packetizer = Packetizer::new();
+        let base = Instant::now();
+        let ts_offset = crate::send::rand_u32();
+        let min_interval = Duration::from_micros(1_000_000 / u64::from(self.cfg.max_fps.max(1)) * 9 / 10);
+        let (mut seen, mut last_encode, mut need_key) = (0u64, None::<Instant>, true);
+        let shared = self.source.shared.clone();
+        loop {
+            // The newest frame, or the last one again once the source has been silent for
+            // KEEPALIVE, or at once on a keyframe request.
+            let captured = {
+                let mut g = shared.lock();
+                let waited_from = Instant::now();
+                loop {
+                    if self.stop.load(Ordering::Acquire) {
+                        return;
+                    }
+                    let asked = self.out.keyframe.load(Ordering::Acquire);
+                    if g.seq != 0 && (g.seq != seen || asked || waited_from.elapsed() >= KEEPALIVE) {
+                        break;
+                    }
+                    g = shared.written.wait_timeout(g, Duration::from_millis(100)).unwrap_or_else(|e| e.into_inner()).0;
+                }
+                if g.seq > seen + 1 && seen != 0 {
+                    self.stats.frames_skipped.fetch_add(g.seq - seen - 1, Ordering::Relaxed);
+                }
+                seen = g.seq;
+                frame.as_bytes_mut().copy_from_slice(g.frame.as_bytes());
+                g.at
+            };
+            let now = Instant::now();
+            let asked = self.out.keyframe.load(Ordering::Acquire);
+            if !asked && last_encode.is_some_and(|l| now.duration_since(l) < min_interval) {
+                self.stats.frames_skipped.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            if self.out.pt.load(Ordering::Acquire) == 0 || !*self.out.connected.borrow() {
+                need_key = true; // the first frame a receiver gets must be a keyframe
+                continue;
+            }
+            let estimate = self.out.estimate.load(Ordering::Relaxed);
+            let target = if estimate == 0 { self.cfg.max_bitrate } else { estimate.clamp(MIN_VIDEO_BITRATE, self.cfg.max_bitrate) };
+            // Re-tune on changes over 5 %: libvpx applies a new target at the next frame.
+            if target.abs_diff(bitrate) > bitrate / 20 {
+                match enc.set_bitrate(target) {
+                    Ok(()) => {
+                        bitrate = target;
+                        self.stats.bitrate.store(target, Ordering::Relaxed);
+                    }
+                    Err(e) => tracing::debug!(error = %e, target, "the encoder refused a new bitrate"),
+                }
+            }
+            let force = need_key || self.out.keyframe.swap(false, Ordering::AcqRel);
+            let micros = captured.saturating_duration_since(base).as_micros() as u64;
+            let pts = ts_offset.wrapping_add((micros * u64::from(VIDEO_CLOCK_RATE) / 1_000_000) as u32);
+            match enc.encode(&frame, pts, force, &mut encoded) {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "video encode failed");
+                    continue;
+                }
+            }
+            last_encode = Some(now);
+            need_key = false;
+            if !self.send(&mut packetizer, &encoded, pts) {
+                self.stats.frames_dropped.fetch_add(1, Ordering::Relaxed);
+                need_key = true;
+                continue;
+            }
+            self.stats.frames_encoded.fetch_add(1, Ordering::Relaxed);
+            self.stats.bytes.fetch_add(encoded.data.len() as u64, Ordering::Relaxed);
+            if encoded.keyframe {
+                self.stats.keyframes.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Packetizes one frame onto the network queue; `false` (nothing queued) when it does not
+    /// fit whole.
+    fn send(&self, packetizer: &mut Packetizer, f: &EncodedFrame, pts: u32) -> bool {
+        let mut packets = Vec::with_capacity(f.data.len() / MAX_VIDEO_PAYLOAD + 1);
+        packetizer.packetize(&f.data, f.keyframe, MAX_VIDEO_PAYLOAD, |payload, marker| {
+            packets.push((bytes::Bytes::copy_from_slice(payload), marker));
+        });
+        if self.tx.capacity() < packets.len() {
+            return false;
+        }
+        let pt = self.out.pt.load(Ordering::Acquire);
+        for (payload, marker) in packets {
+            let p = rtc::rtp::Packet {
+                header: rtc::rtp::header::Header {
+                    version: 2,
+                    marker,
+                    payload_type: pt,
+                    sequence_number: self.out.seq.fetch_add(1, Ordering::Relaxed),
+                    timestamp: pts,
+                    ssrc: self.out.ssrc,
+                    ..Default::default()
+                },
+                payload,
+            };
+            if self.tx.try_send(p).is_err() {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// Encoder threads for a frame size: libvpx splits a frame into token partitions per thread;
+/// two pay off from 720p on (measured in `benches/README.md`), below that one is cheaper.
+fn encoder_threads(width: u32, height: u32) -> u32 {
+    if width * height >= 1280 * 720 { 2 } else { 1 }
+}
