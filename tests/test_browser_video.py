@@ -1,14 +1,18 @@
-"""Video on the call page: Chromium's fake camera (a moving pattern with a frame counter, sized by
-the page's getUserMedia constraints to 640x360) against a real room server on loopback.
+"""Video on the call page: Chromium's fake camera (a moving pattern, sized by the page's
+getUserMedia constraints to 640x360) against a real room server on loopback.
 
-- page <-> page: two Chromium pages see each other's camera tile decode frames at the size sent,
-  the camera button takes a tile away from the other side and brings it back, and the server's
-  active speaker (both fake microphones play speech) lands on a tile;
-- Python -> page: a CustomVideoTrack as the bot's camera carries a frame-numbered test pattern
-  that the page's grabFrame reads back, advancing;
-- page -> Python: the page's camera reaches a Python video renderer at the camera's size.
+- page <-> page: two Chromium pages see each other's camera tile decode frames at the size the
+  sender encodes, the camera button takes a tile away from the other side (a placeholder with
+  initials instead) and brings it back, the server's active speaker (both fake microphones play
+  speech) lands on a tile, a leaving participant's tile goes; one page runs with its CSP enforced;
+- video=0 joins with the camera off, a page whose camera fails joins with audio only;
+- screenVideo and customVideo tiles, from a participant that speaks the protocol directly from a
+  blank page (canvas tracks), named by source and track name, each showing its own track;
+- Python -> page: a CustomVideoTrack as a bot's camera carries examples/videopattern.py's
+  frame-numbered pattern at 640x360, 30 fps, and the page's grabFrame reads the numbers back;
+- page -> Python: the page's camera reaches a Python video renderer (RGBA).
 
-Screenshots of the two-party call go to out/test-artifacts/ (or $DAILY_TEST_ARTIFACTS) as in
+Screenshots of the calls go to out/test-artifacts/ (or $DAILY_TEST_ARTIFACTS) as in
 test_browser.py, whose Chromium flags, fixtures and helpers this module uses.
 """
 
@@ -26,37 +30,9 @@ import daily
 from conftest import join, leave
 from daily import CallClient
 from test_browser import ARTIFACTS, Rec, _non_blank, browser, open_page, pw, wait_joined  # noqa: F401
+from videopattern import make_frame, read_frame_number  # examples/, on sys.path through conftest
 
 W, H, FPS = 640, 360, 30
-
-try:  # the shared frame-numbered pattern, once examples/videopattern.py exists
-    from videopattern import make_frame, read_frame_number
-except ImportError:  # a minimal one: the frame number in 16 black/white blocks, a gradient below
-    _BITS = 16
-
-    def make_frame(n: int, w: int, h: int, fmt: str = "RGBA") -> bytes:
-        assert fmt == "RGBA", fmt
-        img = np.zeros((h, w, 4), dtype=np.uint8)
-        img[..., 3] = 255
-        img[:, :, 0] = (np.arange(w) * 255 // max(w - 1, 1)).astype(np.uint8)[None, :]
-        img[:, :, 1] = (np.arange(h) * 255 // max(h - 1, 1)).astype(np.uint8)[:, None]
-        img[:, :, 2] = (n * 7) % 256
-        bw, bh = w // _BITS, max(h // 6, 8)
-        for i in range(_BITS):
-            img[:bh, i * bw : (i + 1) * bw, :3] = 255 if (n >> (_BITS - 1 - i)) & 1 else 0
-        return img.tobytes()
-
-    def read_frame_number(rgba: bytes, w: int, h: int) -> int | None:
-        img = np.frombuffer(rgba, dtype=np.uint8).reshape(h, w, 4)
-        bw, bh = w // _BITS, max(h // 6, 8)
-        n = 0
-        for i in range(_BITS):
-            block = img[bh // 4 : 3 * bh // 4, i * bw + bw // 4 : i * bw + 3 * bw // 4, :3]
-            v = float(block.mean())
-            if 60 < v < 195:  # neither black nor white: not our pattern (or mid-transition)
-                return None
-            n = (n << 1) | (v >= 128)
-        return n
 
 
 def poll(page, expr: str, pred, timeout: float = 15.0, what: str = ""):
