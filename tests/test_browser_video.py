@@ -92,7 +92,7 @@ def test_two_pages_see_each_others_camera(server, browser):
     t0 = time.monotonic()
     console: list[str] = []
     ann = open_page_enforcing_csp(browser, f"{room}?autojoin=1&name=Ann%20Avery", console)
-    ben = open_page(browser, f"{room}?autojoin=1&name=Ben")
+    ben = open_page(browser, f"{room}?autojoin=1&name=Ben", 390, 844)  # a phone
     try:
         poll(ann, "window.callPage && window.callPage.phase", lambda v: v == "joined")  # no eval here
         ann_id, ben_id = ann.evaluate("window.callPage.participantId"), wait_joined(ben)
@@ -130,9 +130,10 @@ def test_two_pages_see_each_others_camera(server, browser):
         assert "Ann Avery (you)" in ann.inner_text("#tiles") and "Ben" in ann.inner_text("#tiles")
 
         # The active speaker (the server's, from both fake microphones' speech) has its tile lit.
-        lit = poll(ann, "window.callPage.tiles()", lambda ts: any(t["active"] for t in ts), 15,
-                   "an active speaker's tile")
-        assert [t["participantId"] for t in lit if t["active"]][0] in (ann_id, ben_id)
+        lit = poll(ann, "({speaker: window.callPage.activeSpeaker, tiles: window.callPage.tiles()})",
+                   lambda v: v["speaker"] and [t["participantId"] for t in v["tiles"] if t["active"]] == [v["speaker"]],
+                   15, "the active speaker's tile lit")
+        assert lit["speaker"] in (ann_id, ben_id)
 
         os.makedirs(ARTIFACTS, exist_ok=True)
         shot = os.path.join(ARTIFACTS, "call-page-video.png")
@@ -140,6 +141,11 @@ def test_two_pages_see_each_others_camera(server, browser):
         colours, spread = _non_blank(png)
         print(f"{shot}: {colours} colours, std {spread:.1f}")
         assert colours > 200 and spread > 5.0, (colours, spread)
+        phone = ben.screenshot(path=os.path.join(ARTIFACTS, "call-page-video-phone.png"), full_page=True)
+        from PIL import Image
+        import io
+
+        assert Image.open(io.BytesIO(phone)).size[0] == 390  # no horizontal scrolling
 
         # Ann stops her camera: Ben's tile for her becomes a placeholder with her initials.
         t1 = time.monotonic()

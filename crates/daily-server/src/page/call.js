@@ -967,6 +967,7 @@
     get participantId() { return me ? me.id : null; },
     get micOn() { return !!micTrack && micOn; },
     get cameraOn() { return !!camTrack && camOn; },
+    get activeSpeaker() { return activeSpeaker; }, // the server's, by participant id
     get audioState() { return ctx ? ctx.state : 'none'; },
     participants: () => [...people.values()].map((p) => p.info),
     speaking: () => [...people.entries()].filter(([, p]) => p.speakingUntil > performance.now()).map(([id]) => id),
