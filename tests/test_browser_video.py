@@ -337,16 +337,12 @@ def test_screen_and_custom_video_tiles(server, browser):
         raw_ctx.close()
 
 
-# --- Python <-> page (needs the Python SDK's video) -------------------------------------------
-# Until the SDK sends and receives video these two skip, saying why; DAILY_VIDEO_REQUIRED=1 makes
-# them fail instead (for builds that must have video).
-VIDEO_REQUIRED = os.environ.get("DAILY_VIDEO_REQUIRED") == "1"
+# --- Python <-> page ---------------------------------------------------------------------------
 
 
 def skip_without_python_video(reason: str) -> None:
-    if VIDEO_REQUIRED:
-        pytest.fail(f"{reason} (DAILY_VIDEO_REQUIRED=1)")
-    pytest.skip(reason)
+    """The SDK's video failed here: a test failure naming what was missing."""
+    pytest.fail(reason)
 
 
 class VideoRec(Rec):
