@@ -567,3 +567,33 @@ def test_video_renderer_argument_errors():
             c.update_inputs({"camera": {"isEnabled": True, "settings": {"deviceId": "no-such-camera"}}})
     finally:
         c.release()
+
+
+def test_screen_video_input_is_rendered_as_screen_video(room):
+    """`inputs.screenVideo` with a custom track: others see `media.screenVideo` playable and
+    render it with `video_source="screenVideo"`; the camera stays off."""
+    w, h = 320, 180
+    src = CustomVideoSource(w, h, "BGRA")
+    track = CustomVideoTrack(src)
+    sender, watch = CallClient(), Watch()
+    viewer = CallClient(event_handler=watch)
+    sender.set_user_name("presenter")
+    writer = Writer(src, w, h, "BGRA")
+    try:
+        join(sender, room, client_settings={"inputs": {"screenVideo": {"isEnabled": True, "settings": {"customTrack": {"id": track.id}}}}})
+        join(viewer, room)
+        watch.wait(lambda: "presenter" in watch.joined)
+        pid = watch.joined["presenter"]["id"]
+        watch.wait(lambda: viewer.participants()[pid]["media"]["screenVideo"]["state"] == "playable")
+        assert viewer.participants()[pid]["media"]["camera"]["state"] == "off"
+        frames = Frames("I420")
+        viewer.set_video_renderer(pid, frames, video_source="screenVideo", color_format="I420")
+        frames.wait(10)
+        assert frames.sources == {"screenVideo"} and frames.sizes == {(w, h)}
+        assert len(frames.read()) >= 8
+        leave(viewer)
+        leave(sender)
+    finally:
+        writer.stop()
+        viewer.release()
+        sender.release()
