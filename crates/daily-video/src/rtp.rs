@@ -52,8 +52,9 @@ impl Packetizer {
     /// Calls `out(payload, marker)` for each RTP payload of `frame`, in order; `marker` is set
     /// on the last one (the RTP marker bit). Payloads are at most `max_payload` bytes
     /// (including the descriptor) and of near-equal size, so no tiny last packet is sent.
-    /// `keyframe` is not needed by VP8's descriptor (the VP8 header says it) and is checked
-    /// against the frame in debug builds. An empty frame sends nothing.
+    /// `keyframe` is not needed by VP8's descriptor (the frame's own header says it); it is
+    /// there so that the signature fits payload formats that need it. An empty frame sends
+    /// nothing.
     ///
     /// # Panics
     /// If `max_payload` leaves no room for data (`<= DESCRIPTOR_LEN`).
@@ -148,6 +149,17 @@ fn parse_descriptor(payload: &[u8]) -> Option<Descriptor> {
 /// keyframe start code 9d 01 2a follows (RFC 6386 section 9.1).
 fn is_keyframe(vp8: &[u8]) -> bool {
     vp8.len() >= 10 && vp8[0] & 1 == 0 && vp8[3..6] == [0x9d, 0x01, 0x2a]
+}
+
+/// How a buffered frame ends (see `FrameAssembler::frame_end`).
+enum End {
+    /// All its packets are here, up to the marker at this sequence number.
+    Complete(u64),
+    /// A packet of another frame comes at this sequence number before the marker: the frame's
+    /// end was lost.
+    Broken(u64),
+    /// This sequence number is still missing.
+    Missing(u64),
 }
 
 #[derive(Debug, Clone, Default)]
@@ -297,27 +309,26 @@ impl FrameAssembler {
         self.frames_dropped += 1;
     }
 
-    /// Where the frame starting at `start` ends: `Ok(last seq)` when complete, `Err(Some(seq))`
-    /// when it is broken at `seq` (a packet of another frame before its marker: its end was
-    /// lost), `Err(None)` when a packet is still missing.
-    fn frame_end(&self, start: u64) -> Result<u64, Option<u64>> {
-        let ts = self.slot(start).map(|s| s.timestamp).ok_or(None)?;
+    /// Where the frame starting at `start` (present) ends. Linear in the packets looked at.
+    fn frame_end(&self, start: u64) -> End {
+        let ts = self.slot(start).map_or(0, |s| s.timestamp);
         let end = self.highest.unwrap_or(start);
         for seq in start..=end {
             let Some(s) = self.slot(seq) else {
-                return Err(None);
+                return End::Missing(seq);
             };
             if seq != start && (s.frame_start || s.timestamp != ts) {
-                return Err(Some(seq));
+                return End::Broken(seq);
             }
             if s.marker {
-                return Ok(seq);
+                return End::Complete(seq);
             }
         }
-        Err(None)
+        End::Missing(end + 1)
     }
 
     /// Complete frames buffered after `from` (used to decide that a missing packet is lost).
+    /// Linear in the window: every scan resumes where the previous one stopped.
     fn complete_frames_after(&self, from: u64) -> usize {
         let end = self.highest.unwrap_or(from);
         let mut count = 0;
@@ -325,12 +336,12 @@ impl FrameAssembler {
         while seq <= end {
             match self.slot(seq) {
                 Some(s) if s.frame_start => match self.frame_end(seq) {
-                    Ok(last) => {
+                    End::Complete(last) => {
                         count += 1;
                         seq = last + 1;
                     }
-                    Err(Some(at)) => seq = at,
-                    Err(None) => seq += 1,
+                    End::Broken(at) => seq = at,
+                    End::Missing(at) => seq = at + 1,
                 },
                 _ => seq += 1,
             }
@@ -353,7 +364,7 @@ impl FrameAssembler {
                 self.started = true;
             }
             match self.frame_end(self.next) {
-                Ok(last) => {
+                End::Complete(last) => {
                     let start = self.next;
                     let frame = self.take_frame(start, last);
                     self.next = last + 1;
@@ -361,12 +372,8 @@ impl FrameAssembler {
                         return Some(f);
                     }
                 }
-                Err(Some(at)) => self.lose_until(at),
-                Err(None) => {
-                    // The first missing packet of the frame at `next` (or `next` itself).
-                    let gap = (self.next..=highest)
-                        .find(|&s| self.slot(s).is_none())
-                        .unwrap_or(highest);
+                End::Broken(at) => self.lose_until(at),
+                End::Missing(gap) => {
                     if self.complete_frames_after(gap) >= 2 {
                         self.lose_until(gap + 1);
                     } else {
