@@ -29,7 +29,7 @@ pub struct EncoderConfig {
     /// 640x360.
     pub bitrate_bps: u32,
     /// Encoder threads (1 = encode on the calling thread only). libvpx splits a frame into
-    /// macroblock rows whose threads wait for each other by spinning: on an idle machine 2
+    /// macroblock rows whose threads wait for each other by spinning (no yield on Unix): on an idle machine 2
     /// threads cut the time per 720p frame by about a quarter, but on a busy one they cost
     /// several times the CPU of 1 thread (`benches/CODEC_CHOICE.md`). Use 1 unless cores are
     /// known to be idle.
