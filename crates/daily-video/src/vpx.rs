@@ -425,6 +425,12 @@ impl VideoEncoder {
             unsafe {
                 if (*pkt).kind == vpx_codec_cx_pkt_kind::VPX_CODEC_CX_FRAME_PKT {
                     let f = (*pkt).data.frame;
+                    // Keyframes vary in size; growing with headroom means a later, slightly
+                    // larger one does not reallocate again.
+                    let need = out.data.len() + f.sz as usize;
+                    if out.data.capacity() < need {
+                        out.data.reserve(2 * need - out.data.len());
+                    }
                     out.data.extend_from_slice(std::slice::from_raw_parts(
                         f.buf as *const u8,
                         f.sz as usize,
