@@ -87,7 +87,7 @@ fn steady_state_frames_do_not_allocate() {
         from_i420(yuv, ColorFormat::Argb, &mut argb).unwrap();
         to_i420(&argb, ColorFormat::Argb, w, h, yuv).unwrap();
         from_i420(yuv, ColorFormat::Rgba, &mut out).unwrap();
-        enc.encode(yuv, n as u32 * 3000, n % 5 == 0, &mut encoded)
+        enc.encode(yuv, n as u32 * 3000, n.is_multiple_of(5), &mut encoded)
             .unwrap();
         dec.decode(&encoded.data, &mut picture).unwrap();
         packetizer.packetize(&encoded.data, encoded.keyframe, 1200, |p, _| {
