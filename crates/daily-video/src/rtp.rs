@@ -185,6 +185,10 @@ struct Slot {
 ///   not have) until a keyframe arrives; [`FrameAssembler::needs_keyframe`] is true meanwhile,
 ///   which is the caller's cue to send a PLI (RFC 4585 section 6.3.1). It is also true before
 ///   the first keyframe.
+/// - A packet more than [`REORDER_WINDOW`] sequence numbers behind the newest is taken as a
+///   sender that restarted its numbering: everything buffered is dropped and the assembler
+///   waits for a keyframe on the new numbers. (A jump forward by more than the window is a
+///   loss of everything between, with the same effect.)
 /// - Memory is bounded: [`REORDER_WINDOW`] slots, whose buffers are reused.
 ///
 /// [`FrameAssembler::push`] returns at most one frame; when one packet completes several (a
@@ -258,10 +262,15 @@ impl FrameAssembler {
         };
         if ext < self.next {
             let highest = self.highest.unwrap_or(ext);
-            if self.started || highest - ext >= REORDER_WINDOW as u64 {
+            if highest - ext >= REORDER_WINDOW as u64 {
+                // Far behind everything seen: not a late packet but a sender that restarted
+                // its sequence numbers lower (a late packet this old would be useless anyway).
+                self.restart(ext);
+            } else if self.started {
                 return self.poll(); // late or duplicate of something already output or dropped
+            } else {
+                self.next = ext;
             }
-            self.next = ext;
         }
         let window = REORDER_WINDOW as u64;
         if ext >= self.next + window {
@@ -281,6 +290,18 @@ impl FrameAssembler {
         slot.data.extend_from_slice(&payload[desc.len..]);
         self.highest = Some(self.highest.map_or(ext, |h| h.max(ext)));
         self.poll()
+    }
+
+    /// Forgets everything buffered and starts over at `seq`, waiting for a keyframe.
+    fn restart(&mut self, seq: u64) {
+        for s in &mut self.slots {
+            s.used = false;
+        }
+        self.next = seq;
+        self.highest = Some(seq);
+        self.synced = false;
+        self.started = false;
+        self.needs_keyframe = true;
     }
 
     fn slot(&self, seq: u64) -> Option<&Slot> {
