@@ -253,8 +253,10 @@ impl Worker {
     }
 }
 
-/// Encoder threads for a frame size: libvpx splits a frame into token partitions per thread;
-/// two pay off from 720p on (measured in `benches/README.md`), below that one is cheaper.
-fn encoder_threads(width: u32, height: u32) -> u32 {
-    if width * height >= 1280 * 720 { 2 } else { 1 }
+/// Encoder threads: one at every size. libvpx's VP8 worker threads busy-wait for each other
+/// (they never yield on Linux), so on a loaded 2-core machine two threads cost 29-58 ms of CPU
+/// per 1280x720 frame against 5.3 ms with one (`benches/CODEC_CHOICE.md`); on an idle one they
+/// were only 29 % faster in wall time.
+fn encoder_threads(_width: u32, _height: u32) -> u32 {
+    1
 }
