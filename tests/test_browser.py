@@ -6,6 +6,11 @@ libwebrtc, an independent stack from both our client (webrtc-rs) and our server 
 compared with speechmetrics.similarity (aligned, median correlation over 250 ms windows).
 Screenshots of the page in a call are saved to out/test-artifacts/ (or $DAILY_TEST_ARTIFACTS);
 with DAILY_TEST_SAVE=1 so is the page's recording of the bot (page-recording-16k.wav).
+
+The pages here join with video=0 (camera off): these tests are about audio, chat and presence,
+a browser participant is compared key for key with a Python one that has no camera, and VP8
+encoding would compete with the speech measurements for the test machine's two cores. Video is
+tests/test_browser_video.py's.
 """
 
 from __future__ import annotations
@@ -159,7 +164,7 @@ def test_browser_microphone_reaches_python_renderer(server, browser):
     listener = CallClient(event_handler=rec)
     heard = Capture()
     join(listener, room)
-    page = open_page(browser, f"{room}?autojoin=1&name=Alice&audio=music")
+    page = open_page(browser, f"{room}?autojoin=1&video=0&name=Alice&audio=music")
     try:
         ev = rec.wait_for(lambda e: e[0] == "joined" and e[1]["info"].get("userName") == "Alice", 15)
         pid = ev[1]["id"]
@@ -188,7 +193,7 @@ def test_python_bot_speech_reaches_page(server, browser):
     track = CustomAudioTrack(source)
     bot = CallClient()
     join(bot, room, client_settings=mic_settings(track))
-    page = open_page(browser, f"{room}?autojoin=1&name=Listener")
+    page = open_page(browser, f"{room}?autojoin=1&video=0&name=Listener")
     sent, rate = sm.read_wav_mono16(SPEECH_16K)
     seconds = 8
     try:
@@ -230,7 +235,7 @@ def test_chat_names_mute_and_closing_the_tab(server, browser):
     peer.set_user_name("Python Peer")
     peer_track = CustomAudioTrack(CustomAudioSource(16000, 1))
     join(peer, room, client_settings=mic_settings(peer_track))
-    page = open_page(browser, f"{room}?autojoin=1&name=Bob%20Browser")
+    page = open_page(browser, f"{room}?autojoin=1&video=0&name=Bob%20Browser")
     try:
         # The browser's name and microphone reach on_participant_joined / participants().
         ev = rec.wait_for(lambda e: e[0] == "joined" and e[1]["info"].get("userName") == "Bob Browser", 15)
@@ -327,7 +332,7 @@ def test_screenshot_in_a_call(server, browser, width, height, name):
     bot.set_user_name("Speaking Bot")
     join(bot, room, client_settings=mic_settings(track))
     sent, rate = sm.read_wav_mono16(SPEECH_16K)
-    page = open_page(browser, f"{room}?autojoin=1&name=Person", width, height)
+    page = open_page(browser, f"{room}?autojoin=1&video=0&name=Person", width, height)
     try:
         wait_joined(page)
         page.wait_for_function("window.callPage.participants().length === 2", timeout=10000)
@@ -375,7 +380,7 @@ def test_person_talks_to_the_example_bot(pw):
                 break
         assert url, "the example printed no URL"
         b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=flags)
-        page = open_page(b, f"{url}?autojoin=1&name=Tester")
+        page = open_page(b, f"{url}?autojoin=1&video=0&name=Tester")
         wait_joined(page)
         page.evaluate("window.callPage.startRecording()")
         page.fill("#chat-input", "ping")
@@ -420,7 +425,7 @@ def test_private_room_needs_the_token_in_the_link(browser):
     with RoomServer(host="127.0.0.1", port=0, api_key=KEY) as keyed:
         room = create_room(keyed, {"name": "page-private", "privacy": "private"})
         url = room["url"]
-        page = open_page(browser, f"{url}?autojoin=1&name=Intruder")
+        page = open_page(browser, f"{url}?autojoin=1&video=0&name=Intruder")
         try:
             page.wait_for_function("document.getElementById('lobby-note').innerText.length > 0", timeout=10000)
             assert "not allowed to join this room" in page.inner_text("#lobby-note")
@@ -432,7 +437,7 @@ def test_private_room_needs_the_token_in_the_link(browser):
         rec = Rec()
         member = CallClient(event_handler=rec)
         join(member, url, meeting_token=get_token(keyed, url))
-        page = open_page(browser, f"{url}?autojoin=1&name=Field%20Name&t={token}")
+        page = open_page(browser, f"{url}?autojoin=1&video=0&name=Field%20Name&t={token}")
         try:
             wait_joined(page)
             ev = rec.wait_for(lambda e: e[0] == "joined", 10)

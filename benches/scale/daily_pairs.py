@@ -194,6 +194,9 @@ def main() -> int:
     p.add_argument("--latency-pairs", type=int, default=10)
     p.add_argument("--join-parallel", type=int, default=8)
     p.add_argument("--worker-threads", type=int, default=None)
+    p.add_argument("--video-call", default=None, metavar="WxH",
+                   help="also run a WxH@30 video call (sender + viewer, benches/scale/video_call.py, a process of "
+                        "its own) in a room of the same server for the whole run; its CPU is not counted here")
     a = p.parse_args()
     n = a.pairs
 
@@ -221,6 +224,17 @@ def main() -> int:
         atexit.register(lambda: proc.poll() is None and proc.kill())
         line = proc.stdout.readline()
         base = next(w for w in line.split() if w.startswith("http://")).rstrip("/")
+
+    video = None
+    if a.video_call:
+        video = subprocess.Popen([sys.executable, os.path.join(HERE, "video_call.py"), "--url", f"{base}/video-bg", "--size", a.video_call],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        import atexit
+        atexit.register(lambda: video.poll() is None and video.kill())
+        ready = json.loads(video.stdout.readline() or "{}")
+        if not ready.get("ready"):
+            print("the video call did not start", file=sys.stderr)
+            return 1
 
     sample = set(np.linspace(0, n - 1, min(n, a.latency_pairs)).round().astype(int).tolist())
     rss0 = rss_kb()
@@ -337,6 +351,11 @@ def main() -> int:
     time.sleep(0.5)
     for c in [s.client for s in senders] + [r.client for r in receivers]:
         c.release()
+    video_out = None
+    if video:
+        video.stdin.close()
+        video_out = json.loads(video.stdout.readline() or "{}")
+        video.wait(10)
     if server:
         server.stop()
     if proc:
@@ -374,6 +393,8 @@ def main() -> int:
         "errors": len(JOIN_ERRORS),
         "pairs_measured": len(ok),
         "totals": diag,
+        "video_call": a.video_call,
+        "video_call_result": video_out,
     }
     print(json.dumps(out), flush=True)
     return 0

@@ -16,7 +16,20 @@ use openh264::formats::{YUVSlices, YUVSource};
 use openh264::{OpenH264API, decoder::Decoder};
 use std::time::Instant;
 
+/// CPU time used by the whole process so far (every thread, including libvpx's and
+/// OpenH264's workers), in ms.
+fn cpu_ms() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec, which `ts` is.
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 * 1e3 + ts.tv_nsec as f64 / 1e6
+}
+
 struct Result {
+    enc_cpu_ms: f64,
     enc_ms: f64,
     enc_p95_ms: f64,
     dec_ms: f64,
@@ -27,6 +40,7 @@ struct Result {
 }
 
 fn stats(
+    enc_cpu: f64,
     enc: &mut [f64],
     dec: &[f64],
     psnr: &[f64],
@@ -34,10 +48,12 @@ fn stats(
     keyframes: usize,
     frames: usize,
 ) -> Result {
+    let enc_cpu_ms = enc_cpu / enc.len() as f64;
     let enc_ms = enc.iter().sum::<f64>() / enc.len() as f64;
     enc.sort_by(f64::total_cmp);
     let enc_p95_ms = enc[enc.len() * 95 / 100];
     Result {
+        enc_cpu_ms,
         enc_ms,
         enc_p95_ms,
         dec_ms: dec.iter().sum::<f64>() / dec.len() as f64,
@@ -63,22 +79,23 @@ fn vp8(frames: &[I420Buffer], bitrate: u32, threads: u32, cpu_used: i32) -> Resu
     let mut out = EncodedFrame::default();
     let mut pic = I420Buffer::default();
     let (mut et, mut dt, mut ps) = (vec![], vec![], vec![]);
-    let (mut bytes, mut kf) = (0, 0);
+    let (mut bytes, mut kf, mut ecpu) = (0, 0, 0.0);
     for (n, f) in frames.iter().enumerate() {
-        let t = Instant::now();
+        let (t, c) = (Instant::now(), cpu_ms());
         let produced = enc.encode(f, n as u32 * 3000, n == 0, &mut out).unwrap();
         et.push(t.elapsed().as_secs_f64() * 1e3);
+        ecpu += cpu_ms() - c;
         if !produced {
             continue;
         }
         bytes += out.data.len();
         kf += usize::from(out.keyframe);
-        let t = Instant::now();
+        let c = cpu_ms();
         assert!(dec.decode(&out.data, &mut pic).unwrap());
-        dt.push(t.elapsed().as_secs_f64() * 1e3);
+        dt.push(cpu_ms() - c);
         ps.push(testpattern::psnr_y(f, &pic));
     }
-    stats(&mut et, &dt, &ps, bytes, kf, frames.len())
+    stats(ecpu, &mut et, &dt, &ps, bytes, kf, frames.len())
 }
 
 fn h264(frames: &[I420Buffer], bitrate: u32, threads: u16, complexity: Complexity) -> Result {
@@ -98,12 +115,12 @@ fn h264(frames: &[I420Buffer], bitrate: u32, threads: u16, complexity: Complexit
     let mut enc = Encoder::with_api_config(OpenH264API::from_source(), cfg).unwrap();
     let mut dec = Decoder::new().unwrap();
     let (mut et, mut dt, mut ps) = (vec![], vec![], vec![]);
-    let (mut bytes, mut kf) = (0, 0);
+    let (mut bytes, mut kf, mut ecpu) = (0, 0, 0.0);
     let mut data = Vec::new();
     let mut pic = I420Buffer::new(w as u32, h as u32);
     for (n, f) in frames.iter().enumerate() {
         let src = YUVSlices::new((f.y(), f.u(), f.v()), (w, h), (w, w / 2, w / 2));
-        let t = Instant::now();
+        let (t, c) = (Instant::now(), cpu_ms());
         let bs = enc
             .encode_at(&src, openh264::Timestamp::from_millis(n as u64 * 1000 / 30))
             .unwrap();
@@ -114,12 +131,13 @@ fn h264(frames: &[I420Buffer], bitrate: u32, threads: u16, complexity: Complexit
             openh264::encoder::FrameType::IDR | openh264::encoder::FrameType::I
         );
         et.push(t.elapsed().as_secs_f64() * 1e3);
+        ecpu += cpu_ms() - c;
         if data.is_empty() {
             continue;
         }
         bytes += data.len();
         kf += usize::from(key);
-        let t = Instant::now();
+        let c = cpu_ms();
         let yuv = dec.decode(&data).unwrap().expect("a picture per frame");
         let (ys, us, _) = yuv.strides();
         for r in 0..h {
@@ -131,10 +149,17 @@ fn h264(frames: &[I420Buffer], bitrate: u32, threads: u16, complexity: Complexit
             pic.v_mut()[r * w / 2..(r + 1) * w / 2]
                 .copy_from_slice(&yuv.v()[r * us..r * us + w / 2]);
         }
-        dt.push(t.elapsed().as_secs_f64() * 1e3);
+        dt.push(cpu_ms() - c);
         ps.push(testpattern::psnr_y(f, &pic));
     }
-    stats(&mut et, &dt, &ps, bytes, kf, frames.len())
+    stats(ecpu, &mut et, &dt, &ps, bytes, kf, frames.len())
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .trim()
+        .to_string()
 }
 
 fn main() {
@@ -143,9 +168,10 @@ fn main() {
         .map(|s| s.parse().unwrap())
         .unwrap_or(300);
     println!(
-        "| codec | size | bitrate target | threads | setting | encode ms/frame (mean) | encode p95 | decode ms/frame | luma PSNR mean (min) dB | actual kbit/s | keyframes |"
+        "| codec | size | kbit/s target | threads | setting | encode CPU ms/frame | encode wall ms mean | encode wall p95 | decode CPU ms/frame | luma PSNR mean (min) dB | kbit/s actual | keyframes |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    eprintln!("loadavg at start: {}", loadavg());
     for (w, h, bitrate) in [(640u32, 360u32, 680_000u32), (1280, 720, 2_000_000)] {
         let frames: Vec<I420Buffer> = (0..count as u32)
             .map(|n| {
@@ -156,8 +182,9 @@ fn main() {
             .collect();
         let row = |codec: &str, threads: u32, setting: &str, r: Result| {
             println!(
-                "| {codec} | {w}x{h} | {} | {threads} | {setting} | {:.2} | {:.2} | {:.2} | {:.2} ({:.2}) | {:.0} | {} |",
+                "| {codec} | {w}x{h} | {} | {threads} | {setting} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} ({:.2}) | {:.0} | {} |",
                 bitrate / 1000,
+                r.enc_cpu_ms,
                 r.enc_ms,
                 r.enc_p95_ms,
                 r.dec_ms,
@@ -190,4 +217,5 @@ fn main() {
             }
         }
     }
+    eprintln!("loadavg at end: {}", loadavg());
 }

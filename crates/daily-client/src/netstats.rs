@@ -13,7 +13,8 @@
 //!                       "audioRecvBitsPerSecond", "audioSendBitsPerSecond",
 //!                       "audioRecvPacketLoss", "audioSendPacketLoss" (fractions 0..=1),
 //!                       "audioRecvJitter", "audioSendJitter" (s),
-//!                       "video…" (all 0: we carry audio only),
+//!                       "videoRecvBitsPerSecond", "videoSendBitsPerSecond",
+//!                       "videoRecvPacketLoss", "videoSendPacketLoss", "video…Jitter",
 //!                       "totalSendPacketLoss", "totalRecvPacketLoss"},
 //!            "worstAudioRecvPacketLoss", "worstAudioSendPacketLoss",
 //!            "worstVideoRecvPacketLoss", "worstVideoSendPacketLoss",
@@ -24,8 +25,11 @@
 //! Before the first interval (and after leaving) it is `{"quality": 100, "threshold": "good",
 //! "stats": {"latest": {}}}`, as daily-python returns. A figure that cannot be known for an
 //! interval is `null`, as Daily documents: loss when nothing was sent or received, RTT before
-//! the first report, `availableOutgoingBitrate` always (webrtc-rs runs no bandwidth estimator
-//! for our audio-only send transport and reports 0, which is not a measurement).
+//! the first report, `availableOutgoingBitrate` while no video is sent (the send transport's
+//! congestion controller estimates only from the transport-wide feedback about video packets;
+//! with video it is that estimate, bit/s). Audio and video figures are computed alike, each from
+//! its own streams (video jitter on the 90 kHz clock); `total…PacketLoss` and the top-level bit
+//! rates cover both.
 //!
 //! # Sources
 //!
@@ -82,6 +86,8 @@ pub(crate) const WINDOW: usize = 15;
 /// RTP clock rate of Opus, whatever the sampling rate (RFC 7587 section 4.1): converts
 /// RTCP jitter from timestamp units to seconds.
 const OPUS_CLOCK_RATE: f64 = 48_000.0;
+/// RTP clock rate of video (RFC 7741 section 4.1).
+const VIDEO_CLOCK_RATE: f64 = 90_000.0;
 
 /// What the stats are before the first interval, and after leaving (daily-python's value).
 pub fn default_stats() -> Value {
@@ -331,13 +337,19 @@ pub(crate) struct Sample {
     pub sent: BTreeMap<u32, SentCounters>,
     /// Audio streams we receive, by SSRC.
     pub received: BTreeMap<u32, ReceivedCounters>,
+    /// Video streams we send and receive, by SSRC.
+    pub video_sent: BTreeMap<u32, SentCounters>,
+    pub video_received: BTreeMap<u32, ReceivedCounters>,
+    /// The send transport's bandwidth estimate (bit/s), when it has one.
+    pub available_outgoing: Option<f64>,
     /// The far end's latest reports about our streams, by SSRC.
     pub reports: BTreeMap<u32, RemoteReport>,
     /// STUN round-trip time of the selected ICE candidate pair, seconds, if measured.
     pub ice_rtt: Option<f64>,
 }
 
-/// The figures of one interval between two samples (`stats.latest`).
+/// The figures of one interval between two samples (`stats.latest`): audio's flat, video's
+/// in `video`.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub(crate) struct Interval {
     pub timestamp_ms: f64,
@@ -348,6 +360,19 @@ pub(crate) struct Interval {
     pub send_jitter: Option<f64>,
     pub recv_jitter: Option<f64>,
     pub rtt: Option<f64>,
+    pub video: Figures,
+    pub available_outgoing: Option<f64>,
+}
+
+/// One media kind's figures of an interval.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct Figures {
+    pub send_bps: f64,
+    pub recv_bps: f64,
+    pub send_loss: Option<f64>,
+    pub recv_loss: Option<f64>,
+    pub send_jitter: Option<f64>,
+    pub recv_jitter: Option<f64>,
 }
 
 fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
@@ -371,9 +396,41 @@ fn bits_per_second<T>(prev: &BTreeMap<u32, T>, cur: &BTreeMap<u32, T>, bytes: im
 /// The figures of the interval from `prev` to `cur` (pure).
 pub(crate) fn interval(prev: &Sample, cur: &Sample) -> Interval {
     let secs = cur.at.saturating_duration_since(prev.at).as_secs_f64();
+    let audio = figures(prev, cur, &prev.sent, &cur.sent, &prev.received, &cur.received, OPUS_CLOCK_RATE, secs);
+    let video = figures(prev, cur, &prev.video_sent, &cur.video_sent, &prev.video_received, &cur.video_received, VIDEO_CLOCK_RATE, secs);
+    // With reports, RTCP decides (null until the far end has seen one of our SRs); without
+    // (nothing published), the ICE pair's STUN round trip is the only measurement there is.
+    let reports = cur.reports.iter().filter(|(ssrc, _)| cur.sent.contains_key(ssrc) || cur.video_sent.contains_key(ssrc));
+    let rtts: Vec<f64> = reports.clone().filter_map(|(_, r)| r.rtt).collect();
+    let rtt = if reports.count() == 0 { cur.ice_rtt } else { mean(rtts.into_iter()) };
+    Interval {
+        timestamp_ms: cur.epoch_ms,
+        send_bps: audio.send_bps,
+        recv_bps: audio.recv_bps,
+        send_loss: audio.send_loss,
+        recv_loss: audio.recv_loss,
+        send_jitter: audio.send_jitter,
+        recv_jitter: audio.recv_jitter,
+        rtt,
+        video,
+        available_outgoing: cur.available_outgoing,
+    }
+}
 
+/// One kind's figures: `sent` / `received` are that kind's streams of each sample.
+#[allow(clippy::too_many_arguments)]
+fn figures(
+    prev: &Sample,
+    cur: &Sample,
+    prev_sent: &BTreeMap<u32, SentCounters>,
+    cur_sent: &BTreeMap<u32, SentCounters>,
+    prev_received: &BTreeMap<u32, ReceivedCounters>,
+    cur_received: &BTreeMap<u32, ReceivedCounters>,
+    clock_rate: f64,
+    secs: f64,
+) -> Figures {
     // Send side: reports about the streams we still send.
-    let reports: Vec<(&u32, &RemoteReport)> = cur.reports.iter().filter(|(ssrc, _)| cur.sent.contains_key(ssrc)).collect();
+    let reports: Vec<(&u32, &RemoteReport)> = cur.reports.iter().filter(|(ssrc, _)| cur_sent.contains_key(ssrc)).collect();
     let (mut expected, mut lost) = (0u64, 0i64);
     for (ssrc, r) in &reports {
         if let Some(p) = prev.reports.get(ssrc)
@@ -389,31 +446,25 @@ pub(crate) fn interval(prev: &Sample, cur: &Sample) -> Interval {
         // No fresh report this interval: the latest report's own fraction (RFC 3550 6.4.1).
         mean(reports.iter().map(|(_, r)| r.fraction_lost as f64 / 256.0))
     };
-    let send_jitter = mean(reports.iter().map(|(_, r)| r.jitter as f64 / OPUS_CLOCK_RATE));
-    // With reports, RTCP decides (null until the far end has seen one of our SRs); without
-    // (nothing published), the ICE pair's STUN round trip is the only measurement there is.
-    let rtt = if reports.is_empty() { cur.ice_rtt } else { mean(reports.iter().filter_map(|(_, r)| r.rtt)) };
+    let send_jitter = mean(reports.iter().map(|(_, r)| r.jitter as f64 / clock_rate));
 
     // Receive side.
     let (mut received, mut recv_lost) = (0u64, 0i64);
-    for (ssrc, c) in &cur.received {
-        let p = prev.received.get(ssrc).copied().unwrap_or_default();
+    for (ssrc, c) in cur_received {
+        let p = prev_received.get(ssrc).copied().unwrap_or_default();
         received += c.packets.saturating_sub(p.packets);
         recv_lost += (c.lost - p.lost).max(0);
     }
     let recv_total = received + recv_lost as u64;
     let recv_loss = (recv_total > 0).then(|| recv_lost as f64 / recv_total as f64);
-    let recv_jitter = mean(cur.received.values().map(|c| c.jitter));
-
-    Interval {
-        timestamp_ms: cur.epoch_ms,
-        send_bps: bits_per_second(&prev.sent, &cur.sent, |c| c.bytes, secs),
-        recv_bps: bits_per_second(&prev.received, &cur.received, |c| c.bytes, secs),
+    let recv_jitter = mean(cur_received.values().map(|c| c.jitter));
+    Figures {
+        send_bps: bits_per_second(prev_sent, cur_sent, |c| c.bytes, secs),
+        recv_bps: bits_per_second(prev_received, cur_received, |c| c.bytes, secs),
         send_loss,
         recv_loss,
         send_jitter,
         recv_jitter,
-        rtt,
     }
 }
 
@@ -462,10 +513,14 @@ fn opt(v: Option<f64>) -> Value {
 /// The stats dict for `latest` and the window of intervals it closes (`window` includes it).
 pub(crate) fn to_value(latest: &Interval, window: &VecDeque<Interval>) -> Value {
     let worst = |f: fn(&Interval) -> Option<f64>| window.iter().filter_map(f).fold(0.0f64, f64::max);
-    let loss = mean(window.iter().filter_map(|i| match (i.send_loss, i.recv_loss) {
+    let either = |a: Option<f64>, b: Option<f64>| match (a, b) {
         (Some(s), Some(r)) => Some(s.max(r)),
         (a, b) => a.or(b),
+    };
+    let loss = mean(window.iter().filter_map(|i| {
+        either(either(i.send_loss, i.recv_loss), either(i.video.send_loss, i.video.recv_loss))
     }));
+    let v = &latest.video;
     let avg_rtt = mean(window.iter().filter_map(|i| i.rtt));
     let q = quality(loss, avg_rtt);
     json!({
@@ -474,31 +529,31 @@ pub(crate) fn to_value(latest: &Interval, window: &VecDeque<Interval>) -> Value 
         "stats": {
             "latest": {
                 "timestamp": latest.timestamp_ms.round(),
-                "recvBitsPerSecond": latest.recv_bps,
-                "sendBitsPerSecond": latest.send_bps,
-                "availableOutgoingBitrate": Value::Null,
+                "recvBitsPerSecond": latest.recv_bps + v.recv_bps,
+                "sendBitsPerSecond": latest.send_bps + v.send_bps,
+                "availableOutgoingBitrate": opt(latest.available_outgoing),
                 "networkRoundTripTime": opt(latest.rtt),
-                "videoRecvBitsPerSecond": 0,
-                "videoSendBitsPerSecond": 0,
+                "videoRecvBitsPerSecond": v.recv_bps,
+                "videoSendBitsPerSecond": v.send_bps,
                 "audioRecvBitsPerSecond": latest.recv_bps,
                 "audioSendBitsPerSecond": latest.send_bps,
-                "videoRecvPacketLoss": 0,
-                "videoSendPacketLoss": 0,
+                "videoRecvPacketLoss": opt(v.recv_loss),
+                "videoSendPacketLoss": opt(v.send_loss),
                 "audioRecvPacketLoss": opt(latest.recv_loss),
                 "audioSendPacketLoss": opt(latest.send_loss),
-                "totalSendPacketLoss": opt(latest.send_loss),
-                "totalRecvPacketLoss": opt(latest.recv_loss),
-                "videoRecvJitter": 0,
-                "videoSendJitter": 0,
+                "totalSendPacketLoss": opt(either(latest.send_loss, v.send_loss)),
+                "totalRecvPacketLoss": opt(either(latest.recv_loss, v.recv_loss)),
+                "videoRecvJitter": opt(v.recv_jitter),
+                "videoSendJitter": opt(v.send_jitter),
                 "audioRecvJitter": opt(latest.recv_jitter),
                 "audioSendJitter": opt(latest.send_jitter),
             },
-            "worstVideoRecvPacketLoss": 0,
-            "worstVideoSendPacketLoss": 0,
+            "worstVideoRecvPacketLoss": worst(|i| i.video.recv_loss),
+            "worstVideoSendPacketLoss": worst(|i| i.video.send_loss),
             "worstAudioRecvPacketLoss": worst(|i| i.recv_loss),
             "worstAudioSendPacketLoss": worst(|i| i.send_loss),
-            "worstVideoRecvJitter": 0,
-            "worstVideoSendJitter": 0,
+            "worstVideoRecvJitter": worst(|i| i.video.recv_jitter),
+            "worstVideoSendJitter": worst(|i| i.video.send_jitter),
             "worstAudioRecvJitter": worst(|i| i.recv_jitter),
             "worstAudioSendJitter": worst(|i| i.send_jitter),
             "averageNetworkRoundTripTime": opt(avg_rtt),
@@ -539,27 +594,28 @@ pub(crate) async fn collect(
     let epoch_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64() * 1000.0;
     let send = send_pc.get_stats(at, StatsSelector::None).await;
     let recv = recv_pc.get_stats(at, StatsSelector::None).await;
-    let sent = send
-        .outbound_rtp_streams()
-        .filter(|s| s.sent_rtp_stream_stats.rtp_stream_stats.kind == RtpCodecKind::Audio)
-        .map(|s| (s.sent_rtp_stream_stats.rtp_stream_stats.ssrc, SentCounters { bytes: s.sent_rtp_stream_stats.bytes_sent }))
-        .collect();
-    let received = recv
-        .inbound_rtp_streams()
-        .filter(|s| s.received_rtp_stream_stats.rtp_stream_stats.kind == RtpCodecKind::Audio)
-        .map(|s| {
-            let r = &s.received_rtp_stream_stats;
-            (
-                r.rtp_stream_stats.ssrc,
-                ReceivedCounters {
-                    bytes: s.bytes_received,
-                    packets: r.packets_received,
-                    lost: r.packets_lost,
-                    jitter: r.jitter / OPUS_CLOCK_RATE,
-                },
-            )
-        })
-        .collect();
+    let sent_of = |kind: RtpCodecKind| {
+        send.outbound_rtp_streams()
+            .filter(|s| s.sent_rtp_stream_stats.rtp_stream_stats.kind == kind)
+            .map(|s| (s.sent_rtp_stream_stats.rtp_stream_stats.ssrc, SentCounters { bytes: s.sent_rtp_stream_stats.bytes_sent }))
+            .collect::<BTreeMap<_, _>>()
+    };
+    let received_of = |kind: RtpCodecKind, clock_rate: f64| {
+        recv.inbound_rtp_streams()
+            .filter(|s| s.received_rtp_stream_stats.rtp_stream_stats.kind == kind)
+            .map(|s| {
+                let r = &s.received_rtp_stream_stats;
+                (
+                    r.rtp_stream_stats.ssrc,
+                    ReceivedCounters { bytes: s.bytes_received, packets: r.packets_received, lost: r.packets_lost, jitter: r.jitter / clock_rate },
+                )
+            })
+            .collect::<BTreeMap<_, _>>()
+    };
+    let (sent, video_sent) = (sent_of(RtpCodecKind::Audio), sent_of(RtpCodecKind::Video));
+    let (received, video_received) = (received_of(RtpCodecKind::Audio, OPUS_CLOCK_RATE), received_of(RtpCodecKind::Video, VIDEO_CLOCK_RATE));
+    // The congestion controller's estimate; 0 until it has feedback (no video sent).
+    let available_outgoing = send.outbound_rtp_streams().map(|s| s.target_bitrate).fold(0.0f64, f64::max);
     let ice_rtt = send
         .candidate_pairs()
         .chain(recv.candidate_pairs())
@@ -567,7 +623,17 @@ pub(crate) async fn collect(
         .map(|p| p.current_round_trip_time)
         .next();
     let reports = reports.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    Sample { at, epoch_ms, sent, received, reports, ice_rtt }
+    Sample {
+        at,
+        epoch_ms,
+        sent,
+        received,
+        video_sent,
+        video_received,
+        available_outgoing: (available_outgoing > 0.0 && !send.outbound_rtp_streams().all(|s| s.sent_rtp_stream_stats.rtp_stream_stats.kind == RtpCodecKind::Audio)).then_some(available_outgoing),
+        reports,
+        ice_rtt,
+    }
 }
 
 /// Samples both transports every [`SAMPLE_INTERVAL`] (the first sample at once, as the

@@ -168,8 +168,10 @@ impl CallClient {
     /// Daily's NetworkStats dict as of the last `on_network_stats_updated` (every 2 s in a
     /// call): `{"quality": 0-100, "threshold": "good" | "low" | "veryLow", "stats": {"latest":
     /// {...}, "worst*": ..., ...}}`, with bit rates in bit/s, loss as a fraction 0-1, RTT and
-    /// jitter in seconds, measured from RTCP receiver reports (RFC 3550 section 6.4). Video
-    /// figures are 0 (audio only). Before the first sample and after leaving:
+    /// jitter in seconds, measured from RTCP receiver reports (RFC 3550 section 6.4), audio and
+    /// video apart (`audio*`, `video*`) and together (`total*`, the top-level bit rates);
+    /// `availableOutgoingBitrate` is the send transport's bandwidth estimate while video is
+    /// sent. Before the first sample and after leaving:
     /// `{"quality": 100, "threshold": "good", "stats": {"latest": {}}}`.
     fn get_network_stats(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         guard(|| {

@@ -276,10 +276,13 @@ pub fn to_i420(
             let mut scratch = std::mem::take(&mut dst.scratch);
             let mut result = Ok(());
             for (i, strip) in src.chunks(row * STRIP_ROWS).enumerate() {
-                scratch.clear();
-                scratch.extend_from_slice(strip);
-                for px in scratch.chunks_exact_mut(4) {
-                    px.rotate_left(1);
+                scratch.resize(strip.len(), 0);
+                for (d, s) in scratch.chunks_exact_mut(4).zip(strip.chunks_exact(4)) {
+                    // As a little-endian u32 the alpha byte is the lowest: rotating right by
+                    // 8 bits moves it last. (A u32 rotate vectorises; `slice::rotate_left` on
+                    // 4 bytes did not and was 20 times slower than the conversion.)
+                    let v = u32::from_le_bytes([s[0], s[1], s[2], s[3]]).rotate_right(8);
+                    d.copy_from_slice(&v.to_le_bytes());
                 }
                 let rows = (strip.len() / row) as u32;
                 result = packed_to_i420(&scratch, format, width, rows, i * STRIP_ROWS, dst);
@@ -370,7 +373,8 @@ pub fn from_i420(
     if matches!(format, ColorFormat::Argb | ColorFormat::Abgr) {
         // R,G,B,A -> A,R,G,B and B,G,R,A -> A,B,G,R.
         for px in dst.chunks_exact_mut(4) {
-            px.rotate_right(1);
+            let v = u32::from_le_bytes([px[0], px[1], px[2], px[3]]).rotate_left(8);
+            px.copy_from_slice(&v.to_le_bytes());
         }
     }
     Ok(())

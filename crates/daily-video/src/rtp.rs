@@ -52,8 +52,9 @@ impl Packetizer {
     /// Calls `out(payload, marker)` for each RTP payload of `frame`, in order; `marker` is set
     /// on the last one (the RTP marker bit). Payloads are at most `max_payload` bytes
     /// (including the descriptor) and of near-equal size, so no tiny last packet is sent.
-    /// `keyframe` is not needed by VP8's descriptor (the VP8 header says it) and is checked
-    /// against the frame in debug builds. An empty frame sends nothing.
+    /// `keyframe` is not needed by VP8's descriptor (the frame's own header says it); it is
+    /// there so that the signature fits payload formats that need it. An empty frame sends
+    /// nothing.
     ///
     /// # Panics
     /// If `max_payload` leaves no room for data (`<= DESCRIPTOR_LEN`).
@@ -150,6 +151,17 @@ fn is_keyframe(vp8: &[u8]) -> bool {
     vp8.len() >= 10 && vp8[0] & 1 == 0 && vp8[3..6] == [0x9d, 0x01, 0x2a]
 }
 
+/// How a buffered frame ends (see `FrameAssembler::frame_end`).
+enum End {
+    /// All its packets are here, up to the marker at this sequence number.
+    Complete(u64),
+    /// A packet of another frame comes at this sequence number before the marker: the frame's
+    /// end was lost.
+    Broken(u64),
+    /// This sequence number is still missing.
+    Missing(u64),
+}
+
 #[derive(Debug, Clone, Default)]
 struct Slot {
     used: bool,
@@ -173,6 +185,10 @@ struct Slot {
 ///   not have) until a keyframe arrives; [`FrameAssembler::needs_keyframe`] is true meanwhile,
 ///   which is the caller's cue to send a PLI (RFC 4585 section 6.3.1). It is also true before
 ///   the first keyframe.
+/// - A packet more than [`REORDER_WINDOW`] sequence numbers behind the newest is taken as a
+///   sender that restarted its numbering: everything buffered is dropped and the assembler
+///   waits for a keyframe on the new numbers. (A jump forward by more than the window is a
+///   loss of everything between, with the same effect.)
 /// - Memory is bounded: [`REORDER_WINDOW`] slots, whose buffers are reused.
 ///
 /// [`FrameAssembler::push`] returns at most one frame; when one packet completes several (a
@@ -246,10 +262,15 @@ impl FrameAssembler {
         };
         if ext < self.next {
             let highest = self.highest.unwrap_or(ext);
-            if self.started || highest - ext >= REORDER_WINDOW as u64 {
+            if highest - ext >= REORDER_WINDOW as u64 {
+                // Far behind everything seen: not a late packet but a sender that restarted
+                // its sequence numbers lower (a late packet this old would be useless anyway).
+                self.restart(ext);
+            } else if self.started {
                 return self.poll(); // late or duplicate of something already output or dropped
+            } else {
+                self.next = ext;
             }
-            self.next = ext;
         }
         let window = REORDER_WINDOW as u64;
         if ext >= self.next + window {
@@ -269,6 +290,18 @@ impl FrameAssembler {
         slot.data.extend_from_slice(&payload[desc.len..]);
         self.highest = Some(self.highest.map_or(ext, |h| h.max(ext)));
         self.poll()
+    }
+
+    /// Forgets everything buffered and starts over at `seq`, waiting for a keyframe.
+    fn restart(&mut self, seq: u64) {
+        for s in &mut self.slots {
+            s.used = false;
+        }
+        self.next = seq;
+        self.highest = Some(seq);
+        self.synced = false;
+        self.started = false;
+        self.needs_keyframe = true;
     }
 
     fn slot(&self, seq: u64) -> Option<&Slot> {
@@ -297,27 +330,26 @@ impl FrameAssembler {
         self.frames_dropped += 1;
     }
 
-    /// Where the frame starting at `start` ends: `Ok(last seq)` when complete, `Err(Some(seq))`
-    /// when it is broken at `seq` (a packet of another frame before its marker: its end was
-    /// lost), `Err(None)` when a packet is still missing.
-    fn frame_end(&self, start: u64) -> Result<u64, Option<u64>> {
-        let ts = self.slot(start).map(|s| s.timestamp).ok_or(None)?;
+    /// Where the frame starting at `start` (present) ends. Linear in the packets looked at.
+    fn frame_end(&self, start: u64) -> End {
+        let ts = self.slot(start).map_or(0, |s| s.timestamp);
         let end = self.highest.unwrap_or(start);
         for seq in start..=end {
             let Some(s) = self.slot(seq) else {
-                return Err(None);
+                return End::Missing(seq);
             };
             if seq != start && (s.frame_start || s.timestamp != ts) {
-                return Err(Some(seq));
+                return End::Broken(seq);
             }
             if s.marker {
-                return Ok(seq);
+                return End::Complete(seq);
             }
         }
-        Err(None)
+        End::Missing(end + 1)
     }
 
     /// Complete frames buffered after `from` (used to decide that a missing packet is lost).
+    /// Linear in the window: every scan resumes where the previous one stopped.
     fn complete_frames_after(&self, from: u64) -> usize {
         let end = self.highest.unwrap_or(from);
         let mut count = 0;
@@ -325,12 +357,12 @@ impl FrameAssembler {
         while seq <= end {
             match self.slot(seq) {
                 Some(s) if s.frame_start => match self.frame_end(seq) {
-                    Ok(last) => {
+                    End::Complete(last) => {
                         count += 1;
                         seq = last + 1;
                     }
-                    Err(Some(at)) => seq = at,
-                    Err(None) => seq += 1,
+                    End::Broken(at) => seq = at,
+                    End::Missing(at) => seq = at + 1,
                 },
                 _ => seq += 1,
             }
@@ -353,7 +385,7 @@ impl FrameAssembler {
                 self.started = true;
             }
             match self.frame_end(self.next) {
-                Ok(last) => {
+                End::Complete(last) => {
                     let start = self.next;
                     let frame = self.take_frame(start, last);
                     self.next = last + 1;
@@ -361,12 +393,8 @@ impl FrameAssembler {
                         return Some(f);
                     }
                 }
-                Err(Some(at)) => self.lose_until(at),
-                Err(None) => {
-                    // The first missing packet of the frame at `next` (or `next` itself).
-                    let gap = (self.next..=highest)
-                        .find(|&s| self.slot(s).is_none())
-                        .unwrap_or(highest);
+                End::Broken(at) => self.lose_until(at),
+                End::Missing(gap) => {
                     if self.complete_frames_after(gap) >= 2 {
                         self.lose_until(gap + 1);
                     } else {

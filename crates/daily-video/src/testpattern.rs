@@ -53,11 +53,11 @@ pub fn rgba(n: u32, width: u32, height: u32, out: &mut Vec<u8>) {
     let block_w = (w / 16).max(1);
     // The moving shapes: a disc crossing left to right, a square bouncing diagonally.
     let r = (h / 8).max(2);
-    let (dx, dy) = ((n * 4) % (w + 2 * r), h / 2 + h / 8);
+    let (dx, dy) = (n.wrapping_mul(4) % (w + 2 * r), h / 2 + h / 8);
     let side = (h / 5).max(2);
     let (sx, sy) = (
-        bounce(n * 3, w.saturating_sub(side)),
-        2 * BLOCK_ROWS + bounce(n * 2, h.saturating_sub(side + 2 * BLOCK_ROWS)),
+        bounce(n.wrapping_mul(3), w.saturating_sub(side)),
+        2 * BLOCK_ROWS + bounce(n.wrapping_mul(2), h.saturating_sub(side + 2 * BLOCK_ROWS)),
     );
     for y in 0..height {
         for x in 0..width {
@@ -72,7 +72,7 @@ pub fn rgba(n: u32, width: u32, height: u32, out: &mut Vec<u8>) {
                 continue;
             }
             // Gradient panning right by 2 px per frame, a checker texture of 8 px cells.
-            let gx = (x + 2 * n) % w;
+            let gx = x.wrapping_add(n.wrapping_mul(2)) % w;
             let mut c = [
                 (gx * 200 / w + 30) as i32,
                 (y * 180 / h + 40) as i32,

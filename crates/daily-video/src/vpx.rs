@@ -28,8 +28,11 @@ pub struct EncoderConfig {
     /// Target bitrate in bit/s (at least 10 kbit/s). Daily's camera default is 680 kbit/s at
     /// 640x360.
     pub bitrate_bps: u32,
-    /// Encoder threads (1 = encode on the calling thread only). libvpx splits a frame by
-    /// macroblock rows; more than 2 pays off only from 720p up.
+    /// Encoder threads (1 = encode on the calling thread only). libvpx splits a frame into
+    /// macroblock rows whose threads wait for each other by spinning (no yield on Unix): on an idle machine 2
+    /// threads cut the time per 720p frame by about a quarter, but on a busy one they cost
+    /// several times the CPU of 1 thread (`benches/CODEC_CHOICE.md`). Use 1 unless cores are
+    /// known to be idle.
     pub threads: u32,
 }
 
@@ -422,6 +425,12 @@ impl VideoEncoder {
             unsafe {
                 if (*pkt).kind == vpx_codec_cx_pkt_kind::VPX_CODEC_CX_FRAME_PKT {
                     let f = (*pkt).data.frame;
+                    // Keyframes vary in size; growing with headroom means a later, slightly
+                    // larger one does not reallocate again.
+                    let need = out.data.len() + f.sz as usize;
+                    if out.data.capacity() < need {
+                        out.data.reserve(2 * need - out.data.len());
+                    }
                     out.data.extend_from_slice(std::slice::from_raw_parts(
                         f.buf as *const u8,
                         f.sz as usize,

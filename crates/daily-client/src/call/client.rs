@@ -353,7 +353,9 @@ impl CallClient {
         }));
         let _ = rx.recv_timeout(Duration::from_secs(5));
         self.inner.drive(|c, _| c.handle_release());
-        relock(&self.inner.media).renderers.clear();
+        let mut media = relock(&self.inner.media);
+        media.renderers.clear();
+        media.video_renderers.clear();
     }
 
     /// Sets the display name; sent to the room when joined.

@@ -6,6 +6,9 @@ fn sample(at: Instant, secs: u64) -> Sample {
         epoch_ms: 1_700_000_000_000.0 + secs as f64 * 1000.0,
         sent: BTreeMap::new(),
         received: BTreeMap::new(),
+        video_sent: BTreeMap::new(),
+        video_received: BTreeMap::new(),
+        available_outgoing: None,
         reports: BTreeMap::new(),
         ice_rtt: None,
     }
@@ -199,12 +202,44 @@ fn first_sample_is_a_baseline_then_each_gives_a_dict() {
     assert_eq!(latest["networkRoundTripTime"], 0.02);
     assert_eq!(latest["audioSendPacketLoss"], 0.0);
     assert_eq!(latest["audioRecvPacketLoss"], Value::Null);
-    assert_eq!(latest["videoSendBitsPerSecond"], 0);
+    assert_eq!(latest["videoSendBitsPerSecond"], 0.0);
+    assert_eq!(latest["videoSendPacketLoss"], Value::Null);
     assert_eq!(latest["availableOutgoingBitrate"], Value::Null);
     assert_eq!(v["stats"]["averageNetworkRoundTripTime"], 0.02);
     assert_eq!(v["stats"]["worstAudioSendPacketLoss"], 0.0);
     assert_eq!(v["quality"], 100);
     assert_eq!(v["threshold"], "good");
+}
+
+#[test]
+fn video_streams_have_their_own_figures_and_count_in_the_totals() {
+    let t0 = Instant::now();
+    let mut n = NetStats::default();
+    let mut s = sample(t0, 0);
+    s.sent.insert(1, SentCounters { bytes: 0 });
+    s.video_sent.insert(2, SentCounters { bytes: 0 });
+    s.video_received.insert(3, ReceivedCounters { bytes: 0, packets: 0, lost: 0, jitter: 0.0 });
+    s.reports.insert(2, report(1000, 0, 0, Some(0.01), 1));
+    assert!(n.update(s.clone()).is_none());
+    s.at += Duration::from_secs(2);
+    s.epoch_ms += 2000.0;
+    s.sent.insert(1, SentCounters { bytes: 8_000 });
+    s.video_sent.insert(2, SentCounters { bytes: 170_000 });
+    s.video_received.insert(3, ReceivedCounters { bytes: 100_000, packets: 95, lost: 5, jitter: 0.004 });
+    s.reports.insert(2, report(1100, 10, 0, Some(0.01), 2)); // 10 of 100 lost upstream
+    s.available_outgoing = Some(1_200_000.0);
+    let v = n.update(s).expect("a dict");
+    let latest = &v["stats"]["latest"];
+    assert_eq!(latest["videoSendBitsPerSecond"], 680_000.0);
+    assert_eq!(latest["videoRecvBitsPerSecond"], 400_000.0);
+    assert_eq!(latest["sendBitsPerSecond"], 712_000.0);
+    assert_eq!(latest["videoSendPacketLoss"], 0.1);
+    assert_eq!(latest["videoRecvPacketLoss"], 0.05);
+    assert_eq!(latest["totalSendPacketLoss"], 0.1);
+    assert_eq!(latest["videoRecvJitter"], 0.004);
+    assert_eq!(latest["availableOutgoingBitrate"], 1_200_000.0);
+    assert_eq!(v["stats"]["worstVideoSendPacketLoss"], 0.1);
+    assert!(v["quality"].as_u64().unwrap() < 100, "video loss lowers the quality");
 }
 
 #[test]

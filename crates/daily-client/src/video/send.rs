@@ -31,6 +31,11 @@ use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 pub(crate) const KEEPALIVE: Duration = Duration::from_secs(1);
 /// Packets waiting for the network task (about a second of 640x360 at Daily's default bitrate).
 const PACKET_QUEUE: usize = 256;
+/// How long a keyframe request waits for the source's next frame before the last one is
+/// encoded again as the keyframe (a source writing at 10 fps or more never waits this long).
+const KEYFRAME_WAIT: Duration = Duration::from_millis(100);
+/// Frames the frame-rate cap lets through at once after a pause (see `Worker::run`).
+const RATE_BURST: f64 = 3.0;
 /// Lowest bitrate the bandwidth estimate may push the encoder to (bit/s).
 pub(crate) const MIN_VIDEO_BITRATE: u32 = 50_000;
 
@@ -143,8 +148,13 @@ impl Worker {
         let mut packetizer = Packetizer::new();
         let base = Instant::now();
         let ts_offset = crate::send::rand_u32();
-        let min_interval = Duration::from_micros(1_000_000 / u64::from(self.cfg.max_fps.max(1)) * 9 / 10);
-        let (mut seen, mut last_encode, mut need_key) = (0u64, None::<Instant>, true);
+        // The frame-rate cap is a token bucket (`max_fps` tokens a second, at most
+        // RATE_BURST saved), not a minimum gap between frames: a writer at exactly the cap
+        // whose frames arrive unevenly (a Python thread waiting for the GIL, then writing two
+        // at once) keeps every frame, while a faster writer is held to the cap on average.
+        let fps = f64::from(self.cfg.max_fps.max(1));
+        let (mut credit, mut credit_at) = (RATE_BURST, Instant::now());
+        let (mut seen, mut need_key) = (0u64, true);
         let shared = self.source.shared.clone();
         loop {
             // The newest frame, or the last one again once the source has been silent for
@@ -156,7 +166,9 @@ impl Worker {
                     if self.stop.load(Ordering::Acquire) {
                         return;
                     }
-                    let asked = self.out.keyframe.load(Ordering::Acquire);
+                    // A keyframe request is answered with the next frame written; only a source
+                    // that wrote nothing for KEYFRAME_WAIT has its last frame sent again for it.
+                    let asked = self.out.keyframe.load(Ordering::Acquire) && g.at.elapsed() >= KEYFRAME_WAIT;
                     if g.seq != 0 && (g.seq != seen || asked || waited_from.elapsed() >= KEEPALIVE) {
                         break;
                     }
@@ -174,11 +186,14 @@ impl Worker {
                 at
             };
             let now = Instant::now();
+            credit = (credit + now.duration_since(credit_at).as_secs_f64() * fps).min(RATE_BURST);
+            credit_at = now;
             let asked = self.out.keyframe.load(Ordering::Acquire);
-            if !asked && last_encode.is_some_and(|l| now.duration_since(l) < min_interval) {
+            if !asked && credit < 1.0 {
                 self.stats.frames_skipped.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
+            credit = (credit - 1.0).max(0.0);
             if self.out.pt.load(Ordering::Acquire) == 0 || !*self.out.connected.borrow() {
                 need_key = true; // the first frame a receiver gets must be a keyframe
                 continue;
@@ -206,7 +221,6 @@ impl Worker {
                     continue;
                 }
             }
-            last_encode = Some(now);
             need_key = false;
             if !self.send(&mut packetizer, &encoded, pts) {
                 self.stats.frames_dropped.fetch_add(1, Ordering::Relaxed);
@@ -253,8 +267,10 @@ impl Worker {
     }
 }
 
-/// Encoder threads for a frame size: libvpx splits a frame into token partitions per thread;
-/// two pay off from 720p on (measured in `benches/README.md`), below that one is cheaper.
-fn encoder_threads(width: u32, height: u32) -> u32 {
-    if width * height >= 1280 * 720 { 2 } else { 1 }
+/// Encoder threads: one at every size. libvpx's VP8 worker threads busy-wait for each other
+/// (they never yield on Linux), so on a loaded 2-core machine two threads cost 29-58 ms of CPU
+/// per 1280x720 frame against 5.3 ms with one (`benches/CODEC_CHOICE.md`); on an idle one they
+/// were only 29 % faster in wall time.
+fn encoder_threads(_width: u32, _height: u32) -> u32 {
+    1
 }

@@ -1,19 +1,25 @@
 // The call page served by daily-server at GET /{room}: joins the room with the browser's own
 // WebRTC, speaking the signalling protocol of docs/signalling.md over /ws/{room}.
 //
-// - send transport: one RTCPeerConnection that offers the microphone (publishOffer /
-//   publishAnswer); muting sets the transceiver `inactive` and re-offers without the track, so
-//   other participants see the microphone go off, as with the Python SDK's update_inputs;
+// - send transport: one RTCPeerConnection that offers the microphone and the camera
+//   (publishOffer / publishAnswer; the camera's m-line offers VP8 only, the one video codec the
+//   server forwards); muting or stopping the camera sets the transceiver `inactive` and
+//   re-offers without the track, so other participants see it go off, as with the Python SDK's
+//   update_inputs (a stopped camera is released: its light goes off);
 // - receive transport: the server offers one m-line per remote track (subscribeOffer); the
 //   mid -> participant mapping of the last offer is authoritative, and m-lines are reused;
 // - remote audio plays through one WebAudio graph (every remote track -> mix -> speakers), which
 //   also measures each participant's level for the speaking indicator and can record the mix;
+// - video shows as tiles: the local camera (mirrored), one per remote video track (camera,
+//   screenVideo, customVideo by its track name), a placeholder with the initials of a
+//   participant without video; the server's active speaker has the highlighted tile;
 // - chat is app messages shaped as Daily Prebuilt's ({event: "chat-msg", message, name, room}),
 //   so send_app_message / on_app_message on the Python side see the same dicts.
 //
 // Query parameters: name=NAME, autojoin=1 (join without clicks), t=TOKEN (a meeting token),
-// audio=music (the microphone unprocessed, high-fidelity Opus; see `music` below).
-// window.callPage exposes the state and a recorder for tests and debugging.
+// audio=music (the microphone unprocessed, high-fidelity Opus; see `music` below), video=0 (join
+// with the camera off; it can be started from the page).
+// window.callPage exposes the state, a recorder and the video tiles for tests and debugging.
 'use strict';
 
 (() => {
@@ -26,6 +32,7 @@
   // speech to a Python renderer measured similarity 0.51 (speech), 0.81 (processing off, VOIP)
   // and 0.996 (music).
   const music = params.get('audio') === 'music';
+  const videoWanted = params.get('video') !== '0';
   const room = decodeURIComponent(location.pathname.split('/').filter(Boolean).pop() || '');
 
   const PROTOCOL_VERSION = 1;
@@ -36,6 +43,9 @@
   const SPEAKING_RMS = 0.01; // about -40 dBFS: above it, a participant is speaking
   const SPEAKING_HOLD_MS = 400; // keep the indicator on through short pauses
   const MAX_CHAT_ITEMS = 500;
+  // What the camera is asked for (ideal, so any camera works): 640x360 at 30 fps.
+  const CAMERA = { width: { ideal: 640 }, height: { ideal: 360 }, frameRate: { ideal: 30 } };
+  const VIDEO_SOURCES = ['camera', 'screenVideo', 'customVideo'];
 
   // --- state -------------------------------------------------------------------------------
   let phase = 'lobby'; // lobby | joining | joined | leaving
@@ -47,17 +57,23 @@
   let mix = null; // GainNode: every remote track, to speakers and recorder
   let recorderNode = null;
   let recording = null; // {chunks, resolve}
-  let micStream = null;
+  let localStream = null; // the microphone and camera tracks, one msid stream
   let micTrack = null;
   let micOn = true;
   let micAnalyser = null;
+  let camTrack = null; // the camera's live track; null while stopped or absent
+  let camOn = false; // whether the camera is (to be) published
+  let camAvailable = null; // null: not asked yet; false: getUserMedia found no camera
+  let camBusy = false; // a start/stop of the camera is under way
   let sendPc = null;
-  let sendTransceiver = null;
+  let micTransceiver = null;
+  let camTransceiver = null;
   let sendChain = Promise.resolve();
   let answerWaiter = null; // resolves with the publishAnswer SDP
   let recvPc = null;
   let recvChain = Promise.resolve();
-  const remote = new Map(); // mid -> {participantId, source, analyser, el}
+  const remote = new Map(); // mid -> {participantId, source, trackName, track, analyser, el}
+  const tiles = new Map(); // key -> {el, video, label, avatar, participantId, source, mid, local}
   let nextRequestId = 1;
   const pendingRequests = new Map(); // requestId -> callback(error)
   let levelTimer = null;
@@ -104,13 +120,20 @@
     return (info && info.userName) || 'Guest';
   }
 
-  function micLabel(info) {
-    const pubs = [];
-    if (info.microphone && info.microphone.publishing) pubs.push('mic');
+  // What a participant publishes, for its row: [audio names, video names].
+  function mediaLabel(info) {
+    const audio = [];
+    const video = [];
+    if (info.microphone && info.microphone.publishing) audio.push('mic');
     for (const [name, t] of Object.entries(info.customAudio || {})) {
-      if (t && t.publishing) pubs.push(name);
+      if (t && t.publishing) audio.push(name);
     }
-    return pubs;
+    if (info.camera && info.camera.publishing) video.push('cam');
+    if (info.screenVideo && info.screenVideo.publishing) video.push('screen');
+    for (const [name, t] of Object.entries(info.customVideo || {})) {
+      if (t && t.publishing) video.push(name);
+    }
+    return [audio, video];
   }
 
   function renderPerson(id) {
@@ -125,10 +148,14 @@
     }
     const isMe = me && id === me.id;
     p.row.querySelector('.name').textContent = displayName(p.info) + (isMe ? ' (you)' : '');
-    const pubs = isMe ? (micTrack && micOn ? ['mic'] : []) : micLabel(p.info);
+    const [audio, video] = isMe
+      ? [micTrack && micOn ? ['mic'] : [], camTrack && camOn ? ['cam'] : []]
+      : mediaLabel(p.info);
+    const pubs = audio.concat(video);
     const mic = p.row.querySelector('.mic');
-    mic.textContent = pubs.length ? pubs.join(', ') + ' on' : 'mic off';
-    mic.classList.toggle('off', pubs.length === 0);
+    mic.textContent = (pubs.length ? pubs.join(', ') + ' on' : '') +
+      (audio.length ? '' : (pubs.length ? ' · mic off' : 'mic off'));
+    mic.classList.toggle('off', audio.length === 0);
     p.row.classList.toggle('active', id === activeSpeaker);
     p.row.title = id === activeSpeaker ? 'active speaker' : '';
     $('count').textContent = `(${people.size})`;
@@ -137,6 +164,129 @@
   function renderAll() {
     for (const id of people.keys()) renderPerson(id);
     $('count').textContent = `(${people.size})`;
+    renderTiles();
+  }
+
+  // --- video tiles -------------------------------------------------------------------------
+  // The name a renderer knows a video source by (daily-python's video_source): camera,
+  // screenVideo, or a custom track's name.
+  function rendererName(source, trackName) {
+    return source === 'customVideo' ? trackName : source;
+  }
+
+  function initials(name) {
+    const words = String(name).trim().split(/\s+/).filter(Boolean);
+    const letters = words.slice(0, 2).map((w) => [...w][0].toUpperCase());
+    return letters.join('') || '?';
+  }
+
+  const SOURCE_ORDER = { camera: 0, screenVideo: 1, customVideo: 2 };
+
+  // The tiles there should be, in order: ours first, then everybody in the order they came;
+  // each participant's video tracks (camera, screen, custom by name), or one placeholder.
+  function wantedTiles() {
+    const out = [];
+    if (!me) return out;
+    const videos = new Map();
+    for (const [mid, r] of remote) {
+      if (!r.participantId || !r.track || !VIDEO_SOURCES.includes(r.source)) continue;
+      if (!people.has(r.participantId) || (me && r.participantId === me.id)) continue;
+      if (!videos.has(r.participantId)) videos.set(r.participantId, []);
+      videos.get(r.participantId).push({
+        key: `v|${r.participantId}|${r.source}|${r.trackName || ''}`,
+        participantId: r.participantId,
+        source: rendererName(r.source, r.trackName),
+        order: SOURCE_ORDER[r.source],
+        mid,
+        track: r.track,
+        local: false,
+      });
+    }
+    for (const id of people.keys()) {
+      const isMe = id === me.id;
+      let list = videos.get(id) || [];
+      if (isMe && camOn && camTrack) {
+        list = [{ key: 'local', participantId: id, source: 'camera', order: 0, mid: null, track: camTrack, local: true }];
+      }
+      list.sort((a, b) => a.order - b.order || String(a.source).localeCompare(String(b.source)));
+      if (!list.length) list = [{ key: `p|${id}`, participantId: id, source: null, mid: null, track: null, local: isMe }];
+      out.push(...list);
+    }
+    return out;
+  }
+
+  function makeTile(w) {
+    const el = document.createElement('div');
+    el.className = 'tile';
+    const t = { el, video: null, avatar: null, label: document.createElement('div') };
+    if (w.track) {
+      t.video = document.createElement('video');
+      t.video.autoplay = true;
+      t.video.playsInline = true;
+      t.video.muted = true; // sound plays through the WebAudio graph
+      el.appendChild(t.video);
+    } else {
+      el.classList.add('placeholder');
+      t.avatar = document.createElement('div');
+      t.avatar.className = 'avatar';
+      t.avatar.setAttribute('aria-hidden', 'true');
+      el.appendChild(t.avatar);
+    }
+    t.label.className = 'label';
+    el.appendChild(t.label);
+    return t;
+  }
+
+  function renderTiles() {
+    const box = $('tiles');
+    const want = wantedTiles();
+    const keys = new Set(want.map((w) => w.key));
+    for (const [key, t] of tiles) {
+      if (keys.has(key)) continue;
+      if (t.video) t.video.srcObject = null;
+      t.el.remove();
+      tiles.delete(key);
+    }
+    let prev = null;
+    for (const w of want) {
+      let t = tiles.get(w.key);
+      if (!t) {
+        t = makeTile(w);
+        tiles.set(w.key, t);
+      }
+      t.participantId = w.participantId;
+      t.source = w.source;
+      t.mid = w.mid;
+      t.local = w.local;
+      if (t.video) {
+        const cur = t.video.srcObject ? t.video.srcObject.getVideoTracks()[0] : null;
+        if (cur !== w.track) {
+          t.video.srcObject = new MediaStream([w.track]);
+          t.video.play().catch(() => {});
+        }
+      }
+      const p = people.get(w.participantId);
+      const name = displayName(p && p.info);
+      let label = name + (w.local ? ' (you)' : '');
+      if (w.source && w.source !== 'camera') label += ` · ${w.source === 'screenVideo' ? 'screen' : w.source}`;
+      t.label.textContent = label;
+      if (t.avatar) t.avatar.textContent = initials(name);
+      t.el.title = label;
+      t.el.dataset.participantId = w.participantId;
+      t.el.dataset.source = w.source || '';
+      t.el.classList.toggle('local', !!w.local);
+      const next = prev ? prev.nextSibling : box.firstChild;
+      if (next !== t.el) box.insertBefore(t.el, next);
+      prev = t.el;
+    }
+    highlightTiles();
+  }
+
+  function highlightTiles() {
+    for (const t of tiles.values()) {
+      const active = !!activeSpeaker && t.participantId === activeSpeaker;
+      if (t.el.classList.contains('active') !== active) t.el.classList.toggle('active', active);
+    }
   }
 
   function showCall(inCall) {
@@ -173,7 +323,7 @@
 
     // Audio first (this click is the user gesture that lets sound play).
     await startAudio();
-    await openMicrophone();
+    await openMedia();
 
     ws = new WebSocket(wsUrl());
     ws.onopen = () => {
@@ -204,12 +354,13 @@
         renderAll();
         systemLine(`You joined ${room}.`);
         levelTimer = setInterval(pollLevels, LEVEL_POLL_MS);
-        if (micTrack) publish();
+        if (micTrack || (camOn && camTrack)) publish();
         break;
       }
       case 'participantJoined':
         people.set(msg.participant.id, { info: msg.participant, row: null, speakingUntil: 0 });
         renderPerson(msg.participant.id);
+        renderTiles();
         systemLine(`${displayName(msg.participant)} joined.`);
         break;
       case 'participantUpdated': {
@@ -221,6 +372,7 @@
           if (me && msg.participant.id === me.id) me = msg.participant;
           else if (renamed) systemLine(`${old} is now ${displayName(msg.participant)}.`);
           renderPerson(msg.participant.id);
+          if (renamed) renderTiles();
         }
         break;
       }
@@ -237,6 +389,7 @@
         activeSpeaker = msg.participantId;
         if (old) renderPerson(old);
         if (activeSpeaker) renderPerson(activeSpeaker);
+        highlightTiles();
         break;
       }
       case 'appMessage':
@@ -255,7 +408,7 @@
       case 'subscribeOffer':
         recvChain = recvChain.then(() => onSubscribeOffer(msg)).catch((e) => {
           log('subscribe-error', String(e));
-          systemLine(`Could not receive audio: ${e}`);
+          systemLine(`Could not receive audio and video: ${e}`);
         });
         break;
       case 'participantCounts':
@@ -319,29 +472,130 @@
     $('audio-unlock').hidden = ctx.state === 'running';
   }
 
-  async function openMicrophone() {
+  // The microphone and, unless video=0, the camera: asked for together (one permission prompt),
+  // then each alone when that fails, so a machine without a camera joins with audio only and
+  // one without a microphone still sends video.
+  async function openMedia() {
     micTrack = null;
+    camTrack = null;
+    camOn = false;
+    localStream = new MediaStream();
     if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
-      systemLine('The browser allows the microphone only on https:// or localhost pages; you can listen and chat.');
+      systemLine('The browser allows the microphone and camera only on https:// or localhost pages; you can listen, watch and chat.');
+      updateMicButton();
+      updateCameraButton();
       return;
     }
-    try {
-      micStream = await navigator.mediaDevices.getUserMedia({
-        audio: { echoCancellation: !music, noiseSuppression: !music, autoGainControl: !music },
-        video: false,
-      });
-      micTrack = micStream.getAudioTracks()[0] || null;
-      micOn = true;
-      if (micTrack && ctx) {
+    const audio = { echoCancellation: !music, noiseSuppression: !music, autoGainControl: !music };
+    let both = null;
+    if (videoWanted) {
+      try {
+        both = await navigator.mediaDevices.getUserMedia({ audio, video: CAMERA });
+      } catch (e) {
+        log('camera-and-microphone-unavailable', String(e));
+      }
+    }
+    if (both) {
+      micTrack = both.getAudioTracks()[0] || null;
+      useCamera(both.getVideoTracks()[0] || null);
+    } else {
+      try {
+        micTrack = (await navigator.mediaDevices.getUserMedia({ audio, video: false })).getAudioTracks()[0] || null;
+      } catch (e) {
+        log('microphone-unavailable', String(e));
+        systemLine(`No microphone (${e.name || e}); you can listen and chat.`);
+      }
+      if (videoWanted) {
+        try {
+          useCamera((await navigator.mediaDevices.getUserMedia({ audio: false, video: CAMERA })).getVideoTracks()[0] || null);
+        } catch (e) {
+          log('camera-unavailable', String(e));
+          camAvailable = false;
+          systemLine(`No camera (${e.name || e}); you join with audio only.`);
+        }
+      }
+    }
+    micOn = true;
+    if (micTrack) {
+      localStream.addTrack(micTrack);
+      if (ctx) {
         micAnalyser = ctx.createAnalyser();
         micAnalyser.fftSize = 1024;
-        ctx.createMediaStreamSource(micStream).connect(micAnalyser);
+        ctx.createMediaStreamSource(new MediaStream([micTrack])).connect(micAnalyser);
       }
-    } catch (e) {
-      log('microphone-unavailable', String(e));
-      systemLine(`No microphone (${e.name || e}); you can listen and chat.`);
     }
     updateMicButton();
+    updateCameraButton();
+  }
+
+  // Takes a camera track into use (published on the next offer).
+  function useCamera(track) {
+    camTrack = track;
+    camOn = !!track;
+    if (!track) return;
+    camAvailable = true;
+    for (const t of localStream.getVideoTracks()) localStream.removeTrack(t);
+    localStream.addTrack(track);
+    // A camera that goes away (unplugged, permission revoked) is a stopped camera.
+    track.addEventListener('ended', () => {
+      if (camTrack !== track) return;
+      log('camera-ended', track.id);
+      systemLine('The camera stopped.');
+      camTrack = null;
+      camOn = false;
+      afterCameraChange();
+    });
+  }
+
+  function afterCameraChange() {
+    updateCameraButton();
+    renderTiles();
+    if (me) renderPerson(me.id);
+    return publish();
+  }
+
+  // Stops or starts the camera. Stopped, the camera is released (its light goes off) and its
+  // m-line re-offered `inactive` without the track, so others see the camera go off; started,
+  // getUserMedia opens it again and the same transceiver sends the new track.
+  async function toggleCamera() {
+    if (camBusy || phase !== 'joined') return;
+    camBusy = true;
+    updateCameraButton();
+    try {
+      if (camOn && camTrack) {
+        const t = camTrack;
+        camTrack = null;
+        camOn = false;
+        t.stop();
+        await afterCameraChange();
+        return;
+      }
+      let track = null;
+      try {
+        track = (await navigator.mediaDevices.getUserMedia({ audio: false, video: CAMERA })).getVideoTracks()[0] || null;
+      } catch (e) {
+        log('camera-unavailable', String(e));
+        systemLine(`No camera (${e.name || e}).`);
+      }
+      if (!track || phase !== 'joined') {
+        if (track) track.stop();
+        return;
+      }
+      useCamera(track);
+      await afterCameraChange();
+    } finally {
+      camBusy = false;
+      updateCameraButton();
+    }
+  }
+
+  function updateCameraButton() {
+    const b = $('camera');
+    const possible = !!(navigator.mediaDevices && navigator.mediaDevices.getUserMedia) && camAvailable !== false;
+    const on = camOn && !!camTrack;
+    b.disabled = !possible || camBusy;
+    b.textContent = possible ? (on ? 'Stop camera' : 'Start camera') : 'No camera';
+    b.setAttribute('aria-pressed', String(on));
   }
 
   function updateMicButton() {
@@ -370,6 +624,11 @@
       if (loud.has(id)) p.speakingUntil = now + SPEAKING_HOLD_MS;
       const speaking = p.speakingUntil > now;
       if (p.row && p.row.classList.contains('speaking') !== speaking) p.row.classList.toggle('speaking', speaking);
+    }
+    for (const t of tiles.values()) {
+      const p = people.get(t.participantId);
+      const speaking = !!p && p.speakingUntil > now;
+      if (t.el.classList.contains('speaking') !== speaking) t.el.classList.toggle('speaking', speaking);
     }
   }
 
@@ -407,11 +666,75 @@
           pcm[i++] = v < 0 ? v * 32768 : v * 32767;
         }
       }
-      const bytes = new Uint8Array(pcm.buffer);
-      let bin = '';
-      for (let k = 0; k < bytes.length; k += 0x8000) bin += String.fromCharCode.apply(null, bytes.subarray(k, k + 0x8000));
-      return { sampleRate: ctx.sampleRate, frames: n, pcm: btoa(bin) };
+      return { sampleRate: ctx.sampleRate, frames: n, pcm: base64(new Uint8Array(pcm.buffer)) };
     });
+  }
+
+  function base64(bytes) {
+    let bin = '';
+    for (let k = 0; k < bytes.length; k += 0x8000) bin += String.fromCharCode.apply(null, bytes.subarray(k, k + 0x8000));
+    return btoa(bin);
+  }
+
+  // --- video for tests: what each remote tile shows, and its current frame -----------------
+  // One entry per remote video tile: {participantId, source, mid, width, height (the decoded
+  // size the <video> element has), framesDecoded (the receiver's inbound-rtp statistics; they
+  // count from the m-line's first use), framesShown (getVideoPlaybackQuality)}.
+  async function videoTiles() {
+    const out = [];
+    for (const t of [...tiles.values()]) {
+      if (!t.video || t.local) continue;
+      let framesDecoded = null;
+      const tr = recvPc ? recvPc.getTransceivers().find((x) => x.mid === t.mid) : null;
+      if (tr) {
+        const stats = await tr.receiver.getStats();
+        stats.forEach((s) => {
+          if (s.type === 'inbound-rtp' && s.kind === 'video') framesDecoded = s.framesDecoded;
+        });
+      }
+      const q = t.video.getVideoPlaybackQuality ? t.video.getVideoPlaybackQuality() : null;
+      out.push({
+        participantId: t.participantId,
+        source: t.source,
+        mid: t.mid,
+        width: t.video.videoWidth,
+        height: t.video.videoHeight,
+        framesDecoded,
+        framesShown: q ? q.totalVideoFrames - q.droppedVideoFrames : null,
+      });
+    }
+    return out;
+  }
+
+  // How our camera is being sent: the video outbound-rtp statistics (frameWidth, frameHeight,
+  // framesEncoded, framesPerSecond, qualityLimitationReason, targetBitrate, ...) and the
+  // transport's availableOutgoingBitrate (the bandwidth estimate), or null without a camera.
+  async function sendStats() {
+    if (!sendPc || !camTransceiver) return null;
+    const out = {};
+    (await sendPc.getStats()).forEach((s) => {
+      if (s.type === 'outbound-rtp' && s.kind === 'video') Object.assign(out, s);
+      if (s.type === 'candidate-pair' && s.nominated && s.availableOutgoingBitrate !== undefined) {
+        out.availableOutgoingBitrate = s.availableOutgoingBitrate;
+      }
+    });
+    return out;
+  }
+
+  // The tile's current frame as {width, height, rgba: base64 of width*height*4 bytes}, or null
+  // while it has none; the local preview (our participant id, "camera") unmirrored.
+  function grabFrame(participantId, source) {
+    const t = [...tiles.values()].find((x) => x.video && x.participantId === participantId && x.source === source);
+    if (!t) throw new Error(`no video tile for ${participantId} ${source}`);
+    const w = t.video.videoWidth;
+    const h = t.video.videoHeight;
+    if (!w || !h) return null;
+    const canvas = document.createElement('canvas');
+    canvas.width = w;
+    canvas.height = h;
+    const g = canvas.getContext('2d', { willReadFrequently: true });
+    g.drawImage(t.video, 0, 0, w, h);
+    return { width: w, height: h, rgba: base64(new Uint8Array(g.getImageData(0, 0, w, h).data.buffer)) };
   }
 
   // --- WebRTC ------------------------------------------------------------------------------
@@ -438,15 +761,38 @@
     return pc;
   }
 
+  // The server forwards VP8 only (docs/signalling.md): offer it alone on the camera's m-line,
+  // with its retransmission format (RTX, RFC 4588).
+  function preferVp8(transceiver) {
+    if (!transceiver.setCodecPreferences || !RTCRtpReceiver.getCapabilities) return;
+    const caps = RTCRtpReceiver.getCapabilities('video');
+    const codecs = caps ? caps.codecs : [];
+    const vp8 = codecs.filter((c) => c.mimeType.toLowerCase() === 'video/vp8');
+    const rtx = codecs.filter((c) => c.mimeType.toLowerCase() === 'video/rtx');
+    if (vp8.length) transceiver.setCodecPreferences(vp8.concat(rtx));
+  }
+
   // Sends a (re-)offer for the send transport and applies the answer; serialised on sendChain.
+  // Reads the microphone and camera state when it runs, so toggles in a row need one offer.
   function publish() {
     sendChain = sendChain.then(async () => {
-      if (phase !== 'joined' || !micTrack) return;
-      if (!sendPc) {
-        sendPc = newPeerConnection('send');
-        sendTransceiver = sendPc.addTransceiver(micTrack, { direction: 'sendonly', streams: [micStream] });
+      if (phase !== 'joined') return;
+      const camLive = camOn && !!camTrack;
+      if (!sendPc && !micTrack && !camLive) return; // nothing to publish yet
+      if (!sendPc) sendPc = newPeerConnection('send');
+      if (micTrack && !micTransceiver) {
+        micTransceiver = sendPc.addTransceiver(micTrack, { direction: 'sendonly', streams: [localStream] });
       }
-      sendTransceiver.direction = micOn ? 'sendonly' : 'inactive';
+      if (camLive && !camTransceiver) {
+        camTransceiver = sendPc.addTransceiver(camTrack, { direction: 'sendonly', streams: [localStream] });
+        preferVp8(camTransceiver);
+      }
+      if (micTransceiver) micTransceiver.direction = micOn ? 'sendonly' : 'inactive';
+      if (camTransceiver) {
+        const want = camLive ? camTrack : null;
+        if (camTransceiver.sender.track !== want) await camTransceiver.sender.replaceTrack(want);
+        camTransceiver.direction = camLive ? 'sendonly' : 'inactive';
+      }
       const offer = await sendPc.createOffer();
       await sendPc.setLocalDescription(offer);
       await waitGathering(sendPc);
@@ -454,16 +800,18 @@
         answerWaiter = resolve;
         setTimeout(() => reject(new Error('no publishAnswer from the server')), ANSWER_TIMEOUT_MS);
       });
-      const tracks = micOn ? [{ mid: sendTransceiver.mid, trackId: micTrack.id, source: 'microphone' }] : [];
+      const tracks = [];
+      if (micTransceiver && micOn) tracks.push({ mid: micTransceiver.mid, trackId: micTrack.id, source: 'microphone' });
+      if (camTransceiver && camLive) tracks.push({ mid: camTransceiver.mid, trackId: camTrack.id, source: 'camera' });
       send({ type: 'publishOffer', sdp: sendPc.localDescription.sdp, tracks });
       const sdp = await answer;
       if (phase !== 'joined' || !sendPc) return;
       await sendPc.setRemoteDescription({ type: 'answer', sdp: musicAnswer(sdp) });
-      log('published', micOn);
+      log('published', tracks.map((t) => t.source));
       if (me) renderPerson(me.id);
     }).catch((e) => {
       log('publish-error', String(e));
-      systemLine(`Could not send your microphone: ${e.message || e}`);
+      systemLine(`Could not send your microphone or camera: ${e.message || e}`);
     });
     return sendChain;
   }
@@ -504,10 +852,20 @@
       const t = listed.get(mid);
       r.participantId = t ? t.participantId : null;
       r.source = t ? t.source : null;
+      r.trackName = t ? t.trackName || null : null;
     }
     for (const t of msg.tracks) {
-      if (!remote.has(t.mid)) remote.set(t.mid, { participantId: t.participantId, source: t.source, analyser: null, el: null });
+      if (!remote.has(t.mid)) {
+        remote.set(t.mid, { participantId: t.participantId, source: t.source, trackName: t.trackName || null, track: null, analyser: null, el: null });
+      }
     }
+    // Each m-line's receiver has its track from the remote description on (the same track for
+    // the m-line's life, whoever it carries): video tiles need not wait for the track event.
+    for (const tr of recvPc.getTransceivers()) {
+      const r = tr.mid !== null ? remote.get(tr.mid) : null;
+      if (r && !r.track) r.track = tr.receiver.track;
+    }
+    renderTiles();
     const answer = await recvPc.createAnswer();
     await recvPc.setLocalDescription(answer);
     await waitGathering(recvPc);
@@ -518,8 +876,13 @@
   function attachRemote(mid, track) {
     let r = remote.get(mid);
     if (!r) {
-      r = { participantId: null, source: null, analyser: null, el: null };
+      r = { participantId: null, source: null, trackName: null, track: null, analyser: null, el: null };
       remote.set(mid, r);
+    }
+    r.track = track;
+    if (track.kind === 'video') {
+      renderTiles(); // a <video> per tile plays it
+      return;
     }
     if (r.el) return; // m-lines are reused: the receiver's track stays the same
     const stream = new MediaStream([track]);
@@ -549,13 +912,19 @@
     }
     ws = null;
     for (const pc of [sendPc, recvPc]) if (pc) pc.close();
-    sendPc = recvPc = sendTransceiver = null;
+    sendPc = recvPc = micTransceiver = camTransceiver = null;
     sendChain = recvChain = Promise.resolve();
     answerWaiter = null;
     for (const r of remote.values()) if (r.el) r.el.srcObject = null;
     remote.clear();
-    if (micStream) for (const t of micStream.getTracks()) t.stop();
-    micStream = micTrack = micAnalyser = null;
+    for (const t of tiles.values()) if (t.video) t.video.srcObject = null;
+    tiles.clear();
+    $('tiles').textContent = '';
+    if (localStream) for (const t of localStream.getTracks()) t.stop();
+    if (camTrack) camTrack.stop();
+    localStream = micTrack = micAnalyser = camTrack = null;
+    camOn = false;
+    camBusy = false;
     pendingRequests.clear();
     people.clear();
     me = null;
@@ -588,6 +957,7 @@
     if (sendChat($('chat-input').value)) $('chat-input').value = '';
   });
   $('mic').addEventListener('click', toggleMic);
+  $('camera').addEventListener('click', toggleCamera);
   $('leave').addEventListener('click', leave);
   $('audio-unlock').addEventListener('click', startAudio);
   window.addEventListener('pagehide', () => { if (phase === 'joined') send({ type: 'leave' }); });
@@ -596,15 +966,31 @@
     get phase() { return phase; },
     get participantId() { return me ? me.id : null; },
     get micOn() { return !!micTrack && micOn; },
+    get cameraOn() { return !!camTrack && camOn; },
+    get activeSpeaker() { return activeSpeaker; }, // the server's, by participant id
     get audioState() { return ctx ? ctx.state : 'none'; },
     participants: () => [...people.values()].map((p) => p.info),
     speaking: () => [...people.entries()].filter(([, p]) => p.speakingUntil > performance.now()).map(([id]) => id),
-    remoteTracks: () => [...remote.entries()].map(([mid, r]) => ({ mid, participantId: r.participantId, source: r.source })),
+    remoteTracks: () => [...remote.entries()].map(([mid, r]) => ({ mid, participantId: r.participantId, source: r.source, trackName: r.trackName })),
+    // Every tile in order: {participantId, source (null for a placeholder), video, local, active}.
+    tiles: () => [...$('tiles').children].map((el) => {
+      const t = [...tiles.values()].find((x) => x.el === el);
+      return { participantId: t.participantId, source: t.source, video: !!t.video, local: !!t.local, active: el.classList.contains('active') };
+    }),
+    videoTiles,
+    grabFrame,
+    sendStats,
+    // Our camera as sent: {on, width, height} (the track's settings).
+    localVideo: () => {
+      const st = camTrack ? camTrack.getSettings() : {};
+      return { on: !!camTrack && camOn, width: st.width || 0, height: st.height || 0 };
+    },
     events,
     join,
     leave,
     sendChat,
     toggleMic,
+    toggleCamera,
     startRecording,
     stopRecording,
   };

@@ -5,7 +5,7 @@ fn frame_numbers_read_back() {
     let (w, h) = (320, 180);
     let mut rgba = Vec::new();
     let mut yuv = I420Buffer::default();
-    for n in [0u32, 1, 2, 255, 4096, 65535, 65536, 70000] {
+    for n in [0u32, 1, 2, 255, 4096, 65535, 65536, 70000, u32::MAX] {
         testpattern::rgba(n, w, h, &mut rgba);
         assert_eq!(
             testpattern::read_frame_number(&rgba, w, h),
@@ -13,6 +13,12 @@ fn frame_numbers_read_back() {
         );
         testpattern::i420(n, w, h, &mut yuv).unwrap();
         assert_eq!(testpattern::read_frame_number_i420(&yuv), Some(n & 0xFFFF));
+    }
+    // Tiny sizes draw without panicking (and need not read back).
+    for (w, h) in [(0, 0), (1, 1), (15, 7), (16, 31)] {
+        testpattern::rgba(u32::MAX, w, h, &mut rgba);
+        assert_eq!(rgba.len(), (w * h * 4) as usize);
+        let _ = testpattern::read_frame_number(&rgba, w, h);
     }
     // Not the pattern, or the wrong size: no number.
     assert_eq!(

@@ -301,3 +301,31 @@ fn garbage_never_panics() {
         "recovers on the next keyframe"
     );
 }
+
+#[test]
+fn a_restarted_sender_is_followed() {
+    let frames = encoded(6, &[3]);
+    let mut a = FrameAssembler::new();
+    let first = packets(&frames[..3], 300, 40_000);
+    let out = assemble(&mut a, &first);
+    assert_eq!(out.len(), 3);
+    // The sender restarts 5000 sequence numbers lower, with the keyframe (frame 3) first.
+    let mut p = Packetizer::new();
+    let mut second = Vec::new();
+    let mut seq = 35_000u16;
+    for (n, f) in frames.iter().enumerate().skip(3) {
+        p.packetize(&f.data, f.keyframe, 300, |payload, marker| {
+            second.push(Packet {
+                seq,
+                ts: n as u32 * 3000,
+                marker,
+                payload: payload.to_vec(),
+                frame: n,
+            });
+            seq = seq.wrapping_add(1);
+        });
+    }
+    let out = assemble(&mut a, &second);
+    check_in_order(&out, &frames, &[3, 4, 5]);
+    assert!(!a.needs_keyframe());
+}

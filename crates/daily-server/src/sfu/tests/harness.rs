@@ -64,6 +64,8 @@ pub(super) struct Peer {
     pub lost_at_far_end: Option<u64>,
     /// RTP datagrams delivered to this peer.
     pub rtp_in: u64,
+    /// Keyframe requests (PLI/FIR) the far end sent about what this peer sends.
+    pub keyframe_requests: Vec<(Mid, str0m::media::KeyframeRequestKind)>,
 }
 
 impl Peer {
@@ -76,6 +78,7 @@ impl Peer {
             .set_crypto_provider(Arc::new(str0m::crypto::from_feature_flags()))
             .clear_codecs()
             .enable_opus(true, false)
+            .enable_vp8(true)
             .set_stats_interval(Some(Duration::from_secs(1)))
             .build(now);
         rtc.add_local_candidate(Candidate::host(addr, "udp").expect("host candidate"));
@@ -88,6 +91,7 @@ impl Peer {
             loss_reported: Vec::new(),
             lost_at_far_end: None,
             rtp_in: 0,
+            keyframe_requests: Vec::new(),
         }
     }
 
@@ -131,6 +135,9 @@ impl Peer {
                         self.loss_reported.push(l);
                     }
                 }
+                Output::Event(Event::KeyframeRequest(r)) => {
+                    self.keyframe_requests.push((r.mid, r.kind));
+                }
                 Output::Event(Event::MediaEgressStats(s)) => {
                     if let Some(r) = s.remote {
                         self.lost_at_far_end = Some(r.packets_lost);
@@ -173,6 +180,10 @@ pub(super) struct Client {
     /// The server closed the connection.
     pub closed: bool,
     pub mic: Option<Mid>,
+    /// The camera m-line of its send transport, once published.
+    pub camera: Option<Mid>,
+    /// Video frames written so far.
+    pub video_frames_sent: u64,
     talk: Option<Talk>,
     /// Frames written so far; frame `n` carries [`payload`]`(index, n)` at RTP time `n * FRAME`.
     pub frames_sent: u64,
@@ -276,6 +287,8 @@ impl World {
             subscribe_offers: 0,
             closed: false,
             mic: None,
+            camera: None,
+            video_frames_sent: 0,
             talk: None,
             frames_sent: 0,
             room: room.to_owned(),
@@ -347,6 +360,73 @@ impl World {
             },
         );
         mid
+    }
+
+    /// Client `index` offers a camera track (VP8 on an `m=video` line) on its send transport,
+    /// with its microphone if it has one.
+    pub fn publish_camera(&mut self, index: usize) -> Mid {
+        let c = &mut self.clients[index];
+        let mut api = c.send.rtc.sdp_api();
+        let mid = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
+        let (offer, pending) = api.apply().expect("an offer");
+        c.send.drain(&mut self.net);
+        c.pending_publish = Some(pending);
+        c.camera = Some(mid);
+        let mut tracks = vec![PublishedTrack {
+            mid: mid.to_string(),
+            track_id: format!("cam-{}", c.id),
+            source: TrackSource::Camera,
+            ignore_audio_level: true,
+        }];
+        if let Some(m) = c.mic {
+            tracks.push(PublishedTrack {
+                mid: m.to_string(),
+                track_id: format!("mic-{}", c.id),
+                source: TrackSource::Microphone,
+                ignore_audio_level: false,
+            });
+        }
+        self.send(
+            index,
+            ClientMessage::PublishOffer {
+                sdp: offer.to_sdp_string(),
+                tracks,
+            },
+        );
+        mid
+    }
+
+    /// Client `index` writes one video frame (a fake VP8 keyframe of `len` bytes, split into
+    /// packets by str0m) on its camera m-line, at 90 kHz RTP time `n * 3000` (30 fps).
+    pub fn show(&mut self, index: usize, len: usize) {
+        let now = self.now;
+        let c = &mut self.clients[index];
+        let mid = c.camera.expect("publish a camera before showing");
+        if !c.send.connected {
+            return;
+        }
+        let Some(writer) = c.send.rtc.writer(mid) else {
+            return;
+        };
+        let pt = writer.payload_params().next().expect("VP8 negotiated").pt();
+        let n = c.video_frames_sent;
+        let mut data = vec![0u8; len.max(10)];
+        data[0] = 0x10; // VP8 payload header: keyframe (P bit 0), shown
+        data[1..9].copy_from_slice(&n.to_be_bytes());
+        writer
+            .write(pt, now, MediaTime::new(n * 3000, Frequency::NINETY_KHZ), data)
+            .expect("frame written");
+        c.video_frames_sent += 1;
+        c.send.drain(&mut self.net);
+    }
+
+    /// Client `index` sends the SFU a keyframe request (PLI) for what it receives on `mid`.
+    pub fn request_keyframe(&mut self, index: usize, mid: Mid) {
+        let c = &mut self.clients[index];
+        if let Some(rx) = c.recv.rtc.direct_api().stream_rx_by_mid(mid, None) {
+            rx.request_keyframe(str0m::media::KeyframeRequestKind::Pli);
+        }
+        c.recv.drain(&mut self.net);
     }
 
     /// Client `index` sends a frame every 20 ms on its microphone once its send transport is

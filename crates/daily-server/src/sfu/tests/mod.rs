@@ -4,6 +4,7 @@
 mod harness;
 mod perf;
 mod resume;
+mod video;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
