@@ -48,7 +48,10 @@ number in a CRC-checked band). Frames start with the connection; the window of -
 - kbit/s: what the sender's encoder put out over the window (ours: `media_stats()["send"]["video"]
   ["camera"]["bytes"]`, encoded VP8 bytes; aiortc: outbound-rtp `bytesSent` of `getStats()`, RTP
   payload bytes = VP8 plus its 4-6 byte payload descriptor per packet). The receiver's figure is
-  used instead when its stats carry `bytesReceived` (neither stack's do today).
+  used instead when its stats carry `bytesReceived` (neither stack's do today). The stacks do
+  not aim at the same rate: ours caps the encoder at the camera layer's `maxBitrate` (Daily's
+  default send settings) and follows the send transport's estimate below it; aiortc starts at
+  500 kbit/s and follows REMB up to 1.5 Mbit/s. Read each PSNR with the bit rate beside it.
 - steal %: CPU the hypervisor took from this VM during the window (/proc/stat), % of all cores;
   other %: CPU used by processes other than the measured ones, % of all cores.
 
