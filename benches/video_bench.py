@@ -296,7 +296,10 @@ def role_daily_send(a) -> None:
             "inputs": {
                 "camera": {"isEnabled": True, "settings": {"customTrack": {"id": track.id}}},
                 "microphone": False,
-            }
+            },
+            # --ours-max-bitrate: the camera layer's cap (Daily's default high layer: 680 kbit/s).
+            **({"publishing": {"camera": {"sendSettings": {"maxQuality": "high", "encodings": {"high": {"maxBitrate": a.ours_max_bitrate}}}}}}
+               if a.ours_max_bitrate else {}),
         },
     )
     me = data["participants"]["local"]["id"] if data and "participants" in data else client.participants()["local"]["id"]
@@ -483,6 +486,8 @@ def sleep_until(t: float) -> None:
 def run_pair(stack: str, w: int, h: int, a) -> dict:
     """One sender → receiver run on one stack; returns its figures."""
     size = ["--width", str(w), "--height", str(h)]
+    if stack != "aiortc" and a.ours_max_bitrate:
+        size += ["--ours-max-bitrate", str(a.ours_max_bitrate)]
     kids: list[Child] = []
     server = None
     try:
@@ -613,6 +618,9 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--role", default=None, help=argparse.SUPPRESS)
     p.add_argument("--width", type=int, default=640, help=argparse.SUPPRESS)
+    p.add_argument("--ours-max-bitrate", type=int, default=None,
+                   help="our sender's camera cap in bit/s (sendSettings maxBitrate; default Daily's 680000), "
+                        "e.g. aiortc's measured rate for a PSNR comparison at an equal bit rate")
     p.add_argument("--height", type=int, default=360, help=argparse.SUPPRESS)
     p.add_argument("--url", default=None, help=argparse.SUPPRESS)
     p.add_argument("--peer", default=None, help=argparse.SUPPRESS)
