@@ -57,7 +57,7 @@ def test_video_survives_five_percent_loss_both_ways():
     rx = row["rx_stats"]
     # Loss on both legs: about 1 - 0.95^2 = 10 % of the packets the sender sent were lost on the
     # way, yet the viewer completed nearly every frame: the gaps were filled by retransmissions.
-    assert rx.get("packetsRetransmitted", 0) > 0, msg
+    assert rx.get("packetsLate", 0) > 0, msg
     assert rx["framesAssembled"] >= 0.9 * row["sent"], msg
     # Keyframes stay the exception (one per PLI at most, PLIs at most ~3/s by PLI_INTERVAL).
     assert row["keyframes_tx"] - row["before"]["tx"].get("keyframes", 0) <= 15, msg

@@ -477,7 +477,12 @@ def video_figures(rendered: list, sent: list, psnr: list, t_from: float, t_to: f
     }
 
 
-def _video_row(condition: str, call: VideoCall, t_from: float, t_to: float) -> dict:
+def _video_row(condition: str, call: VideoCall, t_from: float, t_to: float, encoded_from: int | None = None) -> dict:
+    """Figures of [t_from, t_to] (``video_figures``) and the counters at the end; with
+    ``encoded_from`` (the sender's framesEncoded at t_from) also ``encoded`` (frames the
+    sender encoded since, a few after t_to included) and ``of_encoded`` (renders in the window
+    per frame encoded: what the network lost, apart from frames a busy machine's encoder
+    skipped)."""
     rx_dump = call.video_dump(call.viewer)
     tx_dump = call.video_dump(call.sender)
     row: dict[str, Any] = {k: None for k in VIDEO_KEYS}
@@ -492,6 +497,9 @@ def _video_row(condition: str, call: VideoCall, t_from: float, t_to: float) -> d
         "frames_encoded": tx.get("framesEncoded"), "keyframes_tx": tx.get("keyframes"), "bitrate": tx.get("bitrate"),
     })
     row["rx_stats"], row["tx_stats"] = rx, tx
+    if encoded_from is not None and tx.get("framesEncoded") is not None:
+        row["encoded"] = tx["framesEncoded"] - encoded_from
+        row["of_encoded"] = round(min(1.0, row["rendered"] / max(1, row["encoded"])), 3)
     return row
 
 
@@ -511,7 +519,7 @@ def run_video_loss(up: float, down: float, seconds: float = 15.0, condition: str
             t0 = time.monotonic()
             time.sleep(seconds)
             t1 = time.monotonic()
-            row = _video_row(condition, call, t0, t1)
+            row = _video_row(condition, call, t0, t1, tx0.get("framesEncoded"))
             row["before"] = {"rx": rx0, "tx": tx0}
             row["nft"] = lab.counters()
             row["events"] = call.events(t0)
@@ -549,7 +557,7 @@ def run_video_rate(up_kbit: float, limited_s: float = 14.0, after_s: float = 12.
                 samples.append((round(time.monotonic() - t0, 2), tx.get("bitrate")))
                 time.sleep(sample_s)
             t2 = time.monotonic()
-            row = _video_row(condition, call, t0, t1)
+            row = _video_row(condition, call, t0, t1, tx0.get("framesEncoded"))
             dump = call.video_dump(call.viewer)
             sent = call.video_dump(call.sender)["sent"]
             row["after"] = video_figures(dump["rendered"], sent, dump["psnr"], t1, t2)
@@ -580,13 +588,14 @@ def run_speech_with_video(up: float = 0, down: float = 0, seconds: float = 12.0,
                 row["intelligible"] = 0.0
                 row["events"] = call.events(time.monotonic())
                 return row
+            _, tx0 = call.video_stats()
             t0 = call.speak(seconds)
             call.wait_spoken()
             time.sleep(0.6)
             t1 = time.monotonic()
             w = call.windows()
             _fill_audio(row, call, w)
-            v = _video_row(condition, call, t0, t1)
+            v = _video_row(condition, call, t0, t1, tx0.get("framesEncoded"))
             for k, val in v.items():
                 if k != "condition":
                     row[f"video_{k}"] = val

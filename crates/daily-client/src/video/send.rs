@@ -12,7 +12,12 @@
 //! - a source that stops writing has its last frame encoded again every [`KEEPALIVE`], so the
 //!   track stays alive for the SFU and receivers (and a keyframe request is still answered);
 //! - a keyframe is sent first, and whenever the server asks with PLI or FIR (RFC 4585 section
-//!   6.3.1, RFC 5104 section 4.3.1), which it does for each new subscriber.
+//!   6.3.1, RFC 5104 section 4.3.1), which it does for each new subscriber; but not again
+//!   before the previous one has had time to arrive ([`keyframe_spacing`]): a receiver repeats
+//!   its PLI every 300 ms until a keyframe comes, and behind a slow link a keyframe takes
+//!   longer than that to cross it, so each repeat made another keyframe, whose packets filled
+//!   the bottleneck, were lost and asked for yet another (measured at a 400 kbit/s uplink: 28
+//!   keyframes in 14 s, 39 % of frames delivered, 3.4 s behind).
 
 use super::MAX_VIDEO_PAYLOAD;
 use super::source::VideoSource;
@@ -31,6 +36,9 @@ use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 pub(crate) const KEEPALIVE: Duration = Duration::from_secs(1);
 /// Packets waiting for the network task (about a second of 640x360 at Daily's default bitrate).
 const PACKET_QUEUE: usize = 256;
+/// Keyframe requests closer together than this are answered by one keyframe (the SFU merges
+/// its subscribers' requests over the same span, `KEYFRAME_REQUEST_INTERVAL`).
+const KEYFRAME_MIN_SPACING: Duration = Duration::from_millis(300);
 /// Lowest bitrate the bandwidth estimate may push the encoder to (bit/s).
 pub(crate) const MIN_VIDEO_BITRATE: u32 = 50_000;
 
@@ -145,6 +153,12 @@ impl Worker {
         let ts_offset = crate::send::rand_u32();
         let min_interval = Duration::from_micros(1_000_000 / u64::from(self.cfg.max_fps.max(1)) * 9 / 10);
         let (mut seen, mut last_encode, mut need_key) = (0u64, None::<Instant>, true);
+        // The last keyframe (when, bytes): a request is answered once `keyframe_spacing` at the
+        // current bitrate has passed since.
+        let mut last_key: Option<(Instant, usize)> = None;
+        let key_allowed = |last_key: Option<(Instant, usize)>, bitrate: u32, now: Instant| {
+            last_key.is_none_or(|(at, bytes)| now.saturating_duration_since(at) >= keyframe_spacing(bytes, bitrate))
+        };
         let shared = self.source.shared.clone();
         loop {
             // The newest frame, or the last one again once the source has been silent for
@@ -156,7 +170,7 @@ impl Worker {
                     if self.stop.load(Ordering::Acquire) {
                         return;
                     }
-                    let asked = self.out.keyframe.load(Ordering::Acquire);
+                    let asked = self.out.keyframe.load(Ordering::Acquire) && key_allowed(last_key, bitrate, Instant::now());
                     if g.seq != 0 && (g.seq != seen || asked || waited_from.elapsed() >= KEEPALIVE) {
                         break;
                     }
@@ -174,7 +188,8 @@ impl Worker {
                 at
             };
             let now = Instant::now();
-            let asked = self.out.keyframe.load(Ordering::Acquire);
+            // A request made too soon stays pending: it is answered once the spacing has passed.
+            let asked = self.out.keyframe.load(Ordering::Acquire) && key_allowed(last_key, bitrate, now);
             if !asked && last_encode.is_some_and(|l| now.duration_since(l) < min_interval) {
                 self.stats.frames_skipped.fetch_add(1, Ordering::Relaxed);
                 continue;
@@ -195,7 +210,7 @@ impl Worker {
                     Err(e) => tracing::debug!(error = %e, target, "the encoder refused a new bitrate"),
                 }
             }
-            let force = need_key || self.out.keyframe.swap(false, Ordering::AcqRel);
+            let force = need_key || (asked && self.out.keyframe.swap(false, Ordering::AcqRel));
             let micros = captured.saturating_duration_since(base).as_micros() as u64;
             let pts = ts_offset.wrapping_add((micros * u64::from(VIDEO_CLOCK_RATE) / 1_000_000) as u32);
             match enc.encode(&frame, pts, force, &mut encoded) {
@@ -217,6 +232,7 @@ impl Worker {
             self.stats.bytes.fetch_add(encoded.data.len() as u64, Ordering::Relaxed);
             if encoded.keyframe {
                 self.stats.keyframes.fetch_add(1, Ordering::Relaxed);
+                last_key = Some((now, encoded.data.len()));
             }
         }
     }
@@ -251,6 +267,15 @@ impl Worker {
         }
         true
     }
+}
+
+/// How long after a keyframe of `bytes` another may be sent when the bitrate is `bitrate_bps`
+/// (now: the estimate may have fallen since): twice the time the keyframe takes to leave at
+/// that rate, at least [`KEYFRAME_MIN_SPACING`]. Keyframes then take at most half the rate
+/// however often they are asked for.
+fn keyframe_spacing(bytes: usize, bitrate_bps: u32) -> Duration {
+    let send_time = Duration::from_secs_f64(bytes as f64 * 8.0 / f64::from(bitrate_bps.max(1)));
+    (send_time * 2).max(KEYFRAME_MIN_SPACING)
 }
 
 /// Encoder threads for a frame size: libvpx splits a frame into token partitions per thread;
