@@ -97,6 +97,10 @@ def test_bandwidth_estimate_follows_a_limited_uplink():
 def test_speech_is_unharmed_by_video_on_the_same_link():
     # Goal: with 640x360@30 video on the same transport, the speech holds as in the audio-only
     # tests (test_network_impairment: >= 85 % of windows intelligible at 10 % loss; clean: all).
+    # Before the fixes of 2026-12-06, at 5 % loss both ways, 15 % of windows were intelligible
+    # and speech arrived 0.7 s late: webrtc-rs's pacer ran at the bandwidth estimate itself and
+    # audio queued behind video and its keyframes (`call/pacer.rs`). After: 0.96 (audio only:
+    # 0.98), 37 ms (30 ms); at 10 %: 0.85 (0.88), 79 ms (40 ms).
     row = sc.run_speech_with_video(0, 0, seconds=10.0)
     msg = _show(row)
     assert row["intelligible"] >= 0.95, msg
