@@ -69,7 +69,7 @@ impl SpacedResends {
         for pair in &nack.nacks {
             for seq in pair.packet_list() {
                 let key = (nack.media_ssrc, seq);
-                if !self.written.get(&key).is_some_and(|t| now.saturating_duration_since(*t) <= MAX_RESEND_AGE) {
+                if self.written.get(&key).is_none_or(|t| now.saturating_duration_since(*t) > MAX_RESEND_AGE) {
                     continue;
                 }
                 if self.resent.get(&key).is_some_and(|t| now.saturating_duration_since(*t) < spacing) {
