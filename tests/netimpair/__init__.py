@@ -5,6 +5,7 @@
     with NetLab() as lab:                    # namespaces, veth pair, nftables, daily-server
         peer = lab.client_peer()             # a peer.py process inside the clients' namespace
         lab.set_loss(up=10, down=10)         # % random loss per direction (UDP by default)
+        lab.set_rate(up_kbit=400)            # a bottleneck per direction (tc tbf; None = unlimited)
         lab.outage()                         # drop everything both ways ...
         lab.restore()                        # ... until restored (loss settings kept)
         lab.dead_peer()                      # drop everything both ways, for good
@@ -26,6 +27,13 @@ Impairment is nftables in each namespace: one ``inet netimp`` table with a prero
 the sender's output hook) keeps it silent: a drop in an output hook fails the sender's
 ``sendto`` with EPERM, which real loss never does. "up" is clients -> server (dropped entering
 the server namespace), "down" is server -> clients. Loss uses ``numgen random mod 100 < N``.
+
+Bandwidth is a ``tc`` token bucket (``tbf``) as the root qdisc of each veth end, so it
+limits what leaves a namespace: "up" on the clients' end, "down" on the server's. Its queue
+holds ``RATE_QUEUE_MS`` (200 ms) of traffic at the limit, as a home router's buffer does: a
+sender above the limit first sees delay grow (what delay-based congestion control such as
+GCC reacts to), then tail drops. Loss (nftables, on ingress) and rate (tc, on egress) are
+independent and combine.
 
 Needs root (CAP_NET_ADMIN / CAP_SYS_ADMIN for ``ip netns``) and the ``nft`` command;
 ``netlab_unavailable()`` says why not, for a skip.
@@ -55,6 +63,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 PEER = os.path.join(HERE, "peer.py")
 PREFIX = "ni-"
+RATE_QUEUE_MS = 200  # the tbf queue at a rate limit, in ms of traffic at that rate
 _counter = itertools.count()
 _open_labs: "set[NetLab]" = set()
 
@@ -270,6 +279,8 @@ class NetLab:
         self.log_dir = log_dir or "/tmp"
         self.up = 0.0
         self.down = 0.0
+        self.up_kbit: float | None = None
+        self.down_kbit: float | None = None
         self.blocked = False
         self.server: subprocess.Popen | None = None
         self.server_log = os.path.join(self.log_dir, f"netimpair-server-{pid}-{k}.log")
@@ -435,6 +446,26 @@ class NetLab:
         self.apply()
         self.history.append((time.monotonic(), f"loss up {up}% down {down}%"))
 
+    def set_rate(self, up_kbit: float | None = None, down_kbit: float | None = None) -> None:
+        """Limits the link's rate per direction in kbit/s (None: unlimited): ``up_kbit``
+        clients -> server, ``down_kbit`` server -> clients. A tbf on each veth's egress
+        (see the module's docstring); changing or lifting a limit takes effect at once."""
+        for v in (up_kbit, down_kbit):
+            if v is not None and v <= 0:
+                raise ValueError("a rate is a positive number of kbit/s (None for no limit)")
+        for ns, ifn, kbit in ((self.cli_ns, self.cli_if, up_kbit), (self.srv_ns, self.srv_if, down_kbit)):
+            if kbit is None:
+                self._ns(ns, "tc", "qdisc", "del", "dev", ifn, "root", check=False)
+                continue
+            bytes_per_s = kbit * 1000 / 8
+            # Burst: 20 ms at the rate, at least two full-size packets (tbf needs one MTU).
+            burst = max(3000, int(bytes_per_s / 50))
+            limit = burst + int(bytes_per_s * RATE_QUEUE_MS / 1000)
+            self._ns(ns, "tc", "qdisc", "replace", "dev", ifn, "root", "tbf", "rate", f"{int(kbit)}kbit",
+                     "burst", str(burst), "limit", str(limit))
+        self.up_kbit, self.down_kbit = up_kbit, down_kbit
+        self.history.append((time.monotonic(), f"rate up {up_kbit} kbit/s down {down_kbit} kbit/s"))
+
     def outage(self) -> float:
         """Drops every packet both ways until ``restore()``; returns the monotonic start time."""
         self.blocked = True
@@ -482,6 +513,33 @@ class NetLab:
                 os.killpg(rp.pid, signal.SIGKILL)
                 rp.wait(5)
         return 1.0 - int(out.strip()) / n
+
+    def measure_rate(self, direction: str = "up", seconds: float = 2.0, port: int = 40998) -> float:
+        """Blasts UDP (1200-byte datagrams, well above any limit set) over the link for
+        ``seconds`` and returns the kbit/s that arrived: a check of ``set_rate`` itself."""
+        src, dst, dst_ip = ((self.cli_ns, self.srv_ns, self.srv_ip) if direction == "up"
+                            else (self.srv_ns, self.cli_ns, self.cli_ip))
+        recv = ("import socket,time\n"
+                "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.bind(('%s',%d));s.settimeout(1.0)\n"
+                "print('ready',flush=True);n=0;t0=t1=None\n"
+                "try:\n  while True:\n    b=s.recv(2000);t1=time.monotonic();t0=t0 or t1;n+=len(b)\n"
+                "except socket.timeout:\n  pass\nprint(n, (t1 or 0)-(t0 or 0))\n") % (dst_ip, port)
+        send = ("import socket,time\n"
+                "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);end=time.monotonic()+%f\n"
+                "while time.monotonic()<end:\n  s.sendto(b'x'*1200,('%s',%d));time.sleep(0.001)\n") % (seconds, dst_ip, port)
+        rp = subprocess.Popen(["ip", "netns", "exec", dst, sys.executable, "-c", recv],
+                              stdout=subprocess.PIPE, text=True, start_new_session=True)
+        try:
+            assert rp.stdout is not None
+            rp.stdout.readline()
+            _run(["ip", "netns", "exec", src, sys.executable, "-c", send], timeout=seconds + 20)
+            out, _ = rp.communicate(timeout=10)
+        finally:
+            if rp.poll() is None:
+                os.killpg(rp.pid, signal.SIGKILL)
+                rp.wait(5)
+        n, span = out.split()
+        return int(n) * 8 / 1000 / max(float(span), 1e-3)
 
     def counters(self) -> dict[str, str]:
         """The nftables rulesets with counters (debugging)."""

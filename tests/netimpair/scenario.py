@@ -381,3 +381,225 @@ def matrix(loss_proto: str = "udp") -> list[tuple[str, Any]]:
     out.append(("dead peer", lambda: run_dead_peer()))
     out.append(("server restart", lambda: run_server_restart()))
     return out
+
+
+# --- video ----------------------------------------------------------------------------------
+
+VIDEO_KEYS = [
+    "condition", "seconds", "sent", "rendered", "delivered", "fps", "max_gap_ms", "gaps_over_200ms",
+    "latency_p50_ms", "latency_p95_ms", "psnr_min", "psnr_p50", "packets", "frames_assembled",
+    "frames_decoded", "frames_dropped", "keyframes_rx", "pli_sent", "frames_encoded", "keyframes_tx",
+    "bitrate", "note",
+]
+
+
+class VideoCall(Call):
+    """A camera sender ("cam", the numbered pattern) and a viewer rendering it, one peer process;
+    with ``speech`` the sender is the bot (mic + camera) and the viewer the listener."""
+
+    def __init__(self, lab: NetLab, width: int = 640, height: int = 360, fps: float = 30.0,
+                 psnr_every: int = 10, room: str = "netvideo") -> None:
+        super().__init__(lab, room)
+        self.size = (width, height, fps)
+        self.psnr_every = psnr_every
+
+    def join_video(self, speech: bool = False) -> bool:
+        """Listener/viewer first (renderers set), then the sender with its camera; waits until
+        the first frame is rendered (bounded)."""
+        sender, viewer = ("bot", "listener") if speech else ("cam", "viewer")
+        self.sender, self.viewer = sender, viewer
+        w, h, fps = self.size
+        self.peer.request("video_render", "video_render_set", name=viewer, user=sender, psnr_every=self.psnr_every)
+        self.peer.request("video_send", "video_send_started", name=sender, width=w, height=h, fps=fps)
+        if speech:
+            if not self.join_both():
+                return False
+        else:
+            a = self.join(viewer)
+            since = self.peer.mark()
+            self.peer.send("join", name=sender, url=self.url)
+            try:
+                ev = self.peer.wait_for(lambda e: e["ev"] == "join_done" and e["name"] == sender, JOIN_TIMEOUT,
+                                        f"{sender} join", since)
+                self.joins[sender] = {"ms": (ev["t"] - ev["t0"]) * 1000.0, "error": ev["error"], "t": ev["t"]}
+            except TimeoutError:
+                self.joins[sender] = {"ms": None, "error": "no completion", "t": None}
+            if a["error"] or self.joins[sender]["error"]:
+                return False
+        deadline = time.monotonic() + JOIN_TIMEOUT
+        while time.monotonic() < deadline:
+            if any(n is not None for n, _ in self.video_dump(viewer)["rendered"]):
+                return True
+            time.sleep(0.2)
+        return False
+
+    def video_dump(self, name: str) -> dict:
+        return self.peer.request("video_dump", "video_dump", name=name, timeout=10)
+
+    def video_stats(self) -> tuple[dict, dict]:
+        """(the viewer's receive counters of the camera, the sender's send counters)."""
+        rx: dict = {}
+        for tracks in (self.stats(self.viewer).get("receive") or {}).values():
+            if "camera" in tracks:
+                rx = tracks["camera"]
+        tx = ((self.stats(self.sender).get("send") or {}).get("video") or {}).get("camera") or {}
+        return rx, tx
+
+
+def video_figures(rendered: list, sent: list, psnr: list, t_from: float, t_to: float, tail_s: float = 0.3) -> dict:
+    """Figures of the frames written in [t_from, t_to - tail_s] (the tail still in flight at
+    the end is left out) and of the renders in [t_from, t_to]:
+
+    - ``delivered``: share of those written frames rendered (any time);
+    - ``fps``: renders per second; ``max_gap_ms``: the longest time between two renders (a
+      frozen picture), counted from ``t_from`` and to ``t_to`` too;
+    - latency from writing a frame to its render (p50, p95); PSNR of the frames measured."""
+    sent_t = {n: t for n, t in sent}
+    window = [n for n, t in sent if t_from <= t <= t_to - tail_s]
+    got = {n for n, _ in rendered if n is not None}
+    arrivals = sorted(t for n, t in rendered if t_from <= t <= t_to)
+    edges = [t_from] + arrivals + [t_to]
+    gaps = np.diff(edges) if len(edges) > 1 else np.array([t_to - t_from])
+    lat = np.array([t - sent_t[n] for n, t in rendered if n in sent_t and t_from <= t <= t_to]) * 1000.0
+    ps = np.array([p for n, p in psnr if n in sent_t and t_from <= sent_t[n] <= t_to])
+    return {
+        "seconds": round(t_to - t_from, 2),
+        "sent": len(window),
+        "rendered": len(arrivals),
+        "delivered": round(len([n for n in window if n in got]) / max(1, len(window)), 3),
+        "fps": round(len(arrivals) / max(1e-3, t_to - t_from), 1),
+        "max_gap_ms": round(float(gaps.max()) * 1000.0, 1),
+        "gaps_over_200ms": int((gaps > 0.2).sum()),
+        "latency_p50_ms": round(float(np.percentile(lat, 50)), 1) if len(lat) else None,
+        "latency_p95_ms": round(float(np.percentile(lat, 95)), 1) if len(lat) else None,
+        "psnr_min": round(float(ps.min()), 1) if len(ps) else None,
+        "psnr_p50": round(float(np.median(ps)), 1) if len(ps) else None,
+    }
+
+
+def _video_row(condition: str, call: VideoCall, t_from: float, t_to: float, encoded_from: int | None = None) -> dict:
+    """Figures of [t_from, t_to] (``video_figures``) and the counters at the end; with
+    ``encoded_from`` (the sender's framesEncoded at t_from) also ``encoded`` (frames the
+    sender encoded since, a few after t_to included) and ``of_encoded`` (renders in the window
+    per frame encoded: what the network lost, apart from frames a busy machine's encoder
+    skipped)."""
+    rx_dump = call.video_dump(call.viewer)
+    tx_dump = call.video_dump(call.sender)
+    row: dict[str, Any] = {k: None for k in VIDEO_KEYS}
+    row["condition"] = condition
+    row["note"] = ""
+    row.update(video_figures(rx_dump["rendered"], tx_dump["sent"], rx_dump["psnr"], t_from, t_to))
+    rx, tx = call.video_stats()
+    row.update({
+        "packets": rx.get("packetsReceived"), "frames_assembled": rx.get("framesAssembled"),
+        "frames_decoded": rx.get("framesDecoded"), "frames_dropped": rx.get("framesDropped"),
+        "keyframes_rx": rx.get("keyframes"), "pli_sent": rx.get("pliSent"),
+        "frames_encoded": tx.get("framesEncoded"), "keyframes_tx": tx.get("keyframes"), "bitrate": tx.get("bitrate"),
+    })
+    row["rx_stats"], row["tx_stats"] = rx, tx
+    if encoded_from is not None and tx.get("framesEncoded") is not None:
+        row["encoded"] = tx["framesEncoded"] - encoded_from
+        row["of_encoded"] = round(min(1.0, row["rendered"] / max(1, row["encoded"])), 3)
+    return row
+
+
+def run_video_loss(up: float, down: float, seconds: float = 15.0, condition: str | None = None) -> dict:
+    """640x360@30 from "cam" to "viewer" with random loss both legs, set once video flows;
+    figures over ``seconds`` from then."""
+    condition = condition or f"video, loss up {up:g}% down {down:g}%"
+    with NetLab() as lab:
+        call = VideoCall(lab)
+        try:
+            if not call.join_video():
+                row = {k: None for k in VIDEO_KEYS}
+                row.update(condition=condition, note="no video before the loss", events=call.events(time.monotonic()))
+                return row
+            rx0, tx0 = call.video_stats()
+            lab.set_loss(up=up, down=down)
+            t0 = time.monotonic()
+            time.sleep(seconds)
+            t1 = time.monotonic()
+            row = _video_row(condition, call, t0, t1, tx0.get("framesEncoded"))
+            row["before"] = {"rx": rx0, "tx": tx0}
+            row["nft"] = lab.counters()
+            row["events"] = call.events(t0)
+            return row
+        finally:
+            call.peer.close()
+
+
+def run_video_rate(up_kbit: float, limited_s: float = 14.0, after_s: float = 12.0, sample_s: float = 0.5,
+                   condition: str | None = None) -> dict:
+    """640x360@30 with the uplink limited to ``up_kbit`` for ``limited_s`` s, then unlimited for
+    ``after_s`` s. The sender's encoder bitrate is sampled every ``sample_s`` (``bitrates``:
+    (s since the limit, bit/s)); video figures for the limited span and the span after."""
+    condition = condition or f"video, uplink {up_kbit:g} kbit/s"
+    with NetLab() as lab:
+        call = VideoCall(lab)
+        try:
+            if not call.join_video():
+                row = {k: None for k in VIDEO_KEYS}
+                row.update(condition=condition, note="no video before the limit")
+                return row
+            time.sleep(1.0)
+            _, tx0 = call.video_stats()
+            lab.set_rate(up_kbit=up_kbit)
+            t0 = time.monotonic()
+            samples: list[tuple[float, int | None]] = []
+            while time.monotonic() < t0 + limited_s:
+                _, tx = call.video_stats()
+                samples.append((round(time.monotonic() - t0, 2), tx.get("bitrate")))
+                time.sleep(sample_s)
+            lab.set_rate()
+            t1 = time.monotonic()
+            while time.monotonic() < t1 + after_s:
+                _, tx = call.video_stats()
+                samples.append((round(time.monotonic() - t0, 2), tx.get("bitrate")))
+                time.sleep(sample_s)
+            t2 = time.monotonic()
+            row = _video_row(condition, call, t0, t1, tx0.get("framesEncoded"))
+            dump = call.video_dump(call.viewer)
+            sent = call.video_dump(call.sender)["sent"]
+            row["after"] = video_figures(dump["rendered"], sent, dump["psnr"], t1, t2)
+            row["bitrate_before"] = tx0.get("bitrate")
+            row["bitrates"] = samples
+            row["limit_s"], row["lifted_s"] = 0.0, round(t1 - t0, 2)
+            row["events"] = call.events(t0)
+            return row
+        finally:
+            call.peer.close()
+
+
+def run_speech_with_video(up: float = 0, down: float = 0, seconds: float = 12.0, width: int = 640,
+                          height: int = 360, up_kbit: float | None = None,
+                          condition: str | None = None) -> dict:
+    """The bot speaks and sends 640x360@30 video on the same transport; the listener renders
+    both. Audio figures (ROW_KEYS) plus the video's (prefixed ``video_``)."""
+    condition = condition or f"speech + video, loss up {up:g}% down {down:g}%"
+    with NetLab() as lab:
+        lab.set_loss(up=up, down=down)
+        if up_kbit:
+            lab.set_rate(up_kbit=up_kbit)
+        call = VideoCall(lab, width, height)
+        try:
+            ok = call.join_video(speech=True)
+            row = _base_row(condition, call)
+            if not ok:
+                row["intelligible"] = 0.0
+                row["events"] = call.events(time.monotonic())
+                return row
+            _, tx0 = call.video_stats()
+            t0 = call.speak(seconds)
+            call.wait_spoken()
+            time.sleep(0.6)
+            t1 = time.monotonic()
+            w = call.windows()
+            _fill_audio(row, call, w)
+            v = _video_row(condition, call, t0, t1, tx0.get("framesEncoded"))
+            for k, val in v.items():
+                if k != "condition":
+                    row[f"video_{k}"] = val
+            row["events"] = call.events()
+            return row
+        finally:
+            call.peer.close()

@@ -180,7 +180,9 @@ struct Slot {
 /// - Frames come out whole and in order. A frame with a missing packet is dropped once the
 ///   packet is given up for lost: when the window has moved past it, or when two later frames
 ///   are complete (so reordering by up to a frame's worth of packets is absorbed, at the cost
-///   of one frame of delay only while a packet is missing).
+///   of one frame of delay only while a packet is missing) and, with
+///   [`FrameAssembler::with_repair_wait`], those later frames span the wait in RTP time (so a
+///   retransmission asked for with a NACK has time to arrive).
 /// - After a loss, delta frames are dropped (they would reference a picture the decoder does
 ///   not have) until a keyframe arrives; [`FrameAssembler::needs_keyframe`] is true meanwhile,
 ///   which is the caller's cue to send a PLI (RFC 4585 section 6.3.1). It is also true before
@@ -208,6 +210,8 @@ pub struct FrameAssembler {
     started: bool,
     needs_keyframe: bool,
     frames_dropped: u64,
+    /// RTP clock ticks of complete frames after a gap before its packet is given up.
+    repair_wait: u32,
 }
 
 impl Default for FrameAssembler {
@@ -227,7 +231,19 @@ impl FrameAssembler {
             started: false,
             needs_keyframe: true,
             frames_dropped: 0,
+            repair_wait: 0,
         }
+    }
+
+    /// An assembler that waits for a missing packet until the complete frames after it span
+    /// `ticks` of the RTP clock (as well as being two or more): time for a retransmission
+    /// (RFC 4585 NACK, RFC 4588 RTX) to fill the gap. Two frames (66 ms at 30 frames/s) are
+    /// shorter than a NACK generator's period plus a round trip, so without a wait nearly every
+    /// repair came too late and each lost packet cost a keyframe. Measured in RTP time, not
+    /// frames, so the wait is the same at any frame rate; frames behind a gap are held for at
+    /// most that long.
+    pub fn with_repair_wait(ticks: u32) -> FrameAssembler {
+        FrameAssembler { repair_wait: ticks, ..FrameAssembler::new() }
     }
 
     /// True from a loss (or the start) until a keyframe has been output: the caller should
@@ -348,17 +364,22 @@ impl FrameAssembler {
         End::Missing(end + 1)
     }
 
-    /// Complete frames buffered after `from` (used to decide that a missing packet is lost).
-    /// Linear in the window: every scan resumes where the previous one stopped.
-    fn complete_frames_after(&self, from: u64) -> usize {
+    /// Complete frames buffered after `from` and the RTP time between the first and the last
+    /// of them (used to decide that a missing packet is lost). Linear in the window: every
+    /// scan resumes where the previous one stopped.
+    fn complete_frames_after(&self, from: u64) -> (usize, u32) {
         let end = self.highest.unwrap_or(from);
         let mut count = 0;
+        let mut first_ts = None;
+        let mut last_ts = 0;
         let mut seq = from + 1;
         while seq <= end {
             match self.slot(seq) {
                 Some(s) if s.frame_start => match self.frame_end(seq) {
                     End::Complete(last) => {
                         count += 1;
+                        first_ts.get_or_insert(s.timestamp);
+                        last_ts = s.timestamp;
                         seq = last + 1;
                     }
                     End::Broken(at) => seq = at,
@@ -367,7 +388,7 @@ impl FrameAssembler {
                 _ => seq += 1,
             }
         }
-        count
+        (count, first_ts.map_or(0, |f| last_ts.wrapping_sub(f)))
     }
 
     /// Returns the next frame that is ready, if any (see the type's documentation).
@@ -395,7 +416,8 @@ impl FrameAssembler {
                 }
                 End::Broken(at) => self.lose_until(at),
                 End::Missing(gap) => {
-                    if self.complete_frames_after(gap) >= 2 {
+                    let (complete, span) = self.complete_frames_after(gap);
+                    if complete >= 2 && span >= self.repair_wait {
                         self.lose_until(gap + 1);
                     } else {
                         return None;

@@ -15,7 +15,9 @@
 
 mod client;
 mod core;
+mod pacer;
 mod publish;
+mod resend;
 mod roster;
 mod route;
 mod session;

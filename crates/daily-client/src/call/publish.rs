@@ -29,6 +29,9 @@ use webrtc::rtp_transceiver::RtpSender;
 
 /// The payload type our offers and answers give VP8 (Chromium's too).
 const VP8_PT: u8 = 96;
+/// RTX (RFC 4588) for VP8: retransmissions travel on their own SSRC with this payload type.
+/// 97 is what the SFU (str0m) offers too.
+const VP8_RTX_PT: u8 = 97;
 /// Frames at or above this level (in -dBov, RFC 6464) carry the voice-activity bit.
 const VOICE_LEVEL_DBOV: u8 = 50;
 /// The RFC 6464 client-to-mixer audio level header extension.
@@ -206,9 +209,12 @@ pub(crate) async fn publish(
 /// transport: Opus on `m=audio`, VP8 on `m=video`.
 async fn add_send_track(inner: &Arc<ClientInner>, t: &Transports, key: &TrackSource) -> Result<SendTrack, ClientError> {
     use rtc::media_stream::MediaStreamTrack;
-    use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
+    use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpRtxParameters, RtpCodecKind};
     let ssrc = rand_u32();
     let video = key.is_video();
+    // Video gets an RTX SSRC (`a=ssrc-group:FID`): the SFU (str0m) asks for lost packets
+    // only on a stream that declares one, and webrtc-rs's NACK responder resends on it.
+    let rtx = video.then(|| RTCRtpRtxParameters { ssrc: rand_u32() });
     let stream_id = inner.with_core(|c| c.local_id().to_owned());
     let (kind, codec) = if video { (RtpCodecKind::Video, vp8_codec()) } else { (RtpCodecKind::Audio, opus_codec()) };
     let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
@@ -217,7 +223,7 @@ async fn add_send_track(inner: &Arc<ClientInner>, t: &Transports, key: &TrackSou
         key.source_name().to_owned(),
         kind,
         vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
+            rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), rtx, ..Default::default() },
             codec,
             ..Default::default()
         }],
@@ -340,6 +346,20 @@ fn vp8_codec() -> rtc::rtp_transceiver::rtp_sender::RTCRtpCodec {
     }
 }
 
+/// RTX for VP8 (RFC 4588, `apt` = VP8's payload type). Without it no video packet is ever
+/// retransmitted, in either direction: str0m resends only on an RTX stream (it marks packets
+/// of a payload type without one not nackable, and sends no NACK for a received stream
+/// without a repair SSRC), so every lost packet cost a PLI and a keyframe.
+fn vp8_rtx_codec() -> rtc::rtp_transceiver::rtp_sender::RTCRtpCodec {
+    rtc::rtp_transceiver::rtp_sender::RTCRtpCodec {
+        mime_type: rtc::peer_connection::configuration::media_engine::MIME_TYPE_RTX.to_owned(),
+        clock_rate: daily_video::VIDEO_CLOCK_RATE,
+        channels: 0,
+        sdp_fmtp_line: format!("apt={VP8_PT}"),
+        rtcp_feedback: vec![],
+    }
+}
+
 fn opus_codec() -> rtc::rtp_transceiver::rtp_sender::RTCRtpCodec {
     rtc::rtp_transceiver::rtp_sender::RTCRtpCodec {
         mime_type: rtc::peer_connection::configuration::media_engine::MIME_TYPE_OPUS.to_owned(),
@@ -392,6 +412,10 @@ impl PeerConnectionEventHandler for PcHandler {
     }
 }
 
+/// How often the receive transport asks for missing video packets (str0m, the SFU, asks its
+/// publishers as often: `NACK_MIN_INTERVAL`).
+const NACK_INTERVAL: Duration = Duration::from_millis(33);
+
 /// Silence from the server after which a transport is disconnected (`interrupted`).
 pub const ICE_DISCONNECTED_AFTER: Duration = Duration::from_millis(1500);
 /// Further silence after which it is failed (only an ICE restart revives it).
@@ -424,22 +448,54 @@ pub(crate) async fn build_pc(
     .map_err(werr)?;
     me.register_codec(RTCRtpCodecParameters { rtp_codec: vp8_codec(), payload_type: VP8_PT, ..Default::default() }, RtpCodecKind::Video)
         .map_err(werr)?;
+    me.register_codec(RTCRtpCodecParameters { rtp_codec: vp8_rtx_codec(), payload_type: VP8_RTX_PT, ..Default::default() }, RtpCodecKind::Video)
+        .map_err(werr)?;
     // RTCP sender/receiver reports (network stats, RFC 3550 section 6.4) and, for video only,
     // NACK: the receive transport asks for lost packets, the send transport keeps a history to
     // resend them (RFC 4585 section 6.2.1); Opus is never retransmitted (a late packet is
     // concealed). Transport-wide congestion control (TWCC feedback, Google's congestion
     // control) runs on the send transport only, to drive the video encoder's bitrate; audio
     // needs no estimate (a few tens of kbit/s), and the SFU runs none of its own.
-    let registry = rtc::peer_connection::configuration::interceptor_registry::configure_nack(configure_rtcp_reports(Registry::new()), &mut me);
+    //
+    // NACK as `configure_nack` sets it up, but asking every NACK_INTERVAL instead of 100 ms:
+    // a frame behind a gap waits for the repair at most `video::REPAIR_WAIT` (200 ms), and with
+    // 100 ms rounds a repair whose NACK or retransmission was lost too needed more than that,
+    // so at 5 % loss each way about one loss in eight still cost a PLI and a keyframe.
+    for parameter in ["", "pli"] {
+        me.register_feedback(rtc::rtp_transceiver::rtp_sender::RTCPFeedback { typ: "nack".to_owned(), parameter: parameter.to_owned() }, RtpCodecKind::Video);
+    }
+    let registry = configure_rtcp_reports(Registry::new())
+        // At most one resend per packet per round trip (`resend.rs`).
+        .with(rtc::interceptor::Slot::NackResponder, super::resend::SpacedResends::new(reports.clone()))
+        .with(
+            rtc::interceptor::Slot::NackGenerator,
+            rtc::interceptor::NackGeneratorBuilder::new()
+                .with_interval(NACK_INTERVAL)
+                // No RTT-aware back-off in webrtc-rs: a packet is asked for every round until it
+                // comes, each ask answered with a resend. Past REPAIR_WAIT its frame is given up.
+                .with_max_nacks_per_packet((crate::video::REPAIR_WAIT.as_millis() / NACK_INTERVAL.as_millis()) as u16)
+                .build(),
+        );
     let registry = if send {
-        rtc::peer_connection::configuration::interceptor_registry::configure_congestion_control(
-            registry,
-            // Daily's `startBitrate` (1 Mbit/s) to start from; the floor is our encoder's.
-            rtc::interceptor::Gcc::new(1_000_000.0, f64::from(crate::video::MIN_VIDEO_BITRATE), 20_000_000.0),
-            rtc::peer_connection::configuration::interceptor_registry::CongestionFeedback::Twcc,
-            &mut me,
-        )
-        .map_err(werr)?
+        // What `configure_congestion_control(.., CongestionFeedback::Twcc, ..)` sets up, with
+        // our pacer in its slot: webrtc-rs's paces at the estimate itself (`pacer.rs`).
+        use rtc::interceptor::{CongestionControlBuilder, Slot, TwccReceiverBuilder, TwccSenderBuilder};
+        use rtc::rtp_transceiver::rtp_sender::{RTCPFeedback, RTCRtpHeaderExtensionCapability};
+        // Daily's `startBitrate` (1 Mbit/s) to start from; the floor is our encoder's.
+        const START_BPS: f64 = 1_000_000.0;
+        for kind in [RtpCodecKind::Video, RtpCodecKind::Audio] {
+            me.register_feedback(RTCPFeedback { typ: "transport-cc".to_owned(), parameter: String::new() }, kind);
+            me.register_header_extension(RTCRtpHeaderExtensionCapability { uri: rtc::sdp::extmap::TRANSPORT_CC_URI.to_owned() }, kind, None)
+                .map_err(werr)?;
+        }
+        registry
+            .with(
+                Slot::CongestionControl,
+                CongestionControlBuilder::new(rtc::interceptor::Gcc::new(START_BPS, f64::from(crate::video::MIN_VIDEO_BITRATE), 20_000_000.0)).build(),
+            )
+            .with(Slot::Pacer, super::pacer::PacedAhead::new(START_BPS))
+            .with(Slot::TwccSender, TwccSenderBuilder::new().build())
+            .with(Slot::TwccReceiver, TwccReceiverBuilder::new().build())
     } else {
         registry
     };

@@ -133,6 +133,7 @@ impl Media {
             let s = &v.stats;
             e[src] = json!({
                 "packetsReceived": s.packets.load(Ordering::Relaxed),
+                "packetsLate": s.packets_late.load(Ordering::Relaxed),
                 "framesAssembled": s.frames_assembled.load(Ordering::Relaxed),
                 "framesDecoded": s.frames_decoded.load(Ordering::Relaxed),
                 "framesDropped": s.frames_dropped.load(Ordering::Relaxed),

@@ -11,7 +11,7 @@ mod receive;
 mod send;
 mod source;
 
-pub(crate) use receive::{VideoFeed, VideoRecv, VideoRendererSpec};
+pub(crate) use receive::{REPAIR_WAIT, VideoFeed, VideoRecv, VideoRendererSpec};
 pub(crate) use send::{KeyframeTable, MIN_VIDEO_BITRATE, RtpOut, VideoSendStats, VideoSender, VideoSenderConfig};
 pub use source::{VideoFrameRef, VideoSource};
 

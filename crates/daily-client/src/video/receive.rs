@@ -18,6 +18,10 @@ use std::time::{Duration, Instant};
 
 /// Frames waiting for the decoder (about 130 ms at 30 fps).
 const DECODE_QUEUE: usize = 4;
+/// How long frames behind a missing packet wait for its retransmission (NACK, answered by the
+/// SFU on RTX) before the packet is given up and a keyframe asked for: webrtc-rs's NACK
+/// generator runs every 100 ms, so a repair takes up to that plus a round trip.
+pub(crate) const REPAIR_WAIT: Duration = Duration::from_millis(200);
 /// PLIs are sent at most this often: a keyframe takes about a round trip and an encode to come.
 pub(crate) const PLI_INTERVAL: Duration = Duration::from_millis(300);
 
@@ -36,6 +40,9 @@ pub(crate) struct VideoRendererSpec {
 #[derive(Default, Debug)]
 pub(crate) struct VideoRecvStats {
     pub packets: AtomicU64,
+    /// Packets that arrived after a later one: retransmissions answering our NACKs (RTX,
+    /// unwrapped by webrtc-rs), or packets the network reordered.
+    pub packets_late: AtomicU64,
     pub frames_assembled: AtomicU64,
     pub frames_decoded: AtomicU64,
     /// Frames dropped because the decoder queue was full.
@@ -59,6 +66,8 @@ pub(crate) struct VideoFeed {
     need_key: Arc<AtomicBool>,
     closed: Arc<AtomicBool>,
     last_pli: Option<Instant>,
+    /// The highest sequence number seen (for `packets_late`).
+    highest: Option<u16>,
     stats: Arc<VideoRecvStats>,
 }
 
@@ -82,7 +91,8 @@ impl VideoRecv {
             tracing::error!(error = %e, "cannot start a video decoder thread");
             return None;
         }
-        let feed = VideoFeed { assembler: FrameAssembler::new(), tx, need_key, closed: closed.clone(), last_pli: None, stats: stats.clone() };
+        let repair_wait = (REPAIR_WAIT.as_millis() as u32) * (daily_video::VIDEO_CLOCK_RATE / 1000);
+        let feed = VideoFeed { assembler: FrameAssembler::with_repair_wait(repair_wait), tx, need_key, closed: closed.clone(), last_pli: None, highest: None, stats: stats.clone() };
         Some((VideoRecv { renderers, closed, stats }, feed))
     }
 
@@ -101,6 +111,12 @@ impl VideoFeed {
     /// One RTP packet of the track. Returns `true` when a PLI should be sent now.
     pub(crate) fn push(&mut self, now: Instant, seq: u16, rtp_ts: u32, marker: bool, payload: &[u8]) -> bool {
         self.stats.packets.fetch_add(1, Ordering::Relaxed);
+        match self.highest {
+            Some(h) if seq.wrapping_sub(h) >= 0x8000 => {
+                self.stats.packets_late.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => self.highest = Some(seq),
+        }
         let mut next = self.assembler.push(seq, rtp_ts, marker, payload);
         // One packet can complete several frames (a retransmission filling a gap).
         while let Some(frame) = next.take() {

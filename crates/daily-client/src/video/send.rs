@@ -12,7 +12,12 @@
 //! - a source that stops writing has its last frame encoded again every [`KEEPALIVE`], so the
 //!   track stays alive for the SFU and receivers (and a keyframe request is still answered);
 //! - a keyframe is sent first, and whenever the server asks with PLI or FIR (RFC 4585 section
-//!   6.3.1, RFC 5104 section 4.3.1), which it does for each new subscriber.
+//!   6.3.1, RFC 5104 section 4.3.1), which it does for each new subscriber; but not again
+//!   before the previous one has had time to arrive ([`keyframe_spacing`]): a receiver repeats
+//!   its PLI every 300 ms until a keyframe comes, and behind a slow link a keyframe takes
+//!   longer than that to cross it, so each repeat made another keyframe, whose packets filled
+//!   the bottleneck, were lost and asked for yet another (measured at a 400 kbit/s uplink: 28
+//!   keyframes in 14 s, 39 % of frames delivered, 3.4 s behind).
 
 use super::MAX_VIDEO_PAYLOAD;
 use super::source::VideoSource;
@@ -36,6 +41,9 @@ const PACKET_QUEUE: usize = 256;
 const KEYFRAME_WAIT: Duration = Duration::from_millis(100);
 /// Frames the frame-rate cap lets through at once after a pause (see `Worker::run`).
 const RATE_BURST: f64 = 3.0;
+/// Keyframe requests closer together than this are answered by one keyframe (the SFU merges
+/// its subscribers' requests over the same span, `KEYFRAME_REQUEST_INTERVAL`).
+const KEYFRAME_MIN_SPACING: Duration = Duration::from_millis(300);
 /// Lowest bitrate the bandwidth estimate may push the encoder to (bit/s).
 pub(crate) const MIN_VIDEO_BITRATE: u32 = 50_000;
 
@@ -155,6 +163,12 @@ impl Worker {
         let fps = f64::from(self.cfg.max_fps.max(1));
         let (mut credit, mut credit_at) = (RATE_BURST, Instant::now());
         let (mut seen, mut need_key) = (0u64, true);
+        // The last keyframe (when, bytes): a request is answered once `keyframe_spacing` at the
+        // current bitrate has passed since.
+        let mut last_key: Option<(Instant, usize)> = None;
+        let key_allowed = |last_key: Option<(Instant, usize)>, bitrate: u32, now: Instant| {
+            last_key.is_none_or(|(at, bytes)| now.saturating_duration_since(at) >= keyframe_spacing(bytes, bitrate))
+        };
         let shared = self.source.shared.clone();
         loop {
             // The newest frame, or the last one again once the source has been silent for
@@ -168,7 +182,9 @@ impl Worker {
                     }
                     // A keyframe request is answered with the next frame written; only a source
                     // that wrote nothing for KEYFRAME_WAIT has its last frame sent again for it.
-                    let asked = self.out.keyframe.load(Ordering::Acquire) && g.at.elapsed() >= KEYFRAME_WAIT;
+                    let asked = self.out.keyframe.load(Ordering::Acquire)
+                        && g.at.elapsed() >= KEYFRAME_WAIT
+                        && key_allowed(last_key, bitrate, Instant::now());
                     if g.seq != 0 && (g.seq != seen || asked || waited_from.elapsed() >= KEEPALIVE) {
                         break;
                     }
@@ -188,7 +204,8 @@ impl Worker {
             let now = Instant::now();
             credit = (credit + now.duration_since(credit_at).as_secs_f64() * fps).min(RATE_BURST);
             credit_at = now;
-            let asked = self.out.keyframe.load(Ordering::Acquire);
+            // A request made too soon stays pending: it is answered once the spacing has passed.
+            let asked = self.out.keyframe.load(Ordering::Acquire) && key_allowed(last_key, bitrate, now);
             if !asked && credit < 1.0 {
                 self.stats.frames_skipped.fetch_add(1, Ordering::Relaxed);
                 continue;
@@ -210,7 +227,7 @@ impl Worker {
                     Err(e) => tracing::debug!(error = %e, target, "the encoder refused a new bitrate"),
                 }
             }
-            let force = need_key || self.out.keyframe.swap(false, Ordering::AcqRel);
+            let force = need_key || (asked && self.out.keyframe.swap(false, Ordering::AcqRel));
             let micros = captured.saturating_duration_since(base).as_micros() as u64;
             let pts = ts_offset.wrapping_add((micros * u64::from(VIDEO_CLOCK_RATE) / 1_000_000) as u32);
             match enc.encode(&frame, pts, force, &mut encoded) {
@@ -231,6 +248,7 @@ impl Worker {
             self.stats.bytes.fetch_add(encoded.data.len() as u64, Ordering::Relaxed);
             if encoded.keyframe {
                 self.stats.keyframes.fetch_add(1, Ordering::Relaxed);
+                last_key = Some((now, encoded.data.len()));
             }
         }
     }
@@ -267,10 +285,35 @@ impl Worker {
     }
 }
 
+/// How long after a keyframe of `bytes` another may be sent when the bitrate is `bitrate_bps`
+/// (now: the estimate may have fallen since): twice the time the keyframe takes to leave at
+/// that rate, at least [`KEYFRAME_MIN_SPACING`]. Keyframes then take at most half the rate
+/// however often they are asked for.
+fn keyframe_spacing(bytes: usize, bitrate_bps: u32) -> Duration {
+    let send_time = Duration::from_secs_f64(bytes as f64 * 8.0 / f64::from(bitrate_bps.max(1)));
+    (send_time * 2).max(KEYFRAME_MIN_SPACING)
+}
+
 /// Encoder threads: one at every size. libvpx's VP8 worker threads busy-wait for each other
 /// (they never yield on Linux), so on a loaded 2-core machine two threads cost 29-58 ms of CPU
 /// per 1280x720 frame against 5.3 ms with one (`benches/CODEC_CHOICE.md`); on an idle one they
 /// were only 29 % faster in wall time.
 fn encoder_threads(_width: u32, _height: u32) -> u32 {
     1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{KEYFRAME_MIN_SPACING, keyframe_spacing};
+    use std::time::Duration;
+
+    #[test]
+    fn keyframes_are_spaced_by_twice_their_send_time() {
+        // 20 KB at 680 kbit/s leaves in 235 ms: the floor applies below 150 ms.
+        assert_eq!(keyframe_spacing(5_000, 680_000), KEYFRAME_MIN_SPACING);
+        assert_eq!(keyframe_spacing(20_000, 680_000).as_millis(), 470);
+        // The same keyframe once the estimate has fallen to 150 kbit/s: over 2 s.
+        assert!(keyframe_spacing(20_000, 150_000) > Duration::from_secs(2));
+        assert_eq!(keyframe_spacing(20_000, 0).as_secs(), 320_000);
+    }
 }

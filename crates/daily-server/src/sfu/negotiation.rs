@@ -16,6 +16,13 @@ use super::seq::SeqMap;
 use super::transport::{Inbound, Side};
 use super::{ConnId, MAX_TRACKS_PER_PARTICIPANT, Sfu};
 
+/// Video packets kept for resending per subscriber stream, and for how long (str0m's defaults).
+const RTX_CACHE_PACKETS: usize = 2000;
+const RTX_CACHE_AGE: std::time::Duration = std::time::Duration::from_secs(3);
+/// Share of a subscriber stream's bytes in the last second that resends may take before str0m
+/// drops the queued ones (str0m's default: 0.15).
+const RTX_RATIO_CAP: f32 = 0.5;
+
 /// A forwarded track: `(publisher, published track)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct TrackKey {
@@ -283,6 +290,17 @@ impl Sfu {
             s.live = s.negotiated && s.track.is_some();
             if s.live && !was && s.kind == MediaKind::Video {
                 started.push(s.mid);
+            }
+        }
+        // str0m drops every queued resend while resends were more than 15 % of the stream's
+        // bytes in the last second. A keyframe is a large part of a second's bytes, so at 5 %
+        // loss on a subscriber's link the cap cut in again and again: its NACKs went
+        // unanswered and each unrepaired loss cost a PLI and a keyframe (11 in 12 s, 79 % of
+        // frames rendered; with the cap at RTX_RATIO_CAP: 1 and 99 %). Resends may still not
+        // take over the link.
+        for &mid in &started {
+            if let Some(tx) = t.rtc.direct_api().stream_tx_by_mid(mid, None) {
+                tx.set_rtx_cache(RTX_CACHE_PACKETS, RTX_CACHE_AGE, Some(RTX_RATIO_CAP));
             }
         }
         // A new subscriber of a video track can decode nothing until the next keyframe.

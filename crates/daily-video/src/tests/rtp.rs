@@ -215,6 +215,33 @@ fn loss_drops_until_keyframe() {
 }
 
 #[test]
+fn a_repair_within_the_wait_completes_the_frame() {
+    let frames = encoded(20, &[12]);
+    let pk = packets(&frames, 300, 0);
+    // The second packet of frame 5 arrives late, after frames 6-10 (five frames, 150 ms at 30
+    // frames/s): a NACK's retransmission.
+    let late = pk.iter().position(|p| p.frame == 5).unwrap() + 1;
+    let after = pk.iter().position(|p| p.frame == 11).unwrap();
+    let mut order: Vec<&Packet> = pk.iter().enumerate().filter(|(i, _)| *i != late).map(|(_, p)| p).collect();
+    order.insert(after - 1, &pk[late]);
+    // Two frames' patience gives it up (the frames up to the keyframe are lost) ...
+    let mut a = FrameAssembler::new();
+    let out = assemble(&mut a, order.iter().copied());
+    assert!(out.len() < 20 && a.frames_dropped() > 0);
+    // ... 200 ms of RTP time waits for it, and every frame comes out in order.
+    let mut a = FrameAssembler::with_repair_wait(200 * 90);
+    let out = assemble(&mut a, order.iter().copied());
+    check_in_order(&out, &frames, &(0..20).collect::<Vec<_>>());
+    assert_eq!(a.frames_dropped(), 0);
+    // A packet that never comes is given up once the later frames span the wait.
+    let mut a = FrameAssembler::with_repair_wait(200 * 90);
+    let out = assemble(&mut a, pk.iter().enumerate().filter(|(i, _)| *i != late).map(|(_, p)| p));
+    let mut want: Vec<usize> = (0..5).collect();
+    want.extend(12..20);
+    check_in_order(&out, &frames, &want);
+}
+
+#[test]
 fn lost_last_packet_and_lost_whole_frame() {
     let frames = encoded(12, &[6, 10]);
     let pk = packets(&frames, 300, 0);
