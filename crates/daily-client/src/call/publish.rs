@@ -429,7 +429,7 @@ pub(crate) async fn build_pc(
     reports: &crate::netstats::ReportTable,
     keyframes: &crate::video::KeyframeTable,
     ice: &IceConfig,
-    send: bool,
+    congestion_control: bool,
 ) -> Result<Arc<dyn PeerConnection>, ClientError> {
     use rtc::interceptor::Registry;
     use rtc::peer_connection::configuration::RTCConfigurationBuilder;
@@ -454,8 +454,11 @@ pub(crate) async fn build_pc(
     // NACK: the receive transport asks for lost packets, the send transport keeps a history to
     // resend them (RFC 4585 section 6.2.1); Opus is never retransmitted (a late packet is
     // concealed). Transport-wide congestion control (TWCC feedback, Google's congestion
-    // control) runs on the send transport only, to drive the video encoder's bitrate; audio
-    // needs no estimate (a few tens of kbit/s), and the SFU runs none of its own.
+    // control) runs with `congestion_control` only: on the send transport of a session that
+    // publishes video from its start, to drive the video encoder's bitrate. Audio needs no
+    // estimate (a few tens of kbit/s), and on the audio-only transports of 50 bot pairs the
+    // TWCC numbering, feedback and pacer cost 0.94-1.13 % of a core per pair against
+    // 0.84-0.95 % without (`benches/README.md`, issue 17); the SFU runs none of its own.
     //
     // NACK as `configure_nack` sets it up, but asking every NACK_INTERVAL instead of 100 ms:
     // a frame behind a gap waits for the repair at most `video::REPAIR_WAIT` (200 ms), and with
@@ -476,7 +479,7 @@ pub(crate) async fn build_pc(
                 .with_max_nacks_per_packet((crate::video::REPAIR_WAIT.as_millis() / NACK_INTERVAL.as_millis()) as u16)
                 .build(),
         );
-    let registry = if send {
+    let registry = if congestion_control {
         // What `configure_congestion_control(.., CongestionFeedback::Twcc, ..)` sets up, with
         // our pacer in its slot: webrtc-rs's paces at the estimate itself (`pacer.rs`).
         use rtc::interceptor::{CongestionControlBuilder, Slot, TwccReceiverBuilder, TwccSenderBuilder};

@@ -243,7 +243,10 @@ async fn start_media(
         &reports,
         &keyframes,
         ice,
-        true,
+        // Bandwidth estimation only where it has something to steer (`build_pc`): a session
+        // that publishes video from its start. A video track added later in the call is
+        // sent at its `sendSettings` cap, without an estimate.
+        tracks.iter().any(|t| t.key.is_video()),
     )
     .await?;
     let slot: Arc<Mutex<Weak<Transports>>> = Arc::new(Mutex::new(Weak::new()));
