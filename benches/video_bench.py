@@ -80,6 +80,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "examples"))
 
 import videopattern as vp  # noqa: E402
+from main_job_bench import cpu_model  # noqa: E402  (same folder: the machine line every bench prints)
 
 FPS = 30
 PSNR_EVERY = 10  # PSNR on frames whose number is a multiple of this
@@ -386,17 +387,6 @@ def role_daily_recv(a) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # driver side
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def proc_cpu_s(pid: int) -> float:

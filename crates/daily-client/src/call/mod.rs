@@ -15,6 +15,7 @@
 
 mod client;
 mod core;
+mod interceptor;
 mod pacer;
 mod publish;
 mod resend;

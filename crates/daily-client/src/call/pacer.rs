@@ -50,37 +50,11 @@ impl rtc::sansio::Protocol<TaggedPacket, TaggedPacket, ()> for PacedAhead {
         Ok(())
     }
 
-    fn poll_read(&mut self) -> Option<TaggedPacket> {
-        self.inner.poll_read()
-    }
-
     fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
         self.inner.handle_write(msg)
     }
 
-    fn poll_write(&mut self) -> Option<TaggedPacket> {
-        self.inner.poll_write()
-    }
-
-    fn handle_timeout(&mut self, now: Instant) -> Result<(), Self::Error> {
-        self.inner.handle_timeout(now)
-    }
-
-    fn poll_timeout(&mut self) -> Option<Instant> {
-        self.inner.poll_timeout()
-    }
-
-    fn handle_event(&mut self, evt: ()) -> Result<(), Self::Error> {
-        self.inner.handle_event(evt)
-    }
-
-    fn poll_event(&mut self) -> Option<()> {
-        self.inner.poll_event()
-    }
-
-    fn close(&mut self) -> Result<(), Self::Error> {
-        self.inner.close()
-    }
+    super::interceptor::delegate_to_inner!();
 }
 
 impl Interceptor for PacedAhead {
