@@ -104,6 +104,33 @@ class Frames:
             return [n for n in self.numbers if n is not None]
 
 
+class Pair:
+    """A sender named `name` with a `CustomVideoSource` (or the given `source`) and its track,
+    a viewer with a `Watch`, and a `Writer` of the pattern (unless `write` is false). As a
+    context manager it stops the writer and releases both clients however the test ends."""
+
+    def __init__(self, name: str, w: int, h: int, fmt: str = "RGBA", write: bool = True, source=None) -> None:
+        self.src = source if source is not None else CustomVideoSource(w, h, fmt)
+        self.track = CustomVideoTrack(self.src) if source is None else None
+        self.watch = Watch()
+        self.sender, self.viewer = CallClient(), CallClient(event_handler=self.watch)
+        self.sender.set_user_name(name)
+        self.writer = Writer(self.src, w, h, fmt) if write else None
+
+    def __enter__(self) -> "Pair":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.writer:
+            self.writer.stop()
+        self.viewer.release()
+        self.sender.release()
+
+    def leave(self) -> None:
+        leave(self.viewer)
+        leave(self.sender)
+
+
 def pid_of(client) -> str:
     return client.participants()["local"]["id"]
 
@@ -117,13 +144,8 @@ def test_camera_reaches_renderer_in_order_with_good_quality(room):
     """640x360@30: frames arrive in order, of the sent size, with nearly every frame delivered
     and a luma PSNR well above a broken codec's."""
     w, h = 640, 360
-    src = CustomVideoSource(w, h)
-    track = CustomVideoTrack(src)
-    sender, watch = CallClient(), Watch()
-    viewer = CallClient(event_handler=watch)
-    sender.set_user_name("cam")
-    writer = Writer(src, w, h)
-    try:
+    with Pair("cam", w, h) as p:
+        sender, viewer, watch, track, writer = p.sender, p.viewer, p.watch, p.track, p.writer
         join(sender, room, client_settings=camera_settings(track))
         join(viewer, room)
         watch.wait(lambda: "cam" in watch.joined)
@@ -156,12 +178,7 @@ def test_camera_reaches_renderer_in_order_with_good_quality(room):
         assert stats["framesDecoded"] >= len(got)
         sent = sender.media_stats()["send"]["video"]["camera"]
         assert sent["framesEncoded"] >= len(got) and sent["keyframes"] >= 1
-        leave(viewer)
-        leave(sender)
-    finally:
-        writer.stop()
-        viewer.release()
-        sender.release()
+        p.leave()
 
 
 def test_every_color_format_in_and_out(room):
@@ -241,13 +258,8 @@ def test_pipecat_style_subscription_then_renderer(room):
     """pipecat unsubscribes cameras in the base profile and subscribes the one it renders
     (`capture_participant_video`): nothing is forwarded before, frames after."""
     w, h = 320, 180
-    src = CustomVideoSource(w, h)
-    track = CustomVideoTrack(src)
-    sender, watch = CallClient(), Watch()
-    bot = CallClient(event_handler=watch)
-    sender.set_user_name("user")
-    writer = Writer(src, w, h)
-    try:
+    with Pair("user", w, h) as p:
+        sender, bot, watch, track = p.sender, p.viewer, p.watch, p.track
         wt = Waiter()
         bot.update_subscription_profiles({"base": {"camera": "unsubscribed", "screenVideo": "unsubscribed"}}, completion=wt)
         assert wt.wait() == (None,)
@@ -274,12 +286,7 @@ def test_pipecat_style_subscription_then_renderer(room):
         n = frames.count()
         time.sleep(1.0)
         assert frames.count() == n, "frames kept coming after unsubscribing"
-        leave(sender)
-        leave(bot)
-    finally:
-        writer.stop()
-        sender.release()
-        bot.release()
+        p.leave()
 
 
 def test_publishing_toggle_and_virtual_camera(room):
@@ -287,11 +294,8 @@ def test_publishing_toggle_and_virtual_camera(room):
     (the others see the camera off) and True brings it back with a keyframe."""
     w, h = 320, 180
     cam = Daily.create_camera_device("test-cam", w, h, "RGB")
-    sender, watch = CallClient(), Watch()
-    viewer = CallClient(event_handler=watch)
-    sender.set_user_name("cam")
-    writer = Writer(cam, w, h, "RGB")
-    try:
+    with Pair("cam", w, h, "RGB", source=cam) as p:
+        sender, viewer, watch = p.sender, p.viewer, p.watch
         join(sender, room, client_settings={"inputs": {"camera": {"isEnabled": True, "settings": {"deviceId": "test-cam"}}}})
         assert sender.inputs()["camera"]["isEnabled"] is True
         join(viewer, room)
@@ -319,12 +323,7 @@ def test_publishing_toggle_and_virtual_camera(room):
         assert wt.wait() == (None,)
         assert sender.inputs()["camera"]["isEnabled"] is False
         watch.wait(lambda: viewer.participants()[pid]["media"]["camera"]["state"] == "off")
-        leave(viewer)
-        leave(sender)
-    finally:
-        writer.stop()
-        viewer.release()
-        sender.release()
+        p.leave()
 
 
 def test_custom_video_track_add_update_remove(room):
@@ -378,12 +377,8 @@ def test_custom_video_track_add_update_remove(room):
 def test_a_source_that_stops_writing_keeps_its_track(room):
     """30 frames, then nothing: the track stays (the last frame is sent again each second)."""
     w, h = 160, 96
-    src = CustomVideoSource(w, h)
-    track = CustomVideoTrack(src)
-    sender, watch = CallClient(), Watch()
-    viewer = CallClient(event_handler=watch)
-    sender.set_user_name("still")
-    try:
+    with Pair("still", w, h, write=False) as p:
+        sender, viewer, watch, src, track = p.sender, p.viewer, p.watch, p.src, p.track
         join(sender, room, client_settings=camera_settings(track))
         join(viewer, room)
         watch.wait(lambda: "still" in watch.joined)
@@ -399,11 +394,7 @@ def test_a_source_that_stops_writing_keeps_its_track(room):
         assert 2 <= len(repeats) <= 6, repeats  # about one a second
         assert set(repeats) == {29}, repeats
         assert viewer.participants()[pid]["media"]["camera"]["state"] == "playable"
-        leave(viewer)
-        leave(sender)
-    finally:
-        viewer.release()
-        sender.release()
+        p.leave()
 
 
 def test_can_send_without_camera_forwards_no_video():
@@ -420,13 +411,8 @@ def test_can_send_without_camera_forwards_no_video():
 
 def _can_send_without_camera(server, room: str, token: str) -> None:
     w, h = 160, 96
-    src = CustomVideoSource(w, h)
-    track = CustomVideoTrack(src)
-    sender, watch = CallClient(), Watch()
-    viewer = CallClient(event_handler=watch)
-    sender.set_user_name("muted")
-    writer = Writer(src, w, h)
-    try:
+    with Pair("muted", w, h) as p:
+        sender, viewer, watch, track = p.sender, p.viewer, p.watch, p.track
         wt = Waiter()
         sender.join(server.room_url(room), meeting_token=token, client_settings=camera_settings(track), completion=wt)
         assert wt.wait(15)[1] is None
@@ -439,12 +425,7 @@ def _can_send_without_camera(server, room: str, token: str) -> None:
         assert frames.count() == 0, "a camera canSend forbids was forwarded"
         cam = viewer.participants()[pid]["media"]["camera"]
         assert cam["state"] == "off" and cam["offReasons"] == ["sendPermission"], cam
-        leave(viewer)
-        leave(sender)
-    finally:
-        writer.stop()
-        viewer.release()
-        sender.release()
+        p.leave()
 
 
 def test_writing_faster_than_the_encoder_drops_frames_not_memory(room):
@@ -482,12 +463,8 @@ def test_pipecat_vision_bot_renders_at_its_own_rate(room):
     """pipecat's vision input: `capture_participant_video(pid, framerate=2, color_format="RGB")`
     subscribes the camera and keeps one frame per 1/framerate from the renderer callback."""
     w, h = 320, 180
-    src = CustomVideoSource(w, h)
-    track = CustomVideoTrack(src)
-    user, watch = CallClient(), Watch()
-    bot = CallClient(event_handler=watch)
-    user.set_user_name("user")
-    writer = Writer(src, w, h)
+    p = Pair("user", w, h)
+    user, bot, watch, track = p.sender, p.viewer, p.watch, p.track
     kept: list[np.ndarray] = []
     last = [0.0]
 
@@ -512,9 +489,7 @@ def test_pipecat_vision_bot_renders_at_its_own_rate(room):
         leave(user)
         leave(bot)
     finally:
-        writer.stop()
-        user.release()
-        bot.release()
+        p.__exit__()
 
 
 def test_pipecat_avatar_bot_publishes_its_camera(room):
@@ -576,13 +551,8 @@ def test_screen_video_input_is_rendered_as_screen_video(room):
     """`inputs.screenVideo` with a custom track: others see `media.screenVideo` playable and
     render it with `video_source="screenVideo"`; the camera stays off."""
     w, h = 320, 180
-    src = CustomVideoSource(w, h, "BGRA")
-    track = CustomVideoTrack(src)
-    sender, watch = CallClient(), Watch()
-    viewer = CallClient(event_handler=watch)
-    sender.set_user_name("presenter")
-    writer = Writer(src, w, h, "BGRA")
-    try:
+    with Pair("presenter", w, h, "BGRA") as p:
+        sender, viewer, watch, track = p.sender, p.viewer, p.watch, p.track
         join(sender, room, client_settings={"inputs": {"screenVideo": {"isEnabled": True, "settings": {"customTrack": {"id": track.id}}}}})
         join(viewer, room)
         watch.wait(lambda: "presenter" in watch.joined)
@@ -594,9 +564,4 @@ def test_screen_video_input_is_rendered_as_screen_video(room):
         frames.wait(10)
         assert frames.sources == {"screenVideo"} and frames.sizes == {(w, h)}
         assert len(frames.read()) >= 8
-        leave(viewer)
-        leave(sender)
-    finally:
-        writer.stop()
-        viewer.release()
-        sender.release()
+        p.leave()
