@@ -489,6 +489,22 @@ class NetLab:
         self.history.append((t, "dead peer"))
         return t
 
+    def _across(self, src: str, dst: str, recv: str, send: str, timeout: float) -> str:
+        """Runs the Python script ``recv`` in namespace ``dst`` (it prints a line once it
+        listens), then ``send`` in ``src``; returns what ``recv`` printed after."""
+        rp = subprocess.Popen(["ip", "netns", "exec", dst, sys.executable, "-c", recv],
+                              stdout=subprocess.PIPE, text=True, start_new_session=True)
+        try:
+            assert rp.stdout is not None
+            rp.stdout.readline()
+            _run(["ip", "netns", "exec", src, sys.executable, "-c", send], timeout=timeout)
+            out, _ = rp.communicate(timeout=10)
+        finally:
+            if rp.poll() is None:
+                os.killpg(rp.pid, signal.SIGKILL)
+                rp.wait(5)
+        return out
+
     def measure_loss(self, direction: str = "up", n: int = 1000, port: int = 40999) -> float:
         """Sends ``n`` UDP datagrams over the link (``up``: clients -> server) and returns the
         fraction that did not arrive: a check of the impairment itself, not of the SDK."""
@@ -501,17 +517,7 @@ class NetLab:
         send = ("import socket,time\n"
                 "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
                 "for i in range(%d):\n  s.sendto(b'x'*60,('%s',%d))\n  time.sleep(0.0005)\n") % (n, dst_ip, port)
-        rp = subprocess.Popen(["ip", "netns", "exec", dst, sys.executable, "-c", recv],
-                              stdout=subprocess.PIPE, text=True, start_new_session=True)
-        try:
-            assert rp.stdout is not None
-            rp.stdout.readline()
-            _run(["ip", "netns", "exec", src, sys.executable, "-c", send], timeout=30)
-            out, _ = rp.communicate(timeout=10)
-        finally:
-            if rp.poll() is None:
-                os.killpg(rp.pid, signal.SIGKILL)
-                rp.wait(5)
+        out = self._across(src, dst, recv, send, timeout=30)
         return 1.0 - int(out.strip()) / n
 
     def measure_rate(self, direction: str = "up", seconds: float = 2.0, port: int = 40998) -> float:
@@ -527,17 +533,7 @@ class NetLab:
         send = ("import socket,time\n"
                 "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);end=time.monotonic()+%f\n"
                 "while time.monotonic()<end:\n  s.sendto(b'x'*1200,('%s',%d));time.sleep(0.001)\n") % (seconds, dst_ip, port)
-        rp = subprocess.Popen(["ip", "netns", "exec", dst, sys.executable, "-c", recv],
-                              stdout=subprocess.PIPE, text=True, start_new_session=True)
-        try:
-            assert rp.stdout is not None
-            rp.stdout.readline()
-            _run(["ip", "netns", "exec", src, sys.executable, "-c", send], timeout=seconds + 20)
-            out, _ = rp.communicate(timeout=10)
-        finally:
-            if rp.poll() is None:
-                os.killpg(rp.pid, signal.SIGKILL)
-                rp.wait(5)
+        out = self._across(src, dst, recv, send, timeout=seconds + 20)
         n, span = out.split()
         return int(n) * 8 / 1000 / max(float(span), 1e-3)
 

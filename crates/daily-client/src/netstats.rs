@@ -348,19 +348,13 @@ pub(crate) struct Sample {
     pub ice_rtt: Option<f64>,
 }
 
-/// The figures of one interval between two samples (`stats.latest`): audio's flat, video's
-/// in `video`.
+/// The figures of one interval between two samples (`stats.latest`).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub(crate) struct Interval {
     pub timestamp_ms: f64,
-    pub send_bps: f64,
-    pub recv_bps: f64,
-    pub send_loss: Option<f64>,
-    pub recv_loss: Option<f64>,
-    pub send_jitter: Option<f64>,
-    pub recv_jitter: Option<f64>,
-    pub rtt: Option<f64>,
+    pub audio: Figures,
     pub video: Figures,
+    pub rtt: Option<f64>,
     pub available_outgoing: Option<f64>,
 }
 
@@ -405,14 +399,9 @@ pub(crate) fn interval(prev: &Sample, cur: &Sample) -> Interval {
     let rtt = if reports.count() == 0 { cur.ice_rtt } else { mean(rtts.into_iter()) };
     Interval {
         timestamp_ms: cur.epoch_ms,
-        send_bps: audio.send_bps,
-        recv_bps: audio.recv_bps,
-        send_loss: audio.send_loss,
-        recv_loss: audio.recv_loss,
-        send_jitter: audio.send_jitter,
-        recv_jitter: audio.recv_jitter,
-        rtt,
+        audio,
         video,
+        rtt,
         available_outgoing: cur.available_outgoing,
     }
 }
@@ -518,7 +507,7 @@ pub(crate) fn to_value(latest: &Interval, window: &VecDeque<Interval>) -> Value 
         (a, b) => a.or(b),
     };
     let loss = mean(window.iter().filter_map(|i| {
-        either(either(i.send_loss, i.recv_loss), either(i.video.send_loss, i.video.recv_loss))
+        either(either(i.audio.send_loss, i.audio.recv_loss), either(i.video.send_loss, i.video.recv_loss))
     }));
     let v = &latest.video;
     let avg_rtt = mean(window.iter().filter_map(|i| i.rtt));
@@ -529,33 +518,33 @@ pub(crate) fn to_value(latest: &Interval, window: &VecDeque<Interval>) -> Value 
         "stats": {
             "latest": {
                 "timestamp": latest.timestamp_ms.round(),
-                "recvBitsPerSecond": latest.recv_bps + v.recv_bps,
-                "sendBitsPerSecond": latest.send_bps + v.send_bps,
+                "recvBitsPerSecond": latest.audio.recv_bps + v.recv_bps,
+                "sendBitsPerSecond": latest.audio.send_bps + v.send_bps,
                 "availableOutgoingBitrate": opt(latest.available_outgoing),
                 "networkRoundTripTime": opt(latest.rtt),
                 "videoRecvBitsPerSecond": v.recv_bps,
                 "videoSendBitsPerSecond": v.send_bps,
-                "audioRecvBitsPerSecond": latest.recv_bps,
-                "audioSendBitsPerSecond": latest.send_bps,
+                "audioRecvBitsPerSecond": latest.audio.recv_bps,
+                "audioSendBitsPerSecond": latest.audio.send_bps,
                 "videoRecvPacketLoss": opt(v.recv_loss),
                 "videoSendPacketLoss": opt(v.send_loss),
-                "audioRecvPacketLoss": opt(latest.recv_loss),
-                "audioSendPacketLoss": opt(latest.send_loss),
-                "totalSendPacketLoss": opt(either(latest.send_loss, v.send_loss)),
-                "totalRecvPacketLoss": opt(either(latest.recv_loss, v.recv_loss)),
+                "audioRecvPacketLoss": opt(latest.audio.recv_loss),
+                "audioSendPacketLoss": opt(latest.audio.send_loss),
+                "totalSendPacketLoss": opt(either(latest.audio.send_loss, v.send_loss)),
+                "totalRecvPacketLoss": opt(either(latest.audio.recv_loss, v.recv_loss)),
                 "videoRecvJitter": opt(v.recv_jitter),
                 "videoSendJitter": opt(v.send_jitter),
-                "audioRecvJitter": opt(latest.recv_jitter),
-                "audioSendJitter": opt(latest.send_jitter),
+                "audioRecvJitter": opt(latest.audio.recv_jitter),
+                "audioSendJitter": opt(latest.audio.send_jitter),
             },
             "worstVideoRecvPacketLoss": worst(|i| i.video.recv_loss),
             "worstVideoSendPacketLoss": worst(|i| i.video.send_loss),
-            "worstAudioRecvPacketLoss": worst(|i| i.recv_loss),
-            "worstAudioSendPacketLoss": worst(|i| i.send_loss),
+            "worstAudioRecvPacketLoss": worst(|i| i.audio.recv_loss),
+            "worstAudioSendPacketLoss": worst(|i| i.audio.send_loss),
             "worstVideoRecvJitter": worst(|i| i.video.recv_jitter),
             "worstVideoSendJitter": worst(|i| i.video.send_jitter),
-            "worstAudioRecvJitter": worst(|i| i.recv_jitter),
-            "worstAudioSendJitter": worst(|i| i.send_jitter),
+            "worstAudioRecvJitter": worst(|i| i.audio.recv_jitter),
+            "worstAudioSendJitter": worst(|i| i.audio.send_jitter),
             "averageNetworkRoundTripTime": opt(avg_rtt),
         }
     })
@@ -614,8 +603,13 @@ pub(crate) async fn collect(
     };
     let (sent, video_sent) = (sent_of(RtpCodecKind::Audio), sent_of(RtpCodecKind::Video));
     let (received, video_received) = (received_of(RtpCodecKind::Audio, OPUS_CLOCK_RATE), received_of(RtpCodecKind::Video, VIDEO_CLOCK_RATE));
-    // The congestion controller's estimate; 0 until it has feedback (no video sent).
-    let available_outgoing = send.outbound_rtp_streams().map(|s| s.target_bitrate).fold(0.0f64, f64::max);
+    // The congestion controller's estimate, reported on every outbound stream; 0 until it has
+    // feedback, and only a transport that sends video runs one.
+    let available_outgoing = send
+        .outbound_rtp_streams()
+        .filter(|s| s.sent_rtp_stream_stats.rtp_stream_stats.kind == RtpCodecKind::Video)
+        .map(|s| s.target_bitrate)
+        .fold(0.0f64, f64::max);
     let ice_rtt = send
         .candidate_pairs()
         .chain(recv.candidate_pairs())
@@ -630,7 +624,7 @@ pub(crate) async fn collect(
         received,
         video_sent,
         video_received,
-        available_outgoing: (available_outgoing > 0.0 && !send.outbound_rtp_streams().all(|s| s.sent_rtp_stream_stats.rtp_stream_stats.kind == RtpCodecKind::Audio)).then_some(available_outgoing),
+        available_outgoing: (available_outgoing > 0.0).then_some(available_outgoing),
         reports,
         ice_rtt,
     }

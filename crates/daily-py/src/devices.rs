@@ -19,29 +19,53 @@ use std::sync::{Arc, Mutex, OnceLock};
 /// gigabytes).
 const MAX_READ_S: usize = 600;
 
-pub(crate) fn type_name(obj: &Bound<'_, PyAny>) -> String {
+fn type_name(obj: &Bound<'_, PyAny>) -> String {
     obj.get_type().name().map(|n| n.to_string()).unwrap_or_default()
 }
 
-/// Interleaved 16-bit PCM borrowed from a Python object: `bytes` directly (the common case,
-/// and the cheapest), anything else through the buffer protocol.
-pub(crate) enum Pcm<'a, 'py> {
+/// Bytes borrowed from a Python object without a copy: `bytes` directly (the common case, and
+/// the cheapest), anything else through the buffer protocol. Audio takes it as 16-bit PCM
+/// ([`Borrowed::pcm`]), video as frames of any item type ([`Borrowed::frame`]).
+pub(crate) enum Borrowed<'a, 'py> {
     Bytes(&'a Bound<'py, PyBytes>),
     Buffer(PyUntypedBuffer),
 }
 
-impl<'a, 'py> Pcm<'a, 'py> {
+impl<'a, 'py> Borrowed<'a, 'py> {
+    /// `bytes`, or the buffer of any other object with the buffer protocol (`TypeError`
+    /// naming `expected` otherwise, and for `str`).
+    fn any(obj: &'a Bound<'py, PyAny>, expected: &str) -> PyResult<Borrowed<'a, 'py>> {
+        if let Ok(b) = obj.cast::<PyBytes>() {
+            return Ok(Borrowed::Bytes(b));
+        }
+        if obj.is_instance_of::<pyo3::types::PyString>() {
+            return Err(PyTypeError::new_err(format!("{expected}, got str")));
+        }
+        let buf = PyUntypedBuffer::get(obj).map_err(|_| PyTypeError::new_err(format!("{expected}, got {}", type_name(obj))))?;
+        Ok(Borrowed::Buffer(buf))
+    }
+
+    /// A video frame: `bytes` or any C-contiguous buffer, whatever its item type (the size
+    /// counts in bytes). `ValueError` for a non-contiguous buffer.
+    pub(crate) fn frame(obj: &'a Bound<'py, PyAny>) -> PyResult<Borrowed<'a, 'py>> {
+        const EXPECTED: &str = "frame must be a buffer: bytes, bytearray, memoryview or a C-contiguous numpy array";
+        let b = Self::any(obj, EXPECTED)?;
+        if let Borrowed::Buffer(buf) = &b
+            && !buf.is_c_contiguous()
+        {
+            return Err(PyValueError::new_err("frame must be C-contiguous (use numpy.ascontiguousarray)"));
+        }
+        Ok(b)
+    }
+
     /// Accepts `bytes` and any C-contiguous buffer of bytes (format `B`, `b` or `c`) or of
     /// native or little-endian 16-bit integers (format `h`, `<h`, `=h`).
-    pub(crate) fn get(obj: &'a Bound<'py, PyAny>) -> PyResult<Pcm<'a, 'py>> {
-        if let Ok(b) = obj.cast::<PyBytes>() {
-            return Ok(Pcm::Bytes(b));
-        }
+    pub(crate) fn pcm(obj: &'a Bound<'py, PyAny>) -> PyResult<Borrowed<'a, 'py>> {
         const EXPECTED: &str = "frames must be 16-bit PCM in a buffer: bytes, bytearray, memoryview or a C-contiguous int16 numpy array";
-        if obj.is_instance_of::<pyo3::types::PyString>() {
-            return Err(PyTypeError::new_err(format!("{EXPECTED}, got str")));
-        }
-        let buf = PyUntypedBuffer::get(obj).map_err(|_| PyTypeError::new_err(format!("{EXPECTED}, got {}", type_name(obj))))?;
+        let buf = match Self::any(obj, EXPECTED)? {
+            Borrowed::Bytes(b) => return Ok(Borrowed::Bytes(b)),
+            Borrowed::Buffer(buf) => buf,
+        };
         let fmt = buf.format().to_bytes();
         let fmt = fmt.strip_prefix(b"@").or_else(|| fmt.strip_prefix(b"=")).or_else(|| fmt.strip_prefix(b"<")).unwrap_or(fmt);
         let ok = match buf.item_size() {
@@ -60,14 +84,14 @@ impl<'a, 'py> Pcm<'a, 'py> {
         if !buf.is_c_contiguous() {
             return Err(PyValueError::new_err("frames must be C-contiguous (use numpy.ascontiguousarray)"));
         }
-        Ok(Pcm::Buffer(buf))
+        Ok(Borrowed::Buffer(buf))
     }
 
-    /// The PCM as little-endian bytes.
+    /// The borrowed bytes (PCM as little-endian samples).
     pub(crate) fn bytes(&self) -> &[u8] {
         let buf = match self {
-            Pcm::Bytes(b) => return b.as_bytes(),
-            Pcm::Buffer(buf) => buf,
+            Borrowed::Bytes(b) => return b.as_bytes(),
+            Borrowed::Buffer(buf) => buf,
         };
         let len = buf.len_bytes();
         if len == 0 {
@@ -98,7 +122,7 @@ pub(crate) fn write_frames(
     completion: Option<Py<PyAny>>,
     mode: WriteMode,
 ) -> PyResult<usize> {
-    let pcm = Pcm::get(frames)?;
+    let pcm = Borrowed::pcm(frames)?;
     match (completion, mode) {
         (Some(cb), _) => {
             let disp = completions.clone();
@@ -383,7 +407,7 @@ impl NativeVad {
     /// than 10 ms or is not a whole number of frames, `TypeError` for other input.
     fn analyze_frames(&self, frames: &Bound<'_, PyAny>) -> PyResult<f32> {
         guard(|| {
-            let pcm = Pcm::get(frames)?;
+            let pcm = Borrowed::pcm(frames)?;
             let b = pcm.bytes();
             let frame_bytes = 2 * self.channels as usize;
             if b.len() % frame_bytes != 0 {

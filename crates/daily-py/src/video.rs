@@ -9,14 +9,13 @@
 //! waiting per renderer (older frames are not queued behind a slow callback: new ones are
 //! dropped and counted until it catches up).
 
-use crate::devices::type_name;
+use crate::devices::Borrowed;
 use crate::errors::{guard, to_py_err};
 use crate::process::global;
 use daily_client::{ColorFormat, VideoSource};
-use pyo3::buffer::PyUntypedBuffer;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyString};
+use pyo3::types::PyBytes;
 
 /// Largest accepted width or height in pixels (8K). Bounds the frame-size arithmetic and turns
 /// a typo into a clear error rather than a multi-gigabyte expectation.
@@ -44,50 +43,9 @@ fn check_geometry(width: i64, height: i64, color_format: &str) -> PyResult<(u32,
     Ok((width as u32, height as u32, parse_format(color_format)?))
 }
 
-/// A frame borrowed from any C-contiguous buffer (`bytes`, `bytearray`, `memoryview`, a numpy
-/// array). `TypeError` for objects without the buffer protocol (and for `str`), `ValueError`
-/// for non-contiguous buffers.
-enum Frame<'a, 'py> {
-    Bytes(&'a Bound<'py, PyBytes>),
-    Buffer(PyUntypedBuffer),
-}
-
-impl<'a, 'py> Frame<'a, 'py> {
-    fn get(frame: &'a Bound<'py, PyAny>) -> PyResult<Frame<'a, 'py>> {
-        if let Ok(b) = frame.cast::<PyBytes>() {
-            return Ok(Frame::Bytes(b));
-        }
-        const EXPECTED: &str = "frame must be a buffer: bytes, bytearray, memoryview or a C-contiguous numpy array";
-        if frame.is_instance_of::<PyString>() {
-            return Err(PyTypeError::new_err(format!("{EXPECTED}, got str")));
-        }
-        let buf = PyUntypedBuffer::get(frame).map_err(|_| PyTypeError::new_err(format!("{EXPECTED}, got {}", type_name(frame))))?;
-        if !buf.is_c_contiguous() {
-            return Err(PyValueError::new_err("frame must be C-contiguous (use numpy.ascontiguousarray)"));
-        }
-        Ok(Frame::Buffer(buf))
-    }
-
-    fn bytes(&self) -> &[u8] {
-        let buf = match self {
-            Frame::Bytes(b) => return b.as_bytes(),
-            Frame::Buffer(buf) => buf,
-        };
-        let len = buf.len_bytes();
-        if len == 0 {
-            return &[];
-        }
-        // SAFETY: the buffer is C-contiguous (checked in `get`) and stays exported, so its
-        // memory stays valid and unmoved, for as long as `buf` lives; the slice borrows
-        // `self`. A concurrent writer in another Python thread could change the bytes (not the
-        // length) while we read them: that is the caller's race, as with any buffer.
-        unsafe { std::slice::from_raw_parts(buf.buf_ptr() as *const u8, len) }
-    }
-}
-
 /// Writes one frame to `source` (size checked, conversion with the GIL released).
 fn write(py: Python<'_>, source: &VideoSource, frame: &Bound<'_, PyAny>) -> PyResult<()> {
-    let f = Frame::get(frame)?;
+    let f = Borrowed::frame(frame)?;
     let data = f.bytes();
     if data.len() != source.frame_size() {
         return Err(PyValueError::new_err(format!(

@@ -219,6 +219,10 @@ async fn start_media(
     relock_media(inner).start(generation, &inner.clock);
     let reports = crate::netstats::ReportTable::default();
     let keyframes = crate::video::KeyframeTable::default();
+    // Bandwidth estimation only where it has something to steer (`build_pc`): a session that
+    // publishes video from its start. A video track added later in the call is sent at its
+    // `sendSettings` cap, without an estimate.
+    let estimating = tracks.iter().any(|t| t.key.is_video());
     let status = |connection: Connection| {
         let me = Arc::downgrade(inner);
         crate::netstats::ConnectionStatus::new(Box::new(move |connected| {
@@ -243,10 +247,7 @@ async fn start_media(
         &reports,
         &keyframes,
         ice,
-        // Bandwidth estimation only where it has something to steer (`build_pc`): a session
-        // that publishes video from its start. A video track added later in the call is
-        // sent at its `sendSettings` cap, without an estimate.
-        tracks.iter().any(|t| t.key.is_video()),
+        estimating,
     )
     .await?;
     let slot: Arc<Mutex<Weak<Transports>>> = Arc::new(Mutex::new(Weak::new()));
@@ -307,8 +308,11 @@ async fn start_media(
         inner.drive(|c, _| c.handle_network_stats(generation, v))
     }));
     relock(&session.tasks).push(sampler);
-    // The congestion controller's estimate, every BWE_SAMPLE_INTERVAL while video m-lines
-    // exist (webrtc-rs reports it in the outbound RTP stats: `targetBitrate`).
+    if !estimating {
+        return Ok(());
+    }
+    // The congestion controller's estimate, every BWE_SAMPLE_INTERVAL (webrtc-rs reports it in
+    // the outbound RTP stats: `targetBitrate`).
     let weak = Arc::downgrade(&t);
     let bwe = inner.rt.spawn(async move {
         let mut tick = tokio::time::interval(BWE_SAMPLE_INTERVAL);
@@ -316,9 +320,6 @@ async fn start_media(
         loop {
             tick.tick().await;
             let Some(t) = weak.upgrade() else { return };
-            if t.keyframes.lock().unwrap_or_else(|e| e.into_inner()).is_empty() {
-                continue; // no video m-line: nothing to steer
-            }
             let stats = t.send_pc.get_stats(Instant::now(), rtc::statistics::StatsSelector::None).await;
             let target = stats.outbound_rtp_streams().map(|s| s.target_bitrate).fold(0.0f64, f64::max);
             if target > 0.0 {

@@ -72,10 +72,10 @@ fn bit_rates_are_byte_deltas_over_elapsed_time() {
     a.received.insert(9, ReceivedCounters { bytes: 100, packets: 1, lost: 0, jitter: 0.0 });
     b.received.insert(9, ReceivedCounters { bytes: 10_100, packets: 101, lost: 0, jitter: 0.002 });
     let i = interval(&a, &b);
-    assert_eq!(i.send_bps, (8_000.0 + 500.0) * 8.0 / 2.0);
-    assert_eq!(i.recv_bps, 40_000.0);
-    assert_eq!(i.recv_loss, Some(0.0));
-    assert_eq!(i.recv_jitter, Some(0.002));
+    assert_eq!(i.audio.send_bps, (8_000.0 + 500.0) * 8.0 / 2.0);
+    assert_eq!(i.audio.recv_bps, 40_000.0);
+    assert_eq!(i.audio.recv_loss, Some(0.0));
+    assert_eq!(i.audio.recv_jitter, Some(0.002));
     assert_eq!(i.timestamp_ms, b.epoch_ms);
 }
 
@@ -85,9 +85,9 @@ fn a_stream_that_went_away_or_a_zero_interval_gives_no_negative_rate() {
     let mut a = sample(t0, 0);
     a.sent.insert(1, SentCounters { bytes: 1_000 });
     let b = sample(t0, 2);
-    assert_eq!(interval(&a, &b).send_bps, 0.0);
+    assert_eq!(interval(&a, &b).audio.send_bps, 0.0);
     let same = sample(t0, 0);
-    assert_eq!(interval(&same, &same).send_bps, 0.0);
+    assert_eq!(interval(&same, &same).audio.send_bps, 0.0);
 }
 
 #[test]
@@ -101,9 +101,9 @@ fn send_loss_comes_from_report_deltas() {
     a.reports.insert(1, report(1_000, 10, 0, Some(0.04), 3));
     b.reports.insert(1, report(1_100, 15, 13, Some(0.06), 5)); // 5 of 100 lost
     let i = interval(&a, &b);
-    assert_eq!(i.send_loss, Some(0.05));
+    assert_eq!(i.audio.send_loss, Some(0.05));
     assert_eq!(i.rtt, Some(0.06));
-    assert_eq!(i.send_jitter, Some(0.01)); // 480 / 48000
+    assert_eq!(i.audio.send_jitter, Some(0.01)); // 480 / 48000
 }
 
 #[test]
@@ -115,10 +115,10 @@ fn without_a_fresh_report_the_fraction_lost_stands_in() {
         s.sent.insert(1, SentCounters { bytes: 0 });
         s.reports.insert(1, report(1_000, 10, 64, None, 3));
     }
-    assert_eq!(interval(&a, &b).send_loss, Some(0.25));
+    assert_eq!(interval(&a, &b).audio.send_loss, Some(0.25));
     // First report in `b` only.
     a.reports.clear();
-    assert_eq!(interval(&a, &b).send_loss, Some(0.25));
+    assert_eq!(interval(&a, &b).audio.send_loss, Some(0.25));
 }
 
 #[test]
@@ -130,9 +130,9 @@ fn no_reports_means_unknown_send_loss_and_rtt_falls_back_to_ice() {
     // A report about a stream we no longer send is ignored.
     b.reports.insert(4, report(10, 0, 0, Some(0.5), 1));
     let i = interval(&a, &b);
-    assert_eq!(i.send_loss, None);
+    assert_eq!(i.audio.send_loss, None);
     assert_eq!(i.rtt, Some(0.003));
-    assert_eq!(i.recv_loss, None);
+    assert_eq!(i.audio.recv_loss, None);
     // Once a report about a sent stream exists, RTCP alone gives the RTT.
     b.sent.insert(4, SentCounters { bytes: 0 });
     assert_eq!(interval(&a, &b).rtt, Some(0.5));
@@ -150,10 +150,10 @@ fn duplicates_never_make_loss_negative() {
     }
     a.reports.insert(1, report(100, 5, 0, None, 1));
     b.reports.insert(1, report(200, 3, 0, None, 2));
-    assert_eq!(interval(&a, &b).send_loss, Some(0.0));
+    assert_eq!(interval(&a, &b).audio.send_loss, Some(0.0));
     a.received.insert(2, ReceivedCounters { bytes: 0, packets: 10, lost: 4, jitter: 0.0 });
     b.received.insert(2, ReceivedCounters { bytes: 0, packets: 110, lost: 2, jitter: 0.0 });
-    assert_eq!(interval(&a, &b).recv_loss, Some(0.0));
+    assert_eq!(interval(&a, &b).audio.recv_loss, Some(0.0));
 }
 
 #[test]
@@ -163,7 +163,7 @@ fn receive_loss_is_lost_over_expected() {
     let mut b = sample(t0, 2);
     a.received.insert(2, ReceivedCounters { bytes: 0, packets: 100, lost: 0, jitter: 0.0 });
     b.received.insert(2, ReceivedCounters { bytes: 0, packets: 190, lost: 10, jitter: 0.0 });
-    assert_eq!(interval(&a, &b).recv_loss, Some(0.1));
+    assert_eq!(interval(&a, &b).audio.recv_loss, Some(0.1));
 }
 
 #[test]

@@ -337,55 +337,38 @@ impl World {
         self.settle();
     }
 
-    /// Client `index` offers a microphone track on its send transport (`publishOffer`).
+    /// Client `index` offers a microphone track on its send transport (`publishOffer`), with
+    /// its camera if it has one.
     pub fn publish_mic(&mut self, index: usize) -> Mid {
-        let c = &mut self.clients[index];
-        let mut api = c.send.rtc.sdp_api();
-        let mid = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
-        let (offer, pending) = api.apply().expect("an offer");
-        c.send.drain(&mut self.net);
-        c.pending_publish = Some(pending);
-        c.mic = Some(mid);
-        let track = PublishedTrack {
-            mid: mid.to_string(),
-            track_id: format!("mic-{}", c.id),
-            source: TrackSource::Microphone,
-            ignore_audio_level: false,
-        };
-        self.send(
-            index,
-            ClientMessage::PublishOffer {
-                sdp: offer.to_sdp_string(),
-                tracks: vec![track],
-            },
-        );
-        mid
+        self.publish(index, MediaKind::Audio)
     }
 
     /// Client `index` offers a camera track (VP8 on an `m=video` line) on its send transport,
     /// with its microphone if it has one.
     pub fn publish_camera(&mut self, index: usize) -> Mid {
+        self.publish(index, MediaKind::Video)
+    }
+
+    /// Adds a sending m-line of `kind` (the microphone or the camera) and offers every track
+    /// client `index` has.
+    fn publish(&mut self, index: usize, kind: MediaKind) -> Mid {
         let c = &mut self.clients[index];
         let mut api = c.send.rtc.sdp_api();
-        let mid = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
+        let mid = api.add_media(kind, Direction::SendOnly, None, None, None);
         let (offer, pending) = api.apply().expect("an offer");
         c.send.drain(&mut self.net);
         c.pending_publish = Some(pending);
-        c.camera = Some(mid);
-        let mut tracks = vec![PublishedTrack {
-            mid: mid.to_string(),
-            track_id: format!("cam-{}", c.id),
-            source: TrackSource::Camera,
-            ignore_audio_level: true,
-        }];
-        if let Some(m) = c.mic {
-            tracks.push(PublishedTrack {
-                mid: m.to_string(),
-                track_id: format!("mic-{}", c.id),
-                source: TrackSource::Microphone,
-                ignore_audio_level: false,
-            });
-        }
+        *(if kind == MediaKind::Audio { &mut c.mic } else { &mut c.camera }) = Some(mid);
+        let track = |m: Mid, source: TrackSource, what: &str| PublishedTrack {
+            mid: m.to_string(),
+            track_id: format!("{what}-{}", c.id),
+            ignore_audio_level: source != TrackSource::Microphone,
+            source,
+        };
+        let tracks = [c.camera.map(|m| track(m, TrackSource::Camera, "cam")), c.mic.map(|m| track(m, TrackSource::Microphone, "mic"))]
+            .into_iter()
+            .flatten()
+            .collect();
         self.send(
             index,
             ClientMessage::PublishOffer {
