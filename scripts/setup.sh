@@ -19,8 +19,8 @@ if ! command -v cargo >/dev/null; then
     exit 1
 fi
 
-# Python build and test tools (PyPI).
-$PY -m pip install -q --disable-pip-version-check "maturin>=1.9.4,<2" "pytest>=8" "numpy>=1.24" "mypy>=1.18"
+# Python build and test tools (PyPI); pdoc builds the API reference (scripts/docs.sh).
+$PY -m pip install -q --disable-pip-version-check "maturin>=1.9.4,<2" "pytest>=8" "numpy>=1.24" "mypy>=1.18" "pdoc>=16,<17"
 
 # Build and install the package (the Rust extension and the daily-server command).
 $PY -m pip install -q --disable-pip-version-check --no-build-isolation .

@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 bash scripts/setup.sh
+# The API reference must build without a warning (about 2 s; output in build/api).
+bash scripts/docs.sh
 # The browser interop tests (tests/test_browser.py) drive Debian's Chromium through Playwright's
 # Python package; Playwright's own browser download is never used.
 if ! command -v chromium >/dev/null; then

@@ -1,7 +1,29 @@
-"""Open re-implementation of the Daily Python SDK.
+"""Open re-implementation of the Daily Python SDK (daily-python 0.36's API, ``import daily``).
 
-``import daily`` and ``import daily.daily`` expose the same classes, as in daily-python.
-The room server lives in :mod:`daily.server`.
+``import daily`` and ``import daily.daily`` expose the same classes, as in daily-python; the
+room server a ``CallClient`` joins lives in `daily.server`, and the dict payloads of calls and
+events are described by the TypedDicts of `daily.types`.
+
+- Set-up: `Daily` (``Daily.init()`` first, ``Daily.deinit()`` at the end), `LogLevel`.
+- Calls: `CallClient` (join, leave, inputs, publishing, subscriptions, app messages) and
+  `EventHandler` (subclass it for events).
+- Sending audio: `CustomAudioSource` + `CustomAudioTrack`, or a `VirtualMicrophoneDevice`.
+- Receiving audio: ``CallClient.set_audio_renderer`` (gets `AudioData`) or a
+  `VirtualSpeakerDevice`; voice activity: `NativeVad`.
+- Video (VP8): `CustomVideoSource` + `CustomVideoTrack` or a `VirtualCameraDevice` to send,
+  ``CallClient.set_video_renderer`` (gets `VideoFrame`) to receive.
+
+Units: sample rates in Hz, durations in ms where a name ends in ``_ms`` (seconds otherwise, as
+the docstring says), audio as interleaved signed 16-bit little-endian PCM counted in frames
+(one sample per channel), video sizes in pixels and buffers in bytes.
+
+Errors: a careless call fails at the call, never later on a callback thread. ``TypeError`` for
+an argument of the wrong type (a ``completion`` or ``callback`` that is not callable),
+``ValueError`` for a value outside what the API or the room server takes, ``RuntimeError`` for
+the object's state (before ``Daily.init()``, after ``release()`` or ``Daily.deinit()``) and for
+internal errors. Failures that happen later (the server refuses, the network fails) arrive as
+the ``error`` of a method's ``completion`` and as `EventHandler` events. Every ``completion``
+fires exactly once.
 """
 
 from daily.daily import (

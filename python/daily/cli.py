@@ -12,6 +12,10 @@ from daily.server import RoomServer
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Runs ``daily-server`` with the command line ``argv`` (default ``sys.argv[1:]``; ``--help``
+    lists the options): starts a ``RoomServer``, prints its URL and serves until SIGINT or
+    SIGTERM, then tells participants the call ended. Returns the exit status: 0, or 1 (message
+    on stderr) when the server cannot start (bad option, address in use)."""
     p = argparse.ArgumentParser(prog="daily-server", description="Room server for the open Daily SDK.")
     p.add_argument("--host", default="127.0.0.1", help="IP address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=7880, help="TCP port (default 7880; 0 = any free port)")

@@ -8,8 +8,12 @@ unknown settings key, a name over the server's limit), `RuntimeError` for the ob
 panic never reaches Python as `PanicException`.
 """
 
+# Lets the stub also run as Python (pdoc imports it for the API reference, scripts/api_docs.py):
+# annotations that name a class defined further down stay unevaluated.
+from __future__ import annotations
+
 import os
-from typing import Any, Callable, Literal, Mapping, Optional, Sequence, Union, final
+from typing import Any, Callable, ClassVar, Literal, Mapping, Optional, Sequence, Union, final
 
 from typing_extensions import Buffer
 
@@ -51,6 +55,8 @@ class LogLevel:
     Debug: LogLevel
     Trace: LogLevel
     def __int__(self) -> int: ...
+    def __eq__(self, value: object, /) -> bool: ...  # also equal to its int value
+    __hash__: ClassVar[None]  # type: ignore[assignment]  # unhashable at runtime (PyO3 `eq`)
 
 @final
 class Daily:

@@ -97,7 +97,8 @@ class RoomServer:
         self._core: _RoomServer | None = None
 
     def start(self) -> "RoomServer":
-        """Starts the server; returns once it accepts connections. Idempotent."""
+        """Starts the server; returns once it accepts connections (``self``, for chaining).
+        Idempotent. Raises ``ValueError`` or ``RuntimeError`` as the class says."""
         if self._core is None:
             self._core = _RoomServer(self._host, self._port, self._api_key, **self._options)
         return self
@@ -110,18 +111,23 @@ class RoomServer:
 
     @property
     def url(self) -> str:
-        """``http://HOST:PORT`` (``https://`` with TLS) of the running server."""
+        """``http://HOST:PORT`` (``https://`` with TLS) of the running server, with the port
+        actually bound (useful with ``port=0``). Raises ``RuntimeError`` when not running."""
         if self._core is None:
             raise RuntimeError("the server is not running")
         return self._core.url
 
     @property
     def api_url(self) -> str:
-        """``http(s)://HOST:PORT/v1``: the REST API's base URL (Daily's ``https://api.daily.co/v1``)."""
+        """``http(s)://HOST:PORT/v1``: the REST API's base URL (Daily's
+        ``https://api.daily.co/v1``); it answers only with an ``api_key``. Raises
+        ``RuntimeError`` when not running."""
         return f"{self.url}/v1"
 
     def room_url(self, room: str) -> str:
-        """The URL a client joins for ``room`` (1-128 characters of A-Z a-z 0-9 - _ .)."""
+        """The URL a client joins for ``room``: ``url + "/" + room``. Joining creates the
+        room. Raises ``ValueError`` unless ``room`` is 1-128 characters of A-Z a-z 0-9 - _ .,
+        ``RuntimeError`` when the server is not running."""
         if self._core is None:
             raise RuntimeError("the server is not running")
         return self._core.room_url(room)

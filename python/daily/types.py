@@ -99,3 +99,5 @@ class JoinData(TypedDict):
 
 
 ParticipantLeftReason = Literal["leftCall", "hidden"]
+"""``on_participant_left``'s ``reason``: ``"leftCall"`` when the participant left or was
+ejected, ``"hidden"`` when it lost its ``hasPresence`` permission."""

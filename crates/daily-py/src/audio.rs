@@ -11,7 +11,9 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use std::sync::Arc;
 
-/// A chunk of rendered audio (not constructible).
+/// A chunk of received audio, as an audio renderer's callback gets it
+/// (`CallClient.set_audio_renderer`): `num_audio_frames` frames of 16-bit PCM at `sample_rate`
+/// Hz. Not constructible.
 #[pyclass(module = "daily", frozen)]
 pub struct AudioData {
     pub(crate) frames: Py<PyBytes>,
@@ -37,7 +39,7 @@ impl AudioData {
     fn sample_rate(&self) -> u32 {
         self.sample_rate
     }
-    /// Channel count.
+    /// Channel count (1: renderers deliver mono).
     #[getter]
     fn num_channels(&self) -> u16 {
         self.num_channels
@@ -52,7 +54,13 @@ impl AudioData {
     }
 }
 
-/// PCM written by the application and sent through a `CustomAudioTrack`, paced in real time.
+/// PCM written by the application and sent through a `CustomAudioTrack`, paced in real time
+/// by the engine's 10 ms media clock and encoded as Opus (RFC 6716) for the call.
+///
+/// `sample_rate` in Hz (8000-48000, a multiple of 100), `channels` 1 or 2. With
+/// `auto_silence` (default) the track sends silence while nothing is queued; without it, it
+/// sends nothing. Raises `ValueError` for other rates or channel counts and `RuntimeError`
+/// before `Daily.init()`.
 #[pyclass(module = "daily", frozen)]
 pub struct CustomAudioSource {
     source: AudioSource,
@@ -63,10 +71,7 @@ pub struct CustomAudioSource {
 
 #[pymethods]
 impl CustomAudioSource {
-    /// `sample_rate` in Hz (8000-48000, a multiple of 100), `channels` 1 or 2. With
-    /// `auto_silence` the track sends silence while nothing is queued.
-    /// Raises `ValueError` for other rates or channel counts and `RuntimeError` before
-    /// `Daily.init()`.
+    // Documented on the struct: PyO3 shows the class docstring, not this one, in help().
     #[new]
     #[pyo3(signature = (sample_rate, channels, auto_silence=true))]
     fn new(sample_rate: i64, channels: i64, auto_silence: bool) -> PyResult<Self> {
@@ -119,8 +124,11 @@ impl CustomAudioSource {
     }
 }
 
-/// A track carrying a `CustomAudioSource`; use its `id` in `client_settings` or pass it to
-/// `add_custom_audio_track`.
+/// A track carrying a `CustomAudioSource`, with a UUID4 `id`: name it as the microphone
+/// (`{"microphone": {"isEnabled": True, "settings": {"customTrack": {"id": track.id}}}}` in
+/// `client_settings["inputs"]` or `update_inputs`) or publish it with
+/// `CallClient.add_custom_audio_track`. Raises `TypeError` unless `audio_source` is a
+/// `CustomAudioSource`, `RuntimeError` after `Daily.deinit()`.
 #[pyclass(module = "daily", frozen)]
 pub struct CustomAudioTrack {
     pub(crate) id: String,

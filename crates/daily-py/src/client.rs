@@ -262,6 +262,7 @@ impl CallClient {
     /// `callback` is not callable (it is checked here, not on every call). Callbacks of every
     /// client run on one shared thread, so keep them short (hand the audio on); a client whose
     /// callback runs longer than 100 ms gets a thread of its own from then on.
+    /// `logging_interval_ms` (ms) is accepted for daily-python compatibility and not used.
     #[pyo3(signature = (participant_id, callback, audio_source="microphone", sample_rate=16000, callback_interval_ms=20, logging_interval_ms=10000))]
     fn set_audio_renderer(
         &self,

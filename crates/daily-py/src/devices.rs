@@ -204,7 +204,7 @@ pub(crate) fn select_speaker(g: &Global, name: &str) -> PyResult<()> {
 /// A virtual microphone (`Daily.create_microphone_device`): select it as a client's microphone
 /// with `{"microphone": {"isEnabled": True, "settings": {"deviceId": name}}}` in
 /// `client_settings["inputs"]` or `update_inputs`. Unlike daily-python, any number may exist,
-/// one per client.
+/// one per client. Not constructible.
 #[pyclass(module = "daily", frozen)]
 pub struct VirtualMicrophoneDevice {
     name: String,
@@ -256,7 +256,7 @@ impl VirtualMicrophoneDevice {
 
 /// A virtual speaker (`Daily.create_speaker_device`): once selected with
 /// `Daily.select_speaker_device`, it receives the mix of every remote participant's audio in
-/// real time while a client of this process is in a call.
+/// real time while a client of this process is in a call. Not constructible.
 #[pyclass(module = "daily", frozen)]
 pub struct VirtualSpeakerDevice {
     name: String,
@@ -349,7 +349,8 @@ impl VirtualSpeakerDevice {
 
 /// Voice activity detection on 10 ms frames (`Daily.create_native_vad`), built on the
 /// `earshot` model: see `daily_media::Vad` for the model, its look-back and what
-/// `reset_period_ms` does. Works without `Daily.init()`.
+/// `reset_period_ms` does. Works without `Daily.init()`. Not constructible: made by
+/// `Daily.create_native_vad`.
 #[pyclass(module = "daily", frozen)]
 pub struct NativeVad {
     inner: Mutex<VadState>,

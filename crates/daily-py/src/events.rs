@@ -12,7 +12,16 @@ use daily_client::ClientEvent;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-/// Base class for event handlers: subclass it and override the `on_*` methods you need.
+/// Base class for event handlers: subclass it, override the `on_*` methods you need and pass
+/// an instance to `CallClient(event_handler=...)`.
+///
+/// The base methods do nothing, and take daily-python 0.36's parameter names (keyword calls
+/// and `super()` calls work). A client calls its handler on one thread of its own, in the
+/// order the events happened, never on a media or network thread; an exception raised by a
+/// handler goes to `sys.unraisablehook` and later events still arrive. Payloads are plain
+/// dicts shaped as in daily-python (`daily.types` describes them). Events of features this
+/// room server does not offer (telephony, live streaming, recording, transcription) are never
+/// emitted, and their docstrings say so.
 #[pyclass(subclass, module = "daily")]
 pub struct EventHandler;
 
@@ -24,14 +33,24 @@ impl EventHandler {
         EventHandler
     }
     // Base versions are no-ops; parameter names match daily-python's (keyword calls work).
+    /// The call state changed: `state` is `"joining"`, `"joined"`, `"leaving"` or `"left"`
+    /// (`"left"` also after a failed join, an ejection or a lost connection).
     #[allow(unused_variables)]
     fn on_call_state_updated(&self, state: &Bound<'_, PyAny>) {}
+    /// A remote participant joined: `participant` is a Participant dict (`daily.types`).
     #[allow(unused_variables)]
     fn on_participant_joined(&self, participant: &Bound<'_, PyAny>) {}
+    /// A remote participant left: `participant` is its last Participant dict, `reason`
+    /// `"leftCall"` or `"hidden"` (its `hasPresence` permission was taken away).
     #[allow(unused_variables)]
     fn on_participant_left(&self, participant: &Bound<'_, PyAny>, reason: &Bound<'_, PyAny>) {}
+    /// A participant changed (name, tracks, permissions): `participant` is its new
+    /// Participant dict; the local participant's updates come here too.
     #[allow(unused_variables)]
     fn on_participant_updated(&self, participant: &Bound<'_, PyAny>) {}
+    /// A call-level error: `message` (a str) says what happened, e.g. the room server could
+    /// not be reached, the signalling connection was lost or this client was ejected. A fatal
+    /// one is followed by `on_call_state_updated("left")`.
     #[allow(unused_variables)]
     fn on_error(&self, message: &Bound<'_, PyAny>) {}
 }

@@ -49,6 +49,14 @@ pub use process::{Daily, LogLevel};
 pub use server::_RoomServer;
 pub use video::{CustomVideoSource, CustomVideoTrack, VideoFrame, VirtualCameraDevice};
 
+/// The native module of the `daily` package (Rust, PyO3): the same classes as `import daily`,
+/// whose docstrings are the reference. `daily.pyi` beside it types them for type checkers.
+///
+/// Errors, everywhere: a careless call fails at the call, never later on a callback thread.
+/// `TypeError` for an argument of the wrong type (a `completion` or `callback` that is not
+/// callable, a settings value of the wrong type), `ValueError` for a value outside what the
+/// API or the room server takes, `RuntimeError` for the object's state (before `Daily.init()`,
+/// after `release()` or `Daily.deinit()`) and for internal errors.
 #[pymodule]
 fn daily(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Daily>()?;

@@ -72,7 +72,9 @@ fn worker_threads_arg(v: &Bound<'_, PyAny>) -> PyResult<usize> {
     }
 }
 
-/// Log verbosity (`Daily.init(log_level=...)`).
+/// Log verbosity for `Daily.init(log_level=...)` and `Daily.set_log_level`, daily-python's
+/// values: `LogLevel.Off` (0, the default), `Error` (1), `Warn` (2), `Info` (3), `Debug` (4),
+/// `Trace` (5); `int(level)` gives the number. Not constructible: use the class attributes.
 #[pyclass(eq, eq_int, from_py_object, module = "daily")]
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum LogLevel {
@@ -84,7 +86,9 @@ pub enum LogLevel {
     Trace = 5,
 }
 
-/// Process-wide set-up (static methods only).
+/// Process-wide set-up, as in daily-python: `Daily.init()` before making clients, sources or
+/// devices, `Daily.deinit()` at the end, and the factories of virtual devices and VADs. Not
+/// constructible: static methods only.
 #[pyclass(module = "daily", frozen)]
 pub struct Daily;
 
@@ -92,8 +96,9 @@ pub struct Daily;
 impl Daily {
     /// Starts the shared engine: `worker_threads` network threads (an int from 1 to 64) plus
     /// one 10 ms media clock, for every client in the process, and sets the log level (see
-    /// `set_log_level`). A second call is a no-op (the real SDK aborts). Raises `TypeError`
-    /// for a `worker_threads` that is not an int and `ValueError` outside 1-64.
+    /// `set_log_level`; default `LogLevel.Off`). A second call is a no-op (the real SDK
+    /// aborts). Raises `TypeError` for a `worker_threads` that is not an int and `ValueError`
+    /// outside 1-64 (checked even when already initialised).
     #[staticmethod]
     #[pyo3(signature = (worker_threads=None, log_level=LogLevel::Off), text_signature = "(worker_threads=2, log_level=...)")]
     fn init(py: Python<'_>, worker_threads: Option<&Bound<'_, PyAny>>, log_level: LogLevel) -> PyResult<()> {
@@ -174,8 +179,10 @@ impl Daily {
     }
 
     /// Creates a virtual speaker called `device_name` that, once selected, receives the mix of
-    /// every remote participant at `sample_rate` Hz with 1 or 2 channels. Raises `ValueError`
-    /// for bad formats, `RuntimeError` before `init`.
+    /// every remote participant at `sample_rate` Hz (8000-48000, a multiple of 100) with 1 or
+    /// 2 channels. A blocking device's `read_frames` waits until the frames are ready; a
+    /// `non_blocking` one returns what is ready at once. Raises `ValueError` for bad formats,
+    /// `RuntimeError` before `init`.
     #[staticmethod]
     #[pyo3(signature = (device_name, sample_rate=16000, channels=1, non_blocking=false))]
     fn create_speaker_device(device_name: &str, sample_rate: i64, channels: i64, non_blocking: bool) -> PyResult<VirtualSpeakerDevice> {
@@ -191,7 +198,10 @@ impl Daily {
 
     /// Creates a voice activity detector for 10 ms frames of `sample_rate` Hz (8000-48000, or
     /// 0 to infer it from the first frame, which must then be 10 ms long) with 1 or 2
-    /// channels. Works without `init`. Raises `ValueError` for bad arguments.
+    /// channels. The model's state is cleared after every `reset_period_ms` ms of analysed
+    /// audio (0: never, the most accurate; otherwise at least 20 ms, as daily-python documents;
+    /// see `daily_media::Vad` for the figures). Works without `init`. Raises `ValueError` for
+    /// bad arguments.
     #[staticmethod]
     #[pyo3(signature = (reset_period_ms=1000, sample_rate=16000, channels=1))]
     fn create_native_vad(reset_period_ms: i64, sample_rate: i64, channels: i64) -> PyResult<NativeVad> {

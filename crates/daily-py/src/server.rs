@@ -110,11 +110,13 @@ impl _RoomServer {
         Ok(_RoomServer { inner: Mutex::new(Some(server)), url })
     }
 
+    /// `http://HOST:PORT` (`https://` with TLS), the port the one bound.
     #[getter]
     fn url(&self) -> String {
         self.url.clone()
     }
 
+    /// `url/room`; `ValueError` unless `room` is 1-128 characters of A-Z a-z 0-9 - _ .
     fn room_url(&self, room: &str) -> PyResult<String> {
         if !daily_proto::is_valid_room_name(room) {
             return Err(PyValueError::new_err(format!("invalid room name {room:?}: use 1-128 characters of A-Z a-z 0-9 - _ .")));
@@ -122,6 +124,8 @@ impl _RoomServer {
         Ok(format!("{}/{}", self.url, room))
     }
 
+    /// Tells every participant the call ended and stops the server (GIL released while it
+    /// waits). Idempotent.
     fn shutdown(&self, py: Python<'_>) {
         let s = self.inner.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(mut s) = s {

@@ -60,7 +60,9 @@ fn write(py: Python<'_>, source: &VideoSource, frame: &Bound<'_, PyAny>) -> PyRe
     py.detach(|| source.write_frame(data)).map_err(to_py_err)
 }
 
-/// A received video frame, as a video renderer's callback gets it (not constructible).
+/// A received video frame, decoded from VP8 (RFC 6386, RTP payload RFC 7741) and converted to
+/// the renderer's colour format, as a video renderer's callback gets it
+/// (`CallClient.set_video_renderer`). Not constructible.
 #[pyclass(module = "daily", frozen)]
 pub struct VideoFrame {
     pub(crate) buffer: Py<PyBytes>,
@@ -108,6 +110,10 @@ impl VideoFrame {
 /// Each `write_frame` replaces the frame before it if the encoder has not taken it yet, so a
 /// writer faster than the encoder (or the network) loses frames, not memory or latency. A
 /// source that stops writing keeps its track alive: its last frame is sent again every second.
+///
+/// `width` and `height` in pixels (1-8192; odd sizes are fine), `color_format` one of
+/// `RGBA, BGRA, ARGB, ABGR, RGB, I420` (exact, upper case, as daily-python). Raises
+/// `ValueError` otherwise. Works without `Daily.init()`.
 #[pyclass(module = "daily", frozen)]
 pub struct CustomVideoSource {
     pub(crate) source: VideoSource,
@@ -115,8 +121,7 @@ pub struct CustomVideoSource {
 
 #[pymethods]
 impl CustomVideoSource {
-    /// `width` and `height` in pixels (1-8192), `color_format` one of
-    /// `RGBA, BGRA, ARGB, ABGR, RGB, I420`. Raises `ValueError` otherwise.
+    // Documented on the struct: PyO3 shows the class docstring, not this one, in help().
     #[new]
     #[pyo3(signature = (width, height, color_format="RGBA"))]
     fn new(width: i64, height: i64, color_format: &str) -> PyResult<Self> {
@@ -154,7 +159,8 @@ impl CustomVideoSource {
 
 /// A track carrying a `CustomVideoSource`, with a UUID4 `id`. Name it as the camera
 /// (`{"camera": {"isEnabled": True, "settings": {"customTrack": {"id": track.id}}}}`) or
-/// publish it with `add_custom_video_track`.
+/// publish it with `add_custom_video_track`. Raises `TypeError` unless `video_source` is a
+/// `CustomVideoSource`.
 #[pyclass(module = "daily", frozen)]
 pub struct CustomVideoTrack {
     pub(crate) id: String,
@@ -163,7 +169,7 @@ pub struct CustomVideoTrack {
 
 #[pymethods]
 impl CustomVideoTrack {
-    /// Raises `TypeError` unless `video_source` is a `CustomVideoSource`.
+    // Documented on the struct: PyO3 shows the class docstring, not this one, in help().
     #[new]
     fn new(video_source: &Bound<'_, PyAny>) -> PyResult<Self> {
         guard(|| {
@@ -190,7 +196,8 @@ impl Drop for CustomVideoTrack {
 }
 
 /// A virtual camera (`Daily.create_camera_device`): select it as the camera input by name
-/// (`{"camera": {"isEnabled": True, "settings": {"deviceId": name}}}`).
+/// (`{"camera": {"isEnabled": True, "settings": {"deviceId": name}}}`). Frames are sent as
+/// from a `CustomVideoSource` of the same size and format. Not constructible.
 #[pyclass(module = "daily", frozen)]
 pub struct VirtualCameraDevice {
     name: String,
@@ -230,8 +237,10 @@ impl VirtualCameraDevice {
     fn color_format(&self) -> &'static str {
         self.source.color_format().as_str()
     }
-    /// Writes one frame (same size rule as `CustomVideoSource.write_frame`); returns at once.
-    /// `ValueError` for a wrong size, `TypeError` for a non-buffer.
+    /// Writes one frame from any C-contiguous buffer and returns at once. Its size in bytes
+    /// follows `CustomVideoSource.write_frame`'s rule (`width * height * 4` for the 32-bit
+    /// formats, `* 3` for RGB, `width * height + 2 * ceil(width / 2) * ceil(height / 2)` for
+    /// I420). Raises `ValueError` for a wrong size, `TypeError` for a non-buffer.
     fn write_frame(&self, py: Python<'_>, frame: &Bound<'_, PyAny>) -> PyResult<()> {
         guard(|| write(py, &self.source, frame))
     }

@@ -63,8 +63,9 @@ impl CallClient {
     /// lasts until the participant leaves or the call ends, and applies as soon as the track
     /// is received (subscribe to it: pipecat unsubscribes cameras by default). Callbacks run
     /// on the client's completions thread; while one is slow, at most two frames wait and
-    /// newer ones are dropped. Raises `ValueError` for a malformed participant id (the real
-    /// SDK aborts) or colour format, `TypeError` if `callback` is not callable.
+    /// newer ones are dropped. `logging_interval_ms` (ms) is accepted for daily-python
+    /// compatibility and not used. Raises `ValueError` for a malformed participant id (the
+    /// real SDK aborts) or colour format, `TypeError` if `callback` is not callable.
     #[pyo3(signature = (participant_id, callback, video_source="camera", color_format="RGBA", logging_interval_ms=10000))]
     fn set_video_renderer(
         &self,
