@@ -11,8 +11,8 @@ loopback unless told otherwise. Joining any room URL creates the room (public ro
 
 With an ``api_key`` the server also offers Daily's REST API for rooms and meeting tokens at
 ``server.api_url`` (``Authorization: Bearer <api_key>``), so private rooms and owner tokens work
-as on Daily, e.g. with pipecat's ``DailyRESTHelper(daily_api_key=key,
-daily_api_url=server.api_url, ...)``. See ``docs/rest-api.md``.
+as on Daily, e.g. with pipecat's ``DailyRESTHelper`` given
+``daily_api_url=server.api_url``. See ``docs/rest-api.md``.
 
 With ``tls_cert`` and ``tls_key`` the server speaks HTTPS and WSS itself and its URLs start
 with ``https://``; clients verify it against the system's roots, or the PEM bundle named by
@@ -45,11 +45,11 @@ class RoomServer:
     :param http_idle_timeout: seconds an HTTP connection may wait for a request's headers, new
         or kept alive (also bounds the TLS handshake). Default 20.
     :param join_timeout: seconds a signalling WebSocket may take to send ``join``. Default 10.
-    :param max_connections: open TCP connections in all (past it: 503). Default: half the
+    :param max_connections: open TCP connections in all (beyond it, 503). Default half the
         process's file-descriptor limit, 64-4096.
-    :param max_connections_per_ip: open TCP connections from one address, IPv6 by /64 (past
-        it: 429). Default 512.
-    :param max_pending_joins: signalling WebSockets not yet joined (past it: 503). Default 256.
+    :param max_connections_per_ip: open TCP connections from one address, IPv6 by /64
+        (beyond it, 429). Default 512.
+    :param max_pending_joins: signalling WebSockets not yet joined (beyond it, 503). Default 256.
     :param resume_grace: seconds a participant whose signalling dropped without ``leave`` is
         kept, waiting for its client to resume the session. Default 60.
     :param app_message_rate: app messages per second per participant, in bursts of twice that;

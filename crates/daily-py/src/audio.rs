@@ -89,7 +89,7 @@ impl CustomAudioSource {
         self.source.sample_rate()
     }
 
-    /// Channel count.
+    /// Channel count (1 or 2), of interleaved frames.
     #[getter]
     fn channels(&self) -> u16 {
         self.source.channels()

@@ -69,10 +69,14 @@ impl CallClient {
         guard(|| Self::create(event_handler))
     }
 
-    /// Joins `meeting_url` (`http://host:port/room`). `completion(join_data, error)` fires once:
-    /// at once (before `join` returns) for a malformed URL; within 5 s with an error (and an
-    /// `on_error` event) when the server cannot be reached; with an error if the client is
-    /// released or Daily deinitialised first. Raises `TypeError` / `ValueError` for
+    /// Joins `meeting_url` (`http://host:port/room`, `https://` for a TLS server; see
+    /// `daily.server.RoomServer.room_url`). `meeting_token` is a meeting token (a JWT, RFC
+    /// 7519, signed with the server's API key, as Daily's; `docs/rest-api.md`): needed for a
+    /// private room, it can make this participant an owner; an invalid one fails the join.
+    /// `completion(join_data, error)` fires once: with `join_data` shaped as
+    /// `daily.types.JoinData` on success; at once (before `join` returns) for a malformed
+    /// URL; within 5 s with an error (and an `on_error` event) when the server cannot be
+    /// reached; with an error if the client is released or Daily deinitialised first. Raises `TypeError` / `ValueError` for
     /// `client_settings` that are not Daily's shape (an unknown key, a value of the wrong
     /// type; see `update_inputs` and `update_publishing`) or a `completion` that is not
     /// callable.
@@ -185,7 +189,8 @@ impl CallClient {
 
 #[pymethods]
 impl CallClient {
-    /// `{"local": participant, "<id>": participant, ...}`.
+    /// `{"local": participant, "<id>": participant, ...}`: this client and every remote
+    /// participant, as dicts shaped as `daily.types.Participant`.
     fn participants(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         guard(|| value_to_py(py, &self.core()?.participants()))
     }

@@ -227,7 +227,7 @@ impl VirtualMicrophoneDevice {
     fn sample_rate(&self) -> u32 {
         self.source.sample_rate()
     }
-    /// Channel count.
+    /// Channel count (1 or 2), of interleaved frames.
     #[getter]
     fn channels(&self) -> u16 {
         self.source.channels()
@@ -287,7 +287,7 @@ impl VirtualSpeakerDevice {
     fn sample_rate(&self) -> u32 {
         self.speaker.sample_rate()
     }
-    /// Channel count.
+    /// Channel count (1 or 2), of interleaved frames.
     #[getter]
     fn channels(&self) -> u16 {
         self.speaker.channels()
@@ -396,7 +396,7 @@ impl NativeVad {
     fn sample_rate(&self) -> u32 {
         self.inner.lock().unwrap_or_else(|e| e.into_inner()).vad.sample_rate()
     }
-    /// Channel count.
+    /// Channel count (1 or 2), of interleaved frames.
     #[getter]
     fn channels(&self) -> u16 {
         self.channels
