@@ -18,8 +18,10 @@ cannot carry a runtime docstring; theirs is the string after the assignment, whi
 
 from __future__ import annotations
 
+import ast
 import importlib
 import inspect
+import pathlib
 import pkgutil
 import pydoc
 import re
@@ -29,6 +31,7 @@ from dataclasses import dataclass, field
 import pytest
 
 import daily
+import daily.daily
 
 # Parameter or property names (regex, matched on the whole name) -> words of which at least
 # one must be in the docstring of the method (or, for a constructor, the class), as regexes.
@@ -268,3 +271,31 @@ def test_pydoc_renders(item):
                     assert p in line, f"{m.name}: {p} missing from {line!r}"
             else:
                 assert (m.obj.__doc__ or "").strip().splitlines()[0] in text
+
+
+def stub_docstrings() -> list[tuple[str, str]]:
+    """(qualified name, docstring) of every class and function of daily.pyi with a docstring."""
+    path = pathlib.Path(daily.daily.__file__).with_name("daily.pyi")
+    if not path.exists():  # an installed package always has it; a bare build may not
+        return []
+
+    def walk(node, prefix):
+        for n in node.body:
+            if isinstance(n, (ast.ClassDef, ast.FunctionDef)):
+                if (d := ast.get_docstring(n)) is not None:
+                    yield prefix + n.name, d
+                if isinstance(n, ast.ClassDef):
+                    yield from walk(n, f"{prefix}{n.name}.")
+
+    return list(walk(ast.parse(path.read_text()), ""))
+
+
+@pytest.mark.parametrize("name,stub_doc", stub_docstrings(), ids=lambda x: x if "\n" not in x else "")
+def test_stub_docstring_within_runtime(name, stub_doc):
+    """An editor shows daily.pyi's docstrings, help() and the reference the runtime ones: every
+    exception a stub docstring names is named at runtime too, so help() is never the poorer."""
+    obj = daily.daily
+    for part in name.split("."):
+        obj = getattr(obj, part)
+    missing = set(re.findall(r"\b\w+Error\b", stub_doc)) - set(re.findall(r"\b\w+Error\b", obj.__doc__ or ""))
+    assert not missing, f"{name}: the stub's docstring names {sorted(missing)}, help() does not"

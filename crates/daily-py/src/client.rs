@@ -32,8 +32,12 @@ impl ClientState {
     }
 }
 
-/// A participant in a call. Methods return at once and report through completions and
-/// `EventHandler` events, in order. Raises `RuntimeError` before `Daily.init()`, after
+/// A participant in a call: `CallClient(event_handler=None)` with an optional `EventHandler`
+/// (`TypeError` for anything else). Methods return at once and report through completions
+/// and `EventHandler` events, in order. Every `completion` fires exactly once (also when the
+/// client is released or Daily deinitialised first: then with an error) on a completions
+/// thread, never on a media or network thread. Every method raises `TypeError` for a
+/// `completion` that is not callable, and `RuntimeError` before `Daily.init()`, after
 /// `release()` and after `Daily.deinit()`.
 #[pyclass(module = "daily", frozen)]
 pub struct CallClient {
