@@ -72,7 +72,8 @@ def add_constructor(cls: pdoc.doc.Class, typed: pdoc.doc.Class) -> int:
         return 0
     if "__new__" not in vars(typed.obj):
         return 0  # inherited: not constructible (AudioData, the devices, ...)
-    init = pdoc.doc.Function(cls.modulename, f"{cls.qualname}.__init__", new.obj, (cls.taken_from[0], f"{cls.taken_from[1]}.__init__"))
+    origin = (cls.taken_from[0], f"{cls.taken_from[1]}.__init__")
+    init = pdoc.doc.Function(cls.modulename, f"{cls.qualname}.__init__", new.obj, origin)
     init.signature = new.signature.replace(return_annotation=inspect.Signature.empty)
     init.docstring = ""
     cls.members = {"__init__": init, **{k: v for k, v in cls.members.items() if k != "__init__"}}

@@ -80,10 +80,10 @@ impl CallClient {
     /// `completion(join_data, error)` fires once: with `join_data` shaped as
     /// `daily.types.JoinData` on success; at once (before `join` returns) for a malformed
     /// URL; within 5 s with an error (and an `on_error` event) when the server cannot be
-    /// reached; with an error if the client is released or Daily deinitialised first. Raises `TypeError` / `ValueError` for
-    /// `client_settings` that are not Daily's shape (an unknown key, a value of the wrong
-    /// type; see `update_inputs` and `update_publishing`) or a `completion` that is not
-    /// callable.
+    /// reached; with an error if the client is released or Daily deinitialised first.
+    /// Raises `TypeError` / `ValueError` for `client_settings` that are not Daily's shape (an
+    /// unknown key, a value of the wrong type; see `update_inputs` and `update_publishing`)
+    /// or a `completion` that is not callable.
     #[pyo3(signature = (meeting_url, meeting_token=None, client_settings=None, completion=None))]
     fn join(
         &self,
