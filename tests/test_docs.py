@@ -19,6 +19,7 @@ cannot carry a runtime docstring; theirs is the string after the assignment, whi
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import inspect
 import pathlib
@@ -26,7 +27,8 @@ import pkgutil
 import pydoc
 import re
 import typing
-from dataclasses import dataclass, field
+import types
+from dataclasses import dataclass
 
 import pytest
 
@@ -48,7 +50,8 @@ UNITS: list[tuple[str, tuple[str, ...]]] = [
     (r".*_rate", (r"per second|\bHz\b|/s\b",)),
 ]
 
-PROPERTY_TYPES = (property, type(daily.AudioData.sample_rate), type(type.__dict__["__dict__"]))
+# Python properties, PyO3 getters (getset descriptors) and __slots__ members.
+PROPERTY_TYPES = (property, functools.cached_property, types.GetSetDescriptorType, types.MemberDescriptorType)
 
 
 @dataclass
@@ -59,7 +62,6 @@ class Item:
     obj: object
     kind: str
     owner: object = None  # the class of a method / property, the module of data
-    params: list[str] = field(default_factory=list)
 
 
 def public_modules() -> list:
@@ -89,7 +91,7 @@ def class_items(cls, qual: str) -> list[Item]:
         q = f"{qual}.{name}"
         if isinstance(raw, (staticmethod, classmethod)) or inspect.isroutine(raw):
             out.append(Item(q, getattr(cls, name), "method", cls))
-        elif isinstance(raw, PROPERTY_TYPES) or type(raw).__name__ == "cached_property":
+        elif isinstance(raw, PROPERTY_TYPES):
             out.append(Item(q, raw, "property", cls))
         else:
             out.append(Item(q, raw, "data", cls))  # class constants, enum values
