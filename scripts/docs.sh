@@ -8,5 +8,10 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 OUT=${1:-build/api}
 case "$OUT" in /*) ;; *) OUT="$PWD/$OUT" ;; esac
+# The directory is emptied first: refuse the filesystem root and the repository itself.
+if [ "$(realpath -m "$OUT")" = / ] || [ "$(realpath -m "$OUT")" = "$PWD" ]; then
+    echo "docs.sh: refusing to replace $OUT" >&2
+    exit 2
+fi
 rm -rf "$OUT"
 $PY -W error scripts/api_docs.py "$OUT"
