@@ -1,7 +1,7 @@
 """Open re-implementation of the Daily Python SDK.
 
 ``import daily`` and ``import daily.daily`` expose the same classes, as in daily-python.
-The room server lives in :mod:`daily.server`.
+The room server lives in :mod:`daily.server`, the asyncio layer in :mod:`daily.aio`.
 """
 
 from daily.daily import (
