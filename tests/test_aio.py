@@ -389,3 +389,188 @@ def test_event_names_cover_the_event_handler():
 def test_needs_a_running_loop():
     with pytest.raises(RuntimeError, match="running event loop"):
         AsyncCallClient()
+
+
+def test_every_update_awaits_its_completion(server):
+    """Each awaitable call resolves when the callback API would have completed without an
+    error, and raises CallError with the completion's exact error otherwise."""
+    url = server.room_url("aio-updates")
+
+    async def main():
+        a, b = AsyncCallClient(), AsyncCallClient()
+        await a.join(url)
+        data = await b.join(url)
+        b_id = data["participants"]["local"]["id"]
+        await a.update_inputs({"camera": False})
+        await a.update_publishing({"microphone": {"isPublishing": True, "sendSettings": "speech"}})
+        await a.update_subscription_profiles({"base": {"camera": "unsubscribed", "microphone": "subscribed"}})
+        await a.update_subscriptions(participant_settings={b_id: {"media": {"microphone": "subscribed"}}})
+        assert a.subscriptions()[b_id]["media"]["microphone"] == "subscribed"
+        await a.update_permissions({"hasPresence": True})
+        # Not an owner: the server refuses, and the refusal is raised.
+        with pytest.raises(CallError) as e:
+            await a.update_remote_participants({b_id: {"permissions": {"canSend": []}}})
+        assert e.value.operation == "update_remote_participants"
+        with pytest.raises(CallError):
+            await a.eject_remote_participants([b_id])
+        with pytest.raises(CallError, match="recording is not supported by this room server"):
+            await a.update_recording({"layout": {"preset": "default"}})
+        with pytest.raises(CallError, match="live streaming is not supported"):
+            await a.update_live_stream({})
+        with pytest.raises(CallError, match="transcription is not supported"):
+            await a.update_transcription()
+        # The calls our rooms do not offer, with test_unsupported's cases: the same outcome.
+        from test_unsupported import CASES
+
+        for name, args, kwargs, expected in CASES:
+            error = expected[-1]
+            if error is None:
+                assert await getattr(a, name)(*args, **kwargs) is None, name
+            else:
+                with pytest.raises(CallError) as e:
+                    await getattr(a, name)(*args, **kwargs)
+                assert (e.value.operation, e.value.error) == (name, error)
+        await a.set_ice_config(None)
+        await a.send_prebuilt_chat_message("hello", user_name="a")
+        assert a.participant_counts()["present"] == 2
+        assert a.inputs()["camera"]["isEnabled"] is False
+        assert a.publishing()["microphone"]["isPublishing"] is True
+        assert "base" in a.subscription_profiles()
+        assert isinstance(a.get_network_stats(), dict)
+        assert a.active_speaker() is None or "id" in a.active_speaker()
+        await a.release()
+        await b.release()
+
+    run(main())
+
+
+def test_custom_track_stream(server):
+    """A second track published from an AudioSource, heard through AudioStream(audio_source=)."""
+    url = server.room_url("aio-custom")
+    sent = speech(3.0)
+
+    async def main():
+        listener, bot = AsyncCallClient(), AsyncCallClient()
+        await listener.join(url)
+        data = await bot.join(url)
+        bot_id = data["participants"]["local"]["id"]
+        tts = AudioSource(24000, 1)
+        async with listener.events("participant_updated") as updates:
+            await bot.add_custom_audio_track("tts", tts)
+            async for ev in updates:
+                if "tts" in ev.args[0]["media"]["customAudio"]:
+                    break
+        heard: list = []
+        async with AudioStream(listener, bot_id, audio_source="tts", sample_rate=RATE, callback_interval_ms=40) as stream:
+            consumer = asyncio.ensure_future(collect(stream, heard))
+            await asyncio.sleep(0.3)
+            t = np.arange(int(len(sent) * 1.5)) / 1.5  # 16 kHz -> 24 kHz
+            pcm24 = np.interp(t, np.arange(len(sent)), sent.astype(np.float64)).astype("<i2")
+            await tts.write_frames(pcm24)
+            await tts.wait_for_playout()
+            await asyncio.sleep(0.4)
+        await consumer
+        with pytest.raises(CallError):
+            await bot.remove_custom_audio_track("no-such-track")
+        await bot.remove_custom_audio_track("tts")
+        await bot.release()
+        await listener.release()
+        return heard
+
+    heard = run(main())
+    assert heard and {a.num_audio_frames for a in heard} == {640}
+    got = np.frombuffer(b"".join(a.audio_frames for a in heard), dtype="<i2")
+    similarity = sm.similarity(sent, got, RATE)
+    assert similarity >= 0.8, similarity
+
+
+def test_parrot_example_repeats_a_speaking_user(server):
+    """examples/aio_parrot.py against an asyncio user who speaks, listens and sends a message."""
+    import aio_parrot
+
+    url = server.room_url("aio-parrot")
+    sent = speech(5.0)
+
+    async def main():
+        bot = asyncio.ensure_future(aio_parrot.parrot(url, seconds=3.0))
+        user = AsyncCallClient()
+        source = AudioSource(RATE, 1)
+        async with user.events("participant_joined") as joined:
+            await user.join(url, client_settings=source.microphone_settings())
+            # The parrot may already be in the room (reported while we join) or join later.
+            while True:
+                participant = (await asyncio.wait_for(joined.__anext__(), 10)).args[0]
+                if participant["info"].get("userName") == "parrot":
+                    break
+        parrot_id = participant["id"]
+        await asyncio.sleep(0.3)  # the parrot sets its stream of us when it sees us join
+        async with user.events("app_message") as replies:
+            await user.send_app_message("polly?", parrot_id)
+            reply = await asyncio.wait_for(replies.__anext__(), 5)
+        assert reply.args == ({"echo": "polly?"}, parrot_id)
+        heard: list = []
+        async with AudioStream(user, parrot_id) as stream:
+            consumer = asyncio.ensure_future(collect(stream, heard))
+            await source.write_frames(sent)
+            recorded = await asyncio.wait_for(bot, 15)  # returns once it played it back
+            await asyncio.wait_for(consumer, 5)  # the parrot left: the stream ended by itself
+        assert stream.dropped == 0
+        await user.release()
+        return recorded, heard
+
+    recorded, heard = run(main())
+    rec = np.frombuffer(recorded, dtype="<i2")
+    assert len(rec) == 3 * RATE
+    assert sm.similarity(sent, rec, RATE) >= 0.8  # the parrot heard the user
+    back = np.frombuffer(b"".join(a.audio_frames for a in heard), dtype="<i2")
+    assert sm.similarity(rec, back, RATE) >= 0.8  # and the user heard it back
+
+
+def test_module_type_checks_strictly():
+    pytest.importorskip("mypy")
+    import subprocess
+
+    import daily.aio
+
+    r = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", daily.aio.__file__],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=os.path.dirname(os.path.dirname(daily.aio.__file__)),
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_awaitable_calls_take_the_callback_apis_parameters():
+    """Each coroutine of AsyncCallClient that mirrors a CallClient method takes the same
+    parameters, in the same order with the same defaults, minus ``completion``; every update_*
+    of CallClient has one; every public name has a docstring."""
+    import inspect
+
+    from daily import CallClient
+
+    mirrored = 0
+    for name, fn in inspect.getmembers(AsyncCallClient, inspect.iscoroutinefunction):
+        if name.startswith("_") or not hasattr(CallClient, name) or name == "release":
+            continue
+        ours = [(p.name, p.default) for p in inspect.signature(fn).parameters.values()][1:]
+        theirs = [
+            (p.name, p.default)
+            for p in inspect.signature(getattr(CallClient, name)).parameters.values()
+            if p.name not in ("self", "completion")
+        ]
+        assert ours == theirs, name
+        mirrored += 1
+    assert mirrored >= 20, mirrored
+    updates = {n for n in dir(CallClient) if n.startswith("update_")}
+    assert updates and updates <= set(dir(AsyncCallClient)), updates - set(dir(AsyncCallClient))
+    import daily.aio
+
+    for cls_name in daily.aio.__all__:
+        obj = getattr(daily.aio, cls_name)
+        if inspect.isclass(obj):
+            assert obj.__doc__, cls_name
+            for n, member in vars(obj).items():
+                if not n.startswith("_") and callable(member):
+                    assert member.__doc__, f"{cls_name}.{n}"

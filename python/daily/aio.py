@@ -12,8 +12,11 @@ How it maps onto the callback API, and why:
   to the loop, so the SDK's event thread never waits for Python code on the loop. On the loop
   they go to handlers registered with :meth:`AsyncCallClient.on` (plain functions or coroutine
   functions), to :meth:`AsyncCallClient.events` streams and to :meth:`AsyncCallClient.wait_for`.
-  The SDK dispatches the event a call causes before that call's completion, and both hops go
-  through the same loop queue, so on the loop too the event comes first.
+  The SDK runs a completion only once the handlers of the events posted before it (the
+  ``*_updated`` event the call caused) have started, and the forwarder posts as its first
+  step, so such an event reaches the loop before the completion unless the events thread is
+  preempted for more than Python's switch interval (5 ms) in those few microseconds: events
+  come first in practice, not by a guarantee of this layer.
 - :meth:`AudioSource.write_frames` queues the PCM with a completion (``CustomAudioSource``
   returns at once then) and sleeps on the loop until only ``queue_ms`` of audio is left
   queued: a writer that awaits chunk after chunk is paced at real time, by the engine's media
@@ -549,6 +552,112 @@ class AsyncCallClient:
     ) -> None:
         """Not offered by our rooms: raises :class:`CallError`, as the callback API completes."""
         await self._done("update_transcription", self._client.update_transcription, participants, instance_id)
+
+    # -- not offered by our rooms ---------------------------------------------------------
+    # daily-python has them; our room server does not record, stream, transcribe or dial, so
+    # each raises CallError with the callback API's completion error. They exist so that code
+    # written for Daily's rooms ports unchanged and fails clearly.
+
+    async def _two(self, operation: str, method: Callable[..., None], *args: Any) -> Optional[str]:
+        """A call whose completion is ``completion(value, error)``."""
+        value, error = await self._call(operation, method, *args)
+        if error is not None:
+            raise CallError(operation, str(error))
+        return value  # type: ignore[no-any-return]
+
+    async def start_recording(
+        self,
+        streaming_settings: Optional[Mapping[str, Any]] = None,
+        stream_id: Optional[str] = None,
+        force_new: Optional[bool] = None,
+    ) -> Optional[str]:
+        """Returns the stream id. Not offered by our rooms: raises :class:`CallError`."""
+        return await self._two("start_recording", self._client.start_recording, streaming_settings, stream_id, force_new)
+
+    async def stop_recording(self, stream_id: Optional[str] = None) -> None:
+        """Not offered by our rooms: raises :class:`CallError`."""
+        await self._done("stop_recording", self._client.stop_recording, stream_id)
+
+    async def start_live_stream_with_endpoints(
+        self,
+        endpoints: Any,
+        streaming_settings: Optional[Mapping[str, Any]] = None,
+        stream_id: Optional[str] = None,
+        force_new: Optional[bool] = None,
+    ) -> None:
+        """Not offered by our rooms: raises :class:`CallError`."""
+        await self._done(
+            "start_live_stream_with_endpoints",
+            self._client.start_live_stream_with_endpoints,
+            endpoints,
+            streaming_settings,
+            stream_id,
+            force_new,
+        )
+
+    async def start_live_stream_with_rtmp_urls(
+        self,
+        rtmp_urls: Sequence[str],
+        streaming_settings: Optional[Mapping[str, Any]] = None,
+        stream_id: Optional[str] = None,
+        force_new: Optional[bool] = None,
+    ) -> None:
+        """Not offered by our rooms: raises :class:`CallError`."""
+        await self._done(
+            "start_live_stream_with_rtmp_urls",
+            self._client.start_live_stream_with_rtmp_urls,
+            rtmp_urls,
+            streaming_settings,
+            stream_id,
+            force_new,
+        )
+
+    async def stop_live_stream(self, stream_id: Optional[str] = None) -> None:
+        """Not offered by our rooms: raises :class:`CallError`."""
+        await self._done("stop_live_stream", self._client.stop_live_stream, stream_id)
+
+    async def add_live_streaming_endpoints(self, endpoints: Any, stream_id: Optional[str] = None) -> None:
+        """Not offered by our rooms: raises :class:`CallError`."""
+        await self._done("add_live_streaming_endpoints", self._client.add_live_streaming_endpoints, endpoints, stream_id)
+
+    async def remove_live_streaming_endpoints(self, endpoints: Any, stream_id: Optional[str] = None) -> None:
+        """Not offered by our rooms: raises :class:`CallError`."""
+        await self._done(
+            "remove_live_streaming_endpoints", self._client.remove_live_streaming_endpoints, endpoints, stream_id
+        )
+
+    async def start_transcription(self, settings: Optional[Mapping[str, Any]] = None) -> None:
+        """Not offered by our rooms: raises :class:`CallError`."""
+        await self._done("start_transcription", self._client.start_transcription, settings)
+
+    async def stop_transcription(self) -> None:
+        """Not offered by our rooms: raises :class:`CallError`."""
+        await self._done("stop_transcription", self._client.stop_transcription)
+
+    async def start_dialout(self, settings: Mapping[str, Any]) -> Optional[str]:
+        """Returns the session id. Not offered by our rooms: raises :class:`CallError`."""
+        return await self._two("start_dialout", self._client.start_dialout, settings)
+
+    async def stop_dialout(self, participant_id: str) -> None:
+        """Not offered by our rooms: raises :class:`CallError`."""
+        await self._done("stop_dialout", self._client.stop_dialout, participant_id)
+
+    async def send_dtmf(self, settings: Mapping[str, Any]) -> None:
+        """Not offered by our rooms: raises :class:`CallError`."""
+        await self._done("send_dtmf", self._client.send_dtmf, settings)
+
+    async def sip_call_transfer(self, settings: Mapping[str, Any]) -> None:
+        """Not offered by our rooms: raises :class:`CallError`."""
+        await self._done("sip_call_transfer", self._client.sip_call_transfer, settings)
+
+    async def sip_refer(self, settings: Mapping[str, Any]) -> None:
+        """Not offered by our rooms: raises :class:`CallError`."""
+        await self._done("sip_refer", self._client.sip_refer, settings)
+
+    async def set_proxy_url(self, proxy_url: Optional[str] = None) -> None:
+        """``None`` (no proxy) succeeds; a proxy URL raises :class:`CallError` (proxies are
+        not supported by this SDK)."""
+        await self._done("set_proxy_url", self._client.set_proxy_url, proxy_url)
 
     # -- answers at once ------------------------------------------------------------------
 
