@@ -135,7 +135,7 @@ def test_bot_speaks_listener_hears_paced_in_real_time(server):
     assert 2.85 <= chunked <= 3.6, chunked
     # The loop kept running meanwhile: about 600 ticks of 10 ms in 6 s, never stalled.
     assert ticker.ticks >= 300, ticker.ticks
-    assert ticker.max_gap < 0.25, ticker.max_gap
+    assert ticker.max_gap < 0.5, ticker.max_gap  # measured 12-16 ms; a blocked loop would be 3 s
     assert heard and {a.num_audio_frames for a in heard} == {320}
     assert {a.sample_rate for a in heard} == {RATE} and {a.num_channels for a in heard} == {1}
     assert stream.dropped == 0
@@ -220,6 +220,10 @@ def test_join_errors_raise_call_error():
                 AudioStream(client, "not-a-uuid")
         with pytest.raises(RuntimeError):
             client.participants()  # released by the context manager
+        with pytest.raises(RuntimeError):
+            client.events()
+        with pytest.raises(RuntimeError):
+            await client.leave()
 
     run(main())
 
@@ -255,7 +259,7 @@ def test_cancelled_awaits_leave_the_client_usable(server):
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert 0.5 < source.queued_duration <= 1.0
+        assert 0.2 < source.queued_duration <= 1.0  # still queued, not taken back
         assert source.clear_queue() > 0
         assert source.queued_duration == 0.0
         assert await source.write_frames(bytes(640)) == 320

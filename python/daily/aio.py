@@ -351,7 +351,10 @@ class AsyncCallClient:
         """An async iterator of :class:`Event` (only those in ``names`` if any are given),
         collecting from now on: ``async with client.events("participant_joined") as ev:``.
         Keeps at most ``max_queued`` unread events (the oldest is dropped beyond that and
-        counted in ``EventStream.dropped``). Raises ``ValueError`` for an unknown name."""
+        counted in ``EventStream.dropped``). Raises ``ValueError`` for an unknown name and
+        ``RuntimeError`` after :meth:`release`."""
+        if self._released:
+            raise RuntimeError("this AsyncCallClient was released")
         for n in names:
             if n not in EVENT_NAMES:
                 raise ValueError(f"unknown event {n!r}; events are {', '.join(EVENT_NAMES)}")
