@@ -235,11 +235,15 @@ def test_cancelled_awaits_leave_the_client_usable(server):
         client = AsyncCallClient()
         states: list = []
         client.on("call_state_updated", states.append)
-        # A join cancelled at once (a timeout shorter than any join) leaves again.
-        with pytest.raises(asyncio.TimeoutError):
-            await asyncio.wait_for(client.join(url), 0.001)
-        await client.wait_for("call_state_updated", lambda s: s == "left", timeout=10)
-        assert states[-1] == "left"
+        # A join cancelled at once (a timeout shorter than any join) leaves again. The stream
+        # is made first: the `left` may reach the loop before wait_for's TimeoutError does.
+        async with client.events("call_state_updated") as updates:
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(client.join(url), 0.001)
+            async for ev in updates:
+                if ev.args == ("left",):
+                    break
+        assert states[0] == "joining" and states[-1] == "left", states
         # The same client joins again afterwards.
         data = await client.join(url)
         assert data["participants"]["local"]["id"]
@@ -578,3 +582,46 @@ def test_awaitable_calls_take_the_callback_apis_parameters():
             for n, member in vars(obj).items():
                 if not n.startswith("_") and callable(member):
                     assert member.__doc__, f"{cls_name}.{n}"
+
+
+def test_clear_queue_ends_a_pending_write_and_playout_at_once():
+    async def main():
+        source = AudioSource(RATE, 1)
+        writer = asyncio.ensure_future(source.write_frames(bytes(2 * RATE * 2)))  # 2 s
+        playout = asyncio.ensure_future(source.wait_for_playout())
+        await asyncio.sleep(0.2)
+        assert not writer.done() and not playout.done()
+        t0 = time.monotonic()
+        assert source.clear_queue() > 0
+        assert await asyncio.wait_for(writer, 1) == 2 * RATE
+        await asyncio.wait_for(playout, 1)
+        return time.monotonic() - t0
+
+    assert run(main()) < 0.2
+
+
+def test_a_write_pending_at_deinit_raises():
+    """Daily.deinit() stops the clock: a pending write cannot finish and raises RuntimeError."""
+    import subprocess
+
+    code = (
+        "import asyncio, time\n"
+        "from daily import Daily\n"
+        "from daily.aio import AudioSource\n"
+        "Daily.init()\n"
+        "async def main():\n"
+        "    s = AudioSource(16000, 1)\n"
+        "    task = asyncio.ensure_future(s.write_frames(bytes(32000 * 5)))\n"
+        "    await asyncio.sleep(0.3)\n"
+        "    Daily.deinit()\n"
+        "    t0 = time.monotonic()\n"
+        "    try:\n"
+        "        await asyncio.wait_for(task, 5)\n"
+        "    except RuntimeError as e:\n"
+        "        print('raised', round(time.monotonic() - t0, 2), e)\n"
+        "asyncio.run(main())\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("raised"), r.stdout
+    assert float(r.stdout.split()[1]) < 2.5, r.stdout

@@ -705,12 +705,49 @@ def _track_of(track: Union[CustomAudioTrack, "AudioSource"]) -> CustomAudioTrack
     return track.track if isinstance(track, AudioSource) else track
 
 
-async def _sleep_or_done(fut: "asyncio.Future[Any]", delay: float) -> None:
-    """Sleeps ``delay`` seconds on the loop, or less if ``fut`` completes first. Never cancels
-    ``fut``."""
-    if fut.done():
-        return
-    await asyncio.wait((fut,), timeout=delay)
+#: Half a media-clock tick (the clock consumes a source's queue 10 ms at a time), added to a
+#: writer's sleep so that one sleep usually suffices.
+_HALF_TICK_S = 0.005
+
+
+#: Longest single sleep of a writer, s: bounds how late a stalled queue is noticed.
+_MAX_SLEEP_S = 0.25
+#: How long a queue that does not shrink is waited for before giving up, s.
+_STALL_S = 1.0
+
+
+class _Playout:
+    """When one write's frames have been played, shared with the SDK's source-completion
+    thread. The completion posts to the loop only while a task waits for it (the write itself
+    or ``wait_for_playout``): a chunked writer has moved on long before its chunks play, and a
+    loop wake-up per chunk for nobody cost a third of the writer's loop time."""
+
+    __slots__ = ("loop", "future", "played", "waiters")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.future: asyncio.Future[int] = loop.create_future()
+        self.played: Optional[int] = None  # set by the completion thread
+        self.waiters = 0  # changed on the loop only
+
+    def complete(self, n: int) -> None:
+        """The completion (any thread). The GIL orders this against :meth:`wait`: either it
+        sees a waiter and posts, or the waiter sees ``played``."""
+        self.played = n
+        if self.waiters:
+            _post(self.loop, _settle, self.future, n)
+
+    async def wait(self, timeout: Optional[float]) -> None:
+        """Until played, or ``timeout`` seconds (None: no limit). Never cancels the future."""
+        self.waiters += 1
+        try:
+            if self.played is None and not self.future.done():
+                await asyncio.wait((self.future,), timeout=timeout)
+        finally:
+            self.waiters -= 1
+
+    def done(self) -> bool:
+        return self.played is not None
 
 
 class AudioSource:
@@ -734,7 +771,7 @@ class AudioSource:
         self._source = CustomAudioSource(sample_rate, channels, auto_silence)
         self._track = CustomAudioTrack(self._source)
         self._queue_s = queue_ms / 1000.0
-        self._last: Optional[asyncio.Future[Any]] = None
+        self._last: Optional[_Playout] = None
 
     @property
     def source(self) -> CustomAudioSource:
@@ -776,32 +813,48 @@ class AudioSource:
         of 10 ms). The wait is a sleep on the loop: no thread is used or made.
 
         Raises ``ValueError`` if the length is not a multiple of ``2 * channels`` bytes,
-        ``TypeError`` for other input, ``RuntimeError`` after ``Daily.deinit()``. Cancelling
-        the await does not take the frames back (they are already queued and will play);
-        :meth:`clear_queue` does. ``clear_queue`` and ``Daily.deinit()`` end a pending write
-        at once."""
-        loop = asyncio.get_running_loop()
-        played: asyncio.Future[int] = loop.create_future()
-
-        def completion(n: int) -> None:
-            _post(loop, _settle, played, n)
-
-        n = self._source.write_frames(frames, completion=completion)
-        self._last = played
-        # The completion bounds the wait: it fires once these frames are played, or at once on
-        # clear_queue / deinit, so the loop ends even if the queue stops draining.
-        while not played.done():
-            excess = self._source.queued_duration - self._queue_s
-            if excess <= 0:
-                break
-            await _sleep_or_done(played, max(excess, 0.005))
+        ``TypeError`` for other input, ``RuntimeError`` after ``Daily.deinit()`` (a write
+        pending when it happens raises ``RuntimeError`` within about 1.5 s: the queue stops
+        moving). Cancelling the await does not take the frames back (they are already queued
+        and will play); :meth:`clear_queue` does, and ends a pending write at once."""
+        playout = _Playout(asyncio.get_running_loop())
+        n = self._source.write_frames(frames, completion=playout.complete)
+        self._last = playout
+        await self._drain(playout, self._queue_s)
         return n
 
     async def wait_for_playout(self) -> None:
         """Waits until everything written so far has been played (or dropped by
-        :meth:`clear_queue`). Cancelling it affects nothing else."""
-        if self._last is not None and not self._last.done():
-            await asyncio.shield(self._last)
+        :meth:`clear_queue`). Cancelling it affects nothing else. ``RuntimeError`` as in
+        :meth:`write_frames` if the queue stops moving."""
+        if self._last is not None:
+            await self._drain(self._last, 0.0)
+
+    async def _drain(self, playout: _Playout, limit_s: float) -> None:
+        """Sleeps on the loop until at most ``limit_s`` seconds are queued or ``playout``'s
+        frames are gone (its completion ends a sleep early: ``clear_queue``)."""
+        loop = asyncio.get_running_loop()
+        last: Optional[float] = None
+        still_since: Optional[float] = None
+        while not playout.done():
+            queued = self._source.queued_duration
+            excess = queued - limit_s
+            if excess <= 0:
+                return
+            # Pending completions do not fire at Daily.deinit(), and the stopped clock leaves
+            # the queue as it was: a queue that does not move for _STALL_S ends the wait.
+            now = loop.time()
+            if last is not None and queued >= last:
+                if still_since is None:
+                    still_since = now
+                elif now - still_since >= _STALL_S:
+                    raise RuntimeError(
+                        f"the audio source's queue has not moved for {_STALL_S:g} s (was Daily deinitialised?)"
+                    )
+            else:
+                still_since = None
+            last = queued
+            await playout.wait(min(excess + _HALF_TICK_S, _MAX_SLEEP_S))
 
     def clear_queue(self) -> int:
         """Drops everything queued (barge-in) and returns the frames dropped; pending
