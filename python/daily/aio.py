@@ -21,7 +21,7 @@ How it maps onto the callback API, and why:
   returns at once then) and sleeps on the loop until only ``queue_ms`` of audio is left
   queued: a writer that awaits chunk after chunk is paced at real time, by the engine's media
   clock, without a thread per write and without a gap between chunks.
-- :class:`AudioStream` is an ``set_audio_renderer`` callback feeding a bounded queue that an
+- :class:`AudioStream` is a ``set_audio_renderer`` callback feeding a bounded queue that an
   ``async for`` drains.
 
 Cancellation: cancelling an ``await`` never corrupts the client. The call itself was already
