@@ -183,6 +183,14 @@ def test_app_messages_round_trip_and_handlers_run_on_the_loop(server):
         await a.send_app_message("first")
         await a.send_app_message("last")
         assert await waiting == ("last", a_id)
+        # A stream read too slowly keeps the newest max_queued events and counts the rest.
+        async with b.events("app_message", max_queued=2) as small, b.events("app_message") as full:
+            for n in range(5):
+                await a.send_app_message({"k": n}, b_id)
+            for _ in range(5):
+                await asyncio.wait_for(full.__anext__(), 5)
+            assert small.dropped == 3
+            assert [(await small.__anext__()).args[0] for _ in range(2)] == [{"k": 3}, {"k": 4}]
         # Too large for Daily's 4096-byte limit: the completion's error, raised.
         with pytest.raises(CallError) as e:
             await a.send_app_message("x" * 5000)

@@ -256,8 +256,10 @@ class AsyncCallClient:
     Getters (``participants()``, ``inputs()``, ...) stay plain methods: they answer at once.
     Anything else is on :attr:`call_client`, the wrapped ``CallClient``.
 
-    ``async with AsyncCallClient() as client:`` releases the client on exit. Not thread-safe:
-    use it from its loop."""
+    ``async with AsyncCallClient() as client:`` releases the client on exit. Release it one
+    way or the other: a client dropped unreleased is released by the callback API's finaliser,
+    which blocks the thread dropping it (the loop's) for up to about 5 s while it leaves a
+    call. Not thread-safe: use it from its loop."""
 
     def __init__(self, *, loop: Optional[asyncio.AbstractEventLoop] = None) -> None:
         if loop is None:
