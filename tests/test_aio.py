@@ -284,9 +284,10 @@ def test_cancelled_awaits_leave_the_client_usable(server):
 
 def test_no_thread_per_write():
     async def main():
-        sources = [AudioSource(RATE, 1, queue_ms=0) for _ in range(8)]
-        await asyncio.gather(*(s.write_frames(bytes(320)) for s in sources))  # warm up
+        # Counted before any write on this loop: a thread pool (asyncio.to_thread) would grow
+        # by a thread per concurrent write and keep them until the loop ends.
         before = threads()
+        sources = [AudioSource(RATE, 1, queue_ms=0) for _ in range(8)]
         during: list[int] = []
 
         async def sample():
@@ -304,7 +305,7 @@ def test_no_thread_per_write():
         return before, during, time.monotonic() - t0
 
     before, during, elapsed = run(main())
-    assert max(during) == before, (before, during)
+    assert max(during) <= before, (before, during)
     assert elapsed >= 0.95, elapsed  # 25 x 40 ms per source, in parallel
 
 
