@@ -724,29 +724,40 @@ class _Playout:
     or ``wait_for_playout``): a chunked writer has moved on long before its chunks play, and a
     loop wake-up per chunk for nobody cost a third of the writer's loop time."""
 
-    __slots__ = ("loop", "future", "played", "waiters")
+    __slots__ = ("loop", "played", "waiters")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.future: asyncio.Future[int] = loop.create_future()
         self.played: Optional[int] = None  # set by the completion thread
-        self.waiters = 0  # changed on the loop only
+        self.waiters: List[asyncio.Future[None]] = []  # changed on the loop only
 
     def complete(self, n: int) -> None:
         """The completion (any thread). The GIL orders this against :meth:`wait`: either it
         sees a waiter and posts, or the waiter sees ``played``."""
         self.played = n
         if self.waiters:
-            _post(self.loop, _settle, self.future, n)
+            _post(self.loop, self._wake)
+
+    def _wake(self) -> None:
+        for w in self.waiters:
+            _settle(w, None)
 
     async def wait(self, timeout: Optional[float]) -> None:
-        """Until played, or ``timeout`` seconds (None: no limit). Never cancels the future."""
-        self.waiters += 1
+        """Until played, or ``timeout`` seconds (None: no limit). One future and one timer per
+        wait (``asyncio.wait`` cost a third more loop time per chunk); cancelling one waiter
+        leaves the others waiting."""
+        if self.played is not None:
+            return
+        w: asyncio.Future[None] = self.loop.create_future()
+        self.waiters.append(w)
+        timer = None if timeout is None else self.loop.call_later(timeout, _settle, w, None)
         try:
-            if self.played is None and not self.future.done():
-                await asyncio.wait((self.future,), timeout=timeout)
+            if self.played is None:  # checked after registering: see complete()
+                await w
         finally:
-            self.waiters -= 1
+            if timer is not None:
+                timer.cancel()
+            self.waiters.remove(w)
 
     def done(self) -> bool:
         return self.played is not None
