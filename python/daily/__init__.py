@@ -5,6 +5,7 @@ room server a ``CallClient`` joins lives in `daily.server`, and the dict payload
 events are described by the TypedDicts of `daily.types`.
 
 - Set-up: `Daily` (``Daily.init()`` first, ``Daily.deinit()`` at the end), `LogLevel`.
+- asyncio: `daily.aio` (awaitable calls, paced writes, async streams of events and audio).
 - Calls: `CallClient` (join, leave, inputs, publishing, subscriptions, app messages) and
   `EventHandler` (subclass it for events).
 - Sending audio: `CustomAudioSource` + `CustomAudioTrack`, or a `VirtualMicrophoneDevice`.
