@@ -267,7 +267,7 @@ def test_pydoc_renders(item):
             short = m.name.rsplit(".", 1)[1]
             if m.kind == "method":
                 params = signature_params(m.obj)
-                line = next((ln for ln in text.splitlines() if re.match(rf"\s*\|?\s*{short}\(", ln)), None)
+                line = next((ln for ln in text.splitlines() if re.match(rf"\s*\|?\s*(async )?{short}\(", ln)), None)
                 assert line is not None, f"{m.name} has no signature line in help()"
                 for p in params:
                     assert p in line, f"{m.name}: {p} missing from {line!r}"

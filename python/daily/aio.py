@@ -110,11 +110,21 @@ class Event:
     ``on_`` prefix (see :data:`EVENT_NAMES`) and ``args`` its positional arguments, in the
     callback's order (``("participant_left", (participant, reason))``)."""
 
-    __slots__ = ("name", "args")
+    __slots__ = ("_name", "_args")
 
     def __init__(self, name: str, args: Tuple[Any, ...]) -> None:
-        self.name = name
-        self.args = args
+        self._name = name
+        self._args = args
+
+    @property
+    def name(self) -> str:
+        """The ``EventHandler`` callback's name without ``on_``, e.g. ``"participant_joined"``."""
+        return self._name
+
+    @property
+    def args(self) -> Tuple[Any, ...]:
+        """The callback's positional arguments, in the callback's order."""
+        return self._args
 
     def __repr__(self) -> str:
         return f"Event({self.name!r}, {self.args!r})"
@@ -769,7 +779,7 @@ class AudioSource:
     multiple of 100), ``channels`` 1 or 2 (``ValueError`` otherwise; ``RuntimeError`` before
     ``Daily.init()``). With ``auto_silence`` the track sends silence while nothing is queued.
 
-    ``queue_ms`` is how much audio a write leaves queued when it returns: enough for the
+    ``queue_ms`` (ms) is how much audio a write leaves queued when it returns: enough for the
     writer's next chunk to arrive before the queue runs dry (the track would send silence in
     the gap), little enough that :meth:`clear_queue` on barge-in has little to drop. A writer
     awaiting chunk after chunk keeps between ``queue_ms`` and ``queue_ms`` + one chunk queued.
