@@ -220,3 +220,28 @@ print("ok")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok", out.stdout
+
+
+def test_completions_pending_at_deinit_fire_with_the_frames_played():
+    """Every completion fires exactly once: a write still queued when Daily.deinit() stops the
+    media clock completes then, with the frames played so far (fewer than written)."""
+    import subprocess
+    import sys
+
+    code = """
+import threading, time
+from daily import Daily, CustomAudioSource
+Daily.init()
+s = CustomAudioSource(16000, 1)
+got, done = [], threading.Event()
+s.write_frames(bytes(32000 * 5), completion=lambda n: (got.append(n), done.set()))
+time.sleep(0.3)
+Daily.deinit()
+print(done.wait(2), got)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    fired, got = out.stdout.split(" ", 1)
+    assert fired == "True", out.stdout
+    (n,) = eval(got)
+    assert 0 < n < 16000 * 5, out.stdout

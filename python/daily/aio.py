@@ -795,6 +795,7 @@ class AudioSource:
         self._track = CustomAudioTrack(self._source)
         self._queue_s = queue_ms / 1000.0
         self._last: Optional[_Playout] = None
+        self._last_frames = 0
 
     @property
     def source(self) -> CustomAudioSource:
@@ -837,14 +838,22 @@ class AudioSource:
 
         Raises ``ValueError`` if the length is not a multiple of ``2 * channels`` bytes,
         ``TypeError`` for other input, ``RuntimeError`` after ``Daily.deinit()`` (a write
-        pending when it happens raises ``RuntimeError`` within about 1.5 s: the queue stops
-        moving). Cancelling the await does not take the frames back (they are already queued
+        pending when it happens raises ``RuntimeError`` as soon as its completion reports the
+        frames cut short). Cancelling the await does not take the frames back (they are already queued
         and will play); :meth:`clear_queue` does, and ends a pending write at once."""
         playout = _Playout(asyncio.get_running_loop())
         n = self._source.write_frames(frames, completion=playout.complete)
-        self._last = playout
+        self._last, self._last_frames = playout, n
         await self._drain(playout, self._queue_s)
+        self._check_cut_short(playout, n)
         return n
+
+    def _check_cut_short(self, playout: _Playout, n: int) -> None:
+        """A write whose completion reported fewer frames than written was cut short: by
+        :meth:`clear_queue` (fine) or by ``Daily.deinit()``, where the sync source refuses
+        even an empty write with ``RuntimeError``, raised here."""
+        if playout.played is not None and playout.played < n:
+            self._source.write_frames(b"")
 
     async def wait_for_playout(self) -> None:
         """Waits until everything written so far has been played (or dropped by
@@ -852,6 +861,7 @@ class AudioSource:
         :meth:`write_frames` if the queue stops moving."""
         if self._last is not None:
             await self._drain(self._last, 0.0)
+            self._check_cut_short(self._last, self._last_frames)
 
     async def _drain(self, playout: _Playout, limit_s: float) -> None:
         """Sleeps on the loop until at most ``limit_s`` seconds are queued or ``playout``'s
@@ -864,8 +874,8 @@ class AudioSource:
             excess = queued - limit_s
             if excess <= 0:
                 return
-            # Pending completions do not fire at Daily.deinit(), and the stopped clock leaves
-            # the queue as it was: a queue that does not move for _STALL_S ends the wait.
+            # Daily.deinit() fires pending completions (with the frames played); should one
+            # never come, a queue that does not move for _STALL_S ends the wait all the same.
             now = loop.time()
             if last is not None and queued >= last:
                 if still_since is None:

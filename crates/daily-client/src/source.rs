@@ -354,9 +354,22 @@ pub(crate) struct SourceNode {
 
 impl Drop for SourceNode {
     fn drop(&mut self) {
-        // The source or the clock is going away: release blocked writers.
+        // The source or the clock is going away (`Daily.deinit()` stops the clock while the
+        // application may still hold the source): release blocked writers and fire pending
+        // completions now, with the frames actually played, as `clear_queue` does. Nothing
+        // will consume the rest, and the completions thread is still running only until the
+        // engine has shut down.
         self.shared.wake.fetch_add(1, Ordering::AcqRel);
         atomic_wait::wake_all(&self.shared.wake);
+        let consumed = self.shared.consumed.load(Ordering::Acquire);
+        let ready: Vec<Pending> = {
+            let mut p = self.shared.producer.lock().unwrap_or_else(|e| e.into_inner());
+            p.pending.drain(..).collect()
+        };
+        for w in ready {
+            let start = w.end - w.padded as u64;
+            (w.completion)(consumed.saturating_sub(start).min(w.frames as u64) as usize);
+        }
     }
 }
 

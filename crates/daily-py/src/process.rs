@@ -151,9 +151,11 @@ impl Daily {
             }
             devices::clear_devices();
             if let Some(g) = g {
+                // The media clock stops first: sources fire their pending write completions
+                // as it drops them, and those must reach a completions thread still running.
+                py.detach(|| g.engine.shutdown());
                 g.completions.stop(py);
                 g.renderers.stop(py);
-                py.detach(|| g.engine.shutdown());
             }
             Ok(())
         })
