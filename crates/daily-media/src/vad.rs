@@ -9,8 +9,14 @@ const MODEL_RATE: u32 = 16_000;
 const MODEL_FRAME: usize = 256;
 /// 10 ms at [`MODEL_RATE`].
 const CHUNK: usize = 160;
+/// Samples per ms at [`MODEL_RATE`].
+const PER_MS: u64 = 16;
 /// Shortest non-zero reset period: two 10 ms calls (WebRTC requires the same).
 const MIN_RESET_PERIOD_MS: u32 = 20;
+/// How long a fresh detector listens before its scores are used (capped at half the period):
+/// after a wipe earshot needs 200-300 ms to learn that steady noise is not speech (see
+/// [`Vad`]'s "`reset_period_ms`").
+const WARMUP_MS: u32 = 300;
 
 /// Voice activity detector with the interface of daily-python's `NativeVad`.
 ///
@@ -23,45 +29,49 @@ const MIN_RESET_PERIOD_MS: u32 = 20;
 /// # Model
 /// The score comes from [earshot](https://crates.io/crates/earshot) (pure Rust, no model file):
 /// log-mel features of a Hann-windowed 48 ms window feed a small convolutional front end and two
-/// minimal-GRU layers, whose state carries context from call to call. earshot consumes 16 ms
-/// (256-sample) frames of 16 kHz mono, so the input is first brought to 16 kHz mono with the
-/// crate's [`Resampler`] (stereo is averaged to mono; 16 kHz input is only down-mixed, never
-/// filtered).
+/// minimal-GRU layers, whose state carries context from frame to frame. earshot consumes
+/// contiguous 16 ms (256-sample) frames of 16 kHz mono, so the input is first brought to 16 kHz
+/// mono with the crate's [`Resampler`] (stereo is averaged to mono; 16 kHz input is only
+/// down-mixed, never filtered).
 ///
 /// # From 10 ms calls to 16 ms frames
-/// Each call appends its 10 ms (160 samples at 16 kHz) to a 16 ms history and gives earshot that
-/// history, i.e. a 16 ms window that slides by 10 ms per call. So every call returns a fresh score
-/// computed on audio that ends exactly at the end of the analyzed 10 ms, at the cost of one earshot
-/// frame per call. earshot was trained on contiguous 16 ms hops; with a 10 ms hop its internal 48
-/// ms spectral window is made of its last three (overlapping) frames and spans the last 36 ms, and
-/// its recurrent state advances every 10 ms instead of every 16 ms. On the real recording in
-/// `data/speech_gaps_16k.wav` (see `tests/vad.rs` for the labels and the noise) this scores as well
-/// as the alternatives: frame ROC AUC 0.968 clean and 0.964 with white noise at 10 dB SNR (no
-/// reset), against 0.965 and 0.957 for feeding earshot contiguous 16 ms frames and repeating the
-/// last score until the next frame completes, and 0.970 and 0.959 for two detectors staggered by 8
-/// ms (whose scores are up to 6 ms stale and cost 1.25 frames per call).
+/// Each call appends its 10 ms to a 16 ms buffer; whenever the buffer is full it is one earshot
+/// frame, run at once (so a call runs one frame or none, 0.625 frames on average). A call returns
+/// the score of the last frame completed, which ends at most 6 ms before the end of the call's
+/// 10 ms (0.0 before the first frame completes). Feeding earshot the contiguous frames it was
+/// trained on matters: an earlier version gave it a 16 ms window sliding by 10 ms per call, so its
+/// 48 ms spectral window was three overlapping, discontinuous snippets and its recurrent state
+/// advanced at the wrong rate; on the labelled set of `benches/vad_eval.py` (with no reset) that
+/// scored frame ROC AUC 0.9916 clean and 0.9679 in white noise at 10 dB SNR against 0.9950 and
+/// 0.9746 for contiguous frames, at 1.6× the cost.
 ///
 /// # Latency and look-back
-/// The score for a call covers audio up to the end of its (first) 10 ms: no look-ahead and no
-/// latency at 16 kHz. Other rates add the resampler's delay, 2.5 ms (40 frames at 16 kHz) for every
-/// supported pair (8, 24, 32 and 48 kHz take the FFT path, 44.1 kHz the sinc path; see
-/// [`Resampler`]), so the score then covers audio up to 2.5 ms before the end of the first 10 ms.
-/// The features of one call look back 36 ms (earshot's Hann taper weighs most the middle of that
-/// span, 10-26 ms back); the recurrent state reaches back further, up to the last reset.
+/// The score covers audio up to 0-6 ms before the end of the call's first 10 ms at 16 kHz;
+/// other rates add the resampler's delay, 2.5 ms for every supported pair (8, 24, 32 and 48 kHz
+/// take the FFT path, 44.1 kHz the sinc path; see [`Resampler`]). One frame's features look back
+/// 48 ms (earshot's Hann taper weighs most the middle of that span); the recurrent state reaches
+/// back further, up to `reset_period_ms` (below).
 ///
 /// # `reset_period_ms`
 /// The parameter mirrors WebRTC's AGC2 VAD wrapper (`agc2/vad_wrapper.h`), which resets its RNN VAD
-/// periodically so that its state cannot drift. Here, when `reset_period_ms` is not 0, the earshot
-/// state (recurrent state and spectral history) is cleared before a call once `reset_period_ms` of
-/// audio has been analyzed since the last reset, counting 10 ms per call: with 1000 ms, calls 0-99
-/// share one state, call 100 starts from a fresh one, and so on. The 16 ms sample history and the
-/// resampler are not reset (they hold audio, not model state). After a reset the model needs a few
-/// tens of ms to settle, which costs accuracy in noise: on the recording above, a 1000 ms period
-/// lowers the AUC from 0.964 to 0.943 at 10 dB SNR (0.968 to 0.966 clean). 0 means never reset, the
-/// most accurate choice for earshot. Periods must be 0 or at least 20 ms (as daily-python
-/// documents); a period that is not a multiple of 10 ms is rounded up to one.
+/// periodically so that its state cannot drift. Here it bounds the model's memory: no score
+/// depends on audio more than `reset_period_ms` older than the frame scored (up to one 16 ms
+/// frame of rounding down), because every earshot state (recurrent state and spectral history) is
+/// wiped before the frame that would take it past `reset_period_ms` of audio. 0 means never wipe.
+/// Periods must be 0 or at least 20 ms (as daily-python documents).
 ///
-/// [`analyze`](Self::analyze) allocates nothing: the detector and the buffers are allocated in
+/// A freshly wiped earshot needs a few hundred ms to settle: it scores steady noise as speech
+/// (in white noise at 10 dB SNR, non-speech frames scored 0.55 on average for the first 150 ms
+/// after a wipe, against 0.29 otherwise) and misses speech onsets. An earlier version wiped its one
+/// detector every period and so had that blind spot every second, costing AUC 0.9679 → 0.9499 in
+/// white noise at 10 dB. So two detectors take turns: the standby one is wiped and starts
+/// listening `min(300, reset_period_ms / 2)` ms before the active one would reach
+/// `reset_period_ms`, and takes over at that moment, warm, while the old one is wiped. Each
+/// detector thus lives exactly one period (the bound above holds), scores never come from a cold
+/// detector except at the very start, and the cost is 1 + 300 / (period − 300) frames per frame
+/// while the standby listens (×1.43 for 1000 ms; never more than ×2).
+///
+/// [`analyze`](Self::analyze) allocates nothing: the detectors and the buffers are allocated in
 /// [`new`](Self::new), or at the first call when the sample rate is inferred.
 ///
 /// # Example
@@ -81,11 +91,49 @@ pub struct Vad {
     channels: u16,
     /// `None` until the sample rate is known.
     resampler: Option<Resampler>,
-    detector: Box<Detector>,
-    /// The last 16 ms at 16 kHz mono; each call shifts in 10 ms at the end.
-    history: [i16; MODEL_FRAME],
-    /// Audio analyzed since the last model reset.
-    since_reset_ms: u32,
+    /// The active detector and the standby one; see "`reset_period_ms`".
+    detectors: [Slot; 2],
+    /// Index of the detector whose scores are returned.
+    active: usize,
+    /// 16 kHz mono samples waiting to complete a 16 ms frame: `pending[..filled]`.
+    pending: [i16; MODEL_FRAME + CHUNK],
+    filled: usize,
+    /// Score of the last completed frame.
+    score: f32,
+    /// A detector's lifetime, `reset_period_ms` in 16 kHz samples (0: unbounded).
+    life: u64,
+    /// How long the standby detector listens before taking over, in 16 kHz samples.
+    warmup: u64,
+}
+
+/// One earshot detector and how much audio its state holds.
+struct Slot {
+    model: Box<Detector>,
+    /// 16 kHz samples heard since the last wipe.
+    heard: u64,
+    /// Whether it is being fed (the active one always is; the standby one while warming up).
+    running: bool,
+}
+
+impl Slot {
+    fn new(running: bool) -> Slot {
+        Slot {
+            model: Detector::default_boxed(),
+            heard: 0,
+            running,
+        }
+    }
+
+    fn wipe(&mut self, running: bool) {
+        self.model.reset();
+        self.heard = 0;
+        self.running = running;
+    }
+
+    fn predict(&mut self, frame: &[i16]) -> f32 {
+        self.heard += MODEL_FRAME as u64;
+        self.model.predict_i16(frame)
+    }
 }
 
 impl std::fmt::Debug for Vad {
@@ -94,7 +142,8 @@ impl std::fmt::Debug for Vad {
             .field("reset_period_ms", &self.reset_period_ms)
             .field("sample_rate", &self.sample_rate)
             .field("channels", &self.channels)
-            .field("since_reset_ms", &self.since_reset_ms)
+            .field("active", &self.active)
+            .field("heard", &[self.detectors[0].heard, self.detectors[1].heard])
             .finish_non_exhaustive()
     }
 }
@@ -122,9 +171,13 @@ impl Vad {
             sample_rate,
             channels,
             resampler,
-            detector: Detector::default_boxed(),
-            history: [0; MODEL_FRAME],
-            since_reset_ms: 0,
+            detectors: [Slot::new(true), Slot::new(false)],
+            active: 0,
+            pending: [0; MODEL_FRAME + CHUNK],
+            filled: 0,
+            score: 0.0,
+            life: u64::from(reset_period_ms) * PER_MS,
+            warmup: u64::from(WARMUP_MS.min(reset_period_ms / 2)) * PER_MS,
         })
     }
 
@@ -180,26 +233,53 @@ impl Vad {
                 actual: pcm.len(),
             });
         };
-        self.history.copy_within(CHUNK.., 0);
-        resampler.process(chunk, &mut self.history[MODEL_FRAME - CHUNK..])?;
+        resampler.process(chunk, &mut self.pending[self.filled..self.filled + CHUNK])?;
+        self.filled += CHUNK;
+        if self.filled >= MODEL_FRAME {
+            let mut frame = [0i16; MODEL_FRAME];
+            frame.copy_from_slice(&self.pending[..MODEL_FRAME]);
+            self.pending.copy_within(MODEL_FRAME..self.filled, 0);
+            self.filled -= MODEL_FRAME;
+            self.score = self.run_frame(&frame);
+        }
+        Ok(self.score.clamp(0.0, 1.0))
+    }
 
-        if self.reset_period_ms != 0 && self.since_reset_ms >= self.reset_period_ms {
-            self.detector.reset();
-            self.since_reset_ms = 0;
+    /// Runs one 16 ms frame through the active detector (and the standby one while it warms up),
+    /// first handing over or starting the standby as "`reset_period_ms`" describes.
+    fn run_frame(&mut self, frame: &[i16]) -> f32 {
+        let next = MODEL_FRAME as u64;
+        if self.life != 0 {
+            if self.detectors[self.active].heard + next > self.life {
+                // The active detector would outlive the period: wipe it, the warm standby answers.
+                self.detectors[self.active].wipe(false);
+                self.active ^= 1;
+                let now = &mut self.detectors[self.active];
+                if !now.running || now.heard + next > self.life {
+                    // Periods under two frames leave no room to warm up.
+                    now.wipe(true);
+                }
+            }
+            let heard = self.detectors[self.active].heard;
+            let standby = &mut self.detectors[self.active ^ 1];
+            if !standby.running && heard + next + self.warmup > self.life {
+                standby.wipe(true);
+            }
+            if standby.running {
+                standby.predict(frame);
+            }
         }
-        let p = self.detector.predict_i16(&self.history);
-        if self.reset_period_ms != 0 {
-            self.since_reset_ms = self.since_reset_ms.saturating_add(10);
-        }
-        Ok(p.clamp(0.0, 1.0))
+        self.detectors[self.active].predict(frame)
     }
 
     /// Forgets everything heard so far (model state, sample history, resampler), as if newly
     /// constructed; an inferred sample rate is kept.
     pub fn reset(&mut self) {
-        self.detector.reset();
-        self.history = [0; MODEL_FRAME];
-        self.since_reset_ms = 0;
+        self.detectors[0].wipe(true);
+        self.detectors[1].wipe(false);
+        self.active = 0;
+        self.filled = 0;
+        self.score = 0.0;
         if let Some(rs) = &mut self.resampler {
             rs.reset();
         }
@@ -329,38 +409,85 @@ mod tests {
         let mut a = Vad::new(0, 16_000, 1).unwrap();
         let mut b = Vad::new(0, 16_000, 1).unwrap();
         let mut tail = vec![0i16; 480];
-        for (i, chunk) in speech.chunks_exact(160).enumerate() {
-            tail[..160].copy_from_slice(chunk);
+        for (i, chunk) in speech.chunks_exact(CHUNK).enumerate() {
+            tail[..CHUNK].copy_from_slice(chunk);
             // b sees a different tail after the same first 10 ms.
             tail[160..].fill(if i % 2 == 0 { 20_000 } else { -7 });
             assert_eq!(a.analyze(chunk).unwrap(), b.analyze(&tail).unwrap());
         }
     }
 
+    /// Scores of every 10 ms chunk of `pcm` (16 kHz mono).
+    fn scores(vad: &mut Vad, pcm: &[i16]) -> Vec<f32> {
+        pcm.chunks_exact(CHUNK)
+            .map(|c| vad.analyze(c).unwrap())
+            .collect()
+    }
+
     #[test]
-    fn reset_period_restarts_the_model() {
-        let speech = speechlike(16_000, 0.4, 16_000);
-        // With a 50 ms period, call 5 starts from a fresh model whose only audio is the 16 ms
-        // history: it must score exactly as a new detector given the same history would.
-        let mut periodic = Vad::new(50, 16_000, 1).unwrap();
-        let mut never = Vad::new(0, 16_000, 1).unwrap();
-        let chunks: Vec<&[i16]> = speech.chunks_exact(160).collect();
-        for c in &chunks[..5] {
-            assert_eq!(periodic.analyze(c).unwrap(), never.analyze(c).unwrap());
+    fn reset_period_hands_over_to_a_warm_detector() {
+        // With 1000 ms a detector lives 62 frames (992 ms); the standby starts 19 frames (304 ms)
+        // before the hand-over. So frames 0..62 are scored by a detector started at frame 0, and
+        // for n >= 1 frames 62 + 43(n-1) .. 62 + 43n by one wiped and started at frame 43n.
+        let speech = speechlike(16_000, 0.4, 16_000 * 3);
+        let frames: Vec<&[i16]> = speech.chunks_exact(MODEL_FRAME).collect();
+        let mut expected = vec![0.0f32; frames.len()];
+        let mut start = 0;
+        let mut end = 62;
+        while start < frames.len() {
+            let mut d = Detector::default_boxed();
+            for (f, frame) in frames
+                .iter()
+                .enumerate()
+                .take(end.min(frames.len()))
+                .skip(start)
+            {
+                let p = d.predict_i16(frame);
+                if start == 0 || f >= start + 19 {
+                    expected[f] = p; // answering, not warming up
+                }
+            }
+            start = if start == 0 { 43 } else { start + 43 };
+            end = start + 62;
         }
-        let mut fresh = Vad::new(0, 16_000, 1).unwrap();
-        fresh.history = periodic.history;
-        fresh.history.copy_within(CHUNK.., 0);
-        fresh.history[MODEL_FRAME - CHUNK..].copy_from_slice(chunks[5]);
-        let expected = fresh.detector.predict_i16(&fresh.history);
-        assert_eq!(periodic.analyze(chunks[5]).unwrap(), expected);
+        let got = scores(&mut Vad::new(1000, 16_000, 1).unwrap(), &speech);
+        for (k, &p) in got.iter().enumerate() {
+            // Call k returns the score of the last frame completed by its end (0 before any).
+            let done = CHUNK * (k + 1) / MODEL_FRAME;
+            let want = if done == 0 {
+                0.0
+            } else {
+                expected[done - 1].clamp(0.0, 1.0)
+            };
+            assert_eq!(p, want, "call {k}");
+        }
+
+        // Until the first hand-over the scores are those of a detector that is never reset.
+        let never = scores(&mut Vad::new(0, 16_000, 1).unwrap(), &speech);
+        assert_eq!(got[..99], never[..99]);
+        assert_ne!(got, never);
+    }
+
+    #[test]
+    fn reset_period_bounds_the_memory() {
+        // Two recordings that differ only in their first 500 ms: with a period of P ms, scores
+        // from 500 + P + 16 ms (a frame of rounding) on must be identical, whatever the period.
+        let a = speechlike(16_000, 0.4, 16_000 * 4);
+        let mut b = a.clone();
+        b[..8_000].copy_from_slice(&sine(16_000, 1, 700.0, 0.5, 8_000));
+        for period in [20, 50, 130, 700, 1000] {
+            let sa = scores(&mut Vad::new(period, 16_000, 1).unwrap(), &a);
+            let sb = scores(&mut Vad::new(period, 16_000, 1).unwrap(), &b);
+            let from = (500 + period as usize + 16).div_ceil(10);
+            assert_ne!(sa[..50], sb[..50], "{period}");
+            assert_eq!(sa[from..], sb[from..], "{period}");
+        }
 
         // reset() forgets everything.
         let mut v = Vad::new(0, 16_000, 1).unwrap();
-        let first: Vec<f32> = chunks[..10].iter().map(|c| v.analyze(c).unwrap()).collect();
+        let first = scores(&mut v, &a[..16_000]);
         v.reset();
-        let again: Vec<f32> = chunks[..10].iter().map(|c| v.analyze(c).unwrap()).collect();
-        assert_eq!(first, again);
+        assert_eq!(first, scores(&mut v, &a[..16_000]));
     }
 
     #[test]
