@@ -19,6 +19,8 @@ Models (each scores every 10 ms frame, fed in order from the start of the clip):
 - `ours`, `ours-r0`: our NativeVad (daily_media::Vad via `vad_scores ours`) with reset_period_ms
   1000 (the default) and 0; `--before BIN` adds the same from another build of the example.
 - `earshot`: earshot alone on contiguous 16 ms frames (`vad_scores earshot 0`).
+- `rnnoise`: RNNoise's VAD output (crate nnnoiseless) on the audio brought to 48 kHz
+  (`vad_scores rnnoise 0`).
 - `daily-python`: the real SDK's `Daily.create_native_vad(1000, 16000, 1)` (WebRTC's RNN VAD),
   if `--daily-python DIR` names a `pip install --target DIR daily-python`.
 - `webrtcvad`: PyPI webrtcvad (WebRTC's GMM VAD, binary); the score is how many of its four
@@ -241,6 +243,7 @@ def main() -> None:
         models["before"] = lambda p: run_bin(a.before, "ours", 1000, p)
         models["before-r0"] = lambda p: run_bin(a.before, "ours", 0, p)
     models["earshot"] = lambda p: run_bin(a.bin, "earshot", 0, p)
+    models["rnnoise"] = lambda p: run_bin(a.bin, "rnnoise", 0, p)
     try:
         import webrtcvad  # noqa: F401
 

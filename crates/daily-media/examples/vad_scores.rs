@@ -9,12 +9,15 @@
 //!   of a 10 ms frame is that of the last 16 ms frame completed by the end of it (causal, so up to
 //!   6 ms stale, 0 before the first). With a reset period the detector is reset before the first
 //!   16 ms frame that starts at or after each multiple of the period.
+//! - `rnnoise`: the VAD probability of RNNoise (crate nnnoiseless, pure Rust), which works on
+//!   10 ms frames at 48 kHz: each 10 ms is brought to 48 kHz with [`daily_media::Resampler`]
+//!   (2.5 ms delay) and run as one frame. The reset period is ignored.
 
 use std::io::{Read, Write};
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let usage = "usage: vad_scores ours|earshot RESET_PERIOD_MS < in.raw > out.f32";
+    let usage = "usage: vad_scores ours|earshot|rnnoise RESET_PERIOD_MS < in.raw > out.f32";
     let model = args.next().expect(usage);
     let reset_ms: u32 = args.next().expect(usage).parse().expect(usage);
     let mut bytes = Vec::new();
@@ -51,6 +54,20 @@ fn main() {
                 out.push(last);
             }
             out
+        }
+        "rnnoise" => {
+            let mut up = daily_media::Resampler::new(16_000, 1, 48_000, 1).expect("resampler");
+            let mut state = nnnoiseless::DenoiseState::new();
+            let (mut frame48, mut input, mut out) = ([0i16; 480], [0f32; 480], [0f32; 480]);
+            pcm.chunks_exact(160)
+                .map(|c| {
+                    up.process(c, &mut frame48).expect("resample");
+                    for (f, &s) in input.iter_mut().zip(&frame48) {
+                        *f = f32::from(s); // RNNoise takes i16-scaled floats
+                    }
+                    state.process_frame(&mut out, &input)
+                })
+                .collect()
         }
         _ => panic!("{usage}"),
     };

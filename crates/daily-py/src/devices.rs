@@ -385,7 +385,8 @@ impl NativeVad {
 
 #[pymethods]
 impl NativeVad {
-    /// Milliseconds of analysed audio after which the model state is reset.
+    /// Period in ms after which a model state is wiped (0: never): no score depends on audio
+    /// more than this old. Two staggered models keep the answers warm (see `daily_media::Vad`).
     #[getter]
     fn reset_period_ms(&self) -> u32 {
         self.reset_period_ms
@@ -402,9 +403,11 @@ impl NativeVad {
     }
 
     /// Speech probability in [0, 1] of the first 10 ms of `frames` (interleaved 16-bit PCM in
-    /// any C-contiguous buffer). With `sample_rate=0` the first call's `frames` must be exactly
-    /// 10 ms: the rate is inferred from its length. Raises `ValueError` when `frames` holds less
-    /// than 10 ms or is not a whole number of frames, `TypeError` for other input.
+    /// any C-contiguous buffer): the score of the model's last completed 16 ms frame, which ends
+    /// 0-6 ms before the end of those 10 ms (2.5 ms more at rates other than 16 kHz). With
+    /// `sample_rate=0` the first call's `frames` must be exactly 10 ms: the rate is inferred from
+    /// its length. Raises `ValueError` when `frames` holds less than 10 ms or is not a whole
+    /// number of frames, `TypeError` for other input.
     fn analyze_frames(&self, frames: &Bound<'_, PyAny>) -> PyResult<f32> {
         guard(|| {
             let pcm = Borrowed::pcm(frames)?;
