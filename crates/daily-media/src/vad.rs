@@ -67,8 +67,9 @@ const WARMUP_MS: u32 = 300;
 /// white noise at 10 dB. So two detectors take turns: the standby one is wiped and starts
 /// listening `min(300, reset_period_ms / 2)` ms before the active one would reach
 /// `reset_period_ms`, and takes over at that moment, warm, while the old one is wiped. Each
-/// detector thus lives exactly one period (the bound above holds), scores never come from a cold
-/// detector except at the very start, and the cost is 1 + 300 / (period − 300) frames per frame
+/// detector thus lives at most one period (the bound above holds), scores never come from a cold
+/// detector except at the very start (and for periods under 32 ms, which leave no room to warm
+/// up), and the cost is 1 + 300 / (period − 300) frames per frame
 /// while the standby listens (×1.43 for 1000 ms; never more than ×2).
 ///
 /// [`analyze`](Self::analyze) allocates nothing: the detectors and the buffers are allocated in
