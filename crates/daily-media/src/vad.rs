@@ -54,23 +54,23 @@ const WARMUP_MS: u32 = 300;
 ///
 /// # `reset_period_ms`
 /// The parameter mirrors WebRTC's AGC2 VAD wrapper (`agc2/vad_wrapper.h`), which resets its RNN VAD
-/// periodically so that its state cannot drift. Here it bounds the model's memory: no score
-/// depends on audio more than `reset_period_ms` older than the frame scored (up to one 16 ms
-/// frame of rounding down), because every earshot state (recurrent state and spectral history) is
-/// wiped before the frame that would take it past `reset_period_ms` of audio. 0 means never wipe.
-/// Periods must be 0 or at least 20 ms (as daily-python documents).
+/// periodically so that its state cannot drift. Here it bounds the model's memory: every earshot
+/// state (recurrent state and spectral history) is wiped before the 16 ms frame that would take it
+/// past `reset_period_ms` of audio, so a score depends on at most the last `reset_period_ms` of
+/// audio (rounded down to whole frames). 0 means never wipe. Periods must be 0 or at least 20 ms
+/// (as daily-python documents).
 ///
 /// A freshly wiped earshot needs a few hundred ms to settle: it scores steady noise as speech
-/// (in white noise at 10 dB SNR, non-speech frames scored 0.55 on average for the first 150 ms
-/// after a wipe, against 0.29 otherwise) and misses speech onsets. An earlier version wiped its one
-/// detector every period and so had that blind spot every second, costing AUC 0.9679 → 0.9499 in
-/// white noise at 10 dB. So two detectors take turns: the standby one is wiped and starts
-/// listening `min(300, reset_period_ms / 2)` ms before the active one would reach
-/// `reset_period_ms`, and takes over at that moment, warm, while the old one is wiped. Each
-/// detector thus lives at most one period (the bound above holds), scores never come from a cold
-/// detector except at the very start (and for periods under 32 ms, which leave no room to warm
-/// up), and the cost is 1 + 300 / (period − 300) frames per frame
-/// while the standby listens (×1.43 for 1000 ms; never more than ×2).
+/// (in white noise at 10 dB SNR, non-speech frames scored 0.52-0.58 on average from 10 to 80 ms
+/// after a wipe and 0.40 at 200 ms, against 0.29 with no wipe) and misses speech onsets. An
+/// earlier version wiped its one detector every period and so had that blind spot every second,
+/// costing AUC 0.9679 → 0.9499 in white noise at 10 dB (`benches/README.md`, issue 18). So two
+/// detectors take turns: the standby one is wiped and starts listening `min(300,
+/// reset_period_ms / 2)` ms before the active one would reach `reset_period_ms`, and takes over at
+/// that moment, warm, while the old one is wiped. Each detector thus lives at most one period (the
+/// bound above holds), and scores never come from a cold detector except at the very start (and
+/// for periods under 32 ms, which leave no room to warm up). The cost is 1 + w / (period − w)
+/// earshot frames per 16 ms on average, w being the warm-up: ×1.43 for 1000 ms, never over ×2.
 ///
 /// [`analyze`](Self::analyze) allocates nothing: the detectors and the buffers are allocated in
 /// [`new`](Self::new), or at the first call when the sample rate is inferred.
