@@ -38,9 +38,7 @@ fn libopus_encoder(app: opus::Application, bitrate: i32) -> opus::Encoder {
 
 /// The 16-bit mono samples of a canonical PCM WAV in the repository's `data/`.
 fn speech_wav(name: &str) -> Vec<i16> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../data")
-        .join(name);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data").join(name);
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut at = 12; // "RIFF" size "WAVE"
     while at + 8 <= bytes.len() {
@@ -48,10 +46,7 @@ fn speech_wav(name: &str) -> Vec<i16> {
         let len = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
         if id == b"data" {
             let end = (at + 8 + len).min(bytes.len());
-            return bytes[at + 8..end]
-                .chunks_exact(2)
-                .map(|b| i16::from_le_bytes([b[0], b[1]]))
-                .collect();
+            return bytes[at + 8..end].chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect();
         }
         at += 8 + len + (len & 1);
     }
@@ -65,12 +60,8 @@ fn opus_speech(c: &mut Criterion) {
     let mut g = c.benchmark_group("opus_20ms_speech");
     g.throughput(Throughput::Elements(OPUS_FRAME_20MS as u64));
     let pcm = speech_wav("librivox_48k.wav");
-    for (name, fec) in [
-        ("audio64k_encode+decode", None),
-        ("audio64k_fec5_encode+decode", Some(5u8)),
-    ] {
-        let mut enc =
-            OpusEncoder::with_application(1, Some(64_000), OpusApplication::Audio).unwrap();
+    for (name, fec) in [("audio64k_encode+decode", None), ("audio64k_fec5_encode+decode", Some(5u8))] {
+        let mut enc = OpusEncoder::with_application(1, Some(64_000), OpusApplication::Audio).unwrap();
         if let Some(loss) = fec {
             enc.set_fec(true, loss).unwrap();
         }
@@ -288,13 +279,5 @@ fn vad(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(
-    benches,
-    opus,
-    opus_speech,
-    opus_vs_libopus,
-    resampler,
-    jitter,
-    vad
-);
+criterion_group!(benches, opus, opus_speech, opus_vs_libopus, resampler, jitter, vad);
 criterion_main!(benches);

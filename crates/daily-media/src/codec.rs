@@ -95,11 +95,7 @@ impl OpusEncoder {
             OpusApplication::Audio => Application::Audio,
         };
         let inner = opus::Encoder::new(sample_rate, opus_channels(channels), app)?;
-        let mut enc = OpusEncoder {
-            inner,
-            channels,
-            frame: sample_rate as usize / 50,
-        };
+        let mut enc = OpusEncoder { inner, channels, frame: sample_rate as usize / 50 };
         if let Some(b) = bitrate_bps {
             enc.set_bitrate(b)?;
         }
@@ -394,8 +390,7 @@ mod tests {
 
     #[test]
     fn encodes_16k_input_directly_and_refuses_other_rates() {
-        let mut enc =
-            OpusEncoder::with_rate(16_000, 1, Some(64_000), OpusApplication::Audio).unwrap();
+        let mut enc = OpusEncoder::with_rate(16_000, 1, Some(64_000), OpusApplication::Audio).unwrap();
         assert_eq!(enc.frame_20ms(), 320);
         let input = chirp(16_000, 200.0, 3000.0, 0.5, 320 * 50);
         let mut dec = OpusDecoder::new(1).unwrap();
@@ -406,10 +401,7 @@ mod tests {
             // 20 ms per packet whatever the input rate: 960 frames at the 48 kHz decoder.
             assert_eq!(dec.decode(&packet[..n], &mut out).unwrap(), OPUS_FRAME_20MS);
         }
-        assert!(
-            enc.encode(&input[..960], &mut packet).is_err(),
-            "a 48 kHz-sized frame is refused"
-        );
+        assert!(enc.encode(&input[..960], &mut packet).is_err(), "a 48 kHz-sized frame is refused");
         for rate in [11_025, 44_100, 32_000] {
             assert!(matches!(
                 OpusEncoder::with_rate(rate, 1, None, OpusApplication::Audio),

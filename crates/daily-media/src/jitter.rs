@@ -346,8 +346,10 @@ impl JitterBuffer {
             let gap_ms = (ext_ts - awaited) as f32 / FRAMES_PER_MS;
             let stall_ms = now_us.saturating_sub(since) as f32 / 1000.0;
             if (0.0..=self.max_delay_ms).contains(&gap_ms) && stall_ms <= self.max_delay_ms {
-                self.peaks
-                    .record(now_us, (self.target_ms + stall_ms).min(self.max_delay_ms));
+                self.peaks.record(
+                    now_us,
+                    (self.target_ms + stall_ms).min(self.max_delay_ms),
+                );
             }
         }
 

@@ -63,8 +63,8 @@ mod resample;
 mod vad;
 
 pub use codec::{
-    MAX_PACKET_BYTES, MAX_PACKET_FRAMES, OPUS_INPUT_RATES, OpusApplication, OpusDecoder,
-    OpusEncoder, packet_frames,
+    MAX_PACKET_BYTES, MAX_PACKET_FRAMES, OPUS_INPUT_RATES, OpusApplication, OpusDecoder, OpusEncoder,
+    packet_frames,
 };
 pub use error::MediaError;
 pub use jitter::{JitterBuffer, JitterConfig, JitterStats, Playout};
@@ -139,19 +139,13 @@ mod tests {
         assert_eq!(audio_level_dbov(&[]), 127);
         assert_eq!(audio_level_dbov(&[0; 960]), 127);
         // A full-scale square wave is 0 dBov.
-        let square: Vec<i16> = (0..960)
-            .map(|i| if i % 2 == 0 { i16::MAX } else { -i16::MAX })
-            .collect();
+        let square: Vec<i16> = (0..960).map(|i| if i % 2 == 0 { i16::MAX } else { -i16::MAX }).collect();
         assert_eq!(audio_level_dbov(&square), 0);
         // A full-scale sine has RMS 1/sqrt(2): 3 dB below.
-        let sine: Vec<i16> = (0..960)
-            .map(|i| (f64::from(i16::MAX) * (i as f64 * 0.1).sin()) as i16)
-            .collect();
+        let sine: Vec<i16> = (0..960).map(|i| (f64::from(i16::MAX) * (i as f64 * 0.1).sin()) as i16).collect();
         assert_eq!(audio_level_dbov(&sine), 3);
         // -40 dBov: amplitude 1 % of full scale (square).
-        let quiet: Vec<i16> = (0..960)
-            .map(|i| if i % 2 == 0 { 328 } else { -328 })
-            .collect();
+        let quiet: Vec<i16> = (0..960).map(|i| if i % 2 == 0 { 328 } else { -328 }).collect();
         assert_eq!(audio_level_dbov(&quiet), 40);
     }
 

@@ -492,20 +492,13 @@ fn an_isolated_late_packet_costs_seconds_not_the_call() {
     // together, 30 ms late), every other packet on time.
     let n = 1000;
     let (jb, run) = run_with_stalls(n, &[100], 30);
-    assert!(
-        concealed_pops(&run, 200..220) > 0,
-        "the late packet was waited for"
-    );
+    assert!(concealed_pops(&run, 200..220) > 0, "the late packet was waited for");
     let grown = run.delays[205..400].iter().max().unwrap();
     assert!(*grown >= 40, "the delay grew to cover it: {grown} ms");
     // The boost is held 1 s and decays at 20 ms/s, and the signal's pauses let the buffer
     // follow: by 7 s (5 s after the event) the delay is back near the 20 ms minimum.
     let after = run.delays[700..2 * n - 10].iter().max().unwrap();
-    assert!(
-        *after <= 30,
-        "delay still {after} ms after 5 s; {:?}",
-        jb.stats()
-    );
+    assert!(*after <= 30, "delay still {after} ms after 5 s; {:?}", jb.stats());
     assert_eq!(concealed_pops(&run, 230..2 * n - 10), 0, "{:?}", jb.stats());
     assert!(jb.stats().target_delay_ms <= 25, "{:?}", jb.stats());
 }
@@ -519,10 +512,7 @@ fn recurring_late_packets_keep_the_delay() {
     // The first two stalls are waited for (after the first, one stall is no pattern yet); from
     // the second on, the delay that covers them is held and nothing more is concealed.
     for &i in &late[..2] {
-        assert!(
-            concealed_pops(&run, 2 * i..2 * i + 20) > 0,
-            "stall at packet {i}"
-        );
+        assert!(concealed_pops(&run, 2 * i..2 * i + 20) > 0, "stall at packet {i}");
     }
     let bad: Vec<usize> = (2 * late[1] + 20..2 * n - 10)
         .filter(|&k| run.playouts[k] == Playout::Concealed)
@@ -543,16 +533,9 @@ fn a_long_stall_is_waited_out_not_skipped() {
     let (jb, run) = run_with_stalls(n, &[100], 100);
     let st = jb.stats();
     // Every packet is played: none skipped to get back to the old 20 ms target, none late.
-    assert_eq!(
-        (st.lost, st.late_dropped, st.discarded),
-        (0, 0, 0),
-        "{st:?}"
-    );
+    assert_eq!((st.lost, st.late_dropped, st.discarded), (0, 0, 0), "{st:?}");
     let grown = run.delays[205..400].iter().max().unwrap();
-    assert!(
-        *grown >= 100,
-        "the delay grew to cover the stall: {grown} ms; {st:?}"
-    );
+    assert!(*grown >= 100, "the delay grew to cover the stall: {grown} ms; {st:?}");
 }
 
 /// `n` packets on time except for a stall of `ms` at each packet in `at`: that packet and
