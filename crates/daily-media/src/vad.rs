@@ -2,6 +2,9 @@
 
 use crate::{MediaError, Resampler, check_channels, frames_per_10ms};
 use earshot::Detector;
+use realfft::num_complex::Complex;
+use realfft::{RealFftPlanner, RealToComplex};
+use std::sync::Arc;
 
 /// earshot's sample rate.
 const MODEL_RATE: u32 = 16_000;
@@ -17,6 +20,24 @@ const MIN_RESET_PERIOD_MS: u32 = 20;
 /// after a wipe earshot needs 200-300 ms to learn that steady noise is not speech (see
 /// [`Vad`]'s "`reset_period_ms`").
 const WARMUP_MS: u32 = 300;
+/// Band edges of the level feature, in bins of a 256-point FFT at 16 kHz (62.5 Hz each):
+/// 0-0.5, 0.5-1, 1-2, 2-4 and 4-8 kHz.
+const BAND_EDGES: [usize; 6] = [0, 8, 16, 32, 64, 129];
+const BANDS: usize = BAND_EDGES.len() - 1;
+/// Longest noise-floor window, in 16 ms frames (992 ms); shortened to fit `reset_period_ms`.
+const FLOOR_FRAMES: usize = 62;
+/// Lowest floor a band may have, in dBFS (a band's share of the frame's mean square, full scale
+/// 1.0): after digital silence or a very quiet line, the floor is taken to be no lower than a
+/// quiet room's (these recordings' rooms are at -45 to -55 dBFS), so that faint noise does not
+/// look like something far above the noise.
+const FLOOR_MIN_DB: f32 = -60.0;
+/// Level feature = max over bands of tanh((level − floor − OFFSET) / SCALE), in -1..1.
+const LEVEL_OFFSET_DB: f32 = 3.0;
+const LEVEL_SCALE_DB: f32 = 10.0;
+/// Weight of the level feature added to earshot's logit.
+const LEVEL_WEIGHT: f32 = 0.5;
+/// earshot's score is clamped to [P_MIN, 1 − P_MIN] before taking its logit.
+const P_MIN: f32 = 1e-4;
 
 /// Voice activity detector with the interface of daily-python's `NativeVad`.
 ///
@@ -105,6 +126,103 @@ pub struct Vad {
     life: u64,
     /// How long the standby detector listens before taking over, in 16 kHz samples.
     warmup: u64,
+    /// Band levels above their noise floor; see "Level".
+    level: Level,
+    /// earshot's own score for the last frame (before the level fusion), for the tests.
+    #[cfg(test)]
+    model_score: f32,
+}
+
+/// The level feature: per-band levels of each 16 ms frame against a noise floor tracked as the
+/// minimum of the last `span` frames' levels (see [`Vad`]'s "Level").
+struct Level {
+    fft: Arc<dyn RealToComplex<f32>>,
+    /// Symmetric Hann window, scaled: see [`Level::new`].
+    window: [f32; MODEL_FRAME],
+    input: Vec<f32>,
+    spectrum: Vec<Complex<f32>>,
+    scratch: Vec<Complex<f32>>,
+    /// Band levels in dB of the last `len` frames, a ring written at `next`.
+    history: [[f32; BANDS]; FLOOR_FRAMES],
+    next: usize,
+    len: usize,
+    /// Frames the floor looks at: `min(FLOOR_FRAMES, reset_period_ms / 16 ms)`.
+    span: usize,
+}
+
+impl Level {
+    fn new(life: u64) -> Level {
+        let fft = RealFftPlanner::<f32>::new().plan_fft_forward(MODEL_FRAME);
+        let span = if life == 0 {
+            FLOOR_FRAMES
+        } else {
+            usize::try_from(life / MODEL_FRAME as u64)
+                .unwrap_or(FLOOR_FRAMES)
+                .clamp(1, FLOOR_FRAMES)
+        };
+        // Hann window, scaled (with i16 → ±1.0) so that a band's |X|² summed is its share of
+        // the frame's mean square (Parseval, one-sided spectrum).
+        let hann = |n: usize| {
+            let x = 2.0 * std::f64::consts::PI * n as f64 / (MODEL_FRAME - 1) as f64;
+            0.5 - 0.5 * x.cos()
+        };
+        let energy: f64 = (0..MODEL_FRAME).map(|n| hann(n) * hann(n)).sum();
+        let gain = (2.0 / (MODEL_FRAME as f64 * energy)).sqrt() / 32768.0;
+        let mut window = [0f32; MODEL_FRAME];
+        for (n, w) in window.iter_mut().enumerate() {
+            *w = (hann(n) * gain) as f32;
+        }
+        Level {
+            input: fft.make_input_vec(),
+            spectrum: fft.make_output_vec(),
+            scratch: fft.make_scratch_vec(),
+            fft,
+            window,
+            history: [[0.0; BANDS]; FLOOR_FRAMES],
+            next: 0,
+            len: 0,
+            span,
+        }
+    }
+
+    fn reset(&mut self) {
+        self.next = 0;
+        self.len = 0;
+    }
+
+    /// The level feature of `frame` (256 samples), in -1..1; records the frame in the history.
+    fn update(&mut self, frame: &[i16]) -> f32 {
+        for ((x, &s), &w) in self.input.iter_mut().zip(frame).zip(&self.window) {
+            *x = f32::from(s) * w;
+        }
+        // Cannot fail: the buffers were made by this plan.
+        let _ = self
+            .fft
+            .process_with_scratch(&mut self.input, &mut self.spectrum, &mut self.scratch);
+        let mut db = [0f32; BANDS];
+        for (b, d) in db.iter_mut().enumerate() {
+            let power: f32 = self.spectrum[BAND_EDGES[b]..BAND_EDGES[b + 1]]
+                .iter()
+                .map(|c| c.norm_sqr())
+                .sum();
+            *d = 10.0 * (power + 1e-10).log10();
+        }
+        self.history[self.next] = db;
+        self.next = (self.next + 1) % self.span;
+        self.len = (self.len + 1).min(self.span);
+        let mut floor = [f32::INFINITY; BANDS];
+        for h in &self.history[..self.len] {
+            for (f, &v) in floor.iter_mut().zip(h) {
+                *f = f.min(v);
+            }
+        }
+        let mut feature = -1.0f32;
+        for (&d, &f) in db.iter().zip(&floor) {
+            let above = d - f.max(FLOOR_MIN_DB);
+            feature = feature.max(((above - LEVEL_OFFSET_DB) / LEVEL_SCALE_DB).tanh());
+        }
+        feature
+    }
 }
 
 /// One earshot detector and how much audio its state holds.
@@ -179,6 +297,9 @@ impl Vad {
             score: 0.0,
             life: u64::from(reset_period_ms) * PER_MS,
             warmup: u64::from(WARMUP_MS.min(reset_period_ms / 2)) * PER_MS,
+            level: Level::new(u64::from(reset_period_ms) * PER_MS),
+            #[cfg(test)]
+            model_score: 0.0,
         })
     }
 
@@ -241,7 +362,15 @@ impl Vad {
             frame.copy_from_slice(&self.pending[..MODEL_FRAME]);
             self.pending.copy_within(MODEL_FRAME..self.filled, 0);
             self.filled -= MODEL_FRAME;
-            self.score = self.run_frame(&frame);
+            let p = self.run_frame(&frame);
+            #[cfg(test)]
+            {
+                self.model_score = p;
+            }
+            let level = self.level.update(&frame);
+            let p = p.clamp(P_MIN, 1.0 - P_MIN);
+            let z = (p / (1.0 - p)).ln() + LEVEL_WEIGHT * level;
+            self.score = 1.0 / (1.0 + (-z).exp());
         }
         Ok(self.score.clamp(0.0, 1.0))
     }
@@ -281,6 +410,7 @@ impl Vad {
         self.active = 0;
         self.filled = 0;
         self.score = 0.0;
+        self.level.reset();
         if let Some(rs) = &mut self.resampler {
             rs.reset();
         }
@@ -451,19 +581,24 @@ mod tests {
             start = if start == 0 { 43 } else { start + 43 };
             end = start + 62;
         }
-        let got = scores(&mut Vad::new(1000, 16_000, 1).unwrap(), &speech);
-        for (k, &p) in got.iter().enumerate() {
+        // earshot's own scores, before the level fusion.
+        let mut vad = Vad::new(1000, 16_000, 1).unwrap();
+        let model: Vec<f32> = speech
+            .chunks_exact(CHUNK)
+            .map(|c| {
+                vad.analyze(c).unwrap();
+                vad.model_score
+            })
+            .collect();
+        for (k, &p) in model.iter().enumerate() {
             // Call k returns the score of the last frame completed by its end (0 before any).
             let done = CHUNK * (k + 1) / MODEL_FRAME;
-            let want = if done == 0 {
-                0.0
-            } else {
-                expected[done - 1].clamp(0.0, 1.0)
-            };
+            let want = if done == 0 { 0.0 } else { expected[done - 1] };
             assert_eq!(p, want, "call {k}");
         }
 
         // Until the first hand-over the scores are those of a detector that is never reset.
+        let got = scores(&mut Vad::new(1000, 16_000, 1).unwrap(), &speech);
         let never = scores(&mut Vad::new(0, 16_000, 1).unwrap(), &speech);
         assert_eq!(got[..99], never[..99]);
         assert_ne!(got, never);
@@ -489,6 +624,63 @@ mod tests {
         let first = scores(&mut v, &a[..16_000]);
         v.reset();
         assert_eq!(first, scores(&mut v, &a[..16_000]));
+    }
+
+    /// Uniform white noise of peak `amp` (full scale 1.0), `n` samples, fixed seed.
+    fn noise(amp: f64, n: usize) -> Vec<i16> {
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        (0..n)
+            .map(|_| {
+                x ^= x >> 12;
+                x ^= x << 25;
+                x ^= x >> 27;
+                let u = (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64;
+                ((u * 2.0 - 1.0) * amp * 32767.0) as i16
+            })
+            .collect()
+    }
+
+    /// Level features of every 16 ms frame of `pcm`.
+    fn levels(level: &mut Level, pcm: &[i16]) -> Vec<f32> {
+        pcm.chunks_exact(MODEL_FRAME).map(|f| level.update(f)).collect()
+    }
+
+    #[test]
+    fn level_feature_tracks_the_noise_floor() {
+        // Steady noise stays near its floor (the feature is not -1 there: the loudest band is
+        // 5-10 dB above its own 1 s minimum, as band levels fluctuate); a tone 20 dB above it stands
+        // out; once the quiet part is older than the window, louder noise is the new floor.
+        let mut level = Level::new(0);
+        let steady = levels(&mut level, &noise(0.03, 32_000));
+        let settled = &steady[FLOOR_FRAMES..];
+        let mean = settled.iter().sum::<f32>() / settled.len() as f32;
+        assert!(mean < 0.6 && settled.iter().all(|&f| f < 0.85), "{settled:?}");
+        let mut loud = noise(0.03, 4_096);
+        for (s, t) in loud.iter_mut().zip(sine(16_000, 1, 1_000.0, 0.3, 4_096)) {
+            *s = s.saturating_add(t);
+        }
+        let tone = levels(&mut level, &loud);
+        assert!(tone.iter().all(|&f| f > 0.95), "{tone:?}");
+        // A window shortened by the reset period: 100 ms = 6 frames of memory.
+        let mut short = Level::new(100 * PER_MS);
+        assert_eq!(short.span, 6);
+        levels(&mut short, &noise(0.01, 16_000));
+        let after = levels(&mut short, &noise(0.3, 256 * 8));
+        // The window includes the current frame: from the 6th loud frame on, no quiet one is in it.
+        assert!(after[..5].iter().all(|&f| f > 0.9), "{after:?}");
+        assert!(after[5..].iter().all(|&f| f < 0.85), "{after:?}");
+    }
+
+    #[test]
+    fn level_floor_is_clamped_after_digital_silence() {
+        // Quiet noise (-60 dBFS) after digital silence must not look like speech: without the
+        // clamp its bands would be 30-40 dB above the silence's floor of -100 dBFS.
+        let mut level = Level::new(0);
+        let mut pcm = vec![0i16; 16_000];
+        pcm.extend(noise(0.0017, 2_560));
+        let f = levels(&mut level, &pcm);
+        assert!(f[..62].iter().all(|&x| x == f[0] && x < -0.2), "{:?}", &f[..3]);
+        assert!(f[62..].iter().all(|&x| x < 0.5), "{:?}", &f[62..]);
     }
 
     #[test]
