@@ -156,8 +156,10 @@ fn auc_on_recorded_speech_clean_and_noisy() {
         println!(
             "VAD ROC AUC, reset_period_ms {reset:4}: clean {clean:.4}, white noise 10 dB SNR {noisy:.4}"
         );
-        assert!(clean >= 0.99, "reset {reset}: clean AUC {clean}");
-        assert!(noisy >= 0.98, "reset {reset}: noisy AUC {noisy}");
+        // Measured 0.9979 / 0.9975 clean and 0.9930 / 0.9919 noisy (periods 0 / 1000) with the
+        // level feature (see `Vad`, "Level").
+        assert!(clean >= 0.995, "reset {reset}: clean AUC {clean}");
+        assert!(noisy >= 0.99, "reset {reset}: noisy AUC {noisy}");
         noisy_auc.push(noisy);
     }
     // The periodic reset must not cost accuracy in noise: wiping the only detector every second
@@ -198,7 +200,8 @@ fn auc_at_other_rates_and_in_stereo() {
             };
             let auc = roc_auc(&scores(&pcm, rate, channels, 1000), &clip.labels);
             println!("VAD ROC AUC at {rate} Hz x{channels}, reset_period_ms 1000: {auc:.4}");
-            assert!(auc >= 0.98, "{rate} Hz x{channels}: AUC {auc}");
+            // Measured 0.9963 (8 kHz) to 0.9983.
+            assert!(auc >= 0.99, "{rate} Hz x{channels}: AUC {auc}");
         }
     }
 }
