@@ -69,8 +69,9 @@ def test_speech_scores_above_silence_clean_and_noisy():
     noisy_pcm = np.clip(np.round(x + noise), -32768, 32767).astype("<i2")
     noisy = roc_auc(_scores(noisy_pcm, 16000, 1), labels)
     print(f"\nNativeVad ROC AUC on speech_gaps_16k.wav: clean {clean:.4f}, white noise 10 dB SNR {noisy:.4f}")
-    assert clean >= 0.99
-    assert noisy >= 0.98
+    # Measured 0.9975 clean and 0.9956 noisy (earshot fused with the level feature, issue 18).
+    assert clean >= 0.995
+    assert noisy >= 0.99
 
 
 @pytest.mark.parametrize("rate", [8000, 16000, 24000, 44100, 48000])
@@ -84,7 +85,8 @@ def test_every_rate_and_channel_count_scores_speech_above_silence(rate, channels
     scores = _scores(y.astype("<i2"), rate, channels)
     n = min(len(scores), len(labels))
     assert ((scores >= 0) & (scores <= 1)).all()
-    assert roc_auc(scores[:n], labels[:n]) >= 0.98
+    # Measured 0.9959 (8 kHz) to 0.9978 (24 kHz).
+    assert roc_auc(scores[:n], labels[:n]) >= 0.99
 
 
 def test_sample_rate_zero_is_inferred_from_the_first_frame():
