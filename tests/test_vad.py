@@ -1,12 +1,13 @@
 """NativeVad through the Python API: accuracy on real speech (ROC AUC), formats, bad input.
 
-Labels: a 10 ms frame of the clean recording is speech when its RMS is above -40 dBFS (the
-same rule as the Rust test `crates/daily-media/tests/vad.rs`). Noise: white Gaussian noise
-10 dB below the active speech level, fixed seed.
+Labels: the hand-checked per-10 ms labels of `benches/vad_labels.json` (procedure in
+benches/README.md, "NativeVad in noise"; the Rust test `crates/daily-media/tests/vad.rs` uses the
+same). Noise: white Gaussian noise 10 dB below the mean power of the speech frames, fixed seed.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -44,7 +45,12 @@ def _clip():
     assert rate == 16000
     frames = x[: len(x) // 160 * 160].reshape(-1, 160).astype(np.float64)
     rms = np.sqrt((frames**2).mean(axis=1))
-    labels = rms > 32768 * 10 ** (-40 / 20)
+    with open(os.path.join(ROOT, "benches", "vad_labels.json")) as f:
+        clip = json.load(f)["clips"]["speech_gaps_16k.wav"]
+    assert clip["frames"] == len(frames)
+    labels = np.zeros(len(frames), bool)
+    for a, b in clip["segments"]:
+        labels[a:b] = True
     speech_power = float((rms[labels] ** 2).mean())
     return x[: len(frames) * 160], labels, speech_power
 
@@ -63,8 +69,9 @@ def test_speech_scores_above_silence_clean_and_noisy():
     noisy_pcm = np.clip(np.round(x + noise), -32768, 32767).astype("<i2")
     noisy = roc_auc(_scores(noisy_pcm, 16000, 1), labels)
     print(f"\nNativeVad ROC AUC on speech_gaps_16k.wav: clean {clean:.4f}, white noise 10 dB SNR {noisy:.4f}")
-    assert clean >= 0.95
-    assert noisy >= 0.9
+    # Measured 0.9975 clean and 0.9956 noisy (earshot fused with the level feature, issue 18).
+    assert clean >= 0.995
+    assert noisy >= 0.99
 
 
 @pytest.mark.parametrize("rate", [8000, 16000, 24000, 44100, 48000])
@@ -78,7 +85,8 @@ def test_every_rate_and_channel_count_scores_speech_above_silence(rate, channels
     scores = _scores(y.astype("<i2"), rate, channels)
     n = min(len(scores), len(labels))
     assert ((scores >= 0) & (scores <= 1)).all()
-    assert roc_auc(scores[:n], labels[:n]) >= 0.9
+    # Measured 0.9959 (8 kHz) to 0.9978 (24 kHz).
+    assert roc_auc(scores[:n], labels[:n]) >= 0.99
 
 
 def test_sample_rate_zero_is_inferred_from_the_first_frame():

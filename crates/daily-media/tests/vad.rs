@@ -5,11 +5,10 @@
 //! of digital silence; see `data/README.md`.
 //!
 //! # Labels
-//! Each 10 ms frame of the *clean* file is labelled speech when its RMS is above -40 dBFS. The
-//! passages' room noise between words sits around -45 to -55 dBFS and the gaps at -96 dBFS,
-//! while voiced speech runs from about -35 to -15 dBFS, so the label marks the energetic part of
-//! speech; weak consonant tails and the short pauses between words count as non-speech, which a
-//! VAD with any hangover is penalised for. The same labels are used for the noisy and resampled
+//! The hand-checked labels of `benches/vad_labels.json` (procedure in `benches/README.md`, "NativeVad
+//! in noise"): speech is frames 119..778 and 1036..1292 (10 ms frames), i.e. the two passages with
+//! their pauses shorter than 200 ms and weak edges; the lead-ins, a breath and the digital silence
+//! between the passages are non-speech. The same labels are used for the noisy and resampled
 //! versions.
 //!
 //! # Noise
@@ -24,7 +23,8 @@ const WAV: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../data/speech_gaps_16k.wav"
 );
-const LABEL_DBFS: f64 = -40.0;
+/// Speech segments `[first, end)` in 10 ms frames, as in `benches/vad_labels.json`.
+const SPEECH: [(usize, usize); 2] = [(119, 778), (1036, 1292)];
 
 /// The samples of a 16-bit PCM mono WAV file at 16 kHz (the only format this test needs).
 fn read_wav_16k_mono(path: &str) -> Vec<i16> {
@@ -93,9 +93,10 @@ struct Clip {
 
 fn clip() -> Clip {
     let clean = read_wav_16k_mono(WAV);
-    let threshold = 32768.0 * 10f64.powf(LABEL_DBFS / 20.0);
     let rms: Vec<f64> = clean.chunks_exact(160).map(frame_rms).collect();
-    let labels: Vec<bool> = rms.iter().map(|&r| r > threshold).collect();
+    let labels: Vec<bool> = (0..rms.len())
+        .map(|k| SPEECH.iter().any(|&(a, b)| (a..b).contains(&k)))
+        .collect();
     let speech: Vec<f64> = rms
         .iter()
         .zip(&labels)
@@ -145,18 +146,30 @@ fn auc_on_recorded_speech_clean_and_noisy() {
     let noisy = add_noise(&clip.clean, clip.speech_power, 10.0, 0x5eed_da11_7a5d_0001);
     let speech = clip.labels.iter().filter(|&&l| l).count();
     println!(
-        "speech_gaps_16k.wav: {} frames of 10 ms, {speech} labelled speech (RMS > {LABEL_DBFS} dBFS)",
+        "speech_gaps_16k.wav: {} frames of 10 ms, {speech} labelled speech",
         clip.labels.len()
     );
+    let mut noisy_auc = Vec::new();
     for reset in [0, 1000] {
         let clean = roc_auc(&scores(&clip.clean, 16_000, 1, reset), &clip.labels);
         let noisy = roc_auc(&scores(&noisy, 16_000, 1, reset), &clip.labels);
         println!(
             "VAD ROC AUC, reset_period_ms {reset:4}: clean {clean:.4}, white noise 10 dB SNR {noisy:.4}"
         );
-        assert!(clean >= 0.95, "reset {reset}: clean AUC {clean}");
-        assert!(noisy >= 0.92, "reset {reset}: noisy AUC {noisy}");
+        // Measured 0.9979 / 0.9975 clean and 0.9930 / 0.9919 noisy (periods 0 / 1000) with the
+        // level feature (see `Vad`, "Level").
+        assert!(clean >= 0.995, "reset {reset}: clean AUC {clean}");
+        assert!(noisy >= 0.99, "reset {reset}: noisy AUC {noisy}");
+        noisy_auc.push(noisy);
     }
+    // The periodic reset must not cost accuracy in noise: wiping the only detector every second
+    // cost 0.018 (0.9679 -> 0.9499 on the set of benches/vad_eval.py; issue 18).
+    assert!(
+        noisy_auc[1] >= noisy_auc[0] - 0.005,
+        "reset 1000 {} vs never {}",
+        noisy_auc[1],
+        noisy_auc[0]
+    );
 }
 
 #[test]
@@ -187,7 +200,8 @@ fn auc_at_other_rates_and_in_stereo() {
             };
             let auc = roc_auc(&scores(&pcm, rate, channels, 1000), &clip.labels);
             println!("VAD ROC AUC at {rate} Hz x{channels}, reset_period_ms 1000: {auc:.4}");
-            assert!(auc >= 0.94, "{rate} Hz x{channels}: AUC {auc}");
+            // Measured 0.9963 (8 kHz) to 0.9983.
+            assert!(auc >= 0.99, "{rate} Hz x{channels}: AUC {auc}");
         }
     }
 }

@@ -348,8 +348,9 @@ impl VirtualSpeakerDevice {
 }
 
 /// Voice activity detection on 10 ms frames (`Daily.create_native_vad`), built on the
-/// `earshot` model: see `daily_media::Vad` for the model, its look-back and what
-/// `reset_period_ms` does. Works without `Daily.init()`. Not constructible: made by
+/// `earshot` model, whose score is moved by how far the frame stands above the noise floor of
+/// 5 frequency bands: see `daily_media::Vad` for the model, the level feature, the look-back
+/// and what `reset_period_ms` does. Works without `Daily.init()`. Not constructible: made by
 /// `Daily.create_native_vad`.
 #[pyclass(module = "daily", frozen)]
 pub struct NativeVad {
@@ -386,7 +387,10 @@ impl NativeVad {
 
 #[pymethods]
 impl NativeVad {
-    /// Milliseconds of analysed audio after which the model state is reset.
+    /// Period in ms after which a model state is wiped (0: never): no score depends on audio
+    /// more than this old (the noise floor of the level feature looks back at most
+    /// `min(992 ms, reset_period_ms)`). Two staggered models keep the answers warm (see
+    /// `daily_media::Vad`).
     #[getter]
     fn reset_period_ms(&self) -> u32 {
         self.reset_period_ms
@@ -403,9 +407,12 @@ impl NativeVad {
     }
 
     /// Speech probability in [0, 1] of the first 10 ms of `frames` (interleaved 16-bit PCM in
-    /// any C-contiguous buffer). With `sample_rate=0` the first call's `frames` must be exactly
-    /// 10 ms: the rate is inferred from its length. Raises `ValueError` when `frames` holds less
-    /// than 10 ms or is not a whole number of frames, `TypeError` for other input.
+    /// any C-contiguous buffer): the score of the model's last completed 16 ms frame (earshot's
+    /// probability moved by the band levels above their noise floor), which ends
+    /// 0-6 ms before the end of those 10 ms (2.5 ms more at rates other than 16 kHz). With
+    /// `sample_rate=0` the first call's `frames` must be exactly 10 ms: the rate is inferred from
+    /// its length. Raises `ValueError` when `frames` holds less than 10 ms or is not a whole
+    /// number of frames, `TypeError` for other input.
     fn analyze_frames(&self, frames: &Bound<'_, PyAny>) -> PyResult<f32> {
         guard(|| {
             let pcm = Borrowed::pcm(frames)?;
