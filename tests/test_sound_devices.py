@@ -95,8 +95,9 @@ def test_speech_played_into_the_source_reaches_a_remote_renderer(pulse, speech, 
         time.sleep(0.6)
         got = cap.pcm()
         score = sm.similarity(pcm, got, 16000)
-        assert score >= 0.8, f"similarity {score:.3f}"
         st = mic.stats()
+        print(f"system microphone -> renderer: similarity {score:.3f}, {mic.sample_rate} Hz, stats {st}")
+        assert score >= 0.8, f"similarity {score:.3f}"
         # The device ran the whole time at its rate (frames counted by the cpal callback).
         assert st["frames"] >= mic.sample_rate * SECONDS, st
         assert st["error"] is None
@@ -138,8 +139,9 @@ def test_remote_speech_reaches_the_sink(pulse, speech, server, tmp_path):
         got = read_raw(out)
         assert len(got) >= 16000 * SECONDS, len(got)
         score = sm.similarity(pcm, got, 16000)
-        assert score >= 0.8, f"similarity {score:.3f}"
         st = spk.stats()
+        print(f"remote bot -> system speaker: similarity {score:.3f}, {spk.sample_rate} Hz {spk.channels} ch, stats {st}")
+        assert score >= 0.8, f"similarity {score:.3f}"
         assert st["frames"] >= spk.sample_rate * SECONDS and st["error"] is None, st
         leave(bot)
         leave(listener)
@@ -196,6 +198,7 @@ def test_daily_call_command_talks_both_ways_and_exits_on_sigterm(pulse, speech, 
         score_out = sm.similarity(pcm, read_raw(out), 16000)
         proc.send_signal(signal.SIGTERM)
         stdout, stderr = proc.communicate(timeout=15)
+        print(f"daily-call: input similarity {score_in:.3f}, output similarity {score_out:.3f}")
         assert proc.returncode == 0, stderr
         assert "joined" in stdout and "daily-call: left" in stdout, stdout
         assert score_in >= 0.8, f"input similarity {score_in:.3f}"
@@ -222,3 +225,29 @@ def test_daily_call_lists_devices_and_rejects_a_bad_one(pulse, server):
     assert 'no input sound device named "nope"' in r.stderr, r.stderr
     r = subprocess.run([sys.executable, "-m", "daily.call_cli"], env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "room URL is required" in r.stderr
+
+
+def test_a_device_that_goes_away_reports_an_error_not_a_crash():
+    """The sound server dies under an open microphone and speaker (as a USB headset is pulled):
+    each device reports the stream error through `error` and `stats()`; nothing raises on a
+    callback thread, and closing still works. Uses a server of its own, not the module's."""
+    own = soundserver.PulseServer().start()
+    try:
+        mic = Daily.create_system_microphone_device("doomed-mic")
+        spk = Daily.create_system_speaker_device("doomed-speaker")
+        time.sleep(0.3)
+        assert mic.error is None and spk.error is None
+        assert own.proc is not None
+        own.proc.kill()
+        own.proc.wait(5)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and (mic.error is None or spk.error is None):
+            time.sleep(0.1)
+        print(f"after the server died: microphone {mic.error!r}, speaker {spk.error!r}")
+        assert mic.error, "the microphone did not report its stream error"
+        assert spk.error, "the speaker did not report its stream error"
+        assert mic.stats()["error"] == mic.error
+        mic.close()
+        spk.close()
+    finally:
+        own.stop()

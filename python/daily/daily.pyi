@@ -143,7 +143,7 @@ class SystemMicrophoneDevice:
     def error(self) -> Optional[str]:
         """The stream's error (device unplugged, ...) or None while it runs."""
     def stats(self) -> dict[str, Any]:
-        """`{"frames", "lostFrames", "error"}`; frames at `sample_rate`."""
+        """`{"frames", "lostFrames", "droppedFrames", "callbacks", "largestCallbackFrames", "error"}`; frames at `sample_rate`."""
     def close(self) -> None: ...
 
 @final
@@ -161,7 +161,7 @@ class SystemSpeakerDevice:
     def error(self) -> Optional[str]:
         """The stream's error (device unplugged, ...) or None while it runs."""
     def stats(self) -> dict[str, Any]:
-        """`{"frames", "lostFrames", "error"}`; frames at `sample_rate`."""
+        """`{"frames", "lostFrames", "droppedFrames", "callbacks", "largestCallbackFrames", "error"}`; frames at `sample_rate`."""
     def close(self) -> None: ...
 
 @final

@@ -29,6 +29,9 @@ fn stats_dict<'py>(py: Python<'py>, s: &StreamStats) -> PyResult<Bound<'py, PyDi
     let d = PyDict::new(py);
     d.set_item("frames", s.frames)?;
     d.set_item("lostFrames", s.lost_frames)?;
+    d.set_item("droppedFrames", s.dropped_frames)?;
+    d.set_item("callbacks", s.callbacks)?;
+    d.set_item("largestCallbackFrames", s.largest_callback_frames)?;
     d.set_item("error", s.error.clone())?;
     Ok(d)
 }
@@ -152,9 +155,10 @@ impl SystemMicrophoneDevice {
     fn error(&self) -> Option<String> {
         self.mic.lock().unwrap_or_else(|e| e.into_inner()).as_ref().and_then(|m| m.stats().error)
     }
-    /// `{"frames": captured frames, "lostFrames": frames dropped (no room, or more than
-    /// 200 ms waiting), "error": str | None}`; frames at `sample_rate`. Empty counts after
-    /// `close()`.
+    /// `{"frames": captured frames, "lostFrames": frames with no room left to queue,
+    /// "droppedFrames": frames dropped because more than 200 ms waited (clock drift),
+    /// "callbacks": device callbacks, "largestCallbackFrames": the device's real period,
+    /// "error": str | None}`; frames at `sample_rate`. Zero counts after `close()`.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let s = self.mic.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|m| m.stats()).unwrap_or_default();
         stats_dict(py, &s)
@@ -209,8 +213,9 @@ impl SystemSpeakerDevice {
         self.out.lock().unwrap_or_else(|e| e.into_inner()).as_ref().and_then(|m| m.stats().error)
     }
     /// `{"frames": frames the device played, "lostFrames": frames of silence played for lack
-    /// of audio during a call, or dropped beyond 200 ms of latency, "error": str | None}`;
-    /// frames at `sample_rate`.
+    /// of audio while playing a call, "droppedFrames": frames dropped beyond 200 ms of latency,
+    /// "callbacks", "largestCallbackFrames", "error": str | None}` (as
+    /// `SystemMicrophoneDevice.stats`); frames at `sample_rate`.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let s = self.out.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|m| m.stats()).unwrap_or_default();
         stats_dict(py, &s)

@@ -54,7 +54,7 @@ pub(crate) fn choose(dev: &cpal::Device, name: &str, direction: Direction) -> Re
     for rate in FALLBACK_RATES {
         for r in &ranges {
             if usable_format(r.sample_format()) && r.channels() > 0 && (r.min_sample_rate().0..=r.max_sample_rate().0).contains(&rate) {
-                let c = r.clone().with_sample_rate(cpal::SampleRate(rate));
+                let c = (*r).with_sample_rate(cpal::SampleRate(rate));
                 return Ok(Chosen { config: c.config(), format: c.sample_format() });
             }
         }

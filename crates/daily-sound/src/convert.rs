@@ -33,7 +33,7 @@ where
     let channels = channels.max(1);
     move |data: &[T], _| {
         let frames = data.len() / channels;
-        status.frames.fetch_add(frames as u64, Ordering::Relaxed);
+        status.callback(frames);
         let n = frames.min(ring.slots());
         if let Ok(chunk) = ring.write_chunk_uninit(n) {
             chunk.fill_from_iter(data.chunks_exact(channels).map(mix::<T>));
@@ -61,31 +61,53 @@ where
     }
 }
 
+/// What an output callback plays from and to.
+pub(crate) struct Output {
+    /// Interleaved 16-bit PCM of `ring_channels` channels, filled by the pump.
+    pub ring: rtrb::Consumer<i16>,
+    /// 1 or 2.
+    pub ring_channels: usize,
+    /// The device's channel count.
+    pub channels: usize,
+    /// Frames kept beyond one period before playback (re)starts.
+    pub margin_frames: usize,
+}
+
 /// An output callback: plays interleaved 16-bit PCM of `ring_channels` (1 or 2) channels from
-/// `ring`, silence when it runs dry. While the speaker is live (audio has been flowing) the
-/// frames played as silence for lack of audio are counted as lost.
-pub(crate) fn playback<T>(
-    mut ring: rtrb::Consumer<i16>,
-    ring_channels: usize,
-    channels: usize,
-    status: Arc<Status>,
-) -> impl FnMut(&mut [T], &cpal::OutputCallbackInfo) + Send + 'static
+/// `ring`, silence when it runs dry.
+///
+/// The ring is filled 10 ms at a time by the pump while the device drains it a period at a
+/// time (often 20-50 ms at once), so a callback that took whatever was there would run dry
+/// now and then mid-period and play a gap. Instead playback is *primed*: it starts (and, after
+/// running dry, restarts) only once the ring holds this callback's whole period plus
+/// `margin_frames`, which costs that much latency once and leaves the period's jitter absorbed.
+/// Frames played as silence for lack of audio after priming, while the speaker is live, are
+/// counted as lost.
+pub(crate) fn playback<T>(out: Output, status: Arc<Status>) -> impl FnMut(&mut [T], &cpal::OutputCallbackInfo) + Send + 'static
 where
     T: SizedSample + FromSample<i16>,
 {
+    let Output { mut ring, ring_channels, channels, margin_frames } = out;
     let channels = channels.max(1);
-    let stereo = ring_channels == 2;
+    let rc = ring_channels.clamp(1, 2);
+    let mut primed = false;
     move |data: &mut [T], _| {
         let frames = data.len() / channels;
-        status.frames.fetch_add(frames as u64, Ordering::Relaxed);
-        let n = frames.min(ring.slots() / ring_channels.max(1));
+        status.callback(frames);
+        let ready = ring.slots() / rc;
+        if !primed && ready >= frames + margin_frames {
+            primed = true;
+        }
+        let n = if primed { frames.min(ready) } else { 0 };
         let mut played = 0;
-        if let Ok(chunk) = ring.read_chunk(n * ring_channels.max(1)) {
+        if n > 0
+            && let Ok(chunk) = ring.read_chunk(n * rc)
+        {
             let (a, b) = chunk.as_slices();
             let mut it = a.iter().chain(b.iter()).copied();
             for frame in data.chunks_exact_mut(channels).take(n) {
                 let l = it.next().unwrap_or(0);
-                let r = if stereo { it.next().unwrap_or(0) } else { l };
+                let r = if rc == 2 { it.next().unwrap_or(0) } else { l };
                 put(frame, l, r);
                 played += 1;
             }
@@ -94,8 +116,11 @@ where
         for s in data.iter_mut().skip(played * channels) {
             *s = T::EQUILIBRIUM;
         }
-        if played < frames && status.live.load(Ordering::Relaxed) {
-            status.lost_frames.fetch_add((frames - played) as u64, Ordering::Relaxed);
+        if primed && played < frames {
+            primed = false;
+            if status.live.load(Ordering::Relaxed) {
+                status.lost_frames.fetch_add((frames - played) as u64, Ordering::Relaxed);
+            }
         }
     }
 }
@@ -125,19 +150,31 @@ mod tests {
     }
 
     #[test]
-    fn playback_fills_what_the_ring_lacks_with_silence_and_counts_it_while_live() {
+    fn playback_waits_for_a_period_then_plays_and_counts_what_it_lacks() {
         let (mut prod, cons) = rtrb::RingBuffer::new(16);
         let status = Arc::new(Status::default());
         status.live.store(true, Ordering::Relaxed);
-        let mut cb = playback::<f32>(cons, 1, 2, status.clone());
+        let mut cb = playback::<f32>(Output { ring: cons, ring_channels: 1, channels: 2, margin_frames: 0 }, status.clone());
+        let t = cpal::StreamInstant::new(0, 0);
+        let info = cpal::OutputCallbackInfo::new(cpal::OutputStreamTimestamp { callback: t, playback: t });
+        let mut out = [9.0f32; 8];
         for s in [16384i16, -16384] {
             prod.push(s).unwrap();
         }
-        let mut out = [9.0f32; 8];
-        let t = cpal::StreamInstant::new(0, 0);
-        cb(&mut out, &cpal::OutputCallbackInfo::new(cpal::OutputStreamTimestamp { callback: t, playback: t }));
+        // 2 frames ready, the period is 4: not primed yet, silence, nothing lost.
+        cb(&mut out, &info);
+        assert_eq!(out, [0.0; 8]);
+        assert_eq!(status.lost_frames.load(Ordering::Relaxed), 0);
+        for s in [0i16, 0, 16384, 16384] {
+            prod.push(s).unwrap();
+        }
+        // 6 frames ready: primed, plays a whole period (mono duplicated to stereo).
+        cb(&mut out, &info);
         assert_eq!(out, [0.5, 0.5, -0.5, -0.5, 0.0, 0.0, 0.0, 0.0]);
+        // 2 frames left for a period of 4: plays them, 2 frames of silence counted as lost.
+        cb(&mut out, &info);
+        assert_eq!(out, [0.5, 0.5, 0.5, 0.5, 0.0, 0.0, 0.0, 0.0]);
         assert_eq!(status.lost_frames.load(Ordering::Relaxed), 2);
-        assert_eq!(status.frames.load(Ordering::Relaxed), 4);
+        assert_eq!(status.frames.load(Ordering::Relaxed), 12);
     }
 }

@@ -10,7 +10,7 @@
 //! The source runs at the device's rate, mono; the clock resamples it to 48 kHz for Opus as it
 //! does for any source. The device's clock and the media clock drift apart slowly: when more
 //! than [`MAX_QUEUED_MS`] wait in the source, what waits is dropped (counted in
-//! [`StreamStats::lost_frames`]), so latency stays bounded.
+//! [`StreamStats::dropped_frames`]), so latency stays bounded.
 
 use crate::config;
 use crate::devices::{self, Direction};
@@ -74,7 +74,7 @@ impl SystemMicrophone {
             }
             if src.queued_frames() > max_queued {
                 let dropped = src.clear_queue();
-                st.lost_frames.fetch_add(dropped, Ordering::Relaxed);
+                st.dropped_frames.fetch_add(dropped, Ordering::Relaxed);
             }
             std::thread::sleep(Duration::from_millis(PUMP_MS));
         };

@@ -11,6 +11,7 @@
 //! queued, so drift between the two clocks cannot grow it.
 
 use crate::config;
+use crate::convert::Output;
 use crate::devices::{self, Direction};
 use crate::status::{Status, StreamStats};
 use crate::thread::StreamThread;
@@ -22,6 +23,9 @@ use std::time::Duration;
 
 /// Capacity of the ring between the pump and the output callback, in ms.
 const RING_MS: usize = 500;
+/// Audio kept in the ring beyond one device period before playback starts, in ms: absorbs
+/// the jitter between the pump's 10 ms writes and the device's period reads.
+const MARGIN_MS: usize = 20;
 /// Most audio waiting for the device before new audio is dropped, in ms.
 const MAX_QUEUED_MS: usize = 200;
 
@@ -50,7 +54,8 @@ impl SystemSpeaker {
         let cap = f10 * ring_channels * RING_MS / 10;
         let (mut prod, cons) = rtrb::RingBuffer::<i16>::new(cap);
         let (st, dev_name) = (status.clone(), device.clone());
-        let build = move || build_output(&dev, &dev_name, &chosen, cons, ring_channels, channels, st);
+        let out = Output { ring: cons, ring_channels, channels, margin_frames: f10 * MARGIN_MS / 10 };
+        let build = move || build_output(&dev, &dev_name, &chosen, out, st);
         let (sp, st) = (speaker.clone(), status.clone());
         let max_queued = f10 * ring_channels * MAX_QUEUED_MS / 10;
         let pump = move || {
@@ -64,7 +69,7 @@ impl SystemSpeaker {
             st.live.store(true, Ordering::Relaxed);
             let queued = cap - prod.slots();
             if queued + pcm.len() > max_queued {
-                st.lost_frames.fetch_add((pcm.len() / ring_channels) as u64, Ordering::Relaxed);
+                st.dropped_frames.fetch_add((pcm.len() / ring_channels) as u64, Ordering::Relaxed);
                 return;
             }
             if let Ok(chunk) = prod.write_chunk_uninit(pcm.len()) {

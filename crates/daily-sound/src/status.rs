@@ -10,9 +10,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 pub(crate) struct Status {
     /// Frames the device gave (input) or took (output).
     pub frames: AtomicU64,
-    /// Frames lost: input the ring had no room for, output the ring could not supply (silence
-    /// was played instead), or audio dropped to keep the latency bounded.
+    /// Frames lost: input the ring had no room for, or output the ring could not supply once
+    /// playing (silence was played instead).
     pub lost_frames: AtomicU64,
+    /// Frames dropped by the pump to keep the latency bounded (clock drift).
+    pub dropped_frames: AtomicU64,
+    /// Device callbacks so far, and the most frames one of them carried (the device period as
+    /// the backend really runs it).
+    pub callbacks: AtomicU64,
+    pub largest_callback: AtomicU64,
     /// Set by a speaker's pump while audio flows (a client is in a call and the speaker is
     /// selected): only then do output underruns count as lost.
     pub live: AtomicBool,
@@ -21,6 +27,13 @@ pub(crate) struct Status {
 }
 
 impl Status {
+    /// Counts one device callback of `frames` frames (real-time safe: atomics only).
+    pub fn callback(&self, frames: usize) {
+        self.frames.fetch_add(frames as u64, Ordering::Relaxed);
+        self.callbacks.fetch_add(1, Ordering::Relaxed);
+        self.largest_callback.fetch_max(frames as u64, Ordering::Relaxed);
+    }
+
     /// Records a stream error (device unplugged, backend failure). Called from cpal's error
     /// callback, never its data callback.
     pub fn fail(&self, err: String) {
@@ -44,9 +57,16 @@ impl Status {
 pub struct StreamStats {
     /// Frames the device gave (microphone) or played (speaker), at the device's rate.
     pub frames: u64,
-    /// Frames lost: captured audio with no room left to queue it, output the device wanted
-    /// before any was ready (silence was played), or audio dropped to keep the latency bounded.
+    /// Frames lost: captured audio with no room left to queue it, or output the device wanted
+    /// while playing when none was ready (silence was played instead).
     pub lost_frames: u64,
+    /// Frames dropped on purpose to keep the latency bounded (more than 200 ms waiting: the
+    /// device's clock and the media clock drift apart).
+    pub dropped_frames: u64,
+    /// Device callbacks so far.
+    pub callbacks: u64,
+    /// The most frames one callback carried: the period the device really runs at.
+    pub largest_callback_frames: u64,
     /// The last stream error (for example the device was unplugged); the stream has stopped.
     pub error: Option<String>,
 }
@@ -56,6 +76,9 @@ impl Status {
         StreamStats {
             frames: self.frames.load(Ordering::Relaxed),
             lost_frames: self.lost_frames.load(Ordering::Relaxed),
+            dropped_frames: self.dropped_frames.load(Ordering::Relaxed),
+            callbacks: self.callbacks.load(Ordering::Relaxed),
+            largest_callback_frames: self.largest_callback.load(Ordering::Relaxed),
             error: self.error(),
         }
     }

@@ -3,7 +3,7 @@
 //! error in the stream's [`Status`]; it never panics.
 
 use crate::config::Chosen;
-use crate::convert::{capture, playback};
+use crate::convert::{Output, capture, playback};
 use crate::status::Status;
 use crate::SoundError;
 use cpal::SampleFormat;
@@ -44,14 +44,12 @@ pub(crate) fn build_input(
     s.map_err(stream_err(name, "input"))
 }
 
-/// Opens `dev` for playback; its callback plays `ring_channels`-channel 16-bit PCM from `ring`.
+/// Opens `dev` for playback; its callback plays what `out` describes.
 pub(crate) fn build_output(
     dev: &cpal::Device,
     name: &str,
     chosen: &Chosen,
-    ring: rtrb::Consumer<i16>,
-    ring_channels: usize,
-    channels: usize,
+    out: Output,
     status: Arc<Status>,
 ) -> Result<cpal::Stream, SoundError> {
     let st = status.clone();
@@ -59,7 +57,7 @@ pub(crate) fn build_output(
     let c = &chosen.config;
     macro_rules! build {
         ($t:ty) => {
-            dev.build_output_stream::<$t, _, _>(c, playback::<$t>(ring, ring_channels, channels, status), on_err, None)
+            dev.build_output_stream::<$t, _, _>(c, playback::<$t>(out, status), on_err, None)
         };
     }
     let s = match chosen.format {
