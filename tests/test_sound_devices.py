@@ -6,7 +6,7 @@ command. Skipped only when the sound server's Debian packages are missing."""
 
 from __future__ import annotations
 
-import os
+import select
 import signal
 import subprocess
 import sys
@@ -44,6 +44,38 @@ def speech(tmp_path_factory):
     return pcm, path
 
 
+def wait_line(proc: subprocess.Popen, text: str, timeout: float) -> None:
+    """Reads `proc`'s stdout until a line contains `text` (bounded by `timeout` seconds)."""
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    seen = ""
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], 0.2)
+        if ready:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            seen += line
+            if text in line:
+                return
+    raise AssertionError(f"no {text!r} from the command in {timeout} s; stdout {seen!r}")
+
+
+def wait_running(device, timeout: float = 5.0) -> None:
+    """Waits until `device`'s stream moves audio. A new ALSA stream on the test's PulseAudio
+    server stalls for about 2 s before its first periods (measured on this machine, both
+    directions, not later streams' starts): tests wait that out rather than speak into it."""
+    deadline = time.monotonic() + timeout
+    last = device.stats()["frames"]
+    moving = 0
+    while time.monotonic() < deadline and moving < 3:
+        time.sleep(0.1)
+        now = device.stats()["frames"]
+        moving = moving + 1 if now > last else 0
+        last = now
+    assert moving >= 3, f"{device!r} did not start in {timeout} s: {device.stats()}"
+
+
 def read_raw(path: str) -> np.ndarray:
     with open(path, "rb") as f:
         return np.frombuffer(f.read(), dtype="<i2")
@@ -78,6 +110,7 @@ def test_speech_played_into_the_source_reaches_a_remote_renderer(pulse, speech, 
     pcm, wav = speech
     url = server.room_url("sound-in")
     mic = Daily.create_system_microphone_device("system-mic")
+    wait_running(mic)
     assert (mic.name, mic.system_device, mic.channels) == ("system-mic", "default", 1)
     assert 8000 <= mic.sample_rate <= 48000 and mic.error is None
     watch = Watch()
@@ -115,6 +148,7 @@ def test_remote_speech_reaches_the_sink(pulse, speech, server, tmp_path):
     pcm, _ = speech
     url = server.room_url("sound-out")
     spk = Daily.create_system_speaker_device("system-speaker")
+    wait_running(spk)
     Daily.select_speaker_device("system-speaker")
     assert spk.system_device == "default" and spk.channels in (1, 2)
     source = CustomAudioSource(16000, 1)
@@ -159,7 +193,6 @@ def test_daily_call_command_talks_both_ways_and_exits_on_sigterm(pulse, speech, 
     input reaches the room, the room's speech reaches the machine's output, SIGTERM leaves."""
     pcm, wav = speech
     url = server.room_url("sound-cli")
-    watch = Watch()
     left = threading.Event()
 
     class W(Watch):
@@ -181,6 +214,7 @@ def test_daily_call_command_talks_both_ways_and_exits_on_sigterm(pulse, speech, 
             cwd=str(tmp_path),
         )
         watch.wait(lambda: "person" in watch.joined, timeout=20)
+        time.sleep(2.0)  # the command's new streams start (see wait_running)
         cap = Capture()
         bot.set_audio_renderer(watch.joined["person"]["id"], cap, sample_rate=16000, callback_interval_ms=20)
         time.sleep(0.3)
@@ -198,7 +232,7 @@ def test_daily_call_command_talks_both_ways_and_exits_on_sigterm(pulse, speech, 
         score_out = sm.similarity(pcm, read_raw(out), 16000)
         proc.send_signal(signal.SIGTERM)
         stdout, stderr = proc.communicate(timeout=15)
-        print(f"daily-call: input similarity {score_in:.3f}, output similarity {score_out:.3f}")
+        print(f"daily-call: input similarity {score_in:.3f}, output similarity {score_out:.3f}; {stdout.strip().splitlines()[-1]}")
         assert proc.returncode == 0, stderr
         assert "joined" in stdout and "daily-call: left" in stdout, stdout
         assert score_in >= 0.8, f"input similarity {score_in:.3f}"
@@ -211,6 +245,28 @@ def test_daily_call_command_talks_both_ways_and_exits_on_sigterm(pulse, speech, 
                 p.kill()
                 p.wait(5)
         bot.release()
+
+
+def test_daily_call_exits_cleanly_when_the_room_ends(pulse):
+    from daily.server import RoomServer
+
+    server = RoomServer(host="127.0.0.1", port=0).start()
+    proc = None
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "daily.call_cli", server.room_url("ending"), "--name", "person"],
+            env=pulse.client_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        wait_line(proc, "daily-call: joined", 20)
+        server.stop()
+        stdout, stderr = proc.communicate(timeout=20)
+        assert proc.returncode == 0, stderr
+        assert "the call ended" in stdout and "daily-call: left" in stdout, stdout
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+        server.stop()
 
 
 def test_daily_call_lists_devices_and_rejects_a_bad_one(pulse, server):

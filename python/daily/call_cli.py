@@ -43,8 +43,13 @@ class _Handler(EventHandler):
         print(f"daily-call: {name} left ({reason})", flush=True)
 
     def on_error(self, message) -> None:
-        self.failure = str(message)
-        print(f"daily-call: error: {message}", file=sys.stderr, flush=True)
+        # The room server ending the call (the room closed, the server shut down) is how a
+        # call normally ends, not a failure: the client reports it as "the call ended: ...".
+        if str(message).startswith("the call ended"):
+            print(f"daily-call: {message}", flush=True)
+        else:
+            self.failure = str(message)
+            print(f"daily-call: error: {message}", file=sys.stderr, flush=True)
         self.ended.set()
 
 
@@ -135,9 +140,17 @@ def main(argv: list[str] | None = None) -> int:
         left = threading.Event()
         client.leave(completion=lambda error: left.set())
         _wait(left, 5.0)
+        mic_stats, speaker_stats = mic.stats(), speaker.stats()
         mic.close()
         speaker.close()
-        print("daily-call: left", flush=True)
+        print(
+            "daily-call: left (input: {} frames, {} lost, {} dropped; output: {} frames, {} lost, "
+            "{} dropped)".format(
+                mic_stats["frames"], mic_stats["lostFrames"], mic_stats["droppedFrames"],
+                speaker_stats["frames"], speaker_stats["lostFrames"], speaker_stats["droppedFrames"],
+            ),
+            flush=True,
+        )
         return 1 if (failed or handler.failure) else 0
     finally:
         if client is not None:
