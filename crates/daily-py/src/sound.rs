@@ -10,9 +10,20 @@
 //! so it has no `write_frames` / `read_frames` and its own life (a stream to close, an error
 //! when the device goes away).
 
-use crate::errors::{guard, sound_to_py_err};
+//!
+//! Built without the crate's `sound` feature (so that the module does not link libasound),
+//! the classes and methods still exist, and every method that would open a device or list
+//! them raises `RuntimeError` saying so.
+
+use crate::errors::guard;
 use crate::process::{Daily, global};
-use daily_sound::{StreamStats, SystemMicrophone, SystemSpeaker};
+#[cfg(not(feature = "sound"))]
+use absent::{StreamStats, SystemMicrophone, SystemSpeaker, list_devices, sound_to_py_err};
+#[cfg(feature = "sound")]
+use {
+    crate::errors::sound_to_py_err,
+    daily_sound::{StreamStats, SystemMicrophone, SystemSpeaker, list_devices},
+};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -49,7 +60,7 @@ impl Daily {
     #[staticmethod]
     fn list_sound_devices(py: Python<'_>) -> PyResult<Vec<Bound<'_, PyDict>>> {
         guard(|| {
-            let devices = py.detach(daily_sound::list_devices).map_err(sound_to_py_err)?;
+            let devices = py.detach(list_devices).map_err(sound_to_py_err)?;
             devices
                 .iter()
                 .map(|d| {
@@ -227,5 +238,85 @@ impl SystemSpeakerDevice {
     }
     fn __repr__(&self) -> String {
         format!("SystemSpeakerDevice(name={:?}, system_device={:?}, sample_rate={}, channels={})", self.name, self.system_device, self.sample_rate, self.channels)
+    }
+}
+
+/// Stand-ins for `daily-sound` in a build without the `sound` feature: nothing can be opened,
+/// so the device types are uninhabited and every entry point fails with one message.
+#[cfg(not(feature = "sound"))]
+mod absent {
+    use pyo3::PyErr;
+    use pyo3::exceptions::PyRuntimeError;
+
+    pub(crate) struct Unavailable;
+
+    pub(crate) fn sound_to_py_err(_: Unavailable) -> PyErr {
+        PyRuntimeError::new_err("this build of daily has no system sound devices (built without the `sound` feature)")
+    }
+
+    #[derive(Default)]
+    pub(crate) struct StreamStats {
+        pub frames: u64,
+        pub lost_frames: u64,
+        pub dropped_frames: u64,
+        pub callbacks: u64,
+        pub largest_callback_frames: u64,
+        pub error: Option<String>,
+    }
+
+    pub(crate) enum Direction {}
+    impl Direction {
+        pub fn as_str(&self) -> &'static str {
+            match *self {}
+        }
+    }
+
+    pub(crate) struct SoundDevice {
+        pub name: String,
+        pub direction: Direction,
+        pub is_default: bool,
+        pub default_sample_rate: Option<u32>,
+        pub default_channels: Option<u16>,
+        pub sample_rate_range: Option<(u32, u32)>,
+        pub channel_counts: Vec<u16>,
+    }
+
+    pub(crate) fn list_devices() -> Result<Vec<SoundDevice>, Unavailable> {
+        Err(Unavailable)
+    }
+
+    pub(crate) enum SystemMicrophone {}
+    impl SystemMicrophone {
+        pub fn open(_: &daily_client::Engine, _: Option<&str>) -> Result<Self, Unavailable> {
+            Err(Unavailable)
+        }
+        pub fn stats(&self) -> StreamStats {
+            match *self {}
+        }
+        pub fn device_name(&self) -> &str {
+            match *self {}
+        }
+        pub fn sample_rate(&self) -> u32 {
+            match *self {}
+        }
+        pub fn source(&self) -> &daily_client::AudioSource {
+            match *self {}
+        }
+    }
+
+    pub(crate) enum SystemSpeaker {}
+    impl SystemSpeaker {
+        pub fn open(_: &daily_client::Engine, _: Option<&str>) -> Result<Self, Unavailable> {
+            Err(Unavailable)
+        }
+        pub fn stats(&self) -> StreamStats {
+            match *self {}
+        }
+        pub fn device_name(&self) -> &str {
+            match *self {}
+        }
+        pub fn speaker(&self) -> &daily_client::SpeakerDevice {
+            match *self {}
+        }
     }
 }
