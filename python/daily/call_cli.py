@@ -54,7 +54,11 @@ class _Handler(EventHandler):
 
 
 def _list_devices() -> int:
-    for d in Daily.list_sound_devices():
+    devices = Daily.list_sound_devices()
+    if not devices:
+        print("daily-call: no sound devices found", file=sys.stderr)
+        return 1
+    for d in devices:
         default = " (default)" if d["is_default"] else ""
         rate = d["default_sample_rate"]
         ch = d["default_channels"]

@@ -50,7 +50,15 @@ pub(crate) fn choose(dev: &cpal::Device, name: &str, direction: Direction) -> Re
         Direction::Input => dev.supported_input_configs().map(|c| c.collect()),
         Direction::Output => dev.supported_output_configs().map(|c| c.collect()),
     }
-    .map_err(|e| err(e.to_string()))?;
+    .map_err(|e| match &default {
+        // Neither question could be answered: the device cannot be opened at all (no sound
+        // card, no sound server behind ALSA's default).
+        Err(d) => SoundError::Device {
+            device: name.to_owned(),
+            reason: format!("cannot be opened ({d}; {e}): is there a sound card, or a sound server behind ALSA?"),
+        },
+        Ok(_) => err(e.to_string()),
+    })?;
     for rate in FALLBACK_RATES {
         for r in &ranges {
             if usable_format(r.sample_format()) && r.channels() > 0 && (r.min_sample_rate().0..=r.max_sample_rate().0).contains(&rate) {
