@@ -51,11 +51,12 @@ pub(crate) fn choose(dev: &cpal::Device, name: &str, direction: Direction) -> Re
         Direction::Output => dev.supported_output_configs().map(|c| c.collect()),
     }
     .map_err(|e| match &default {
+        // (cpal gives both answers the same words; the first is enough.)
         // Neither question could be answered: the device cannot be opened at all (no sound
         // card, no sound server behind ALSA's default).
         Err(d) => SoundError::Device {
             device: name.to_owned(),
-            reason: format!("cannot be opened ({d}; {e}): is there a sound card, or a sound server behind ALSA?"),
+            reason: format!("cannot be opened ({d}): is there a sound card, or a sound server behind ALSA?"),
         },
         Ok(_) => err(e.to_string()),
     })?;
