@@ -6,12 +6,12 @@ cd "$(dirname "$0")/.."
 
 PY=${PYTHON:-python3}
 
-# System packages: libopus (Opus) and libvpx (VP8), both linked dynamically, and pkg-config to
-# find them.
-if ! pkg-config --exists opus vpx 2>/dev/null; then
+# System packages: libopus (Opus), libvpx (VP8) and libasound (ALSA, for cpal's system sound
+# devices: crates/daily-sound), all linked dynamically, and pkg-config to find them.
+if ! pkg-config --exists opus vpx alsa 2>/dev/null; then
     if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq libopus-dev libvpx-dev pkg-config >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq libopus-dev libvpx-dev libasound2-dev pkg-config >/dev/null
 fi
 
 if ! command -v cargo >/dev/null; then

@@ -14,6 +14,14 @@ if ! command -v chromium >/dev/null; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
 fi
+# The sound-device tests (tests/test_sound_devices.py) run their own PulseAudio server with null
+# sinks and reach it through ALSA's pulse plugin, as cpal does on a desktop.
+if ! command -v pulseaudio >/dev/null || ! command -v parec >/dev/null \
+    || ! ls /usr/lib/*/alsa-lib/libasound_module_pcm_pulse.so >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq pulseaudio pulseaudio-utils libasound2-plugins >/dev/null
+fi
 $PY -m pip install -q --disable-pip-version-check "playwright>=1.45,<2" "pillow>=10"
 cargo test --release --workspace --exclude daily-py
 cargo test --release --workspace --exclude daily-py --benches --no-run

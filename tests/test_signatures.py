@@ -134,7 +134,8 @@ CONSTRUCTORS = {
 # Our additions (not in daily-python), documented as such in their docstrings.
 EXTRAS = {
     "CallClient": {"media_stats"},
-    "Daily": set(),
+    # System sound devices (cpal), not in daily-python: tests/test_sound_devices.py.
+    "Daily": {"list_sound_devices", "create_system_microphone_device", "create_system_speaker_device"},
     "EventHandler": set(),
 }
 

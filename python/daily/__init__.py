@@ -38,12 +38,16 @@ from daily.daily import (
     EventHandler,
     LogLevel,
     NativeVad,
+    SystemMicrophoneDevice,  # noqa: F401 (an extra: not in __all__)
+    SystemSpeakerDevice,  # noqa: F401
     VideoFrame,
     VirtualCameraDevice,
     VirtualMicrophoneDevice,
     VirtualSpeakerDevice,
 )
 
+# `__all__` is daily-python's (tests/test_signatures.py); the system sound devices (not in
+# daily-python) are importable from `daily` all the same.
 __all__ = [
     "AudioData",
     "CallClient",

@@ -29,6 +29,8 @@ __all__ = [
     "AudioData",
     "VirtualMicrophoneDevice",
     "VirtualSpeakerDevice",
+    "SystemMicrophoneDevice",
+    "SystemSpeakerDevice",
     "NativeVad",
     "VideoFrame",
     "CustomVideoSource",
@@ -85,6 +87,23 @@ class Daily:
     @staticmethod
     def select_speaker_device(device_name: str) -> None: ...
     @staticmethod
+    def list_sound_devices() -> list[dict[str, Any]]:
+        """The machine's sound devices (cpal: ALSA on Linux), inputs first: dicts with `name`,
+        `direction` (`"input"` / `"output"`), `is_default`, `default_sample_rate` (Hz) and
+        `default_channels` (or None), `sample_rate_range` (`(min_hz, max_hz)` or None) and
+        `channel_counts`. Works without `init`; `RuntimeError` when the sound system fails."""
+    @staticmethod
+    def create_system_microphone_device(device_name: str, system_device: str = "default") -> SystemMicrophoneDevice:
+        """Captures system input `system_device` (mono, at the device's rate) as microphone
+        device `device_name` (select it with `{"deviceId": device_name}`). `ValueError` for an
+        unknown device (the message lists them) or an empty name; `RuntimeError` when it cannot
+        be opened or before `init`."""
+    @staticmethod
+    def create_system_speaker_device(device_name: str, system_device: str = "default") -> SystemSpeakerDevice:
+        """Plays speaker device `device_name` (select it with `select_speaker_device`) on
+        system output `system_device`, at the device's rate, mono or stereo. Raises as
+        `create_system_microphone_device`."""
+    @staticmethod
     def create_native_vad(reset_period_ms: int = 1000, sample_rate: int = 16000, channels: int = 1) -> NativeVad: ...
     @staticmethod
     def create_camera_device(
@@ -114,6 +133,42 @@ class VirtualSpeakerDevice:
     def read_frames(self, num_frames: int, completion: Optional[Callable[[bytes], None]] = None) -> bytes:
         """Reads PCM of the mix (`b""` after `Daily.deinit()`); `TypeError` for a non-callable
         `completion`, `ValueError` for a negative count."""
+
+@final
+class SystemMicrophoneDevice:
+    """A system input device as a microphone device; captures until `close()`."""
+    @property
+    def name(self) -> str: ...
+    @property
+    def system_device(self) -> str: ...
+    @property
+    def sample_rate(self) -> int: ...
+    @property
+    def channels(self) -> int: ...
+    @property
+    def error(self) -> Optional[str]:
+        """The stream's error (device unplugged, ...) or None while it runs."""
+    def stats(self) -> dict[str, Any]:
+        """`{"frames", "lostFrames", "droppedFrames", "callbacks", "largestCallbackFrames", "error"}`; frames at `sample_rate`."""
+    def close(self) -> None: ...
+
+@final
+class SystemSpeakerDevice:
+    """A system output device as a speaker device; plays until `close()`."""
+    @property
+    def name(self) -> str: ...
+    @property
+    def system_device(self) -> str: ...
+    @property
+    def sample_rate(self) -> int: ...
+    @property
+    def channels(self) -> int: ...
+    @property
+    def error(self) -> Optional[str]:
+        """The stream's error (device unplugged, ...) or None while it runs."""
+    def stats(self) -> dict[str, Any]:
+        """`{"frames", "lostFrames", "droppedFrames", "callbacks", "largestCallbackFrames", "error"}`; frames at `sample_rate`."""
+    def close(self) -> None: ...
 
 @final
 class NativeVad:

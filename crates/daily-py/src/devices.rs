@@ -187,6 +187,11 @@ pub(crate) fn create_speaker(g: &Global, name: &str, sample_rate: i64, channels:
     Ok(VirtualSpeakerDevice { name: name.to_owned(), speaker, non_blocking, epoch: g.epoch })
 }
 
+/// Names `speaker` `name` for `select_speaker_device` (a system speaker device was opened).
+pub(crate) fn register_speaker(name: &str, speaker: &SpeakerDevice) {
+    speakers().lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_owned(), speaker.clone());
+}
+
 pub(crate) fn select_speaker(g: &Global, name: &str) -> PyResult<()> {
     let s = speakers().lock().unwrap_or_else(|e| e.into_inner()).get(name).cloned();
     match s {

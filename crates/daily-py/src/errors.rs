@@ -135,3 +135,16 @@ mod tests {
         assert!(unguarded.is_empty(), "methods without guard(): {unguarded:#?}");
     }
 }
+
+#[cfg(feature = "sound")]
+/// A sound-device error as Python sees it: `ValueError` for a device name that does not exist
+/// (the message lists the names there are), the client's mapping for client errors, and
+/// `RuntimeError` when the sound system cannot open or run the device.
+pub(crate) fn sound_to_py_err(e: daily_sound::SoundError) -> PyErr {
+    use daily_sound::SoundError;
+    match e {
+        SoundError::NoDevice { .. } => PyValueError::new_err(e.to_string()),
+        SoundError::Client(c) => to_py_err(c),
+        other => PyRuntimeError::new_err(other.to_string()),
+    }
+}

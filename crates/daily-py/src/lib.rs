@@ -37,6 +37,7 @@ mod logs;
 mod process;
 mod rooms;
 mod server;
+mod sound;
 mod unsupported;
 mod video;
 mod video_client;
@@ -68,6 +69,8 @@ fn daily(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<AudioData>()?;
     m.add_class::<VirtualMicrophoneDevice>()?;
     m.add_class::<VirtualSpeakerDevice>()?;
+    m.add_class::<sound::SystemMicrophoneDevice>()?;
+    m.add_class::<sound::SystemSpeakerDevice>()?;
     m.add_class::<NativeVad>()?;
     m.add_class::<VideoFrame>()?;
     m.add_class::<CustomVideoSource>()?;
