@@ -33,7 +33,8 @@ fn main() {
     };
     let archive = archive.canonicalize().unwrap_or(archive);
     println!("cargo:rerun-if-changed={}", archive.display());
-    let dir = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("vpx-static");
+    let dir =
+        PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("vpx-static");
     std::fs::create_dir_all(&dir).expect("create OUT_DIR/vpx-static");
     std::fs::copy(&archive, dir.join("libvpx.a")).expect("copy libvpx.a into OUT_DIR");
     println!("cargo:rustc-link-search=native={}", dir.display());

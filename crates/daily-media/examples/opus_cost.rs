@@ -12,7 +12,9 @@ use std::time::Instant;
 
 /// The 16-bit mono samples of a canonical PCM WAV in the repository's `data/`.
 fn speech_wav(name: &str) -> Vec<i16> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data").join(name);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../data")
+        .join(name);
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut at = 12; // "RIFF" size "WAVE"
     while at + 8 <= bytes.len() {
@@ -20,7 +22,10 @@ fn speech_wav(name: &str) -> Vec<i16> {
         let len = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
         if id == b"data" {
             let end = (at + 8 + len).min(bytes.len());
-            return bytes[at + 8..end].chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect();
+            return bytes[at + 8..end]
+                .chunks_exact(2)
+                .map(|b| i16::from_le_bytes([b[0], b[1]]))
+                .collect();
         }
         at += 8 + len + (len & 1);
     }
@@ -43,7 +48,8 @@ fn main() {
     let mut out = vec![0i16; OPUS_FRAME_20MS];
     let (mut best_enc, mut best_dec) = (f64::MAX, f64::MAX);
     for _ in 0..runs {
-        let mut enc = OpusEncoder::with_rate(rate, 1, Some(64_000), OpusApplication::Audio).unwrap();
+        let mut enc =
+            OpusEncoder::with_rate(rate, 1, Some(64_000), OpusApplication::Audio).unwrap();
         enc.set_complexity(4).unwrap();
         let mut dec = OpusDecoder::new(1).unwrap();
         let t = Instant::now();

@@ -122,7 +122,7 @@ impl OpusEncoder {
                 actual: pcm.len(),
             });
         }
-        Ok(self.inner.encode(pcm, out)?)
+        self.inner.encode(pcm, out)
     }
 
     /// Target bitrate in bit/s (500..=512000).
@@ -211,7 +211,7 @@ impl OpusDecoder {
                 actual: 0,
             });
         }
-        Ok(self.inner.decode(packet, out, false)?)
+        self.inner.decode(packet, out, false)
     }
 
     /// Packet-loss concealment: fills all of `out` (a multiple of 2.5 ms, i.e. of 120 frames, up
@@ -219,14 +219,14 @@ impl OpusDecoder {
     pub fn conceal(&mut self, out: &mut [i16]) -> Result<usize, MediaError> {
         // An empty input is libopus' way of saying "this packet is lost" (opus_decode with
         // data == NULL).
-        Ok(self.inner.decode(&[], out, false)?)
+        self.inner.decode(&[], out, false)
     }
 
     /// Recovers the frame *before* `next_packet` from the in-band FEC data it carries, filling
     /// all of `out` (which must be exactly the missing duration). Without FEC data in the packet
     /// libopus falls back to plain concealment, so this is never worse than [`conceal`](Self::conceal).
     pub fn decode_fec(&mut self, next_packet: &[u8], out: &mut [i16]) -> Result<usize, MediaError> {
-        Ok(self.inner.decode(next_packet, out, true)?)
+        self.inner.decode(next_packet, out, true)
     }
 
     /// Resets the decoder to its freshly constructed state.

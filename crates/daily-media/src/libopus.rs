@@ -31,7 +31,10 @@ fn strerror(code: c_int) -> &'static str {
 /// A libopus return value: negative is an error code, anything else a result.
 fn check(function: &'static str, code: c_int) -> Result<c_int, MediaError> {
     if code < 0 {
-        Err(MediaError::Opus { function, description: strerror(code) })
+        Err(MediaError::Opus {
+            function,
+            description: strerror(code),
+        })
     } else {
         Ok(code)
     }
@@ -76,15 +79,20 @@ impl Encoder {
             function: "opus_encoder_create",
             description: strerror(sys::OPUS_ALLOC_FAIL),
         })?;
-        Ok(Encoder { st, channels: usize::from(channels) })
+        Ok(Encoder {
+            st,
+            channels: usize::from(channels),
+        })
     }
 
     /// `opus_encoder_ctl` with one of the SET requests, which all take one `opus_int32`.
     fn set(&mut self, request: c_int, value: i32) -> Result<(), MediaError> {
         // SAFETY: `st` is a live encoder owned by `self`; every request passed here (the
         // OPUS_SET_* ones below) takes exactly one opus_int32 argument.
-        check("opus_encoder_ctl", unsafe { sys::opus_encoder_ctl(self.st.as_ptr(), request, value) })
-            .map(drop)
+        check("opus_encoder_ctl", unsafe {
+            sys::opus_encoder_ctl(self.st.as_ptr(), request, value)
+        })
+        .map(drop)
     }
 
     pub fn set_bitrate(&mut self, bps: i32) -> Result<(), MediaError> {
@@ -112,15 +120,21 @@ impl Encoder {
         let mut v: i32 = 0;
         // SAFETY: OPUS_GET_LOOKAHEAD takes one opus_int32 pointer, to a live local here.
         check("opus_encoder_ctl", unsafe {
-            sys::opus_encoder_ctl(self.st.as_ptr(), sys::OPUS_GET_LOOKAHEAD_REQUEST, &mut v as *mut i32)
+            sys::opus_encoder_ctl(
+                self.st.as_ptr(),
+                sys::OPUS_GET_LOOKAHEAD_REQUEST,
+                &mut v as *mut i32,
+            )
         })?;
         Ok(v)
     }
 
     pub fn reset(&mut self) -> Result<(), MediaError> {
         // SAFETY: OPUS_RESET_STATE takes no argument.
-        check("opus_encoder_ctl", unsafe { sys::opus_encoder_ctl(self.st.as_ptr(), sys::OPUS_RESET_STATE) })
-            .map(drop)
+        check("opus_encoder_ctl", unsafe {
+            sys::opus_encoder_ctl(self.st.as_ptr(), sys::OPUS_RESET_STATE)
+        })
+        .map(drop)
     }
 
     /// `opus_encode` of all of `pcm` (interleaved; its length a multiple of the channel count
@@ -131,7 +145,13 @@ impl Encoder {
         // SAFETY: libopus reads frames × channels <= pcm.len() samples from `pcm` and writes at
         // most out.len() bytes (max_data_bytes, clamped to i32) to `out`; `st` is live.
         let n = unsafe {
-            sys::opus_encode(self.st.as_ptr(), pcm.as_ptr(), to_i32(frames), out.as_mut_ptr(), to_i32(out.len()))
+            sys::opus_encode(
+                self.st.as_ptr(),
+                pcm.as_ptr(),
+                to_i32(frames),
+                out.as_mut_ptr(),
+                to_i32(out.len()),
+            )
         };
         Ok(check("opus_encode", n)? as usize)
     }
@@ -158,20 +178,34 @@ impl Decoder {
     pub fn new(rate: u32, channels: u16) -> Result<Self, MediaError> {
         let mut err: c_int = sys::OPUS_OK;
         // SAFETY: plain values and a pointer to a live c_int for the error code.
-        let st = unsafe { sys::opus_decoder_create(to_i32(rate as usize), c_int::from(channels), &mut err) };
+        let st = unsafe {
+            sys::opus_decoder_create(to_i32(rate as usize), c_int::from(channels), &mut err)
+        };
         check("opus_decoder_create", err)?;
         let st = NonNull::new(st).ok_or(MediaError::Opus {
             function: "opus_decoder_create",
             description: strerror(sys::OPUS_ALLOC_FAIL),
         })?;
-        Ok(Decoder { st, channels: usize::from(channels) })
+        Ok(Decoder {
+            st,
+            channels: usize::from(channels),
+        })
     }
 
     /// `opus_decode` of `packet` into `out` (interleaved), whose length sets the frames asked
     /// for. An empty `packet` is a lost one (libopus's NULL data: concealment, or with `fec` the
     /// FEC data of the *next* packet). Returns the frames decoded.
-    pub fn decode(&mut self, packet: &[u8], out: &mut [i16], fec: bool) -> Result<usize, MediaError> {
-        let data = if packet.is_empty() { std::ptr::null() } else { packet.as_ptr() };
+    pub fn decode(
+        &mut self,
+        packet: &[u8],
+        out: &mut [i16],
+        fec: bool,
+    ) -> Result<usize, MediaError> {
+        let data = if packet.is_empty() {
+            std::ptr::null()
+        } else {
+            packet.as_ptr()
+        };
         let frames = out.len() / self.channels;
         // SAFETY: libopus reads packet.len() bytes from `data` (NULL with length 0 for a lost
         // packet) and writes at most frames × channels <= out.len() samples to `out`.
@@ -190,8 +224,10 @@ impl Decoder {
 
     pub fn reset(&mut self) -> Result<(), MediaError> {
         // SAFETY: OPUS_RESET_STATE takes no argument.
-        check("opus_decoder_ctl", unsafe { sys::opus_decoder_ctl(self.st.as_ptr(), sys::OPUS_RESET_STATE) })
-            .map(drop)
+        check("opus_decoder_ctl", unsafe {
+            sys::opus_decoder_ctl(self.st.as_ptr(), sys::OPUS_RESET_STATE)
+        })
+        .map(drop)
     }
 }
 
@@ -206,6 +242,12 @@ impl Drop for Decoder {
 /// and frame count.
 pub(crate) fn packet_nb_samples(packet: &[u8], rate: u32) -> Result<usize, MediaError> {
     // SAFETY: libopus reads at most packet.len() bytes (clamped to i32) from `packet`.
-    let n = unsafe { sys::opus_packet_get_nb_samples(packet.as_ptr(), to_i32(packet.len()), to_i32(rate as usize)) };
+    let n = unsafe {
+        sys::opus_packet_get_nb_samples(
+            packet.as_ptr(),
+            to_i32(packet.len()),
+            to_i32(rate as usize),
+        )
+    };
     Ok(check("opus_packet_get_nb_samples", n)? as usize)
 }
