@@ -1,8 +1,8 @@
-//! Thin wrappers over libopus (through the `opus` crate) fixed to what WebRTC audio uses:
-//! 48 kHz, mono or stereo, 20 ms packets.
+//! Thin wrappers over libopus (built from source and linked statically, [`crate::libopus`])
+//! fixed to what WebRTC audio uses: 48 kHz, mono or stereo, 20 ms packets.
 
+use crate::libopus::{self, Application};
 use crate::{MediaError, OPUS_RATE, check_channels};
-use opus::{Application, Bitrate, Channels};
 
 /// Largest RTP payload this crate accepts or produces, in bytes. An Ethernet MTU leaves a
 /// little less than this for the payload; libopus never needs more than 1275 bytes per frame
@@ -12,14 +12,6 @@ pub const MAX_PACKET_BYTES: usize = 1500;
 /// Longest audio an Opus packet can carry: 120 ms at 48 kHz (RFC 6716 section 3.2.5).
 pub const MAX_PACKET_FRAMES: usize = 5760;
 
-fn opus_channels(channels: u16) -> Channels {
-    if channels == 2 {
-        Channels::Stereo
-    } else {
-        Channels::Mono
-    }
-}
-
 /// Opus encoder for one outgoing track: 48 kHz, VOIP application, 20 ms frames.
 ///
 /// The VOIP application favours speech intelligibility and enables the speech-oriented
@@ -28,7 +20,7 @@ fn opus_channels(channels: u16) -> Channels {
 /// section 2.1.7), which the receiving [`JitterBuffer`](crate::JitterBuffer) uses to repair a
 /// single lost packet. Both can be changed with the setters.
 pub struct OpusEncoder {
-    inner: opus::Encoder,
+    inner: libopus::Encoder,
     channels: u16,
     /// Frames per channel in 20 ms at the input rate.
     frame: usize,
@@ -94,7 +86,7 @@ impl OpusEncoder {
             OpusApplication::Voip => Application::Voip,
             OpusApplication::Audio => Application::Audio,
         };
-        let inner = opus::Encoder::new(sample_rate, opus_channels(channels), app)?;
+        let inner = libopus::Encoder::new(sample_rate, channels, app)?;
         let mut enc = OpusEncoder { inner, channels, frame: sample_rate as usize / 50 };
         if let Some(b) = bitrate_bps {
             enc.set_bitrate(b)?;
@@ -130,7 +122,7 @@ impl OpusEncoder {
                 actual: pcm.len(),
             });
         }
-        Ok(self.inner.encode(pcm, out)?)
+        self.inner.encode(pcm, out)
     }
 
     /// Target bitrate in bit/s (500..=512000).
@@ -139,7 +131,7 @@ impl OpusEncoder {
             return Err(MediaError::BitrateOutOfRange { bitrate_bps });
         }
         // The range check above makes the cast lossless.
-        self.inner.set_bitrate(Bitrate::Bits(bitrate_bps as i32))?;
+        self.inner.set_bitrate(bitrate_bps as i32)?;
         Ok(())
     }
 
@@ -168,12 +160,12 @@ impl OpusEncoder {
     /// The encoder's algorithmic delay (look-ahead) in 48 kHz frames; a decoded signal lags the
     /// input by this much.
     pub fn lookahead_frames(&mut self) -> Result<usize, MediaError> {
-        Ok(usize::try_from(self.inner.get_lookahead()?).unwrap_or(0))
+        Ok(usize::try_from(self.inner.lookahead()?).unwrap_or(0))
     }
 
     /// Resets the encoder to its freshly constructed state (keeps the settings).
     pub fn reset(&mut self) -> Result<(), MediaError> {
-        self.inner.reset_state()?;
+        self.inner.reset()?;
         Ok(())
     }
 }
@@ -181,7 +173,7 @@ impl OpusEncoder {
 /// Opus decoder at 48 kHz. The [`JitterBuffer`](crate::JitterBuffer) owns one; this wrapper is
 /// public for callers that do their own buffering (and for tests and benches).
 pub struct OpusDecoder {
-    inner: opus::Decoder,
+    inner: libopus::Decoder,
     channels: u16,
 }
 
@@ -199,7 +191,7 @@ impl OpusDecoder {
     pub fn new(channels: u16) -> Result<Self, MediaError> {
         check_channels(channels)?;
         Ok(OpusDecoder {
-            inner: opus::Decoder::new(OPUS_RATE, opus_channels(channels))?,
+            inner: libopus::Decoder::new(OPUS_RATE, channels)?,
             channels,
         })
     }
@@ -219,7 +211,7 @@ impl OpusDecoder {
                 actual: 0,
             });
         }
-        Ok(self.inner.decode(packet, out, false)?)
+        self.inner.decode(packet, out, false)
     }
 
     /// Packet-loss concealment: fills all of `out` (a multiple of 2.5 ms, i.e. of 120 frames, up
@@ -227,19 +219,19 @@ impl OpusDecoder {
     pub fn conceal(&mut self, out: &mut [i16]) -> Result<usize, MediaError> {
         // An empty input is libopus' way of saying "this packet is lost" (opus_decode with
         // data == NULL).
-        Ok(self.inner.decode(&[], out, false)?)
+        self.inner.decode(&[], out, false)
     }
 
     /// Recovers the frame *before* `next_packet` from the in-band FEC data it carries, filling
     /// all of `out` (which must be exactly the missing duration). Without FEC data in the packet
     /// libopus falls back to plain concealment, so this is never worse than [`conceal`](Self::conceal).
     pub fn decode_fec(&mut self, next_packet: &[u8], out: &mut [i16]) -> Result<usize, MediaError> {
-        Ok(self.inner.decode(next_packet, out, true)?)
+        self.inner.decode(next_packet, out, true)
     }
 
     /// Resets the decoder to its freshly constructed state.
     pub fn reset(&mut self) -> Result<(), MediaError> {
-        self.inner.reset_state()?;
+        self.inner.reset()?;
         Ok(())
     }
 }
@@ -250,7 +242,7 @@ pub fn packet_frames(packet: &[u8]) -> Option<usize> {
     if packet.is_empty() {
         return None;
     }
-    match opus::packet::get_nb_samples(packet, OPUS_RATE) {
+    match libopus::packet_nb_samples(packet, OPUS_RATE) {
         Ok(n) if n > 0 && n <= MAX_PACKET_FRAMES => Some(n),
         _ => None,
     }
@@ -311,6 +303,13 @@ mod tests {
             let a = rms(&output[skip..]) / rms(&input[skip..]);
             assert!((0.8..1.2).contains(&a), "level ratio {a}");
         }
+    }
+
+    #[test]
+    fn libopus_is_the_bundled_build() {
+        // opusic-sys 0.7.7 ships libopus 1.6.1; Debian's system libopus (1.3.1 on bookworm)
+        // must not be what got linked.
+        assert_eq!(crate::libopus_version(), "libopus 1.6.1");
     }
 
     #[test]

@@ -77,12 +77,3 @@ pub enum MediaError {
         reason: &'static str,
     },
 }
-
-impl From<opus::Error> for MediaError {
-    fn from(e: opus::Error) -> Self {
-        MediaError::Opus {
-            function: e.function(),
-            description: e.description(),
-        }
-    }
-}

@@ -17,7 +17,8 @@
 //!   at construction. `tests/no_alloc.rs` checks this with a counting allocator.
 //!
 //! # Parts
-//! - [`OpusEncoder`] / [`OpusDecoder`]: libopus at 48 kHz.
+//! - [`OpusEncoder`] / [`OpusDecoder`]: libopus at 48 kHz, built from the sources `opusic-sys`
+//!   ships and linked statically ([`libopus_version`]).
 //! - [`Resampler`]: rubato behind a 10 ms, interleaved-i16 interface, with channel up/down-mix.
 //! - [`JitterBuffer`]: per-stream receive buffer with its own decoder, PLC and FEC.
 //! - [`mix_into`]: saturating mix of two PCM buffers.
@@ -53,12 +54,14 @@
 //! assert_eq!(jb.stats().received, 50);
 //! # Ok::<(), MediaError>(())
 //! ```
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 mod codec;
 mod error;
 mod jitter;
+#[allow(unsafe_code)] // the libopus FFI; every block has a SAFETY comment
+mod libopus;
 mod resample;
 mod vad;
 
@@ -68,6 +71,7 @@ pub use codec::{
 };
 pub use error::MediaError;
 pub use jitter::{JitterBuffer, JitterConfig, JitterStats, Playout};
+pub use libopus::version as libopus_version;
 pub use resample::Resampler;
 pub use rtrb;
 pub use vad::Vad;
