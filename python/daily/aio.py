@@ -87,6 +87,8 @@ __all__ = [
 #: The names :meth:`AsyncCallClient.on` accepts: every ``EventHandler.on_*`` callback without
 #: its ``on_`` prefix (``"participant_joined"``, ``"app_message"``, ...), 39 in all.
 EVENT_NAMES: Tuple[str, ...] = tuple(sorted(n[3:] for n in dir(EventHandler) if n.startswith("on_")))
+"""Every event name :meth:`AsyncCallClient.on` and :meth:`AsyncCallClient.events` take: the
+``EventHandler`` callbacks without their ``on_`` prefix, sorted."""
 
 _Frames = Union[bytes, bytearray, memoryview, Any]
 _Handler = Callable[..., Any]

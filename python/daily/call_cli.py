@@ -71,6 +71,10 @@ def _wait(done: threading.Event, timeout: float) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The ``daily-call`` command: ``daily-call URL [--list-devices] [--input NAME] [--output
+    NAME] [--name USER] [--token T]``. ``argv`` defaults to ``sys.argv[1:]``. Returns the exit
+    status: 0 on Ctrl-C, SIGTERM or the room ending, 1 when the call or a device fails, 2 for
+    bad arguments."""
     p = argparse.ArgumentParser(
         prog="daily-call",
         description="Join a room with this machine's microphone and speakers (cpal: ALSA, "

@@ -11,9 +11,10 @@
 //! when the device goes away).
 
 //!
-//! Built without the crate's `sound` feature (so that the module does not link libasound),
-//! the classes and methods still exist, and every method that would open a device or list
-//! them raises `RuntimeError` saying so.
+//! libasound is loaded on first use, not linked (crates/daily-sound/build.rs): without it on
+//! the machine, these methods raise `RuntimeError` and the rest of `daily` works. Built
+//! without the crate's `sound` feature (no cpal at all), the classes and methods still exist,
+//! and every method that would open a device or list them raises `RuntimeError` saying so.
 
 use crate::errors::guard;
 use crate::process::{Daily, global};
@@ -56,7 +57,9 @@ impl Daily {
     /// `sample_rate_range` (`(min_hz, max_hz)` over every supported format, or `None`) and
     /// `channel_counts`. A device that captures and plays is listed once per direction. Works
     /// without `init`; ALSA may print diagnostics to stderr while it probes devices. Raises
-    /// `RuntimeError` when the sound system cannot be asked.
+    /// `RuntimeError` when the sound system cannot be asked, or when ALSA's library
+    /// (`libasound.so.2`, Debian's libasound2) is not on the machine: it is loaded on first use,
+    /// so `import daily` does not need it.
     #[staticmethod]
     fn list_sound_devices(py: Python<'_>) -> PyResult<Vec<Bound<'_, PyDict>>> {
         guard(|| {
@@ -128,7 +131,8 @@ impl Daily {
 }
 
 /// A system input device as a microphone device (`Daily.create_system_microphone_device`).
-/// Capturing runs until `close()` or until the object is garbage-collected.
+/// Capturing runs until `close()` or until the object is garbage-collected. Not
+/// constructible: made by `Daily.create_system_microphone_device`.
 #[pyclass(module = "daily", frozen)]
 pub struct SystemMicrophoneDevice {
     name: String,
@@ -186,7 +190,8 @@ impl SystemMicrophoneDevice {
 }
 
 /// A system output device as a speaker device (`Daily.create_system_speaker_device`).
-/// Playing runs until `close()` or until the object is garbage-collected.
+/// Playing runs until `close()` or until the object is garbage-collected. Not constructible:
+/// made by `Daily.create_system_speaker_device`.
 #[pyclass(module = "daily", frozen)]
 pub struct SystemSpeakerDevice {
     name: String,

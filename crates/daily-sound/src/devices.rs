@@ -49,7 +49,7 @@ pub struct SoundDevice {
 /// The default host's devices: inputs first, then outputs. Devices whose name cannot be read
 /// are skipped. ALSA may print diagnostics to stderr while it probes devices.
 pub fn list_devices() -> Result<Vec<SoundDevice>, SoundError> {
-    let host = cpal::default_host();
+    let host = host()?;
     let mut out = Vec::new();
     for direction in [Direction::Input, Direction::Output] {
         let default = default_device(&host, direction).and_then(|d| d.name().ok());
@@ -90,6 +90,13 @@ fn describe(dev: &cpal::Device, name: String, direction: Direction, is_default: 
     }
 }
 
+/// cpal's default host, after loading libasound ([`SoundError::Unavailable`] without it). Every
+/// path into cpal starts here.
+fn host() -> Result<cpal::Host, SoundError> {
+    crate::libasound::load()?;
+    Ok(cpal::default_host())
+}
+
 fn default_device(host: &cpal::Host, direction: Direction) -> Option<cpal::Device> {
     match direction {
         Direction::Input => host.default_input_device(),
@@ -109,7 +116,7 @@ fn devices(host: &cpal::Host, direction: Direction) -> Result<Vec<cpal::Device>,
 /// (on ALSA, `default` is also a device of that name: either way the same PCM is opened).
 /// [`SoundError::NoDevice`] lists the names there are when none matches.
 pub(crate) fn find(direction: Direction, name: Option<&str>) -> Result<(cpal::Device, String), SoundError> {
-    let host = cpal::default_host();
+    let host = host()?;
     let wanted = name.unwrap_or("default");
     if wanted == "default"
         && let Some(d) = default_device(&host, direction)

@@ -19,6 +19,10 @@ pub enum SoundError {
     /// cpal could not open or start the stream.
     #[error("sound device {device:?}: cannot open the {direction} stream: {reason}")]
     Stream { device: String, direction: &'static str, reason: String },
+    /// ALSA's library (libasound.so.2) is not on this machine or could not be loaded: it is
+    /// loaded at run time, on first use, so that `daily` works without it.
+    #[error("system sound devices are unavailable: {reason}")]
+    Unavailable { reason: String },
     /// The client side (source, speaker) refused.
     #[error(transparent)]
     Client(#[from] ClientError),

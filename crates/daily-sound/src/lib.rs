@@ -33,6 +33,7 @@ mod config;
 mod convert;
 mod devices;
 mod error;
+mod libasound;
 mod microphone;
 mod speaker;
 mod status;
