@@ -3,7 +3,9 @@
     python benches/scale/opus_floor.py [--passes 5]
 
 A bot pair costs at least one Opus encode (the sender) and one decode (the receiver) per 20 ms,
-whatever the SDK around them. This measures exactly that with Debian's libopus (`libopus.so.0`)
+whatever the SDK around them. This measures exactly that with Debian's libopus (`libopus.so.0`,
+1.3.1 on Debian 12; since issue 18 our SDK links its own libopus 1.6.1 statically, so this floor
+is the older library's: `cargo run --release -p daily-media --example opus_cost` measures ours)
 through ctypes, on data/librivox_16k.wav brought to 48 kHz (PyAV's resampler, outside the
 timing), for two encoder settings, both configured like our client's encoder (the Rust criterion
 bench `opus_20ms_paired` in crates/daily-media/benches/media.rs checks that libopus with these

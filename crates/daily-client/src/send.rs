@@ -20,7 +20,9 @@ const OUT_RING: usize = 16;
 /// at 4, 91.6-103.1 µs / 17.30 dB at 5, 138.3-143.2 µs at 10; 48 kHz input 88.5-93.4 µs at 4,
 /// 115.4-128.7 µs at 5. Complexity 5 is where libopus turns on CELT's pitch pre-filter search
 /// (celt_encoder.c): 37-55 % more encoding time than 4 here, for 0.1 dB on speech.
-/// libwebrtc uses 5 on mobile devices.
+/// libwebrtc uses 5 on mobile devices. Those figures predate the bundled libopus 1.6.1 (issue
+/// 18), which encodes at complexity 4 with 3-10 % more instructions than 1.3.1
+/// (benches/README.md, "Opus: bundled libopus 1.6.1 vs Debian's 1.3.1").
 pub(crate) const ENCODER_COMPLEXITY: u8 = 4;
 
 /// Reported send loss (%, the worst 2 s interval of the last 30 s, rounded up) from which the
@@ -32,7 +34,8 @@ pub(crate) const ENCODER_COMPLEXITY: u8 = 4;
 const FEC_MIN_LOSS_PCT: u8 = 2;
 
 /// Complexity while in-band FEC is on (the lowest at which libopus 1.3 produced FEC-carrying
-/// hybrid packets for speech here; `tests::in_band_fec_follows_the_reported_loss` checks it).
+/// hybrid packets for speech here; `tests::in_band_fec_follows_the_reported_loss` checks it,
+/// and passes with the bundled 1.6.1 too).
 const FEC_COMPLEXITY: u8 = 7;
 
 /// One encoded Opus frame, ready to be put in an RTP packet.
