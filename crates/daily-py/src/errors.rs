@@ -136,7 +136,6 @@ mod tests {
     }
 }
 
-#[cfg(feature = "sound")]
 /// A sound-device error as Python sees it: `ValueError` for a device name that does not exist
 /// (the message lists the names there are), the client's mapping for client errors, and
 /// `RuntimeError` when the sound system cannot open or run the device.

@@ -12,19 +12,12 @@
 
 //!
 //! libasound is loaded on first use, not linked (crates/daily-sound/build.rs): without it on
-//! the machine, these methods raise `RuntimeError` and the rest of `daily` works. Built
-//! without the crate's `sound` feature (no cpal at all), the classes and methods still exist,
-//! and every method that would open a device or list them raises `RuntimeError` saying so.
+//! the machine, these methods raise `RuntimeError` and the rest of `daily` works.
 
 use crate::errors::guard;
 use crate::process::{Daily, global};
-#[cfg(not(feature = "sound"))]
-use absent::{StreamStats, SystemMicrophone, SystemSpeaker, list_devices, sound_to_py_err};
-#[cfg(feature = "sound")]
-use {
-    crate::errors::sound_to_py_err,
-    daily_sound::{StreamStats, SystemMicrophone, SystemSpeaker, list_devices},
-};
+use crate::errors::sound_to_py_err;
+use daily_sound::{StreamStats, SystemMicrophone, SystemSpeaker, list_devices};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -101,7 +94,7 @@ impl Daily {
                 name: device_name.to_owned(),
                 system_device: mic.device_name().to_owned(),
                 sample_rate: mic.sample_rate(),
-                mic: Mutex::new(Some(mic)),
+                mic: Held(Mutex::new(Some(mic))),
             })
         })
     }
@@ -124,9 +117,39 @@ impl Daily {
                 system_device: out.device_name().to_owned(),
                 sample_rate: out.speaker().sample_rate(),
                 channels: out.speaker().channels(),
-                out: Mutex::new(Some(out)),
+                out: Held(Mutex::new(Some(out))),
             })
         })
+    }
+}
+
+/// An opened system device until `close()`: what both device classes hold.
+struct Held<T>(Mutex<Option<T>>);
+
+/// The figures both kinds of system device report.
+trait Reports {
+    fn stats(&self) -> StreamStats;
+}
+impl Reports for SystemMicrophone {
+    fn stats(&self) -> StreamStats {
+        SystemMicrophone::stats(self)
+    }
+}
+impl Reports for SystemSpeaker {
+    fn stats(&self) -> StreamStats {
+        SystemSpeaker::stats(self)
+    }
+}
+
+impl<T: Reports + Send> Held<T> {
+    /// The device's figures; zero counts and no error once closed.
+    fn stats(&self) -> StreamStats {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(T::stats).unwrap_or_default()
+    }
+    /// Closes the device (its stream and thread stop, off the GIL). Idempotent.
+    fn close(&self, py: Python<'_>) {
+        let d = self.0.lock().unwrap_or_else(|e| e.into_inner()).take();
+        py.detach(move || drop(d));
     }
 }
 
@@ -138,7 +161,7 @@ pub struct SystemMicrophoneDevice {
     name: String,
     system_device: String,
     sample_rate: u32,
-    mic: Mutex<Option<SystemMicrophone>>,
+    mic: Held<SystemMicrophone>,
 }
 
 #[pymethods]
@@ -168,21 +191,19 @@ impl SystemMicrophoneDevice {
     /// the `daily.daily_sound` logger.
     #[getter]
     fn error(&self) -> Option<String> {
-        self.mic.lock().unwrap_or_else(|e| e.into_inner()).as_ref().and_then(|m| m.stats().error)
+        self.mic.stats().error
     }
     /// `{"frames": captured frames, "lostFrames": frames with no room left to queue,
     /// "droppedFrames": frames dropped because more than 200 ms waited (clock drift),
     /// "callbacks": device callbacks, "largestCallbackFrames": the device's real period,
     /// "error": str | None}`; frames at `sample_rate`. Zero counts after `close()`.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let s = self.mic.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|m| m.stats()).unwrap_or_default();
-        stats_dict(py, &s)
+        stats_dict(py, &self.mic.stats())
     }
     /// Stops capturing and closes the system device; a client using it then sends silence.
     /// Idempotent.
     fn close(&self, py: Python<'_>) {
-        let m = self.mic.lock().unwrap_or_else(|e| e.into_inner()).take();
-        py.detach(move || drop(m));
+        self.mic.close(py);
     }
     fn __repr__(&self) -> String {
         format!("SystemMicrophoneDevice(name={:?}, system_device={:?}, sample_rate={})", self.name, self.system_device, self.sample_rate)
@@ -198,7 +219,7 @@ pub struct SystemSpeakerDevice {
     system_device: String,
     sample_rate: u32,
     channels: u16,
-    out: Mutex<Option<SystemSpeaker>>,
+    out: Held<SystemSpeaker>,
 }
 
 #[pymethods]
@@ -226,102 +247,20 @@ impl SystemSpeakerDevice {
     /// The stream's error, or `None` while it runs (see `SystemMicrophoneDevice.error`).
     #[getter]
     fn error(&self) -> Option<String> {
-        self.out.lock().unwrap_or_else(|e| e.into_inner()).as_ref().and_then(|m| m.stats().error)
+        self.out.stats().error
     }
     /// `{"frames": frames the device played, "lostFrames": frames of silence played for lack
     /// of audio while playing a call, "droppedFrames": frames dropped beyond 200 ms of latency,
     /// "callbacks", "largestCallbackFrames", "error": str | None}` (as
     /// `SystemMicrophoneDevice.stats`); frames at `sample_rate`.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let s = self.out.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|m| m.stats()).unwrap_or_default();
-        stats_dict(py, &s)
+        stats_dict(py, &self.out.stats())
     }
     /// Stops playing and closes the system device. Idempotent.
     fn close(&self, py: Python<'_>) {
-        let m = self.out.lock().unwrap_or_else(|e| e.into_inner()).take();
-        py.detach(move || drop(m));
+        self.out.close(py);
     }
     fn __repr__(&self) -> String {
         format!("SystemSpeakerDevice(name={:?}, system_device={:?}, sample_rate={}, channels={})", self.name, self.system_device, self.sample_rate, self.channels)
-    }
-}
-
-/// Stand-ins for `daily-sound` in a build without the `sound` feature: nothing can be opened,
-/// so the device types are uninhabited and every entry point fails with one message.
-#[cfg(not(feature = "sound"))]
-mod absent {
-    use pyo3::PyErr;
-    use pyo3::exceptions::PyRuntimeError;
-
-    pub(crate) struct Unavailable;
-
-    pub(crate) fn sound_to_py_err(_: Unavailable) -> PyErr {
-        PyRuntimeError::new_err("this build of daily has no system sound devices (built without the `sound` feature)")
-    }
-
-    #[derive(Default)]
-    pub(crate) struct StreamStats {
-        pub frames: u64,
-        pub lost_frames: u64,
-        pub dropped_frames: u64,
-        pub callbacks: u64,
-        pub largest_callback_frames: u64,
-        pub error: Option<String>,
-    }
-
-    pub(crate) enum Direction {}
-    impl Direction {
-        pub fn as_str(&self) -> &'static str {
-            match *self {}
-        }
-    }
-
-    pub(crate) struct SoundDevice {
-        pub name: String,
-        pub direction: Direction,
-        pub is_default: bool,
-        pub default_sample_rate: Option<u32>,
-        pub default_channels: Option<u16>,
-        pub sample_rate_range: Option<(u32, u32)>,
-        pub channel_counts: Vec<u16>,
-    }
-
-    pub(crate) fn list_devices() -> Result<Vec<SoundDevice>, Unavailable> {
-        Err(Unavailable)
-    }
-
-    pub(crate) enum SystemMicrophone {}
-    impl SystemMicrophone {
-        pub fn open(_: &daily_client::Engine, _: Option<&str>) -> Result<Self, Unavailable> {
-            Err(Unavailable)
-        }
-        pub fn stats(&self) -> StreamStats {
-            match *self {}
-        }
-        pub fn device_name(&self) -> &str {
-            match *self {}
-        }
-        pub fn sample_rate(&self) -> u32 {
-            match *self {}
-        }
-        pub fn source(&self) -> &daily_client::AudioSource {
-            match *self {}
-        }
-    }
-
-    pub(crate) enum SystemSpeaker {}
-    impl SystemSpeaker {
-        pub fn open(_: &daily_client::Engine, _: Option<&str>) -> Result<Self, Unavailable> {
-            Err(Unavailable)
-        }
-        pub fn stats(&self) -> StreamStats {
-            match *self {}
-        }
-        pub fn device_name(&self) -> &str {
-            match *self {}
-        }
-        pub fn speaker(&self) -> &daily_client::SpeakerDevice {
-            match *self {}
-        }
     }
 }
