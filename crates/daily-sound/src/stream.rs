@@ -14,6 +14,23 @@ fn stream_err<'a>(device: &'a str, direction: &'static str) -> impl Fn(cpal::Bui
     move |e| SoundError::Stream { device: device.to_owned(), direction, reason: e.to_string() }
 }
 
+/// `$build!(T)` for the cpal sample type `T` of `$format`; returns [`SoundError::Format`] for
+/// a format cpal added after this was written.
+macro_rules! per_sample_type {
+    ($format:expr, $name:expr, $build:ident) => {
+        match $format {
+            SampleFormat::I8 => $build!(i8),
+            SampleFormat::U8 => $build!(u8),
+            SampleFormat::I16 => $build!(i16),
+            SampleFormat::U16 => $build!(u16),
+            SampleFormat::I32 => $build!(i32),
+            SampleFormat::F32 => $build!(f32),
+            SampleFormat::F64 => $build!(f64),
+            other => return Err(SoundError::Format { device: $name.to_owned(), reason: format!("sample format {other:?}") }),
+        }
+    };
+}
+
 /// Opens `dev` for capture; its callback writes mono 16-bit PCM into `ring`.
 pub(crate) fn build_input(
     dev: &cpal::Device,
@@ -31,16 +48,7 @@ pub(crate) fn build_input(
             dev.build_input_stream::<$t, _, _>(c, capture::<$t>(ring, channels, status), on_err, None)
         };
     }
-    let s = match chosen.format {
-        SampleFormat::I8 => build!(i8),
-        SampleFormat::U8 => build!(u8),
-        SampleFormat::I16 => build!(i16),
-        SampleFormat::U16 => build!(u16),
-        SampleFormat::I32 => build!(i32),
-        SampleFormat::F32 => build!(f32),
-        SampleFormat::F64 => build!(f64),
-        other => return Err(SoundError::Format { device: name.to_owned(), reason: format!("sample format {other:?}") }),
-    };
+    let s = per_sample_type!(chosen.format, name, build);
     s.map_err(stream_err(name, "input"))
 }
 
@@ -60,15 +68,6 @@ pub(crate) fn build_output(
             dev.build_output_stream::<$t, _, _>(c, playback::<$t>(out, status), on_err, None)
         };
     }
-    let s = match chosen.format {
-        SampleFormat::I8 => build!(i8),
-        SampleFormat::U8 => build!(u8),
-        SampleFormat::I16 => build!(i16),
-        SampleFormat::U16 => build!(u16),
-        SampleFormat::I32 => build!(i32),
-        SampleFormat::F32 => build!(f32),
-        SampleFormat::F64 => build!(f64),
-        other => return Err(SoundError::Format { device: name.to_owned(), reason: format!("sample format {other:?}") }),
-    };
+    let s = per_sample_type!(chosen.format, name, build);
     s.map_err(stream_err(name, "output"))
 }
