@@ -40,10 +40,16 @@ fn main() {
         .map(str::to_owned)
         .collect();
 
-    let mut rs = format!("/// The libasound functions the trampolines forward to, in table order.\npub(crate) const SYMBOLS: [&core::ffi::CStr; {}] = [\n", names.len());
+    let mut rs = format!(
+        "/// The libasound functions the trampolines forward to, in table order.\npub(crate) const SYMBOLS: [&core::ffi::CStr; {}] = [\n",
+        names.len()
+    );
     let mut asm = String::from(".pushsection .text.daily_alsa_trampolines,\"ax\",@progbits\n");
     for (i, n) in names.iter().enumerate() {
-        assert!(n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'), "bad symbol name {n:?}");
+        assert!(
+            n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'),
+            "bad symbol name {n:?}"
+        );
         writeln!(rs, "    c\"{n}\",").unwrap();
         write!(
             asm,

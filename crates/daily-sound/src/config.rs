@@ -24,7 +24,13 @@ pub(crate) struct Chosen {
 fn usable_format(f: SampleFormat) -> bool {
     matches!(
         f,
-        SampleFormat::I8 | SampleFormat::U8 | SampleFormat::I16 | SampleFormat::U16 | SampleFormat::I32 | SampleFormat::F32 | SampleFormat::F64
+        SampleFormat::I8
+            | SampleFormat::U8
+            | SampleFormat::I16
+            | SampleFormat::U16
+            | SampleFormat::I32
+            | SampleFormat::F32
+            | SampleFormat::F64
     )
 }
 
@@ -33,8 +39,15 @@ fn usable_rate(rate: u32) -> bool {
 }
 
 /// The format to open `dev` with in `direction` (see the module docs).
-pub(crate) fn choose(dev: &cpal::Device, name: &str, direction: Direction) -> Result<Chosen, SoundError> {
-    let err = |reason: String| SoundError::Format { device: name.to_owned(), reason };
+pub(crate) fn choose(
+    dev: &cpal::Device,
+    name: &str,
+    direction: Direction,
+) -> Result<Chosen, SoundError> {
+    let err = |reason: String| SoundError::Format {
+        device: name.to_owned(),
+        reason,
+    };
     let default = match direction {
         Direction::Input => dev.default_input_config(),
         Direction::Output => dev.default_output_config(),
@@ -44,7 +57,10 @@ pub(crate) fn choose(dev: &cpal::Device, name: &str, direction: Direction) -> Re
         && usable_rate(d.sample_rate().0)
         && d.channels() > 0
     {
-        return Ok(Chosen { config: d.config(), format: d.sample_format() });
+        return Ok(Chosen {
+            config: d.config(),
+            format: d.sample_format(),
+        });
     }
     let ranges: Vec<cpal::SupportedStreamConfigRange> = match direction {
         Direction::Input => dev.supported_input_configs().map(|c| c.collect()),
@@ -56,15 +72,23 @@ pub(crate) fn choose(dev: &cpal::Device, name: &str, direction: Direction) -> Re
         // card, no sound server behind ALSA's default).
         Err(d) => SoundError::Device {
             device: name.to_owned(),
-            reason: format!("cannot be opened ({d}): is there a sound card, or a sound server behind ALSA?"),
+            reason: format!(
+                "cannot be opened ({d}): is there a sound card, or a sound server behind ALSA?"
+            ),
         },
         Ok(_) => err(e.to_string()),
     })?;
     for rate in FALLBACK_RATES {
         for r in &ranges {
-            if usable_format(r.sample_format()) && r.channels() > 0 && (r.min_sample_rate().0..=r.max_sample_rate().0).contains(&rate) {
+            if usable_format(r.sample_format())
+                && r.channels() > 0
+                && (r.min_sample_rate().0..=r.max_sample_rate().0).contains(&rate)
+            {
                 let c = (*r).with_sample_rate(cpal::SampleRate(rate));
-                return Ok(Chosen { config: c.config(), format: c.sample_format() });
+                return Ok(Chosen {
+                    config: c.config(),
+                    format: c.sample_format(),
+                });
             }
         }
     }

@@ -39,7 +39,9 @@ where
             chunk.fill_from_iter(data.chunks_exact(channels).map(mix::<T>));
         }
         if n < frames {
-            status.lost_frames.fetch_add((frames - n) as u64, Ordering::Relaxed);
+            status
+                .lost_frames
+                .fetch_add((frames - n) as u64, Ordering::Relaxed);
         }
     }
 }
@@ -83,11 +85,19 @@ pub(crate) struct Output {
 /// `margin_frames`, which costs that much latency once and leaves the period's jitter absorbed.
 /// Frames played as silence for lack of audio after priming, while the speaker is live, are
 /// counted as lost.
-pub(crate) fn playback<T>(out: Output, status: Arc<Status>) -> impl FnMut(&mut [T], &cpal::OutputCallbackInfo) + Send + 'static
+pub(crate) fn playback<T>(
+    out: Output,
+    status: Arc<Status>,
+) -> impl FnMut(&mut [T], &cpal::OutputCallbackInfo) + Send + 'static
 where
     T: SizedSample + FromSample<i16>,
 {
-    let Output { mut ring, ring_channels, channels, margin_frames } = out;
+    let Output {
+        mut ring,
+        ring_channels,
+        channels,
+        margin_frames,
+    } = out;
     let channels = channels.max(1);
     let rc = ring_channels.clamp(1, 2);
     let mut primed = false;
@@ -119,7 +129,9 @@ where
         if primed && played < frames {
             primed = false;
             if status.live.load(Ordering::Relaxed) {
-                status.lost_frames.fetch_add((frames - played) as u64, Ordering::Relaxed);
+                status
+                    .lost_frames
+                    .fetch_add((frames - played) as u64, Ordering::Relaxed);
             }
         }
     }
@@ -154,9 +166,20 @@ mod tests {
         let (mut prod, cons) = rtrb::RingBuffer::new(16);
         let status = Arc::new(Status::default());
         status.live.store(true, Ordering::Relaxed);
-        let mut cb = playback::<f32>(Output { ring: cons, ring_channels: 1, channels: 2, margin_frames: 0 }, status.clone());
+        let mut cb = playback::<f32>(
+            Output {
+                ring: cons,
+                ring_channels: 1,
+                channels: 2,
+                margin_frames: 0,
+            },
+            status.clone(),
+        );
         let t = cpal::StreamInstant::new(0, 0);
-        let info = cpal::OutputCallbackInfo::new(cpal::OutputStreamTimestamp { callback: t, playback: t });
+        let info = cpal::OutputCallbackInfo::new(cpal::OutputStreamTimestamp {
+            callback: t,
+            playback: t,
+        });
         let mut out = [9.0f32; 8];
         for s in [16384i16, -16384] {
             prod.push(s).unwrap();

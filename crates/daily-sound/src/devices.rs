@@ -55,13 +55,23 @@ pub fn list_devices() -> Result<Vec<SoundDevice>, SoundError> {
         let default = default_device(&host, direction).and_then(|d| d.name().ok());
         for dev in devices(&host, direction)? {
             let Ok(name) = dev.name() else { continue };
-            out.push(describe(&dev, name.clone(), direction, default.as_deref() == Some(name.as_str())));
+            out.push(describe(
+                &dev,
+                name.clone(),
+                direction,
+                default.as_deref() == Some(name.as_str()),
+            ));
         }
     }
     Ok(out)
 }
 
-fn describe(dev: &cpal::Device, name: String, direction: Direction, is_default: bool) -> SoundDevice {
+fn describe(
+    dev: &cpal::Device,
+    name: String,
+    direction: Direction,
+    is_default: bool,
+) -> SoundDevice {
     let default = match direction {
         Direction::Input => dev.default_input_config(),
         Direction::Output => dev.default_output_config(),
@@ -105,7 +115,10 @@ fn default_device(host: &cpal::Host, direction: Direction) -> Option<cpal::Devic
 }
 
 fn devices(host: &cpal::Host, direction: Direction) -> Result<Vec<cpal::Device>, SoundError> {
-    let err = |e: cpal::DevicesError| SoundError::Device { device: "(all)".into(), reason: e.to_string() };
+    let err = |e: cpal::DevicesError| SoundError::Device {
+        device: "(all)".into(),
+        reason: e.to_string(),
+    };
     Ok(match direction {
         Direction::Input => host.input_devices().map_err(err)?.collect(),
         Direction::Output => host.output_devices().map_err(err)?.collect(),
@@ -115,7 +128,10 @@ fn devices(host: &cpal::Host, direction: Direction) -> Result<Vec<cpal::Device>,
 /// The device called `name` in `direction`; `None` or `"default"` is the host's default device
 /// (on ALSA, `default` is also a device of that name: either way the same PCM is opened).
 /// [`SoundError::NoDevice`] lists the names there are when none matches.
-pub(crate) fn find(direction: Direction, name: Option<&str>) -> Result<(cpal::Device, String), SoundError> {
+pub(crate) fn find(
+    direction: Direction,
+    name: Option<&str>,
+) -> Result<(cpal::Device, String), SoundError> {
     let host = host()?;
     let wanted = name.unwrap_or("default");
     if wanted == "default"
@@ -136,6 +152,10 @@ pub(crate) fn find(direction: Direction, name: Option<&str>) -> Result<(cpal::De
     Err(SoundError::NoDevice {
         direction: direction.as_str(),
         name: wanted.to_owned(),
-        available: if names.is_empty() { "none".into() } else { names.join(", ") },
+        available: if names.is_empty() {
+            "none".into()
+        } else {
+            names.join(", ")
+        },
     })
 }

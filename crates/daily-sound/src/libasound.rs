@@ -50,7 +50,11 @@ mod imp {
         // on this thread; it is copied at once.
         unsafe {
             let e = libc::dlerror();
-            if e.is_null() { "unknown error".into() } else { CStr::from_ptr(e).to_string_lossy().into_owned() }
+            if e.is_null() {
+                "unknown error".into()
+            } else {
+                CStr::from_ptr(e).to_string_lossy().into_owned()
+            }
         }
     }
 
@@ -61,9 +65,15 @@ mod imp {
                 // the addresses stay valid for the life of the process. The table is written
                 // before any trampoline runs (see `Table`).
                 unsafe {
-                    let h = libc::dlopen(c"libasound.so.2".as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL);
+                    let h = libc::dlopen(
+                        c"libasound.so.2".as_ptr(),
+                        libc::RTLD_NOW | libc::RTLD_LOCAL,
+                    );
                     if h.is_null() {
-                        return Err(format!("cannot load libasound.so.2 (ALSA; Debian's libasound2): {}", dlerror()));
+                        return Err(format!(
+                            "cannot load libasound.so.2 (ALSA; Debian's libasound2): {}",
+                            dlerror()
+                        ));
                     }
                     let table = &mut *TABLE.0.get();
                     let mut absent = Vec::new();
@@ -77,7 +87,10 @@ mod imp {
                         };
                     }
                     if !absent.is_empty() {
-                        tracing::debug!(?absent, "libasound lacks functions the alsa crate knows; they return -ENOSYS");
+                        tracing::debug!(
+                            ?absent,
+                            "libasound lacks functions the alsa crate knows; they return -ENOSYS"
+                        );
                     }
                     Ok(())
                 }

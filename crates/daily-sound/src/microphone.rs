@@ -45,7 +45,10 @@ impl SystemMicrophone {
     /// Opens input device `name` (`None` or `"default"`: the default input) and starts
     /// capturing into a new source of `engine`. Errors: [`SoundError::NoDevice`] (listing
     /// the names there are), [`SoundError::Format`], [`SoundError::Stream`].
-    pub fn open(engine: &daily_client::Engine, name: Option<&str>) -> Result<SystemMicrophone, SoundError> {
+    pub fn open(
+        engine: &daily_client::Engine,
+        name: Option<&str>,
+    ) -> Result<SystemMicrophone, SoundError> {
         let (dev, device) = devices::find(Direction::Input, name)?;
         let chosen = config::choose(&dev, &device, Direction::Input)?;
         let rate = chosen.config.sample_rate.0;
@@ -61,7 +64,9 @@ impl SystemMicrophone {
         let max_queued = u64::from(rate) * MAX_QUEUED_MS / 1000;
         let pump = move || {
             while cons.slots() >= f10 {
-                let Ok(chunk) = cons.read_chunk(f10) else { break };
+                let Ok(chunk) = cons.read_chunk(f10) else {
+                    break;
+                };
                 let (a, b) = chunk.as_slices();
                 for (o, s) in bytes.chunks_exact_mut(2).zip(a.iter().chain(b.iter())) {
                     o.copy_from_slice(&s.to_le_bytes());
@@ -80,7 +85,13 @@ impl SystemMicrophone {
         };
         let thread = StreamThread::spawn("daily-sound-in", &device, Direction::Input, build, pump)?;
         tracing::info!(device = %device, rate, channels, "system microphone open");
-        Ok(SystemMicrophone { device, source, status, sample_rate: rate, thread })
+        Ok(SystemMicrophone {
+            device,
+            source,
+            status,
+            sample_rate: rate,
+            thread,
+        })
     }
 
     /// The device's name.

@@ -26,6 +26,8 @@ const RING_MS: usize = 500;
 /// Audio kept in the ring beyond one device period before playback starts, in ms: absorbs
 /// the jitter between the pump's 10 ms writes and the device's period reads.
 const MARGIN_MS: usize = 20;
+/// How long the pump sleeps when no audio is ready, in ms.
+const PUMP_IDLE_MS: u64 = 3;
 /// Most audio waiting for the device before new audio is dropped, in ms.
 const MAX_QUEUED_MS: usize = 200;
 
@@ -42,7 +44,10 @@ pub struct SystemSpeaker {
 impl SystemSpeaker {
     /// Opens output device `name` (`None` or `"default"`: the default output) with a new
     /// speaker of `engine`, not yet selected. Errors as [`crate::SystemMicrophone::open`].
-    pub fn open(engine: &daily_client::Engine, name: Option<&str>) -> Result<SystemSpeaker, SoundError> {
+    pub fn open(
+        engine: &daily_client::Engine,
+        name: Option<&str>,
+    ) -> Result<SystemSpeaker, SoundError> {
         let (dev, device) = devices::find(Direction::Output, name)?;
         let chosen = config::choose(&dev, &device, Direction::Output)?;
         let rate = chosen.config.sample_rate.0;
@@ -54,31 +59,44 @@ impl SystemSpeaker {
         let cap = f10 * ring_channels * RING_MS / 10;
         let (mut prod, cons) = rtrb::RingBuffer::<i16>::new(cap);
         let (st, dev_name) = (status.clone(), device.clone());
-        let out = Output { ring: cons, ring_channels, channels, margin_frames: f10 * MARGIN_MS / 10 };
+        let out = Output {
+            ring: cons,
+            ring_channels,
+            channels,
+            margin_frames: f10 * MARGIN_MS / 10,
+        };
         let build = move || build_output(&dev, &dev_name, &chosen, out, st);
         let (sp, st) = (speaker.clone(), status.clone());
         let max_queued = f10 * ring_channels * MAX_QUEUED_MS / 10;
         let pump = move || {
-            let pcm = sp.read_blocking(f10);
+            // What is ready, never a blocking read: the pump must see `stop` within
+            // milliseconds whatever the call does (a blocked read kept a device from closing).
+            let pcm = sp.read_available(f10);
+            st.live.store(sp.is_live(), Ordering::Relaxed);
             if pcm.is_empty() {
-                // Not selected or no call: nothing will come for a while.
-                st.live.store(false, Ordering::Relaxed);
-                std::thread::sleep(Duration::from_millis(10));
+                // Nothing yet (the next 10 ms tick), or not selected / no call.
+                std::thread::sleep(Duration::from_millis(PUMP_IDLE_MS));
                 return;
             }
-            st.live.store(true, Ordering::Relaxed);
             let queued = cap - prod.slots();
             if queued + pcm.len() > max_queued {
-                st.dropped_frames.fetch_add((pcm.len() / ring_channels) as u64, Ordering::Relaxed);
+                st.dropped_frames
+                    .fetch_add((pcm.len() / ring_channels) as u64, Ordering::Relaxed);
                 return;
             }
             if let Ok(chunk) = prod.write_chunk_uninit(pcm.len()) {
                 chunk.fill_from_iter(pcm.iter().copied());
             }
         };
-        let thread = StreamThread::spawn("daily-sound-out", &device, Direction::Output, build, pump)?;
+        let thread =
+            StreamThread::spawn("daily-sound-out", &device, Direction::Output, build, pump)?;
         tracing::info!(device = %device, rate, channels, "system speaker open");
-        Ok(SystemSpeaker { device, speaker, status, thread })
+        Ok(SystemSpeaker {
+            device,
+            speaker,
+            status,
+            thread,
+        })
     }
 
     /// The device's name.

@@ -31,7 +31,8 @@ impl Status {
     pub fn callback(&self, frames: usize) {
         self.frames.fetch_add(frames as u64, Ordering::Relaxed);
         self.callbacks.fetch_add(1, Ordering::Relaxed);
-        self.largest_callback.fetch_max(frames as u64, Ordering::Relaxed);
+        self.largest_callback
+            .fetch_max(frames as u64, Ordering::Relaxed);
     }
 
     /// Records a stream error (device unplugged, backend failure). Called from cpal's error

@@ -2,16 +2,23 @@
 //! of `convert.rs`. cpal's error callback (a device unplugged, a backend failure) records the
 //! error in the stream's [`Status`]; it never panics.
 
+use crate::SoundError;
 use crate::config::Chosen;
 use crate::convert::{Output, capture, playback};
 use crate::status::Status;
-use crate::SoundError;
 use cpal::SampleFormat;
 use cpal::traits::DeviceTrait;
 use std::sync::Arc;
 
-fn stream_err<'a>(device: &'a str, direction: &'static str) -> impl Fn(cpal::BuildStreamError) -> SoundError + 'a {
-    move |e| SoundError::Stream { device: device.to_owned(), direction, reason: e.to_string() }
+fn stream_err<'a>(
+    device: &'a str,
+    direction: &'static str,
+) -> impl Fn(cpal::BuildStreamError) -> SoundError + 'a {
+    move |e| SoundError::Stream {
+        device: device.to_owned(),
+        direction,
+        reason: e.to_string(),
+    }
 }
 
 /// `$build!(T)` for the cpal sample type `T` of `$format`; returns [`SoundError::Format`] for
@@ -26,7 +33,12 @@ macro_rules! per_sample_type {
             SampleFormat::I32 => $build!(i32),
             SampleFormat::F32 => $build!(f32),
             SampleFormat::F64 => $build!(f64),
-            other => return Err(SoundError::Format { device: $name.to_owned(), reason: format!("sample format {other:?}") }),
+            other => {
+                return Err(SoundError::Format {
+                    device: $name.to_owned(),
+                    reason: format!("sample format {other:?}"),
+                })
+            }
         }
     };
 }
@@ -45,7 +57,12 @@ pub(crate) fn build_input(
     let c = &chosen.config;
     macro_rules! build {
         ($t:ty) => {
-            dev.build_input_stream::<$t, _, _>(c, capture::<$t>(ring, channels, status), on_err, None)
+            dev.build_input_stream::<$t, _, _>(
+                c,
+                capture::<$t>(ring, channels, status),
+                on_err,
+                None,
+            )
         };
     }
     let s = per_sample_type!(chosen.format, name, build);
