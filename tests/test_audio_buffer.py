@@ -220,6 +220,7 @@ def test_user_and_bot_tracks_carry_b_and_a_at_the_calls_timing(call):
     offset_written = call["t_b"] - call["t_a2"]
     offset_rec = (lb - la2) / RATE
     delay = offset_rec - offset_written
+    print(f"receive-path delay {delay * 1000:.1f} ms, stall in the call {gap_written * 1000:.1f} ms, in the recording {gap_rec * 1000:.1f} ms")
     assert 0.0 <= delay < 0.3, (offset_rec, offset_written)
     # The bot's track is silent while the user speaks and vice versa (no crosstalk).
     b0 = lb + len(CLIP_B) // 4
