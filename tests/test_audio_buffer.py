@@ -115,7 +115,7 @@ def call(server, tmp_path_factory):
         recs["mono"] = Rec(bot).track_handlers().lifecycle()
         recs["mono"].p.record_to(str(tmp / "mono.wav"))
         recs["stereo"] = Rec(bot, sample_rate=24000, num_channels=2, buffer_size=9600).track_handlers().lifecycle()
-        recs["stereo"].p.record_to(str(tmp / "stereo.wav"))
+        recs["stereo"].p.record_to(str(tmp / "stereo.ogg"))
         recs["turns"] = Rec(bot, enable_turn_audio=True).lifecycle()
         recs["gated"] = Rec(bot, user_continuous_stream=False).track_handlers().lifecycle()
         for rate in (8000, 48000):
@@ -379,6 +379,15 @@ def test_bad_arguments_raise_clear_errors(tmp_path):
 
         data, rate = sf.read(str(tmp_path / "idle.wav"), dtype="int16")
         assert rate == 16000 and 0 < len(data) and not data.any()
+        # A rate libopus does not take (44.1 kHz) is resampled to 48 kHz for an .ogg file.
+        q = AudioBufferProcessor(c, sample_rate=44_100)
+        q.record_to(tmp_path / "idle.opus")
+        q.start_recording()
+        time.sleep(0.3)
+        q.stop_recording()
+        info = subprocess.run(["opusinfo", str(tmp_path / "idle.opus")], capture_output=True, text=True, timeout=30)
+        assert info.returncode == 0 and "WARNING" not in info.stdout, info.stdout + info.stderr
+        assert "44100 Hz" in info.stdout, info.stdout
     finally:
         c.release()
     with pytest.raises(RuntimeError):
