@@ -416,3 +416,80 @@ def test_leaving_closes_the_file_and_stops(server, tmp_path):
         assert sm.similarity(CLIP_A[:RATE], data, RATE) >= 0.99
     finally:
         c.release()
+
+
+@pytest.mark.slow
+def test_a_long_call_stays_aligned_to_the_end(server, tmp_path):
+    """A 10-minute call (``DAILY_REC_MINUTES`` to change it): every 7 s the bot says A, the user
+    answers B; every 7th time the bot's writer stalls 1.5 s mid-utterance and then bursts the
+    rest. Recorded in stereo to a WAV file with 1 s chunks: every chunk has equal tracks, and at
+    the start and at the end of the call each utterance sits where the call's clock says (A within
+    30 ms, B 0-300 ms later: the receive path), so nothing drifts over the call."""
+    import soundfile as sf
+
+    minutes = float(os.environ.get("DAILY_REC_MINUTES", "10"))
+    url = server.room_url("record-long")
+    bot_src, user_src = CustomAudioSource(RATE, 1), CustomAudioSource(RATE, 1)
+    bot_track, user_track = CustomAudioTrack(bot_src), CustomAudioTrack(user_src)
+    bot, user = CallClient(), CallClient()
+    path = str(tmp_path / "long.wav")
+    try:
+        join(bot, url, client_settings=mic_settings(bot_track))
+        join(user, url, client_settings=mic_settings(user_track))
+        time.sleep(1.0)
+        p = AudioBufferProcessor(bot, num_channels=2, buffer_size=32000)
+        unequal = []
+        chunks = [0]
+
+        def on_tracks(proc, u, b, sr, nch):
+            chunks[0] += 1
+            if len(u) != len(b):
+                unequal.append((len(u), len(b)))
+
+        p.add_event_handler("on_track_audio_data", on_tracks)
+        p.record_to(path)
+        t0 = time.monotonic()
+        p.start_recording()
+        t_start = (t0 + time.monotonic()) / 2
+        a, n1 = CLIP_A.tobytes(), int(A_FIRST_S * RATE) * 2
+        marks: list[tuple[str, float]] = []  # (clip, written at, s after start)
+        cycle = 0
+        while time.monotonic() - t_start < minutes * 60 - 6:
+            c0 = time.monotonic()
+            marks.append(("A", c0 - t_start))
+            if cycle % 7 == 6:
+                bot_src.write_frames(a[:n1])
+                time.sleep(1.5)
+                marks.append(("A2", time.monotonic() - t_start))
+                done = Waiter()
+                bot_src.write_frames(a[n1:], completion=done)
+                done.wait(10)
+            else:
+                bot_src.write_frames(a)
+            time.sleep(0.2)
+            marks.append(("B", time.monotonic() - t_start))
+            user_src.write_frames(CLIP_B.tobytes())
+            time.sleep(max(0.0, 7.0 - (time.monotonic() - c0)))
+            cycle += 1
+        p.stop_recording()
+        assert p.wait_stopped(15)
+        data, rate = sf.read(path, dtype="int16")
+        assert rate == RATE and data.shape[1] == 2
+        user_ch, bot_ch = data[:, 0], data[:, 1]
+        assert abs(len(data) / RATE - (time.monotonic() - t_start)) < 2.0
+        assert not unequal and chunks[0] >= minutes * 60 - 2
+        parts = {"A": CLIP_A, "A2": CLIP_A[int(A_FIRST_S * RATE) :], "B": CLIP_B}
+        checked = [m for m in marks[:9]] + [m for m in marks[-9:]]
+        for name, at in checked:
+            clip_ = parts[name] if name != "A" else CLIP_A[: int(A_FIRST_S * RATE)]
+            track = user_ch if name == "B" else bot_ch
+            lo = max(0, int((at - 0.5) * RATE))
+            seg = track[lo : lo + len(clip_) + RATE]
+            found = (lo + lag_of(clip_, seg)) / RATE
+            if name == "B":
+                assert 0.0 <= found - at < 0.3, (name, at, found)
+            else:
+                assert abs(found - at) < 0.03, (name, at, found)
+    finally:
+        for c in (user, bot):
+            c.release()
