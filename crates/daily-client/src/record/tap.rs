@@ -58,8 +58,18 @@ pub(crate) fn tap(control: &Arc<TapControl>, id: u64, track: Track, rate: u32, c
 }
 
 /// The taps of one node. Empty (and free) unless a recorder is attached.
-#[derive(Default)]
 pub(crate) struct Taps(Vec<Tap>);
+
+impl Default for Taps {
+    /// Room for [`TAPS_RESERVED`] taps, reserved off the clock (nodes are made elsewhere), so
+    /// attaching them on the clock does not allocate either.
+    fn default() -> Taps {
+        Taps(Vec::with_capacity(TAPS_RESERVED))
+    }
+}
+
+/// Recordings a node can carry without growing its tap list on the clock thread.
+const TAPS_RESERVED: usize = 4;
 
 impl Taps {
     /// Adds a tap unless the node already has one for that recorder (a node made while the
