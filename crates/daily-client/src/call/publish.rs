@@ -341,7 +341,7 @@ fn attach_send(
         }
     });
     let mut pipe = pipe;
-    for l in super::client::relock_media(inner).recorders.iter() {
+    for l in super::client::relock_media(inner).recorders.iter().filter(|l| l.live()) {
         pipe.taps.add(l.make_tap(crate::record::Track::Bot, source.sample_rate(), source.channels()));
     }
     source.attach(pipe);

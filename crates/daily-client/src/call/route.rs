@@ -208,7 +208,7 @@ impl Media {
         let closed = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(RecvStats::default());
         let Ok(mut node) = RecvNode::new(channels, cons, closed.clone(), stats.clone()) else { return Bind::Unmapped };
-        for l in &self.recorders {
+        for l in self.recorders.iter().filter(|l| l.live()) {
             node.taps.add(l.make_tap(Track::User, 48_000, channels));
         }
         let node = clock.add(node);

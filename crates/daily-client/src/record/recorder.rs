@@ -54,6 +54,11 @@ pub(crate) struct RecLink {
 }
 
 impl RecLink {
+    /// Whether the recording still takes new taps (it has not stopped, e.g. with the call).
+    pub(crate) fn live(&self) -> bool {
+        !self.control.closed.load(Ordering::Acquire)
+    }
+
     /// A tap for a node whose 10 ms frames are `rate` Hz × `channels`.
     pub(crate) fn make_tap(&self, track: Track, rate: u32, channels: u16) -> Tap {
         let id = self.next_tap.fetch_add(1, Ordering::Relaxed);
