@@ -129,6 +129,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--modes", default=",".join(MODES), help="comma-separated subset of " + ", ".join(MODES))
     ap.add_argument("--one", help=argparse.SUPPRESS)
     ap.add_argument("--url", help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -148,9 +149,13 @@ def main() -> None:
     del RoomServer
     try:
         base = server.stdout.readline().strip()
-        results: dict[str, list[dict]] = {m: [] for m in MODES}
+        modes = [m for m in a.modes.split(",") if m]
+        unknown = set(modes) - set(MODES)
+        if unknown or "baseline" not in modes:
+            raise SystemExit(f"--modes takes {', '.join(MODES)} and must include baseline")
+        results: dict[str, list[dict]] = {m: [] for m in modes}
         for run in range(a.runs):
-            for mode in MODES:
+            for mode in modes:
                 url = f"{base}/bench-{run}-{mode}"
                 out = subprocess.run(
                     [sys.executable, __file__, "--one", mode, "--url", url, "--seconds", str(a.seconds)],
@@ -166,7 +171,7 @@ def main() -> None:
                       f"(+{r['rss_total_kb']} KB after stop)", flush=True)
         base_cpu = [r["cpu_s"] / r["wall_s"] for r in results["baseline"]]
         print("\nper minute of call (CPU s: the mode's minus the baseline's median; RSS growth):")
-        for mode in MODES:
+        for mode in modes:
             per_min = [r["cpu_s"] / r["wall_s"] * 60 for r in results[mode]]
             extra = [(c / 60 - statistics.median(base_cpu)) * 60 for c in per_min]
             rss = [r["rss_kb_per_min"] for r in results[mode]]

@@ -418,6 +418,35 @@ def test_leaving_closes_the_file_and_stops(server, tmp_path):
         c.release()
 
 
+def test_custom_audio_tracks_published_while_recording_are_in_the_bot_track(server):
+    """The bot track is everything the client sends: a custom audio track published after
+    recording started is tapped too, and its audio lands in the bot track (exact: taken before
+    the codec), summed with the (silent) microphone."""
+    url = server.room_url("record-custom")
+    mic_src, extra_src = CustomAudioSource(RATE, 1), CustomAudioSource(24000, 2)
+    mic, extra = CustomAudioTrack(mic_src), CustomAudioTrack(extra_src)
+    c = CallClient()
+    try:
+        join(c, url, client_settings=mic_settings(mic))
+        r = Rec(c).track_handlers().lifecycle()
+        r.p.start_recording()
+        w = Waiter()
+        c.add_custom_audio_track("extra", extra, completion=w)
+        (error,) = w.wait(10)
+        assert error is None, error
+        time.sleep(0.3)
+        # 1 s of A at 24 kHz stereo (the same in both channels): resampled to 16 kHz mono.
+        a24 = np.interp(np.arange(0, RATE * 1.5) / 1.5, np.arange(RATE), CLIP_A[:RATE]).astype(np.int16)
+        extra_src.write_frames(np.repeat(a24, 2).tobytes())
+        r.p.stop_recording()
+        assert r.p.wait_stopped(10)
+        bot, user = r.pcm(r.bot), r.pcm(r.user)
+        assert sm.similarity(CLIP_A[:RATE], bot, RATE) >= 0.95
+        assert not user.any(), "nobody else is in the call"
+    finally:
+        c.release()
+
+
 @pytest.mark.slow
 def test_a_long_call_stays_aligned_to_the_end(server, tmp_path):
     """A 10-minute call (``DAILY_REC_MINUTES`` to change it): every 7 s the bot says A, the user
