@@ -579,4 +579,35 @@ mod tests {
         std::thread::sleep(Duration::from_millis(50));
         assert_eq!(ticks.load(Ordering::Relaxed), before, "removed nodes are no longer ticked");
     }
+
+    /// Records each tick's number and time.
+    struct Numbers(Arc<Mutex<Vec<(u64, u64)>>>);
+    impl ClockNode for Numbers {
+        fn tick(&mut self, tick: &mut Tick<'_>) {
+            if let Ok(mut v) = self.0.try_lock() {
+                v.push((tick.number, tick.now_us));
+            }
+        }
+    }
+
+    /// Every lane numbers its ticks on one grid (tick n at epoch + n × 10 ms), so a recording
+    /// can place frames from different lanes by number: on each lane the numbers rise and match
+    /// the tick's own time to within a tick (allowing a few late ticks on a loaded machine).
+    #[test]
+    fn lanes_share_one_tick_numbering() {
+        let clock = MediaClock::with_lanes(3).unwrap();
+        let logs: Vec<_> = (0..3).map(|_| Arc::new(Mutex::new(Vec::new()))).collect();
+        for l in &logs {
+            clock.add(Numbers(l.clone()));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        clock.stop();
+        for l in &logs {
+            let v = l.lock().unwrap().clone();
+            assert!(v.len() >= 20, "{} ticks", v.len());
+            assert!(v.windows(2).all(|w| w[1].0 > w[0].0), "numbers rise");
+            let on_grid = v.iter().filter(|(n, us)| us / 10_000 == *n || us / 10_000 == n + 1).count();
+            assert!(on_grid * 10 >= v.len() * 9, "{on_grid} of {} ticks ran in their own 10 ms slot", v.len());
+        }
+    }
 }
