@@ -19,11 +19,16 @@ fn main() {
         user_continuous_stream: true,
         enable_turn_audio: mode == "turns",
     };
-    let mut core = RecordCore::new(cfg, 0, mode != "wav", mode == "wav" || mode == "stereo").unwrap();
+    let mut core =
+        RecordCore::new(cfg, 0, mode != "wav", mode == "wav" || mode == "stereo").unwrap();
     core.add_tap(1, Track::User, 48_000, 1).unwrap();
     core.add_tap(2, Track::Bot, 16_000, 1).unwrap();
-    let user: Vec<i16> = (0..480).map(|n| ((n as f64 * 0.05).sin() * 8000.0) as i16).collect();
-    let bot: Vec<i16> = (0..160).map(|n| ((n as f64 * 0.11).sin() * 8000.0) as i16).collect();
+    let user: Vec<i16> = (0..480)
+        .map(|n| ((n as f64 * 0.05).sin() * 8000.0) as i16)
+        .collect();
+    let bot: Vec<i16> = (0..160)
+        .map(|n| ((n as f64 * 0.11).sin() * 8000.0) as i16)
+        .collect();
     let mut out = 0usize;
     for t in 0..ticks {
         core.handle_frame(1, t, &user);

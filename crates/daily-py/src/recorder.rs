@@ -60,20 +60,35 @@ impl _AudioRecorder {
     ) -> PyResult<Self> {
         guard(|| {
             let core = client.core()?;
-            let cfg = RecordConfig { sample_rate, num_channels, buffer_size, user_continuous_stream, enable_turn_audio };
+            let cfg = RecordConfig {
+                sample_rate,
+                num_channels,
+                buffer_size,
+                user_continuous_stream,
+                enable_turn_audio,
+            };
             let (tx, rx) = mpsc::channel();
             let sink = Box::new(move |e: RecordEvent| {
                 let _ = tx.send(e);
             });
-            let rec = py.detach(|| Recorder::start(&core, cfg, path, want_chunks, sink)).map_err(to_py_err)?;
-            Ok(_AudioRecorder { rec, events: Mutex::new(rx) })
+            let rec = py
+                .detach(|| Recorder::start(&core, cfg, path, want_chunks, sink))
+                .map_err(to_py_err)?;
+            Ok(_AudioRecorder {
+                rec,
+                events: Mutex::new(rx),
+            })
         })
     }
 
     /// The next event, waiting at most `timeout_ms` ms (GIL released); `None` if none came.
     /// After `("stopped",)` it returns `None` at once.
     #[pyo3(signature = (timeout_ms))]
-    fn next_event<'py>(&self, py: Python<'py>, timeout_ms: u64) -> PyResult<Option<Bound<'py, PyTuple>>> {
+    fn next_event<'py>(
+        &self,
+        py: Python<'py>,
+        timeout_ms: u64,
+    ) -> PyResult<Option<Bound<'py, PyTuple>>> {
         guard(|| {
             let ev = py.detach(|| {
                 let rx = self.events.lock().unwrap_or_else(|e| e.into_inner());
@@ -96,10 +111,25 @@ impl _AudioRecorder {
                 }
                 RecordEvent::Turn { track, audio } => {
                     let who = if track == Track::User { "user" } else { "bot" };
-                    PyTuple::new(py, ["turn".into_pyobject(py)?.into_any(), who.into_pyobject(py)?.into_any(), bytes_of(py, &audio).into_any()])?
+                    PyTuple::new(
+                        py,
+                        [
+                            "turn".into_pyobject(py)?.into_any(),
+                            who.into_pyobject(py)?.into_any(),
+                            bytes_of(py, &audio).into_any(),
+                        ],
+                    )?
                 }
-                RecordEvent::Error(m) => PyTuple::new(py, ["error".into_pyobject(py)?.into_any(), m.into_pyobject(py)?.into_any()])?,
-                RecordEvent::Stopped => PyTuple::new(py, ["stopped".into_pyobject(py)?.into_any()])?,
+                RecordEvent::Error(m) => PyTuple::new(
+                    py,
+                    [
+                        "error".into_pyobject(py)?.into_any(),
+                        m.into_pyobject(py)?.into_any(),
+                    ],
+                )?,
+                RecordEvent::Stopped => {
+                    PyTuple::new(py, ["stopped".into_pyobject(py)?.into_any()])?
+                }
             };
             Ok(Some(t))
         })
@@ -151,4 +181,3 @@ impl _AudioRecorder {
         self.rec.dropped_frames()
     }
 }
-

@@ -46,7 +46,6 @@ pub const TURN_HANGOVER_TICKS: u64 = 20;
 /// held when the VAD confirms the turn.
 const DELAY_TICKS: usize = (TURN_START_TICKS as u64 + TURN_PREROLL_TICKS + 2) as usize;
 
-
 /// Which side of the conversation a tap feeds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Track {
@@ -149,7 +148,8 @@ impl Turns {
             if self.run >= TURN_START_TICKS {
                 self.speaking = true;
                 self.run = 0;
-                let onset = (tick + 1 - u64::from(TURN_START_TICKS)).saturating_sub(TURN_PREROLL_TICKS);
+                let onset =
+                    (tick + 1 - u64::from(TURN_START_TICKS)).saturating_sub(TURN_PREROLL_TICKS);
                 return Some(TurnEvent::Started(onset));
             }
         } else {
@@ -193,11 +193,23 @@ impl RecordCore {
     /// A core for a recording that starts at tick `start_tick`. `want_chunks`: keep audio for
     /// [`RecordOutput::Chunk`]s (a handler wants them); `want_merged`: keep the merged stream
     /// for [`take_merged`](Self::take_merged) (a file is written).
-    pub fn new(cfg: RecordConfig, start_tick: u64, want_chunks: bool, want_merged: bool) -> Result<RecordCore, String> {
-        let f10 = daily_media::frames_per_10ms(cfg.sample_rate)
-            .map_err(|_| format!("sample_rate must be a multiple of 100 Hz between 8000 and 48000, got {}", cfg.sample_rate))?;
+    pub fn new(
+        cfg: RecordConfig,
+        start_tick: u64,
+        want_chunks: bool,
+        want_merged: bool,
+    ) -> Result<RecordCore, String> {
+        let f10 = daily_media::frames_per_10ms(cfg.sample_rate).map_err(|_| {
+            format!(
+                "sample_rate must be a multiple of 100 Hz between 8000 and 48000, got {}",
+                cfg.sample_rate
+            )
+        })?;
         if !(1..=2).contains(&cfg.num_channels) {
-            return Err(format!("num_channels must be 1 or 2, got {}", cfg.num_channels));
+            return Err(format!(
+                "num_channels must be 1 or 2, got {}",
+                cfg.num_channels
+            ));
         }
         let turns = (cfg.enable_turn_audio || !cfg.user_continuous_stream)
             .then(|| [Turns::new(cfg.sample_rate), Turns::new(cfg.sample_rate)]);
@@ -248,11 +260,23 @@ impl RecordCore {
     }
 
     /// A tap was attached: its frames are `in_rate` Hz, `in_channels` interleaved.
-    pub fn add_tap(&mut self, id: u64, track: Track, in_rate: u32, in_channels: u16) -> Result<(), String> {
-        let resampler = Resampler::new(in_rate, in_channels, self.cfg.sample_rate, 1).map_err(|e| e.to_string())?;
+    pub fn add_tap(
+        &mut self,
+        id: u64,
+        track: Track,
+        in_rate: u32,
+        in_channels: u16,
+    ) -> Result<(), String> {
+        let resampler = Resampler::new(in_rate, in_channels, self.cfg.sample_rate, 1)
+            .map_err(|e| e.to_string())?;
         let in_len = resampler.input_frames() * usize::from(in_channels);
         self.taps.retain(|t| t.id != id);
-        self.taps.push(TapState { id, track, resampler, in_len });
+        self.taps.push(TapState {
+            id,
+            track,
+            resampler,
+            in_len,
+        });
         Ok(())
     }
 
@@ -311,7 +335,10 @@ impl RecordCore {
         let f10 = self.f10;
         let spare = &mut self.spare;
         let slot = self.open[ahead].get_or_insert_with(|| {
-            spare.pop().unwrap_or_else(|| Slot { user: vec![0; f10], bot: vec![0; f10] })
+            spare.pop().unwrap_or_else(|| Slot {
+                user: vec![0; f10],
+                bot: vec![0; f10],
+            })
         });
         let acc = match track {
             Track::User => &mut slot.user,
@@ -340,7 +367,10 @@ impl RecordCore {
             for (i, t) in turns.iter_mut().enumerate() {
                 if t.start.take().is_some() && self.cfg.enable_turn_audio && !t.audio.is_empty() {
                     let track = if i == 0 { Track::User } else { Track::Bot };
-                    self.out.push_back(RecordOutput::Turn { track, audio: std::mem::take(&mut t.audio) });
+                    self.out.push_back(RecordOutput::Turn {
+                        track,
+                        audio: std::mem::take(&mut t.audio),
+                    });
                 }
             }
         }
@@ -389,20 +419,32 @@ impl RecordCore {
     /// tracked).
     fn finalized(&mut self, tick: u64, user: Vec<i16>, bot: Vec<i16>) {
         let Some(turns) = self.turns.as_mut() else {
-            self.emit(Delayed { tick, user, bot, keep_user: true });
+            self.emit(Delayed {
+                tick,
+                user,
+                bot,
+                keep_user: true,
+            });
             return;
         };
         let mut events: [Option<TurnEvent>; 2] = [None, None];
         events[0] = turns[0].analyze(tick, &user);
         events[1] = turns[1].analyze(tick, &bot);
         let keep_user = turns[0].speaking || turns[0].start.is_some();
-        self.delay.push_back(Delayed { tick, user, bot, keep_user });
+        self.delay.push_back(Delayed {
+            tick,
+            user,
+            bot,
+            keep_user,
+        });
         for (i, ev) in events.into_iter().enumerate() {
             match ev {
                 Some(TurnEvent::Started(from)) => {
                     let t = &mut self.turns.as_mut().expect("turns are tracked")[i];
                     // The turn's opening is still in the delay line (DELAY_TICKS > start + pre-roll).
-                    let from = from.max(self.delay.front().map_or(tick, |d| d.tick)).max(self.start_tick);
+                    let from = from
+                        .max(self.delay.front().map_or(tick, |d| d.tick))
+                        .max(self.start_tick);
                     t.start = Some(from);
                     t.audio.clear();
                     t.audio_next = from;
@@ -420,7 +462,10 @@ impl RecordCore {
                         t.audio.truncate(n);
                         if self.cfg.enable_turn_audio && !t.audio.is_empty() {
                             let track = if i == 0 { Track::User } else { Track::Bot };
-                            self.out.push_back(RecordOutput::Turn { track, audio: std::mem::take(&mut t.audio) });
+                            self.out.push_back(RecordOutput::Turn {
+                                track,
+                                audio: std::mem::take(&mut t.audio),
+                            });
                         }
                         t.audio.clear();
                     }
@@ -484,6 +529,10 @@ pub fn merge_into(user: &[i16], bot: &[i16], channels: u16, out: &mut Vec<i16>) 
             out.push(*b);
         }
     } else {
-        out.extend(user.iter().zip(bot).map(|(u, b)| (i32::from(*u) + i32::from(*b)).clamp(-32768, 32767) as i16));
+        out.extend(
+            user.iter()
+                .zip(bot)
+                .map(|(u, b)| (i32::from(*u) + i32::from(*b)).clamp(-32768, 32767) as i16),
+        );
     }
 }

@@ -27,7 +27,12 @@ pub(crate) enum FileKind {
 
 /// `.wav` → WAV, `.ogg` / `.opus` → Ogg/Opus; anything else is refused.
 pub(crate) fn kind_of(path: &Path) -> Result<FileKind, ClientError> {
-    match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+    match path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         Some("wav") => Ok(FileKind::Wav),
         Some("ogg") | Some("opus") => Ok(FileKind::OggOpus),
         _ => Err(ClientError::InvalidArgument(format!(
@@ -38,15 +43,29 @@ pub(crate) fn kind_of(path: &Path) -> Result<FileKind, ClientError> {
 }
 
 /// Creates (truncates) the file at `path` for `channels` channels at `rate` Hz.
-pub(crate) fn open(path: &Path, rate: u32, channels: u16) -> Result<Box<dyn FileSink>, ClientError> {
+pub(crate) fn open(
+    path: &Path,
+    rate: u32,
+    channels: u16,
+) -> Result<Box<dyn FileSink>, ClientError> {
     let io = |e: String| ClientError::Io(format!("cannot create {}: {e}", path.display()));
     match kind_of(path)? {
         FileKind::Wav => {
-            let spec = hound::WavSpec { channels, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+            let spec = hound::WavSpec {
+                channels,
+                sample_rate: rate,
+                bits_per_sample: 16,
+                sample_format: hound::SampleFormat::Int,
+            };
             let w = hound::WavWriter::create(path, spec).map_err(|e| io(e.to_string()))?;
-            Ok(Box::new(Wav { w, path: path.to_owned() }))
+            Ok(Box::new(Wav {
+                w,
+                path: path.to_owned(),
+            }))
         }
-        FileKind::OggOpus => super::ogg::OggFile::create(path, rate, channels).map(|f| Box::new(f) as Box<dyn FileSink>).map_err(io),
+        FileKind::OggOpus => super::ogg::OggFile::create(path, rate, channels)
+            .map(|f| Box::new(f) as Box<dyn FileSink>)
+            .map_err(io),
     }
 }
 

@@ -17,9 +17,9 @@ mod tap;
 mod tests;
 
 pub use self::core::{
-    HORIZON_TICKS, RecordConfig, RecordCore, RecordOutput, TURN_CONFIDENCE, TURN_HANGOVER_TICKS, TURN_PREROLL_TICKS, TURN_START_TICKS,
-    TURN_STOP_TICKS, Track, merge_into,
+    HORIZON_TICKS, RecordConfig, RecordCore, RecordOutput, TURN_CONFIDENCE, TURN_HANGOVER_TICKS,
+    TURN_PREROLL_TICKS, TURN_START_TICKS, TURN_STOP_TICKS, Track, merge_into,
 };
-pub use recorder::{RecordEvent, RecordSink, Recorder};
 pub(crate) use recorder::RecLink;
+pub use recorder::{RecordEvent, RecordSink, Recorder};
 pub(crate) use tap::{Tap, Taps};

@@ -5,7 +5,10 @@
 //! the encoder's look-ahead, so decoders trim it and the file starts where the recording did.
 
 use super::file::FileSink;
-use daily_media::{MAX_PACKET_BYTES, OPUS_INPUT_RATES, OggOpusHeader, OggOpusWriter, OpusApplication, OpusEncoder, Resampler};
+use daily_media::{
+    MAX_PACKET_BYTES, OPUS_INPUT_RATES, OggOpusHeader, OggOpusWriter, OpusApplication, OpusEncoder,
+    Resampler,
+};
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
@@ -34,12 +37,17 @@ impl OggFile {
         let direct = OPUS_INPUT_RATES.contains(&rate);
         let enc_rate = if direct { rate } else { 48_000 };
         let bitrate = BITRATE_PER_CHANNEL * u32::from(channels);
-        let mut encoder = OpusEncoder::with_rate(enc_rate, channels, Some(bitrate), OpusApplication::Audio).map_err(|e| e.to_string())?;
+        let mut encoder =
+            OpusEncoder::with_rate(enc_rate, channels, Some(bitrate), OpusApplication::Audio)
+                .map_err(|e| e.to_string())?;
         let mut header = OggOpusHeader::new(channels as u8, rate);
         header.pre_skip = encoder.lookahead_frames().map_err(|e| e.to_string())? as u16;
         let file = std::fs::File::create(path).map_err(|e| e.to_string())?;
-        let serial = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.subsec_nanos());
-        let writer = OggOpusWriter::new(BufWriter::new(file), serial, &header).map_err(|e| e.to_string())?;
+        let serial = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.subsec_nanos());
+        let writer =
+            OggOpusWriter::new(BufWriter::new(file), serial, &header).map_err(|e| e.to_string())?;
         let resampler = if direct {
             None
         } else {
@@ -47,7 +55,8 @@ impl OggFile {
             let out = vec![0; rs.output_frames() * usize::from(channels)];
             Some((rs, out))
         };
-        let chunk_len = daily_media::frames_per_10ms(rate).map_err(|e| e.to_string())? * usize::from(channels);
+        let chunk_len =
+            daily_media::frames_per_10ms(rate).map_err(|e| e.to_string())? * usize::from(channels);
         let frame_len = encoder.frame_20ms() * usize::from(channels);
         Ok(OggFile {
             writer,
@@ -69,8 +78,13 @@ impl OggFile {
             self.frame.extend_from_slice(&pcm[..n]);
             pcm = &pcm[n..];
             if self.frame.len() == self.frame_len {
-                let len = self.encoder.encode(&self.frame, &mut self.packet).map_err(|e| e.to_string())?;
-                self.writer.write_packet(&self.packet[..len]).map_err(|e| e.to_string())?;
+                let len = self
+                    .encoder
+                    .encode(&self.frame, &mut self.packet)
+                    .map_err(|e| e.to_string())?;
+                self.writer
+                    .write_packet(&self.packet[..len])
+                    .map_err(|e| e.to_string())?;
                 self.frame.clear();
             }
         }

@@ -63,7 +63,10 @@ impl RecLink {
     pub(crate) fn make_tap(&self, track: Track, rate: u32, channels: u16) -> Tap {
         let id = self.next_tap.fetch_add(1, Ordering::Relaxed);
         let (t, i) = tap(&self.control, id, track, rate, channels);
-        self.new_taps.lock().unwrap_or_else(|e| e.into_inner()).push(i);
+        self.new_taps
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(i);
         t
     }
 }
@@ -98,17 +101,37 @@ impl Recorder {
     /// and send pipe it has and every one it makes later. `file`: stream the merged audio
     /// there (created now: errors are returned). `want_chunks`: keep audio for
     /// [`RecordEvent::Audio`] (otherwise nothing accumulates in memory).
-    pub fn start(client: &CallClient, cfg: RecordConfig, file: Option<PathBuf>, want_chunks: bool, sink: RecordSink) -> Result<Recorder, ClientError> {
+    pub fn start(
+        client: &CallClient,
+        cfg: RecordConfig,
+        file: Option<PathBuf>,
+        want_chunks: bool,
+        sink: RecordSink,
+    ) -> Result<Recorder, ClientError> {
         let inner = client.inner_arc();
         let start_tick = inner.clock.tick_now();
-        let mut core = RecordCore::new(cfg, start_tick, want_chunks, file.is_some()).map_err(ClientError::InvalidArgument)?;
+        let mut core = RecordCore::new(cfg, start_tick, want_chunks, file.is_some())
+            .map_err(ClientError::InvalidArgument)?;
         let file = match file {
             Some(p) => Some(file::open(&p, cfg.sample_rate, cfg.num_channels)?),
             None => None,
         };
-        let shared = Arc::new(Shared { want_chunks: AtomicBool::new(want_chunks), error: Mutex::new(None), late: AtomicU64::new(0), frames: AtomicU64::new(0) });
-        let control = Arc::new(TapControl { recorder: NEXT_RECORDER.fetch_add(1, Ordering::Relaxed), closed: AtomicBool::new(false), dropped: AtomicU64::new(0) });
-        let link = Arc::new(RecLink { control, new_taps: Mutex::new(Vec::new()), next_tap: AtomicU64::new(1) });
+        let shared = Arc::new(Shared {
+            want_chunks: AtomicBool::new(want_chunks),
+            error: Mutex::new(None),
+            late: AtomicU64::new(0),
+            frames: AtomicU64::new(0),
+        });
+        let control = Arc::new(TapControl {
+            recorder: NEXT_RECORDER.fetch_add(1, Ordering::Relaxed),
+            closed: AtomicBool::new(false),
+            dropped: AtomicU64::new(0),
+        });
+        let link = Arc::new(RecLink {
+            control,
+            new_taps: Mutex::new(Vec::new()),
+            next_tap: AtomicU64::new(1),
+        });
         let (tx, rx) = mpsc::channel();
         let clock = inner.clock.clone();
         let weak = Arc::downgrade(&inner);
@@ -119,7 +142,14 @@ impl Recorder {
             .spawn(move || run(core, rx, l2, s2, file, sink, clock, weak))
             .map_err(|e| ClientError::Io(e.to_string()))?;
         crate::call::attach_recorder(&inner, &link);
-        Ok(Recorder { cmd: tx, shared, cfg, link, client: Arc::downgrade(&inner), thread: Mutex::new(Some(thread)) })
+        Ok(Recorder {
+            cmd: tx,
+            shared,
+            cfg,
+            link,
+            client: Arc::downgrade(&inner),
+            thread: Mutex::new(Some(thread)),
+        })
     }
 
     /// The recording's configuration.
@@ -139,12 +169,21 @@ impl Recorder {
             Some(p) => Some(file::open(&p, self.cfg.sample_rate, self.cfg.num_channels)?),
             None => None,
         };
-        self.cmd.send(Cmd::File(f)).map_err(|_| ClientError::InvalidState { action: "record to a file", state: "not recording" })
+        self.cmd
+            .send(Cmd::File(f))
+            .map_err(|_| ClientError::InvalidState {
+                action: "record to a file",
+                state: "not recording",
+            })
     }
 
     /// The last file error, if writing failed.
     pub fn error(&self) -> Option<String> {
-        self.shared.error.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.shared
+            .error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Frames that reached the recorder after their tick was final (dropped, counted).
@@ -263,7 +302,12 @@ fn run(
 }
 
 fn drain(core: &mut RecordCore, link: &RecLink, taps: &mut Vec<TapIn>) {
-    for t in link.new_taps.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+    for t in link
+        .new_taps
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .drain(..)
+    {
         if core.add_tap(t.id, t.track, t.rate, t.channels).is_ok() {
             taps.push(t);
         }
@@ -283,7 +327,12 @@ fn drain(core: &mut RecordCore, link: &RecLink, taps: &mut Vec<TapIn>) {
     });
 }
 
-fn deliver(core: &mut RecordCore, shared: &Shared, file: &mut Option<Box<dyn FileSink>>, sink: &mut RecordSink) {
+fn deliver(
+    core: &mut RecordCore,
+    shared: &Shared,
+    file: &mut Option<Box<dyn FileSink>>,
+    sink: &mut RecordSink,
+) {
     shared.late.store(core.late_frames(), Ordering::Relaxed);
     shared.frames.store(core.track_frames(), Ordering::Relaxed);
     let merged = core.take_merged();
@@ -303,8 +352,13 @@ fn deliver(core: &mut RecordCore, shared: &Shared, file: &mut Option<Box<dyn Fil
 }
 
 fn fail(file: &mut Option<Box<dyn FileSink>>, shared: &Shared, sink: &mut RecordSink, e: String) {
-    let path = file.as_ref().map(|f| f.path().display().to_string()).unwrap_or_default();
-    let msg = format!("writing the recording to {path} failed: {e}; the file is closed and recording goes on without it");
+    let path = file
+        .as_ref()
+        .map(|f| f.path().display().to_string())
+        .unwrap_or_default();
+    let msg = format!(
+        "writing the recording to {path} failed: {e}; the file is closed and recording goes on without it"
+    );
     tracing::error!("{msg}");
     *shared.error.lock().unwrap_or_else(|e| e.into_inner()) = Some(msg.clone());
     if let Some(f) = file.take() {

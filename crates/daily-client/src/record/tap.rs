@@ -52,9 +52,27 @@ pub(crate) struct TapIn {
 }
 
 /// Makes a tap for a node whose frames are `rate` Hz with `channels` channels.
-pub(crate) fn tap(control: &Arc<TapControl>, id: u64, track: Track, rate: u32, channels: u16) -> (Tap, TapIn) {
+pub(crate) fn tap(
+    control: &Arc<TapControl>,
+    id: u64,
+    track: Track,
+    rate: u32,
+    channels: u16,
+) -> (Tap, TapIn) {
     let (p, c) = rtrb::RingBuffer::new(TAP_RING_TICKS);
-    (Tap { control: control.clone(), ring: p }, TapIn { id, track, rate, channels, ring: c })
+    (
+        Tap {
+            control: control.clone(),
+            ring: p,
+        },
+        TapIn {
+            id,
+            track,
+            rate,
+            channels,
+            ring: c,
+        },
+    )
 }
 
 /// The taps of one node. Empty (and free) unless a recorder is attached.
@@ -75,7 +93,11 @@ impl Taps {
     /// Adds a tap unless the node already has one for that recorder (a node made while the
     /// recorder was sweeping the existing ones may be offered two).
     pub(crate) fn add(&mut self, tap: Tap) {
-        if !self.0.iter().any(|t| t.control.recorder == tap.control.recorder) {
+        if !self
+            .0
+            .iter()
+            .any(|t| t.control.recorder == tap.control.recorder)
+        {
             self.0.push(tap);
         }
     }

@@ -34,17 +34,36 @@ fn sends(track: u64, tick: u64) -> bool {
 }
 
 fn cfg(buffer_size: usize) -> RecordConfig {
-    RecordConfig { sample_rate: 16_000, num_channels: 1, buffer_size, user_continuous_stream: true, enable_turn_audio: false }
+    RecordConfig {
+        sample_rate: 16_000,
+        num_channels: 1,
+        buffer_size,
+        user_continuous_stream: true,
+        enable_turn_audio: false,
+    }
 }
 
 /// Runs both tracks' chunks out of `core` into one buffer each; checks equal length per chunk.
-fn collect(core: &mut RecordCore, user: &mut Vec<i16>, bot: &mut Vec<i16>, chunk_samples: Option<usize>) {
+fn collect(
+    core: &mut RecordCore,
+    user: &mut Vec<i16>,
+    bot: &mut Vec<i16>,
+    chunk_samples: Option<usize>,
+) {
     while let Some(o) = core.poll_output() {
         match o {
             RecordOutput::Chunk { user: u, bot: b } => {
-                assert_eq!(u.len(), b.len(), "the two tracks have equal length at every chunk");
+                assert_eq!(
+                    u.len(),
+                    b.len(),
+                    "the two tracks have equal length at every chunk"
+                );
                 if let Some(n) = chunk_samples {
-                    assert!(u.len() == n || u.len() < n, "chunk of {} samples, buffer_size says {n}", u.len());
+                    assert!(
+                        u.len() == n || u.len() < n,
+                        "chunk of {} samples, buffer_size says {n}",
+                        u.len()
+                    );
                 }
                 user.extend(u);
                 bot.extend(b);
@@ -55,15 +74,30 @@ fn collect(core: &mut RecordCore, user: &mut Vec<i16>, bot: &mut Vec<i16>, chunk
 }
 
 /// Every frame sits exactly at its tick's position; ticks without a frame are silence.
-fn check_positions(user: &[i16], bot: &[i16], start: u64, end: u64, f10: usize, missing: &dyn Fn(u64, u64) -> bool) {
+fn check_positions(
+    user: &[i16],
+    bot: &[i16],
+    start: u64,
+    end: u64,
+    f10: usize,
+    missing: &dyn Fn(u64, u64) -> bool,
+) {
     assert_eq!(user.len(), ((end - start) as usize) * f10);
     assert_eq!(bot.len(), user.len());
     for tick in start..end {
         let at = (tick - start) as usize * f10;
         for (track, buf) in [(USER, user), (BOT, bot)] {
-            let want = if sends(track, tick) && !missing(track, tick) { value(track, tick) } else { 0 };
+            let want = if sends(track, tick) && !missing(track, tick) {
+                value(track, tick)
+            } else {
+                0
+            };
             let got = &buf[at..at + f10];
-            assert!(got.iter().all(|&s| s == want), "track {track} tick {tick}: want {want}, got {:?}", &got[..4]);
+            assert!(
+                got.iter().all(|&s| s == want),
+                "track {track} tick {tick}: want {want}, got {:?}",
+                &got[..4]
+            );
         }
     }
 }
@@ -129,7 +163,10 @@ fn ten_minutes_in_random_interleavings_land_exactly() {
             }
             // Poll only with what has been drained: a frame still queued is older than
             // `now - HORIZON` only after a long stall, and then it is all drained first.
-            if queues.iter().all(|q| q.front().is_none_or(|&t| t + HORIZON_TICKS >= now)) {
+            if queues
+                .iter()
+                .all(|q| q.front().is_none_or(|&t| t + HORIZON_TICKS >= now))
+            {
                 core.poll(now.min(end + HORIZON_TICKS));
             }
             merged_len += core.take_merged().len();
@@ -149,7 +186,11 @@ fn ten_minutes_in_random_interleavings_land_exactly() {
         assert_eq!(core.late_frames(), 0);
         assert_eq!(core.refused_frames(), 0);
         check_positions(&user, &bot, start, end, f10, &|_, _| false);
-        assert_eq!(merged_len, user.len(), "mono: one merged sample per track sample");
+        assert_eq!(
+            merged_len,
+            user.len(),
+            "mono: one merged sample per track sample"
+        );
     }
 }
 
@@ -233,8 +274,16 @@ fn resampled_taps_land_within_one_frame() {
     collect(&mut core, &mut user, &mut bot, None);
     let want = ((click - 10) * 160) as i64;
     for (name, track) in [("user", &user), ("bot", &bot)] {
-        let peak = track.iter().enumerate().max_by_key(|(_, s)| s.unsigned_abs()).unwrap().0 as i64;
-        assert!((peak - want).abs() < 160, "{name}: click at sample {peak}, its tick says {want}");
+        let peak = track
+            .iter()
+            .enumerate()
+            .max_by_key(|(_, s)| s.unsigned_abs())
+            .unwrap()
+            .0 as i64;
+        assert!(
+            (peak - want).abs() < 160,
+            "{name}: click at sample {peak}, its tick says {want}"
+        );
     }
 }
 
@@ -267,7 +316,10 @@ fn merged_stream_is_the_sum_or_user_left_bot_right() {
 }
 
 fn speech_gaps() -> Vec<i16> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/speech_gaps_16k.wav");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../data/speech_gaps_16k.wav"
+    );
     let mut r = hound::WavReader::open(path).unwrap();
     r.samples::<i16>().map(|s| s.unwrap()).collect()
 }
@@ -301,14 +353,30 @@ fn turns_of_real_speech_carry_their_audio() {
             RecordOutput::Chunk { user: u, .. } => user.extend(u),
         }
     }
-    assert!(turns.iter().all(|(t, _)| *t == Track::Bot), "noise is no user turn");
-    assert!(turns.len() >= 2, "the clip has several utterances: {} turns", turns.len());
+    assert!(
+        turns.iter().all(|(t, _)| *t == Track::Bot),
+        "noise is no user turn"
+    );
+    assert!(
+        turns.len() >= 2,
+        "the clip has several utterances: {} turns",
+        turns.len()
+    );
     for (_, audio) in &turns {
-        assert!(audio.len() >= 16_000 / 5, "a turn holds at least its 200 ms start window");
+        assert!(
+            audio.len() >= 16_000 / 5,
+            "a turn holds at least its 200 ms start window"
+        );
         // The turn's audio is a contiguous piece of the clip.
         let first_loud = audio.iter().position(|s| s.unsigned_abs() > 300).unwrap();
         let probe = &audio[first_loud..first_loud + 160];
-        assert!(speech.windows(160).any(|w| w == probe), "turn audio comes from the clip");
+        assert!(
+            speech.windows(160).any(|w| w == probe),
+            "turn audio comes from the clip"
+        );
     }
-    assert!(user.iter().all(|&s| s == 0), "user_continuous_stream=False gates noise to silence");
+    assert!(
+        user.iter().all(|&s| s == 0),
+        "user_continuous_stream=False gates noise to silence"
+    );
 }
