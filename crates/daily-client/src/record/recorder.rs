@@ -209,10 +209,11 @@ impl Recorder {
         if self.cmd.send(Cmd::Stop(tx)).is_ok() {
             let _ = rx.recv_timeout(Duration::from_secs(10));
         }
-        if let Some(t) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            if t.thread().id() != std::thread::current().id() {
-                let _ = t.join();
-            }
+        let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(t) = thread
+            && t.thread().id() != std::thread::current().id()
+        {
+            let _ = t.join();
         }
         self.link.control.closed.store(true, Ordering::Release);
         if let Some(inner) = self.client.upgrade() {
