@@ -45,6 +45,7 @@ mod listener;
 mod page;
 mod rest;
 mod rooms;
+mod recorder;
 mod sfu;
 mod tls;
 
