@@ -76,4 +76,23 @@ pub enum MediaError {
         /// What is wrong with it.
         reason: &'static str,
     },
+
+    /// Not an Opus packet this crate can store: empty, longer than
+    /// [`MAX_PACKET_BYTES`](crate::MAX_PACKET_BYTES), or with a TOC that does not parse
+    /// (RFC 6716 section 3.1).
+    #[error("invalid Opus packet of {len} bytes")]
+    InvalidOpusPacket {
+        /// The packet's length in bytes.
+        len: usize,
+    },
+
+    /// The output of a file writer ([`OggOpusWriter`](crate::OggOpusWriter)) failed, e.g. the
+    /// disk is full.
+    #[error("write failed: {message}")]
+    Io {
+        /// The operating system's error kind.
+        kind: std::io::ErrorKind,
+        /// Its description.
+        message: String,
+    },
 }

@@ -23,6 +23,8 @@
 //! - [`JitterBuffer`]: per-stream receive buffer with its own decoder, PLC and FEC.
 //! - [`mix_into`]: saturating mix of two PCM buffers.
 //! - [`Vad`]: voice activity detection (earshot) with daily-python's `NativeVad` semantics.
+//! - [`OggOpusWriter`]: Opus packets into an Ogg file as they come (RFC 7845), with silence to
+//!   fill gaps; for recordings.
 //! - [`rtrb`] is re-exported so users share its version for the SPSC rings between threads.
 //!
 //! # Example: a 16 kHz source sent as Opus and played back through a jitter buffer
@@ -62,6 +64,7 @@ mod error;
 mod jitter;
 #[allow(unsafe_code)] // the libopus FFI; every block has a SAFETY comment
 mod libopus;
+mod ogg_opus;
 mod resample;
 mod vad;
 
@@ -72,6 +75,7 @@ pub use codec::{
 pub use error::MediaError;
 pub use jitter::{JitterBuffer, JitterConfig, JitterStats, Playout};
 pub use libopus::version as libopus_version;
+pub use ogg_opus::{OggOpusHeader, OggOpusWriter};
 pub use resample::Resampler;
 pub use rtrb;
 pub use vad::Vad;
