@@ -8,8 +8,8 @@
 //!   older than one already written is dropped (late or duplicate). Its place on the track's
 //!   timeline is its RTP timestamp (48 kHz, RFC 7587) relative to the track's first packet;
 //!   a jump past the end of the previous packet (loss, or DTX: an Opus sender stops sending
-//!   during silence) is filled with silence packets of 20, 10, 5 and 2.5 ms, so a player keeps
-//!   time. The granule of a packet is the 48 kHz sample count at its end (RFC 7845 section
+//!   during silence) is filled with silence ([`Output::TrackSilence`], which the file writer
+//!   turns into silence packets of 20, 10, 5 and 2.5 ms), so a player keeps time. The granule of a packet is the 48 kHz sample count at its end (RFC 7845 section
 //!   4). Each track starts at its first packet; its offset from the recording's start (the
 //!   arrival of that packet) is [`Output::TrackStarted`].
 //! - **The mix.** Each track through its own jitter buffer and decoder (`daily_media`), one
@@ -39,9 +39,6 @@ pub const MIX_LAG: Duration = Duration::from_millis(100);
 const MIX_BITRATE: u32 = 64_000;
 const TICK: Duration = Duration::from_millis(10);
 
-/// A silence packet of `frames` 48 kHz frames (960, 480, 240 or 120), or `None`.
-pub type SilenceFn = fn(usize) -> Option<Arc<[u8]>>;
-
 /// What the recorder thread writes.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {
@@ -52,8 +49,9 @@ pub enum Output {
         track: u32,
         packet: Arc<[u8]>,
         granule: u64,
-        silence: bool,
     },
+    /// `frames` (a multiple of 120, 2.5 ms) of silence next in track `track`'s file.
+    TrackSilence { track: u32, frames: u64 },
     /// The next packet of the mixed file.
     MixPacket { packet: Vec<u8>, granule: u64 },
 }
@@ -67,8 +65,8 @@ pub struct TrackStats {
     pub lost: u64,
     /// Packets dropped as duplicates or too late to place.
     pub late: u64,
-    /// Silence packets written into gaps.
-    pub silence_packets: u64,
+    /// 48 kHz frames of silence written into gaps.
+    pub silence_frames: u64,
     /// 48 kHz frames of the file (its last granule).
     pub frames: u64,
 }
@@ -95,7 +93,6 @@ struct Track {
 /// One recording's raw tracks and mix.
 pub struct RecordingCore {
     start: Instant,
-    silence: SilenceFn,
     tracks: Vec<Option<Track>>,
     /// Mix ticks done.
     ticks: u64,
@@ -110,11 +107,10 @@ pub struct RecordingCore {
 }
 
 impl RecordingCore {
-    /// A recording that starts at `start`; `silence` makes the gap-filling packets.
-    pub fn new(start: Instant, silence: SilenceFn) -> Result<Self, daily_media::MediaError> {
+    /// A recording that starts at `start`.
+    pub fn new(start: Instant) -> Result<Self, daily_media::MediaError> {
         Ok(RecordingCore {
             start,
-            silence,
             tracks: Vec::new(),
             ticks: 0,
             enc: OpusEncoder::new(1, Some(MIX_BITRATE))?,
@@ -203,7 +199,7 @@ impl RecordingCore {
             return;
         }
         t.raw.pending.insert(seq, (rtp_ts, payload, at));
-        release(&mut t.raw, track, at, false, self.silence, &mut self.out);
+        release(&mut t.raw, track, at, false, &mut self.out);
     }
 
     /// Runs the mix ticks and reorder deadlines due at `now`.
@@ -216,7 +212,7 @@ impl RecordingCore {
         }
         for (i, t) in self.tracks.iter_mut().enumerate() {
             if let Some(t) = t {
-                release(&mut t.raw, i as u32, now, false, self.silence, &mut self.out);
+                release(&mut t.raw, i as u32, now, false, &mut self.out);
             }
         }
     }
@@ -230,7 +226,7 @@ impl RecordingCore {
         self.run_ticks(now);
         for (i, t) in self.tracks.iter_mut().enumerate() {
             if let Some(t) = t {
-                release(&mut t.raw, i as u32, now, true, self.silence, &mut self.out);
+                release(&mut t.raw, i as u32, now, true, &mut self.out);
             }
         }
         if self.ticks % 2 == 1 {
@@ -275,7 +271,7 @@ impl RecordingCore {
 }
 
 /// Writes the packets of `raw` that are in order, or waited long enough (`all`: everything).
-fn release(raw: &mut RawTrack, track: u32, now: Instant, all: bool, silence: SilenceFn, out: &mut VecDeque<Output>) {
+fn release(raw: &mut RawTrack, track: u32, now: Instant, all: bool, out: &mut VecDeque<Output>) {
     while let Some((&seq, &(_, _, at))) = raw.pending.first_key_value() {
         let in_order = raw.next_seq.is_none_or(|n| seq == n);
         let waited = now.saturating_duration_since(at) >= REORDER_WAIT;
@@ -299,22 +295,14 @@ fn release(raw: &mut RawTrack, track: u32, now: Instant, all: bool, silence: Sil
         };
         raw.last_ts = ts;
         raw.last_pos = pos;
-        // Fill a gap with silence, largest packets first; a remainder under 2.5 ms is left
-        // (the next packet's timestamp corrects the position, so it never accumulates).
-        let mut gap = pos - raw.pos as i64;
-        for size in [960usize, 480, 240, 120] {
-            while gap >= size as i64 {
-                let Some(p) = silence(size) else { break };
-                raw.pos += size as u64;
-                gap -= size as i64;
-                raw.stats.silence_packets += 1;
-                out.push_back(Output::TrackPacket {
-                    track,
-                    packet: p,
-                    granule: raw.pos,
-                    silence: true,
-                });
-            }
+        // Fill a gap with silence in whole 2.5 ms (the shortest Opus frame); a remainder is
+        // left (the next packet's timestamp corrects the position, so it never accumulates).
+        let gap = pos - raw.pos as i64;
+        if gap >= 120 {
+            let frames = gap as u64 / 120 * 120;
+            raw.pos += frames;
+            raw.stats.silence_frames += frames;
+            out.push_back(Output::TrackSilence { track, frames });
         }
         raw.pos += frames as u64;
         raw.stats.packets += 1;
@@ -323,7 +311,6 @@ fn release(raw: &mut RawTrack, track: u32, now: Instant, all: bool, silence: Sil
             track,
             packet: payload,
             granule: raw.pos,
-            silence: false,
         });
     }
     raw.stats.frames = raw.pos;

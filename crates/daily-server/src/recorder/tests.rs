@@ -8,19 +8,6 @@ use daily_media::{OPUS_FRAME_20MS, OpusDecoder, OpusEncoder, packet_frames};
 
 use super::core::{MIX_LAG, Output, RecordingCore};
 
-/// A 1-byte Opus packet (CELT-only fullband, code 0, an empty frame: RFC 6716 section 3.2.1)
-/// of `frames` 48 kHz frames: what the tests use to fill gaps.
-fn test_silence(frames: usize) -> Option<Arc<[u8]>> {
-    let config: u8 = match frames {
-        120 => 28,
-        240 => 29,
-        480 => 30,
-        960 => 31,
-        _ => return None,
-    };
-    Some(Arc::from(vec![config << 3]))
-}
-
 /// 20 ms packets of a `freq` Hz tone (amplitude 8000), `n` of them.
 fn tone_packets(freq: f64, n: usize) -> Vec<Arc<[u8]>> {
     let mut enc = OpusEncoder::new(1, Some(32_000)).unwrap();
@@ -56,12 +43,20 @@ fn drain(core: &mut RecordingCore, d: &mut Drained) {
     while let Some(o) = core.poll_output() {
         match o {
             Output::TrackStarted { track, offset_ms } => d.offsets.push((track, offset_ms)),
-            Output::TrackPacket { track, packet, granule, silence } => {
+            Output::TrackPacket { track, packet, granule } => {
                 let t = track as usize;
                 if d.tracks.len() <= t {
                     d.tracks.resize_with(t + 1, Vec::new);
                 }
-                d.tracks[t].push((granule, silence, packet));
+                d.tracks[t].push((granule, false, packet));
+            }
+            Output::TrackSilence { track, frames } => {
+                let t = track as usize;
+                if d.tracks.len() <= t {
+                    d.tracks.resize_with(t + 1, Vec::new);
+                }
+                let g = d.tracks[t].last().map_or(0, |p| p.0) + frames;
+                d.tracks[t].push((g, true, Arc::from(frames.to_le_bytes().to_vec())));
             }
             Output::MixPacket { packet, granule } => d.mix.push((granule, packet)),
         }
@@ -71,8 +66,8 @@ fn drain(core: &mut RecordingCore, d: &mut Drained) {
 /// Granules must rise by each packet's own length.
 fn check_granules(packets: &[(u64, bool, Arc<[u8]>)]) {
     let mut pos = 0u64;
-    for (g, _, p) in packets {
-        pos += packet_frames(p).unwrap() as u64;
+    for (g, silence, p) in packets {
+        pos += if *silence { u64::from_le_bytes(p[..8].try_into().unwrap()) } else { packet_frames(p).unwrap() as u64 };
         assert_eq!(*g, pos);
     }
 }
@@ -80,7 +75,7 @@ fn check_granules(packets: &[(u64, bool, Arc<[u8]>)]) {
 #[test]
 fn in_order_packets_are_written_as_received() {
     let t0 = Instant::now();
-    let mut core = RecordingCore::new(t0, test_silence).unwrap();
+    let mut core = RecordingCore::new(t0).unwrap();
     let pkts = tone_packets(440.0, 50);
     let mut d = Drained::default();
     for (k, p) in pkts.iter().enumerate() {
@@ -97,13 +92,13 @@ fn in_order_packets_are_written_as_received() {
     assert!(t.iter().zip(&pkts).all(|((_, s, a), b)| !s && a == b), "payloads unchanged, in order");
     check_granules(t);
     let st = core.track_stats(0).unwrap();
-    assert_eq!((st.packets, st.lost, st.late, st.silence_packets), (50, 0, 0, 0));
+    assert_eq!((st.packets, st.lost, st.late, st.silence_frames), (50, 0, 0, 0));
 }
 
 #[test]
 fn loss_reordering_and_dtx_gaps_keep_the_timeline() {
     let t0 = Instant::now();
-    let mut core = RecordingCore::new(t0, test_silence).unwrap();
+    let mut core = RecordingCore::new(t0).unwrap();
     let pkts = tone_packets(440.0, 40);
     // Packet 5 lost; 10 and 11 swapped; 20..30 never sent (DTX: the sender's timestamps jump
     // 10 packets); packet 12 duplicated late.
@@ -136,7 +131,7 @@ fn loss_reordering_and_dtx_gaps_keep_the_timeline() {
     // exactly the sender's timeline (40 packets of 20 ms).
     assert_eq!(t.last().unwrap().0, 40 * 960);
     let st = core.track_stats(0).unwrap();
-    assert_eq!(st.silence_packets, 11, "1 lost + 10 DTX packets of 20 ms");
+    assert_eq!(st.silence_frames, 11 * 960, "1 lost + 10 DTX packets of 20 ms");
     assert_eq!(st.lost, 11);
     assert_eq!(st.late, 1);
     // The packet after each gap sits where its RTP timestamp says.
@@ -148,7 +143,7 @@ fn loss_reordering_and_dtx_gaps_keep_the_timeline() {
 #[test]
 fn a_waiting_packet_is_written_after_the_reorder_wait() {
     let t0 = Instant::now();
-    let mut core = RecordingCore::new(t0, test_silence).unwrap();
+    let mut core = RecordingCore::new(t0).unwrap();
     let pkts = tone_packets(300.0, 3);
     let mut d = Drained::default();
     core.handle_packet(0, t0, 0, 0, pkts[0].clone());
@@ -160,6 +155,7 @@ fn a_waiting_packet_is_written_after_the_reorder_wait() {
     drain(&mut core, &mut d);
     assert_eq!(d.tracks[0].len(), 3, "silence for 1, then 2");
     assert!(d.tracks[0][1].1);
+    assert_eq!(d.tracks[0][2].0, 3 * 960);
     // Packet 1 now comes too late: dropped.
     core.handle_packet(0, t0 + ms(200), 1, 960, pkts[1].clone());
     drain(&mut core, &mut d);
@@ -198,7 +194,7 @@ fn tone_energy(pcm: &[i16], freq: f64) -> Vec<f64> {
 #[test]
 fn a_late_track_and_two_tracks_align_in_the_mix() {
     let t0 = Instant::now();
-    let mut core = RecordingCore::new(t0, test_silence).unwrap();
+    let mut core = RecordingCore::new(t0).unwrap();
     // Track 0: 440 Hz from 100 ms to 1100 ms. Track 1 (joins late): 1000 Hz from 600 ms to
     // 1600 ms, with its own sequence and timestamp bases.
     let a = tone_packets(440.0, 50);
@@ -249,6 +245,6 @@ fn a_late_track_and_two_tracks_align_in_the_mix() {
 #[test]
 fn ticks_wait_for_the_mix_lag() {
     let t0 = Instant::now();
-    let core = RecordingCore::new(t0, test_silence).unwrap();
+    let core = RecordingCore::new(t0).unwrap();
     assert_eq!(core.poll_timeout(), t0 + ms(10) + MIX_LAG);
 }
