@@ -16,8 +16,9 @@
 //!   10 ms tick at a time on the recording's own timeline (tick `k` is `start + 10k ms`),
 //!   summed (saturating) and encoded as mono 20 ms Opus packets. A tick runs [`MIX_LAG`]
 //!   after its time so that packets still on their way through the channel from the SFU are
-//!   in their buffers by then; a packet is given to its buffer with its arrival time, so the
-//!   jitter buffers see the network's timing, not the recorder thread's. All tracks share the
+//!   in by then; a packet is given to its jitter buffer only when the ticks reach its arrival
+//!   time, with that time, so the buffers see the network's timing, not the recorder thread's
+//!   (given early, a buffer would see 100 ms more audio queued than it has and shed it). All tracks share the
 //!   buffers' delay, so they stay aligned with each other in the mix.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -88,6 +89,9 @@ struct RawTrack {
 struct Track {
     raw: RawTrack,
     jb: JitterBuffer,
+    /// Packets for the jitter buffer not yet reached by the ticks: (arrival µs, seq, RTP
+    /// timestamp, payload), in arrival order.
+    mix_queue: VecDeque<(u64, u16, u32, Arc<[u8]>)>,
 }
 
 /// One recording's raw tracks and mix.
@@ -186,13 +190,14 @@ impl RecordingCore {
                     stats: TrackStats::default(),
                 },
                 jb,
+                mix_queue: VecDeque::new(),
             });
         }
         // The mix: the jitter buffer's clock is the tick clock; a packet later than the last
         // tick run counts as arriving at that tick.
         let now_us = self.us(at).max(self.ticks * 10_000);
         let t = self.tracks[i].as_mut().expect("made above");
-        t.jb.push(seq as u16, rtp_ts, &payload, now_us);
+        t.mix_queue.push_back((now_us, seq as u16, rtp_ts, payload.clone()));
         // The raw track.
         if t.raw.next_seq.is_some_and(|n| seq < n) {
             t.raw.stats.late += 1;
@@ -243,6 +248,13 @@ impl RecordingCore {
             let now_us = (self.ticks + 1) * 10_000;
             self.acc.fill(0);
             for t in self.tracks.iter_mut().flatten() {
+                while let Some((at, seq, ts, p)) = t.mix_queue.front() {
+                    if *at > now_us {
+                        break;
+                    }
+                    t.jb.push(*seq, *ts, p, *at);
+                    t.mix_queue.pop_front();
+                }
                 t.jb.pop_10ms(now_us, &mut self.pcm);
                 for (a, s) in self.acc.iter_mut().zip(&self.pcm) {
                     *a += i32::from(*s);

@@ -44,6 +44,9 @@ use crate::sfu::{RecordCmd, StopReason};
 /// 20 s of two); more are dropped.
 pub const MAX_QUEUED_PACKETS: usize = 2048;
 
+/// The pre-skip of every file (see `OggFile::create`), in 48 kHz samples.
+const PRE_SKIP: u16 = 312;
+
 /// Longest the thread sleeps with nothing to do.
 const IDLE: Duration = Duration::from_millis(500);
 
@@ -160,8 +163,13 @@ struct OggFile {
 impl OggFile {
     fn create(path: &Path, serial: u32) -> Result<OggFile, String> {
         let file = PageFile::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        // Network audio is sampled at 48 kHz as far as the file can tell.
-        let w = OggOpusWriter::new(file, serial, &OggOpusHeader::new(1, 48_000))
+        // Network audio is sampled at 48 kHz as far as the file can tell. Pre-skip: libopus's
+        // encoder look-ahead at 48 kHz (312 samples, 6.5 ms), what the mix's encoder has and
+        // what WebRTC senders (libopus) have; players drop that much decoder warm-up, and
+        // opusinfo flags a stream without it.
+        let mut header = OggOpusHeader::new(1, 48_000);
+        header.pre_skip = PRE_SKIP;
+        let w = OggOpusWriter::new(file, serial, &header)
             .map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(OggFile { writer: Some(w) })
     }

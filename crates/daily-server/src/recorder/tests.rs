@@ -248,3 +248,26 @@ fn ticks_wait_for_the_mix_lag() {
     let core = RecordingCore::new(t0).unwrap();
     assert_eq!(core.poll_timeout(), t0 + ms(10) + MIX_LAG);
 }
+
+#[test]
+fn the_mix_keeps_every_packet_when_ticks_run_behind_arrivals() {
+    // As on the recorder thread: packets are handed in as they arrive, the ticks run MIX_LAG
+    // behind. The jitter buffer must not see the packets early (it would take the 100 ms
+    // queued for excess delay and shed audio): 1 s of tone stays 1 s long in the mix.
+    let t0 = Instant::now();
+    let mut core = RecordingCore::new(t0).unwrap();
+    let pkts = tone_packets(440.0, 50);
+    let mut d = Drained::default();
+    for (k, p) in pkts.iter().enumerate() {
+        let at = t0 + ms(200 + 20 * k as u64);
+        core.handle_packet(0, at, k as u64, 960 * k as u32, p.clone());
+        core.handle_timeout(at);
+        drain(&mut core, &mut d);
+    }
+    core.finish(t0 + ms(1600));
+    drain(&mut core, &mut d);
+    let e = tone_energy(&decode_mix(&d.mix), 440.0);
+    let peak = e.iter().cloned().fold(0.0, f64::max);
+    let loud = e.iter().filter(|v| **v > peak / 2.0).count();
+    assert!((49..=51).contains(&loud), "{loud} windows of 20 ms carry the tone, want 50");
+}
