@@ -26,7 +26,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use daily_media::{
-    FRAME_10MS_48K, JitterBuffer, JitterConfig, MAX_PACKET_BYTES, OPUS_FRAME_20MS, OpusEncoder,
+    FRAME_10MS_48K, JitterBuffer, JitterConfig, MAX_PACKET_BYTES, OPUS_FRAME_20MS, OpusApplication,
+    OpusEncoder,
     packet_frames,
 };
 
@@ -36,7 +37,10 @@ pub const REORDER_WAIT: Duration = Duration::from_millis(60);
 const REORDER_MAX: usize = 32;
 /// How long after its time a 10 ms mix tick runs (see the module docs).
 pub const MIX_LAG: Duration = Duration::from_millis(100);
-/// The mix's bitrate: mono speech and music at 48 kHz.
+/// The mix's bitrate: mono speech and music at 48 kHz. Encoded with libopus's `AUDIO`
+/// application (CELT): waveform-faithful (a mix of one speaker correlates 0.965 with a plain
+/// decode of that speaker's packets; `VOIP` gave 0.887, and 0.79 against the sent speech in
+/// `tests/test_server_recording.py`), for listeners that are speech recognisers.
 const MIX_BITRATE: u32 = 64_000;
 const TICK: Duration = Duration::from_millis(10);
 
@@ -117,7 +121,7 @@ impl RecordingCore {
             start,
             tracks: Vec::new(),
             ticks: 0,
-            enc: OpusEncoder::new(1, Some(MIX_BITRATE))?,
+            enc: OpusEncoder::with_application(1, Some(MIX_BITRATE), OpusApplication::Audio)?,
             frame: vec![0; OPUS_FRAME_20MS],
             pcm: vec![0; FRAME_10MS_48K],
             acc: vec![0; FRAME_10MS_48K],
@@ -133,6 +137,11 @@ impl RecordingCore {
             .get(track as usize)?
             .as_ref()
             .map(|t| t.raw.stats)
+    }
+
+    /// The jitter buffer counters of track `track` in the mix, if it had a packet.
+    pub fn mix_stats(&self, track: u32) -> Option<daily_media::JitterStats> {
+        self.tracks.get(track as usize)?.as_ref().map(|t| t.jb.stats())
     }
 
     /// 48 kHz frames of the mix so far.

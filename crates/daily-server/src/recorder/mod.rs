@@ -531,6 +531,16 @@ impl Worker {
                 t["packets_late"] = json!(st.late);
                 t["silence_ms"] = json!(st.silence_frames / 48);
             }
+            if let Some(js) = a.core.mix_stats(i as u32) {
+                // How the track fared in the mix's jitter buffer.
+                a.meta["tracks"][i]["mix"] = json!({
+                    "concealed_ms": js.concealed_frames / 48,
+                    "late_dropped": js.late_dropped,
+                    "discarded": js.discarded,
+                    "lost": js.lost,
+                    "jitter_ms": js.jitter_ms,
+                });
+            }
         }
         if let Err(e) = self.save_meta(a) {
             tracing::warn!(recording = %a.id, error = %e, "cannot write the final metadata");
