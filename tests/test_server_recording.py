@@ -273,7 +273,7 @@ def test_two_speakers_recorded_as_raw_tracks_and_a_mix(rec_server, tmp_path):
         score = sm.similarity(clip, mix, RATE, lag=lag)
         at_ms = lag / RATE * 1000
         print(f"{who}: mix similarity {score:.3f} at {at_ms:.0f} ms")
-        assert score >= 0.8, (who, score)
+        assert score >= 0.9, (who, score)
         # The mix adds the jitter buffer's delay (20-60 ms) to the same bound.
         want_lo, want_hi = (t_spoke - t_done) * 1000, (t_spoke - t_call) * 1000
         assert want_lo - 250 <= at_ms <= want_hi + 300, (who, at_ms, want_lo, want_hi)
@@ -379,7 +379,8 @@ def test_disk_full_ends_the_recording_readable(tmp_path):
     d = tmp_path / "full"
     d.mkdir()
     # The daily-server command in a private mount namespace whose recordings dir is a 64 KiB
-    # tmpfs: the recording fills it within seconds.
+    # tmpfs: speech (a raw track of about 20 kbit/s and the mix of about 64) fills it within
+    # about 6 s.
     cmd = (
         f"mount -t tmpfs -o size=64k tmpfs {d} && exec {sys.executable} -m daily.cli "
         f"--host 127.0.0.1 --port 0 --api-key {KEY} --recordings-dir {d}"
@@ -400,8 +401,7 @@ def test_disk_full_ends_the_recording_readable(tmp_path):
         stop = threading.Event()
 
         def talk():
-            clip = speech(30.0, 20.0)
-            data = clip.astype("<i2").tobytes()
+            data = speech(0.0, 24.0).astype("<i2").tobytes()
             for k in range(0, len(data), 640):
                 if stop.is_set():
                     return
