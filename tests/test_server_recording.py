@@ -346,6 +346,21 @@ def test_server_stop_and_open_server_rules(tmp_path):
     check_ogg(str(d / rec_id / "mix.ogg"), tmp_path)
 
 
+def test_not_in_a_call_completes_once_with_an_error():
+    c = CallClient()
+    try:
+        for call, n in ((lambda w: c.start_recording(completion=w), 2), (lambda w: c.stop_recording(completion=w), 1)):
+            w = Waiter()
+            assert call(w) is None
+            args = w.wait(5)
+            time.sleep(0.05)  # a second completion would land here
+            assert w.calls == 1 and len(args) == n and "not in a call" in args[-1], args
+    finally:
+        c.release()
+    with pytest.raises(RuntimeError):
+        c.start_recording()
+
+
 def test_recording_disabled_without_a_directory(server):
     a = CallClient()
     try:
