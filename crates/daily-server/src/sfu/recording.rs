@@ -93,9 +93,13 @@ impl Sfu {
     /// Turns recording on (`dir` configured) and says whether every participant may record
     /// (`open`: the server has no API key).
     pub(crate) fn with_recording(mut self, enabled: bool, open: bool) -> Self {
+        self.set_recording(enabled, open);
+        self
+    }
+
+    pub(crate) fn set_recording(&mut self, enabled: bool, open: bool) {
         self.recording_enabled = enabled;
         self.recording_open = open;
-        self
     }
 
     /// Next order for the recorder.
