@@ -73,6 +73,9 @@ pub use sfu::{
 };
 pub use driver::MAX_QUEUED_PER_CONNECTION;
 
+/// How long shutdown waits for the SFU task, which waits for the recorder to close its files.
+const RECORDER_GRACE: Duration = Duration::from_secs(10);
+
 /// How long shutdown waits for connections to flush `callEnded` and close.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
@@ -458,9 +461,10 @@ async fn serve(
     let _ = ready.send(());
     let _ = shutdown.wait_for(|s| *s).await;
     // The SFU task sends `callEnded` + close to every participant before it ends, and waits
-    // for the recorder to close its files (not bounded by the grace: a recording must end
-    // readable).
-    let _ = sfu_task.await;
+    // for the recorder to close its files: longer than the grace, so that recordings end with
+    // their end-of-stream pages, but bounded (a stalled disk must not hang the shutdown; the
+    // files then keep what reached them, page by page).
+    let _ = tokio::time::timeout(RECORDER_GRACE, sfu_task).await;
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait_idle()).await;
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, http_task).await;
     // Every socket closed (kept-alive HTTP connections finish their request and close).
