@@ -330,5 +330,7 @@ fn the_mix_of_one_speaker_is_that_speaker() {
         .fold((f64::MIN, 0), |a, b| if b.0 > a.0 { b } else { a });
     println!("mix vs direct decode: correlation {:.3} at lag {} samples", best.0, best.1);
     assert!(best.0 > 0.93, "{best:?}");
-    assert_eq!(best.1, 100 * 48 + 312, "the first packet's arrival plus the encoder's look-ahead");
+    // The first packet's arrival (100 ms) plus the encoder's look-ahead (312), within the
+    // 10-sample search step.
+    assert!(best.1.abs_diff(100 * 48 + 312) <= 10, "{best:?}");
 }
