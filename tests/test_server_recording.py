@@ -316,6 +316,21 @@ def test_call_end_finishes_the_recording(rec_server, tmp_path):
     check_ogg(os.path.join(rdir, "mix.ogg"), tmp_path)
     on_disk = json.load(open(os.path.join(rdir, "recording.json")))
     assert on_disk["ended_by"] == "call-ended"
+    # REST: filters, limits, errors, delete.
+    assert api(rec_server.url, "/recordings?room_name=rec-end&limit=1")["data"][0]["id"] == rec_id
+    assert api(rec_server.url, "/recordings?room_name=nobody")["total_count"] == 0
+    for bad in ("/recordings?limit=0", "/recordings?limit=101", f"/recordings/{rec_id}/access-link?valid_for_secs=x"):
+        with pytest.raises(urllib.error.HTTPError) as e:
+            api(rec_server.url, bad)
+        assert e.value.code == 400, bad
+    with pytest.raises(urllib.error.HTTPError) as e:
+        api(rec_server.url, "/recordings", key="wrong")
+    assert e.value.code == 401
+    assert api(rec_server.url, f"/recordings/{rec_id}", "DELETE") == {"deleted": True, "id": rec_id}
+    assert not os.path.exists(rdir)
+    with pytest.raises(urllib.error.HTTPError) as e:
+        api(rec_server.url, f"/recordings/{rec_id}")
+    assert e.value.code == 404
 
 
 @opus_tools
