@@ -17,8 +17,8 @@
 //!   summed (saturating) and encoded as mono 20 ms Opus packets. A tick runs [`MIX_LAG`]
 //!   after its time so that packets still on their way through the channel from the SFU are
 //!   in by then; a packet is given to its jitter buffer only when the ticks reach its arrival
-//!   time, with that time, so the buffers see the network's timing, not the recorder thread's
-//!   (given early, a buffer would see 100 ms more audio queued than it has and shed it). All tracks share the
+//!   time, with that time, so each buffer sees pushes and pops in the order of the network's
+//!   timing, as on a client, not the recorder thread's. All tracks share the
 //!   buffers' delay, so they stay aligned with each other in the mix.
 
 use std::collections::{BTreeMap, VecDeque};

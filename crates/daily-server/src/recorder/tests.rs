@@ -252,8 +252,7 @@ fn ticks_wait_for_the_mix_lag() {
 #[test]
 fn the_mix_keeps_every_packet_when_ticks_run_behind_arrivals() {
     // As on the recorder thread: packets are handed in as they arrive, the ticks run MIX_LAG
-    // behind. The jitter buffer must not see the packets early (it would take the 100 ms
-    // queued for excess delay and shed audio): 1 s of tone stays 1 s long in the mix.
+    // behind. Nothing is shed or stretched: 1 s of tone stays 1 s long in the mix.
     let t0 = Instant::now();
     let mut core = RecordingCore::new(t0).unwrap();
     let pkts = tone_packets(440.0, 50);
