@@ -468,3 +468,37 @@ def test_disk_full_ends_the_recording_readable(tmp_path):
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+
+
+@opus_tools
+def test_sigterm_to_the_daily_server_command_finishes_the_recording(tmp_path):
+    d = tmp_path / "term"
+    p = subprocess.Popen(
+        [sys.executable, "-m", "daily.cli", "--host", "127.0.0.1", "--port", "0", "--recordings-dir", str(d)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    ev = Rec()
+    a, src, track = make_bot("term", ev)
+    try:
+        url = p.stdout.readline().split()[-1]
+        join(a, url + "/term", client_settings=mic_settings(track))
+        w = Waiter()
+        a.start_recording(completion=w)
+        sid, err = w.wait(10)
+        assert err is None
+        rec_id = ev.wait("started")[0]["recordingId"]
+        speak(src, speech(15.0, 1.0))
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(timeout=15) == 0
+        assert ev.wait("stopped") == (sid,)
+    finally:
+        a.release()
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    meta = json.load(open(d / rec_id / "recording.json"))
+    assert meta["status"] == "finished" and meta["ended_by"] == "server-stopped", meta
+    check_ogg(str(d / rec_id / meta["tracks"][0]["file"]), tmp_path)
+    check_ogg(str(d / rec_id / "mix.ogg"), tmp_path)
