@@ -63,7 +63,11 @@ fn not_found(id: &str) -> Response {
 }
 
 /// `GET /v1/recordings?room_name=&limit=`: newest first.
-async fn list(State(state): State<AppState>, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
+async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
     if let Err(r) = authorize(&state, &headers) {
         return r;
     }
@@ -87,7 +91,11 @@ async fn list(State(state): State<AppState>, headers: HeaderMap, RawQuery(q): Ra
 }
 
 /// `GET /v1/recordings/{id}`.
-async fn one(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+async fn one(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
     if let Err(r) = authorize(&state, &headers) {
         return r;
     }
@@ -102,7 +110,11 @@ async fn one(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<S
 }
 
 /// `DELETE /v1/recordings/{id}`: a finished recording's metadata and files.
-async fn delete(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+async fn delete(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
     if let Err(r) = authorize(&state, &headers) {
         return r;
     }
@@ -112,7 +124,9 @@ async fn delete(State(state): State<AppState>, headers: HeaderMap, Path(id): Pat
     };
     match cat.delete(&id) {
         Ok(_) => Json(json!({ "deleted": true, "id": id })).into_response(),
-        Err("in-progress") => bad_request(format!("recording {id:?} is still in progress: stop it first")),
+        Err("in-progress") => bad_request(format!(
+            "recording {id:?} is still in progress: stop it first"
+        )),
         Err(_) => not_found(&id),
     }
 }
@@ -138,7 +152,11 @@ async fn access_link(
         if k == "valid_for_secs" {
             match v.parse::<u64>() {
                 Ok(n) if (1..=LINK_MAX_SECS).contains(&n) => secs = n,
-                _ => return bad_request(format!("valid_for_secs must be 1 to {LINK_MAX_SECS}, got {v:?}")),
+                _ => {
+                    return bad_request(format!(
+                        "valid_for_secs must be 1 to {LINK_MAX_SECS}, got {v:?}"
+                    ));
+                }
             }
         }
     }
@@ -147,7 +165,12 @@ async fn access_link(
     };
     let expires = crate::unix_now() + secs;
     let token = key.issue_download(&id, expires);
-    let link = |file: &str| format!("{}/v1/recordings/{id}/files/{file}?token={token}", state.api.base_url);
+    let link = |file: &str| {
+        format!(
+            "{}/v1/recordings/{id}/files/{file}?token={token}",
+            state.api.base_url
+        )
+    };
     let tracks: Vec<Value> = meta["tracks"]
         .as_array()
         .map(|l| {
@@ -179,7 +202,10 @@ async fn file(
     Path((id, name)): Path<(String, String)>,
     RawQuery(q): RawQuery,
 ) -> Response {
-    let token = query(&q).into_iter().find(|(k, _)| *k == "token").map(|(_, v)| v.to_owned());
+    let token = query(&q)
+        .into_iter()
+        .find(|(k, _)| *k == "token")
+        .map(|(_, v)| v.to_owned());
     match (&state.api.key, token) {
         (Some(key), Some(t)) => {
             if !key.check_download(&t, &id, crate::unix_now()) {
@@ -213,7 +239,10 @@ async fn file(
         Ok(bytes) => (
             [
                 (header::CONTENT_TYPE, "audio/ogg".to_owned()),
-                (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"{name}\""),
+                ),
             ],
             bytes,
         )

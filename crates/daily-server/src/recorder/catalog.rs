@@ -24,7 +24,9 @@ impl Catalog {
         let mut entries = HashMap::new();
         for e in std::fs::read_dir(dir)?.flatten() {
             let p = e.path().join("recording.json");
-            let Ok(text) = std::fs::read(&p) else { continue };
+            let Ok(text) = std::fs::read(&p) else {
+                continue;
+            };
             let Ok(mut v) = serde_json::from_slice::<Value>(&text) else {
                 continue;
             };
@@ -74,7 +76,12 @@ impl Catalog {
             .cloned()
             .collect();
         all.sort_by(|a, b| {
-            let k = |v: &Value| (v["start_ts"].as_u64().unwrap_or(0), v["id"].as_str().unwrap_or("").to_owned());
+            let k = |v: &Value| {
+                (
+                    v["start_ts"].as_u64().unwrap_or(0),
+                    v["id"].as_str().unwrap_or("").to_owned(),
+                )
+            };
             k(b).cmp(&k(a))
         });
         let total = all.len();

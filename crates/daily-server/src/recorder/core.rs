@@ -27,8 +27,7 @@ use std::time::{Duration, Instant};
 
 use daily_media::{
     FRAME_10MS_48K, JitterBuffer, JitterConfig, MAX_PACKET_BYTES, OPUS_FRAME_20MS, OpusApplication,
-    OpusEncoder,
-    packet_frames,
+    OpusEncoder, packet_frames,
 };
 
 /// Longest a packet waits for an earlier one that is missing before it is written anyway.
@@ -141,7 +140,10 @@ impl RecordingCore {
 
     /// The jitter buffer counters of track `track` in the mix, if it had a packet.
     pub fn mix_stats(&self, track: u32) -> Option<daily_media::JitterStats> {
-        self.tracks.get(track as usize)?.as_ref().map(|t| t.jb.stats())
+        self.tracks
+            .get(track as usize)?
+            .as_ref()
+            .map(|t| t.jb.stats())
     }
 
     /// 48 kHz frames of the mix so far.
@@ -174,7 +176,14 @@ impl RecordingCore {
     }
 
     /// A packet of track `track` (numbered from 0 by the caller) arrived at `at`.
-    pub fn handle_packet(&mut self, track: u32, at: Instant, seq: u64, rtp_ts: u32, payload: Arc<[u8]>) {
+    pub fn handle_packet(
+        &mut self,
+        track: u32,
+        at: Instant,
+        seq: u64,
+        rtp_ts: u32,
+        payload: Arc<[u8]>,
+    ) {
         if self.finished || payload.is_empty() {
             return;
         }
@@ -188,7 +197,8 @@ impl RecordingCore {
                 return;
             };
             let offset_ms = at.saturating_duration_since(self.start).as_millis() as u64;
-            self.out.push_back(Output::TrackStarted { track, offset_ms });
+            self.out
+                .push_back(Output::TrackStarted { track, offset_ms });
             self.tracks[i] = Some(Track {
                 raw: RawTrack {
                     pending: BTreeMap::new(),
@@ -206,7 +216,8 @@ impl RecordingCore {
         // tick run counts as arriving at that tick.
         let now_us = self.us(at).max(self.ticks * 10_000);
         let t = self.tracks[i].as_mut().expect("made above");
-        t.mix_queue.push_back((now_us, seq as u16, rtp_ts, payload.clone()));
+        t.mix_queue
+            .push_back((now_us, seq as u16, rtp_ts, payload.clone()));
         // The raw track.
         if t.raw.next_seq.is_some_and(|n| seq < n) {
             t.raw.stats.late += 1;
@@ -270,7 +281,10 @@ impl RecordingCore {
                 }
             }
             let half = (self.ticks % 2) as usize * FRAME_10MS_48K;
-            for (d, a) in self.frame[half..half + FRAME_10MS_48K].iter_mut().zip(&self.acc) {
+            for (d, a) in self.frame[half..half + FRAME_10MS_48K]
+                .iter_mut()
+                .zip(&self.acc)
+            {
                 *d = (*a).clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16;
             }
             self.ticks += 1;

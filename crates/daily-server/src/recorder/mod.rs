@@ -401,7 +401,13 @@ impl Worker {
         if let Some(n) = &track_name {
             let clean: String = n
                 .chars()
-                .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
                 .take(64)
                 .collect();
             label = format!("{label}-{clean}");
@@ -521,7 +527,10 @@ impl Worker {
         a.meta["mix"]["size"] = json!(file_size(&a.dir.join("mix.ogg")));
         let n = a.meta["tracks"].as_array().map_or(0, Vec::len);
         for i in 0..n {
-            let file = a.meta["tracks"][i]["file"].as_str().unwrap_or("").to_owned();
+            let file = a.meta["tracks"][i]["file"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned();
             a.meta["tracks"][i]["size"] = json!(file_size(&a.dir.join(&file)));
             if let Some(st) = a.core.track_stats(i as u32) {
                 let t = &mut a.meta["tracks"][i];
@@ -573,7 +582,10 @@ impl Worker {
 }
 
 fn set_track(meta: &mut Value, track: u32, field: &str, v: Value) {
-    if let Some(t) = meta["tracks"].as_array_mut().and_then(|l| l.get_mut(track as usize)) {
+    if let Some(t) = meta["tracks"]
+        .as_array_mut()
+        .and_then(|l| l.get_mut(track as usize))
+    {
         t[field] = v;
     }
 }

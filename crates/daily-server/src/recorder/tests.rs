@@ -43,7 +43,11 @@ fn drain(core: &mut RecordingCore, d: &mut Drained) {
     while let Some(o) = core.poll_output() {
         match o {
             Output::TrackStarted { track, offset_ms } => d.offsets.push((track, offset_ms)),
-            Output::TrackPacket { track, packet, granule } => {
+            Output::TrackPacket {
+                track,
+                packet,
+                granule,
+            } => {
                 let t = track as usize;
                 if d.tracks.len() <= t {
                     d.tracks.resize_with(t + 1, Vec::new);
@@ -67,7 +71,11 @@ fn drain(core: &mut RecordingCore, d: &mut Drained) {
 fn check_granules(packets: &[(u64, bool, Arc<[u8]>)]) {
     let mut pos = 0u64;
     for (g, silence, p) in packets {
-        pos += if *silence { u64::from_le_bytes(p[..8].try_into().unwrap()) } else { packet_frames(p).unwrap() as u64 };
+        pos += if *silence {
+            u64::from_le_bytes(p[..8].try_into().unwrap())
+        } else {
+            packet_frames(p).unwrap() as u64
+        };
         assert_eq!(*g, pos);
     }
 }
@@ -89,10 +97,16 @@ fn in_order_packets_are_written_as_received() {
     assert_eq!(d.offsets, vec![(0, 200)]);
     let t = &d.tracks[0];
     assert_eq!(t.len(), 50);
-    assert!(t.iter().zip(&pkts).all(|((_, s, a), b)| !s && a == b), "payloads unchanged, in order");
+    assert!(
+        t.iter().zip(&pkts).all(|((_, s, a), b)| !s && a == b),
+        "payloads unchanged, in order"
+    );
     check_granules(t);
     let st = core.track_stats(0).unwrap();
-    assert_eq!((st.packets, st.lost, st.late, st.silence_frames), (50, 0, 0, 0));
+    assert_eq!(
+        (st.packets, st.lost, st.late, st.silence_frames),
+        (50, 0, 0, 0)
+    );
 }
 
 #[test]
@@ -102,7 +116,9 @@ fn loss_reordering_and_dtx_gaps_keep_the_timeline() {
     let pkts = tone_packets(440.0, 40);
     // Packet 5 lost; 10 and 11 swapped; 20..30 never sent (DTX: the sender's timestamps jump
     // 10 packets); packet 12 duplicated late.
-    let mut order: Vec<usize> = (0..40).filter(|k| *k != 5 && !(20..30).contains(k)).collect();
+    let mut order: Vec<usize> = (0..40)
+        .filter(|k| *k != 5 && !(20..30).contains(k))
+        .collect();
     let i = order.iter().position(|k| *k == 10).unwrap();
     order.swap(i, i + 1);
     let mut d = Drained::default();
@@ -121,7 +137,11 @@ fn loss_reordering_and_dtx_gaps_keep_the_timeline() {
     let t = &d.tracks[0];
     check_granules(t);
     let real: Vec<&Arc<[u8]>> = t.iter().filter(|(_, s, _)| !s).map(|(_, _, p)| p).collect();
-    let want: Vec<&Arc<[u8]>> = order.iter().filter(|k| **k != 10 && **k != 11).map(|k| &pkts[*k]).collect();
+    let want: Vec<&Arc<[u8]>> = order
+        .iter()
+        .filter(|k| **k != 10 && **k != 11)
+        .map(|k| &pkts[*k])
+        .collect();
     assert_eq!(real.len(), 29);
     // 10 and 11 come out in sequence order.
     let pos10 = real.iter().position(|p| **p == pkts[10]).unwrap();
@@ -131,7 +151,11 @@ fn loss_reordering_and_dtx_gaps_keep_the_timeline() {
     // exactly the sender's timeline (40 packets of 20 ms).
     assert_eq!(t.last().unwrap().0, 40 * 960);
     let st = core.track_stats(0).unwrap();
-    assert_eq!(st.silence_frames, 11 * 960, "1 lost + 10 DTX packets of 20 ms");
+    assert_eq!(
+        st.silence_frames,
+        11 * 960,
+        "1 lost + 10 DTX packets of 20 ms"
+    );
     assert_eq!(st.lost, 11);
     assert_eq!(st.late, 1);
     // The packet after each gap sits where its RTP timestamp says.
@@ -203,7 +227,13 @@ fn a_late_track_and_two_tracks_align_in_the_mix() {
     let mut events: Vec<(u64, u32, u64, u32, Arc<[u8]>)> = Vec::new();
     for k in 0..50u64 {
         events.push((100 + 20 * k, 0, k, 960 * k as u32, a[k as usize].clone()));
-        events.push((600 + 20 * k, 1, 40_000 + k, 3_000_000_000u32.wrapping_add(960 * k as u32), b[k as usize].clone()));
+        events.push((
+            600 + 20 * k,
+            1,
+            40_000 + k,
+            3_000_000_000u32.wrapping_add(960 * k as u32),
+            b[k as usize].clone(),
+        ));
     }
     events.sort_by_key(|e| e.0);
     let mut clock = 0;
@@ -230,12 +260,18 @@ fn a_late_track_and_two_tracks_align_in_the_mix() {
         let peak = e.iter().cloned().fold(0.0, f64::max);
         e.iter().position(|v| *v > peak / 2.0).unwrap() as u64 * 20
     };
-    let (on_a, on_b) = (onset(&tone_energy(&pcm, 440.0)), onset(&tone_energy(&pcm, 1000.0)));
+    let (on_a, on_b) = (
+        onset(&tone_energy(&pcm, 440.0)),
+        onset(&tone_energy(&pcm, 1000.0)),
+    );
     // Each tone starts in the mix where it arrived, plus the same jitter-buffer delay
     // (20-60 ms, plus the decoder's 20 ms window granularity); the two stay 500 ms apart.
     assert!((100..=200).contains(&on_a), "440 Hz onset {on_a} ms");
     assert!((600..=700).contains(&on_b), "1000 Hz onset {on_b} ms");
-    assert!((on_b as i64 - on_a as i64 - 500).abs() <= 20, "offset between the tracks {on_a} / {on_b}");
+    assert!(
+        (on_b as i64 - on_a as i64 - 500).abs() <= 20,
+        "offset between the tracks {on_a} / {on_b}"
+    );
     // The late track's file starts at its first packet; its wrapped timestamps are unwrapped.
     check_granules(&d.tracks[1]);
     assert_eq!(d.tracks[1].last().unwrap().0, 50 * 960);
@@ -268,7 +304,10 @@ fn the_mix_keeps_every_packet_when_ticks_run_behind_arrivals() {
     let e = tone_energy(&decode_mix(&d.mix), 440.0);
     let peak = e.iter().cloned().fold(0.0, f64::max);
     let loud = e.iter().filter(|v| **v > peak / 2.0).count();
-    assert!((49..=51).contains(&loud), "{loud} windows of 20 ms carry the tone, want 50");
+    assert!(
+        (49..=51).contains(&loud),
+        "{loud} windows of 20 ms carry the tone, want 50"
+    );
 }
 
 /// Pearson correlation of two equally long signals.
@@ -292,8 +331,16 @@ fn the_mix_of_one_speaker_is_that_speaker() {
     // Real speech (the repository's LibriVox clip, 16 kHz, upsampled by repetition to 48 kHz
     // is enough for a codec test) through the core: the mix must match a plain decode of the
     // same packets, sample for sample after the mix's fixed delay.
-    let wav = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/librivox_16k.wav")).unwrap();
-    let pcm16: Vec<i16> = wav[44..].chunks(2).map(|c| i16::from_le_bytes([c[0], c[1]])).take(16_000 * 3).collect();
+    let wav = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../data/librivox_16k.wav"
+    ))
+    .unwrap();
+    let pcm16: Vec<i16> = wav[44..]
+        .chunks(2)
+        .map(|c| i16::from_le_bytes([c[0], c[1]]))
+        .take(16_000 * 3)
+        .collect();
     let pcm48: Vec<i16> = pcm16.iter().flat_map(|s| [*s; 3]).collect();
     let mut enc = OpusEncoder::new(1, Some(32_000)).unwrap();
     let mut buf = [0u8; 1500];
@@ -327,7 +374,10 @@ fn the_mix_of_one_speaker_is_that_speaker() {
         .step_by(10)
         .map(|lag| (corr(&direct, &mix[lag..]), lag))
         .fold((f64::MIN, 0), |a, b| if b.0 > a.0 { b } else { a });
-    println!("mix vs direct decode: correlation {:.3} at lag {} samples", best.0, best.1);
+    println!(
+        "mix vs direct decode: correlation {:.3} at lag {} samples",
+        best.0, best.1
+    );
     assert!(best.0 > 0.93, "{best:?}");
     // The first packet's arrival (100 ms) plus the encoder's look-ahead (312), within the
     // 10-sample search step.

@@ -305,7 +305,12 @@ impl Sfu {
 
     /// Ends the recordings of a room the last participant left (it is already out of
     /// `members`, so nobody is told).
-    pub(super) fn end_recordings(&mut self, now: Instant, recordings: Vec<ActiveRecording>, reason: StopReason) {
+    pub(super) fn end_recordings(
+        &mut self,
+        now: Instant,
+        recordings: Vec<ActiveRecording>,
+        reason: StopReason,
+    ) {
         for a in recordings {
             tracing::info!(recording = %a.status.recording_id, reason = reason.as_str(), "recording stopped");
             self.record_out.push_back(RecordCmd::Stop {
@@ -377,7 +382,11 @@ impl Sfu {
     /// Copies the audio packets `publisher` sent (`media`, indices of audio packets in
     /// `audio`) to every recording of its room. Called on the forwarding path only when the
     /// room records.
-    pub(super) fn record_packets(&mut self, publisher: ConnId, media: &[super::transport::Inbound]) {
+    pub(super) fn record_packets(
+        &mut self,
+        publisher: ConnId,
+        media: &[super::transport::Inbound],
+    ) {
         let Some(p) = self.parts.get(&publisher) else {
             return;
         };
@@ -392,7 +401,11 @@ impl Sfu {
                 continue;
             }
             for a in &mut room.recordings {
-                let index = match a.tracks.iter().find(|(c, m, _)| *c == publisher && m == mid) {
+                let index = match a
+                    .tracks
+                    .iter()
+                    .find(|(c, m, _)| *c == publisher && m == mid)
+                {
                     Some((_, _, i)) => *i,
                     None => {
                         let i = a.tracks.len() as u32;

@@ -31,7 +31,10 @@ fn reply(w: &World, i: usize, request_id: u64) -> (usize, Option<String>) {
         .iter()
         .enumerate()
         .find_map(|(k, m)| match m {
-            ServerMessage::Reply { request_id: r, error } if *r == request_id => Some((k, error.clone())),
+            ServerMessage::Reply {
+                request_id: r,
+                error,
+            } if *r == request_id => Some((k, error.clone())),
             _ => None,
         })
         .expect("a reply")
@@ -42,7 +45,9 @@ fn recording_msgs(w: &World, i: usize) -> Vec<String> {
         .inbox
         .iter()
         .filter_map(|m| match m {
-            ServerMessage::RecordingStarted { status } => Some(format!("started {}", status.stream_id)),
+            ServerMessage::RecordingStarted { status } => {
+                Some(format!("started {}", status.stream_id))
+            }
             ServerMessage::RecordingStopped { stream_id } => Some(format!("stopped {stream_id}")),
             ServerMessage::RecordingError { stream_id, .. } => Some(format!("error {stream_id}")),
             _ => None,
@@ -95,8 +100,19 @@ fn owners_record_every_audio_packet_and_everybody_hears_of_it() {
     assert!(reply(&w, a, 4).1.unwrap().contains("\"s1\""));
 
     let key = match drain(&mut w).as_slice() {
-        [RecordCmd::Start { key, status, room, participants, .. }] => {
-            assert_eq!((room.as_str(), *participants, status.kind.as_str()), ("rec", 2, "raw-tracks"));
+        [
+            RecordCmd::Start {
+                key,
+                status,
+                room,
+                participants,
+                ..
+            },
+        ] => {
+            assert_eq!(
+                (room.as_str(), *participants, status.kind.as_str()),
+                ("rec", 2, "raw-tracks")
+            );
             assert_eq!(status.started_by, w.clients[a].id);
             *key
         }
@@ -108,8 +124,14 @@ fn owners_record_every_audio_packet_and_everybody_hears_of_it() {
     // A newcomer is told right after `joined`.
     let c = w.join("rec", "late");
     let inbox = &w.clients[c].inbox;
-    let joined = inbox.iter().position(|m| matches!(m, ServerMessage::Joined { .. })).unwrap();
-    let told = inbox.iter().position(|m| matches!(m, ServerMessage::RecordingStarted { .. })).unwrap();
+    let joined = inbox
+        .iter()
+        .position(|m| matches!(m, ServerMessage::Joined { .. }))
+        .unwrap();
+    let told = inbox
+        .iter()
+        .position(|m| matches!(m, ServerMessage::RecordingStarted { .. }))
+        .unwrap();
     assert!(joined < told);
 
     // Every packet of both microphones, as sent, on its own track of the recording.
@@ -118,16 +140,31 @@ fn owners_record_every_audio_packet_and_everybody_hears_of_it() {
     let mut frames: Vec<Vec<u64>> = vec![Vec::new(); 2];
     for cmd in &cmds {
         match cmd {
-            RecordCmd::Track { key: k, track, participant_id, source, .. } => {
+            RecordCmd::Track {
+                key: k,
+                track,
+                participant_id,
+                source,
+                ..
+            } => {
                 assert_eq!(*k, key);
                 assert_eq!(source, "microphone");
                 tracks.insert(*track, participant_id.clone());
             }
-            RecordCmd::Packet { key: k, track, payload: p, rtp_ts, .. } => {
+            RecordCmd::Packet {
+                key: k,
+                track,
+                payload: p,
+                rtp_ts,
+                ..
+            } => {
                 assert_eq!(*k, key);
                 let (from, n) = frame_of(p);
                 assert_eq!(p.as_ref(), payload(from, n).as_slice());
-                assert_eq!(tracks[track], w.clients[from].id, "the track is its publisher's");
+                assert_eq!(
+                    tracks[track], w.clients[from].id,
+                    "the track is its publisher's"
+                );
                 assert_eq!(u64::from(*rtp_ts), n * super::harness::FRAME);
                 frames[from].push(n);
             }
@@ -138,31 +175,47 @@ fn owners_record_every_audio_packet_and_everybody_hears_of_it() {
     assert_eq!(tracks.len(), 2);
     for (i, f) in frames.iter().enumerate() {
         assert!(f.len() >= 45, "client {i}: {} packets in 1 s", f.len());
-        assert!(f.windows(2).all(|p| p[1] == p[0] + 1), "in order, none missing");
+        assert!(
+            f.windows(2).all(|p| p[1] == p[0] + 1),
+            "in order, none missing"
+        );
     }
 
     // force_new: the running one stops, a new one starts under the same stream id.
     w.send(a, start(Some("s1"), true, 5));
     assert_eq!(reply(&w, a, 5).1, None);
     let cmds = drain(&mut w);
-    assert!(matches!(cmds[0], RecordCmd::Stop { key: k, reason: StopReason::Stopped, .. } if k == key));
+    assert!(
+        matches!(cmds[0], RecordCmd::Stop { key: k, reason: StopReason::Stopped, .. } if k == key)
+    );
     let key2 = match &cmds[1] {
         RecordCmd::Start { key, .. } => *key,
         other => panic!("{other:?}"),
     };
-    assert_eq!(recording_msgs(&w, b), ["started s1", "stopped s1", "started s1"]);
+    assert_eq!(
+        recording_msgs(&w, b),
+        ["started s1", "stopped s1", "started s1"]
+    );
 
     // The recorder fails (disk full): error then stopped, to everybody.
-    w.sfu.handle_recorder_failed(key2, "No space left on device");
+    w.sfu
+        .handle_recorder_failed(key2, "No space left on device");
     w.run_for(Duration::from_millis(10));
     for i in [a, b, c] {
-        assert_eq!(recording_msgs(&w, i).last().map(String::as_str), Some("stopped s1"));
+        assert_eq!(
+            recording_msgs(&w, i).last().map(String::as_str),
+            Some("stopped s1")
+        );
         assert!(recording_msgs(&w, i).contains(&"error s1".to_owned()));
     }
     drain(&mut w);
     // Packets are no longer copied.
     w.run_for(Duration::from_millis(200));
-    assert!(drain(&mut w).iter().all(|c| !matches!(c, RecordCmd::Packet { .. })));
+    assert!(
+        drain(&mut w)
+            .iter()
+            .all(|c| !matches!(c, RecordCmd::Packet { .. }))
+    );
 
     // Default stream; then the call ends with it running.
     w.send(a, start(None, false, 6));
@@ -209,9 +262,19 @@ fn open_servers_let_anybody_record_and_disabled_ones_say_how_to_enable() {
     let now = w.now;
     w.sfu.shutdown(now, "bye");
     w.run_for(Duration::from_millis(10));
-    assert!(matches!(drain(&mut w).as_slice(), [RecordCmd::Stop { reason: StopReason::ServerStopped, .. }]));
+    assert!(matches!(
+        drain(&mut w).as_slice(),
+        [RecordCmd::Stop {
+            reason: StopReason::ServerStopped,
+            ..
+        }]
+    ));
     let inbox = &w.clients[a].inbox;
-    let stopped = inbox.iter().rposition(|m| matches!(m, ServerMessage::RecordingStopped { .. }));
-    let ended = inbox.iter().position(|m| matches!(m, ServerMessage::CallEnded { .. }));
+    let stopped = inbox
+        .iter()
+        .rposition(|m| matches!(m, ServerMessage::RecordingStopped { .. }));
+    let ended = inbox
+        .iter()
+        .position(|m| matches!(m, ServerMessage::CallEnded { .. }));
     assert!(stopped.is_some() && stopped < ended, "{inbox:?}");
 }
