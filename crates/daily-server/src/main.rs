@@ -258,6 +258,10 @@ mod tests {
         assert!(parse(&["--port", "x"]).is_err());
         assert!(parse(&["--port"]).is_err());
         assert!(parse(&["--bogus"]).is_err());
+        assert_eq!(parse(&[]).unwrap().unwrap().recordings_dir, None);
+        let c = parse(&["--recordings-dir", "/srv/rec"]).unwrap().unwrap();
+        assert_eq!(c.recordings_dir, Some("/srv/rec".into()));
+        assert!(parse(&["--recordings-dir"]).is_err());
     }
 
     #[test]
