@@ -38,6 +38,7 @@ mod process;
 mod rooms;
 mod server;
 mod sound;
+mod recording;
 mod unsupported;
 mod video;
 mod video_client;
