@@ -434,7 +434,7 @@ def test_every_update_awaits_its_completion(server):
         assert e.value.operation == "update_remote_participants"
         with pytest.raises(CallError):
             await a.eject_remote_participants([b_id])
-        with pytest.raises(CallError, match="recording is not supported by this room server"):
+        with pytest.raises(CallError, match="update_recording is not supported"):
             await a.update_recording({"layout": {"preset": "default"}})
         with pytest.raises(CallError, match="live streaming is not supported"):
             await a.update_live_stream({})

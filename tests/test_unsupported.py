@@ -1,6 +1,8 @@
 """Calls our rooms do not offer: each completes exactly once, after the call returned, on
 another thread, with its exact error string, before and during a call; after release() they
-raise RuntimeError."""
+raise RuntimeError. (Server-side recording is offered: start_recording and stop_recording are
+tested in test_server_recording.py; only update_recording, which Daily applies to cloud
+recordings' layouts, stays unsupported.)"""
 
 from __future__ import annotations
 
@@ -14,7 +16,11 @@ import pytest
 from conftest import join, leave
 from daily import CallClient, CustomVideoSource, CustomVideoTrack, Daily, LogLevel
 
-RECORDING = "recording is not supported by this room server"
+UPDATE_RECORDING = (
+    'update_recording is not supported: Daily applies it to the layout of "cloud" recordings only, '
+    'and this room server records "raw-tracks" audio (one file per track and a mix), which has no '
+    "layout to update"
+)
 LIVE = "live streaming is not supported by this room server"
 TRANSCRIPTION = "transcription is not supported by this room server"
 DIALOUT = "dial-out is not supported by this room server"
@@ -29,11 +35,7 @@ def _track() -> CustomVideoTrack:
 
 # (method, positional args, keyword args, expected completion arguments)
 CASES = [
-    ("start_recording", (), {}, (None, RECORDING)),
-    ("start_recording", ({"video": {"width": 1280}},), {"stream_id": "s1", "force_new": True}, (None, RECORDING)),
-    ("stop_recording", (), {}, (RECORDING,)),
-    ("stop_recording", (), {"stream_id": "s1"}, (RECORDING,)),
-    ("update_recording", ({"layout": {"preset": "default"}},), {"stream_id": "s1"}, (RECORDING,)),
+    ("update_recording", ({"layout": {"preset": "default"}},), {"stream_id": "s1"}, (UPDATE_RECORDING,)),
     ("start_live_stream_with_endpoints", ([{"endpoint": "x"}],), {}, (LIVE,)),
     ("start_live_stream_with_endpoints", (["x"], {"video": {}}, "s1", False), {}, (LIVE,)),
     ("start_live_stream_with_rtmp_urls", (["rtmp://example.invalid/live"],), {}, (LIVE,)),

@@ -557,7 +557,8 @@ class AsyncCallClient:
         await self._done("remove_custom_video_track", self._client.remove_custom_video_track, track_name)
 
     async def update_recording(self, update_settings: Mapping[str, Any], stream_id: Optional[str] = None) -> None:
-        """Not offered by our rooms: raises :class:`CallError`, as the callback API completes."""
+        """Not offered (Daily applies it to cloud recordings' layouts; ours are raw-tracks audio):
+        raises :class:`CallError`, as the callback API completes."""
         await self._done("update_recording", self._client.update_recording, update_settings, stream_id)
 
     async def update_live_stream(self, update_settings: Mapping[str, Any], stream_id: Optional[str] = None) -> None:
@@ -570,10 +571,11 @@ class AsyncCallClient:
         """Not offered by our rooms: raises :class:`CallError`, as the callback API completes."""
         await self._done("update_transcription", self._client.update_transcription, participants, instance_id)
 
-    # -- not offered by our rooms ---------------------------------------------------------
-    # daily-python has them; our room server does not record, stream, transcribe or dial, so
-    # each raises CallError with the callback API's completion error. They exist so that code
-    # written for Daily's rooms ports unchanged and fails clearly.
+    # -- recording, and what our rooms do not offer ---------------------------------------
+    # Server-side recording is real (``RoomServer(recordings_dir=...)``). Our room server does
+    # not stream, transcribe or dial, so those raise CallError with the callback API's
+    # completion error; they exist so that code written for Daily's rooms ports unchanged and
+    # fails clearly.
 
     async def _two(self, operation: str, method: Callable[..., None], *args: Any) -> Optional[str]:
         """A call whose completion is ``completion(value, error)``."""
@@ -588,11 +590,17 @@ class AsyncCallClient:
         stream_id: Optional[str] = None,
         force_new: Optional[bool] = None,
     ) -> Optional[str]:
-        """Returns the stream id. Not offered by our rooms: raises :class:`CallError`."""
+        """Records the call on the server (see ``CallClient.start_recording``) and returns the
+        stream id once every participant was told (``on_recording_started``). Raises
+        :class:`CallError` when not in a call, when recording is off on the server, for a
+        participant who may not record, or for a stream id already recording without
+        ``force_new``."""
         return await self._two("start_recording", self._client.start_recording, streaming_settings, stream_id, force_new)
 
     async def stop_recording(self, stream_id: Optional[str] = None) -> None:
-        """Not offered by our rooms: raises :class:`CallError`."""
+        """Stops the server-side recording ``stream_id`` (default: the default instance).
+        Raises :class:`CallError` when not in a call, for a participant who may not record, or
+        for a stream id that is not recording."""
         await self._done("stop_recording", self._client.stop_recording, stream_id)
 
     async def start_live_stream_with_endpoints(

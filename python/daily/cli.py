@@ -27,6 +27,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--tls-cert", default=None, help="serve HTTPS/WSS with this PEM certificate chain (with --tls-key)")
     p.add_argument("--tls-key", default=None, help="the PEM private key of --tls-cert")
+    p.add_argument(
+        "--recordings-dir",
+        default=None,
+        metavar="DIR",
+        help="turns on server-side recording (CallClient.start_recording): a directory per "
+        "recording under DIR with an Ogg/Opus file per audio track, mix.ogg and recording.json "
+        "(GET /v1/recordings, with --api-key); without it start_recording fails",
+    )
     lim = p.add_argument_group("limits", "connection limits (docs/server-limits.md); default: the server's")
     lim.add_argument("--http-idle-timeout", type=float, default=None, metavar="SECS",
                      help="close an HTTP connection that sends no request head for SECS (default 20)")
@@ -64,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             resume_grace=args.resume_grace,
             app_message_rate=args.app_message_rate,
             update_rate=args.update_rate,
+            recordings_dir=args.recordings_dir,
         ).start()
     except (RuntimeError, ValueError) as e:
         print(f"daily-server: {e}", file=sys.stderr)

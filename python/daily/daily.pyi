@@ -507,6 +507,7 @@ class _RoomServer:
         resume_grace: float | None = None,
         app_message_rate: int | None = None,
         update_rate: int | None = None,
+        recordings_dir: str | os.PathLike[str] | None = None,
     ) -> _RoomServer: ...
     @property
     def url(self) -> str: ...

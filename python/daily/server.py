@@ -56,9 +56,17 @@ class RoomServer:
         past it the sender's completion fails with "rate limited". 0: no limit. Default 20.
     :param update_rate: participant updates (rename, subscriptions, permissions, eject) per
         second per participant, bursts of twice that. 0: no limit. Default 5.
+    :param recordings_dir: directory for server-side recordings (created if missing), which
+        turns on ``CallClient.start_recording``: each recording is a subdirectory named by its
+        recording id with one Ogg/Opus file per audio track (the RTP payloads as received, 48 kHz
+        granules), ``mix.ogg`` (all tracks mixed, mono 48 kHz Opus) and ``recording.json`` (Daily's
+        recording object plus each track's file and ``start_offset_ms``), listed by
+        ``GET /v1/recordings`` (needs ``api_key``). ``None`` (default): ``start_recording`` fails
+        with an error saying so. Only owners (and ``canAdmin: streaming``) may record when the
+        server has an ``api_key``; without one, every participant may.
     :raises ValueError: for a host that is not an IP address, a port outside 0-65535, an
-        unusable ``api_key``, a certificate or key that cannot be loaded, or a limit out of
-        range (raised by ``start``).
+        unusable ``api_key``, a certificate or key that cannot be loaded, a limit out of
+        range, or a ``recordings_dir`` that cannot be created (raised by ``start``).
     :raises RuntimeError: when the address cannot be bound.
     """
 
@@ -78,6 +86,7 @@ class RoomServer:
         resume_grace: float | None = None,
         app_message_rate: int | None = None,
         update_rate: int | None = None,
+        recordings_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         self._host = host
         self._port = port
@@ -93,6 +102,7 @@ class RoomServer:
             "resume_grace": resume_grace,
             "app_message_rate": app_message_rate,
             "update_rate": update_rate,
+            "recordings_dir": recordings_dir,
         }
         self._core: _RoomServer | None = None
 

@@ -437,6 +437,63 @@ pub enum ClientMessage {
         /// Participant ids.
         participant_ids: Vec<String>,
     },
+    /// Start recording the room on the server (owners, `canAdmin: streaming`, or everybody
+    /// when the server has no API key). Answered with a [`ServerMessage::Reply`]; on success
+    /// every participant gets [`ServerMessage::RecordingStarted`] first.
+    #[serde(rename_all = "camelCase")]
+    StartRecording {
+        /// Echoed in the reply.
+        request_id: u64,
+        /// The recording instance ([`DEFAULT_STREAM_ID`] when `None`, as Daily's default
+        /// instance); at most [`MAX_STREAM_ID_BYTES`] bytes.
+        #[serde(default)]
+        stream_id: Option<String>,
+        /// Stop a recording already running under this stream id and start a new one, rather
+        /// than refusing.
+        #[serde(default)]
+        force_new: bool,
+    },
+    /// Stop a recording (same rights as starting one). Answered with a
+    /// [`ServerMessage::Reply`]; on success every participant gets
+    /// [`ServerMessage::RecordingStopped`] first.
+    #[serde(rename_all = "camelCase")]
+    StopRecording {
+        /// Echoed in the reply.
+        request_id: u64,
+        /// Which recording ([`DEFAULT_STREAM_ID`] when `None`).
+        #[serde(default)]
+        stream_id: Option<String>,
+    },
+}
+
+/// The stream id of a recording started without one (Daily has a default instance too; its
+/// id is not documented, so this one is ours).
+pub const DEFAULT_STREAM_ID: &str = "00000000-0000-4000-8000-000000000000";
+
+/// Longest recording stream id accepted, in bytes.
+pub const MAX_STREAM_ID_BYTES: usize = 256;
+
+/// A server-side recording as participants see it: the `status` of Daily's
+/// `on_recording_started` (daily-python's `RecordingStatus`: `streamId`, `recordingId`,
+/// `startedBy`, `layout`, plus daily-js's `type` and `instanceId`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordingStatus {
+    /// The recording instance (the `stream_id` of `start_recording`).
+    pub stream_id: String,
+    /// Same as `stream_id` (daily-js calls it `instanceId`).
+    pub instance_id: String,
+    /// The recording's id in the REST API (`GET /v1/recordings/{id}`).
+    pub recording_id: String,
+    /// Participant id of who started it.
+    pub started_by: String,
+    /// Always `raw-tracks`: one Ogg/Opus file per audio track, plus a mixed file.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Always `{"preset": "audio-only"}`: the recording has no video layout.
+    pub layout: serde_json::Value,
+    /// When it started, Unix seconds.
+    pub start_ts: u64,
 }
 
 /// Messages the server sends.
@@ -541,6 +598,28 @@ pub enum ServerMessage {
         present: u32,
         /// Hidden participants.
         hidden: u32,
+    },
+    /// A recording of the room started (to everybody, and to a newcomer right after `joined`
+    /// for each recording running).
+    #[serde(rename_all = "camelCase")]
+    RecordingStarted {
+        /// What it is.
+        status: RecordingStatus,
+    },
+    /// A recording stopped (by `stopRecording`, the call ending, or an error, which comes
+    /// first as [`ServerMessage::RecordingError`]).
+    #[serde(rename_all = "camelCase")]
+    RecordingStopped {
+        /// Its stream id.
+        stream_id: String,
+    },
+    /// A recording failed (e.g. the disk filled); it stopped, and `recordingStopped` follows.
+    #[serde(rename_all = "camelCase")]
+    RecordingError {
+        /// Its stream id.
+        stream_id: String,
+        /// What went wrong.
+        message: String,
     },
     /// Outcome of a request that carried `request_id`.
     #[serde(rename_all = "camelCase")]

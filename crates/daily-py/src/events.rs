@@ -4,8 +4,8 @@
 //! keyword calls work. Events are looked up by name on the handler each time one is
 //! dispatched (see `dispatch_event`).
 //!
-//! Several belong to features our rooms do not offer (telephony, live streaming, client-side
-//! recording, transcription): those are never emitted, and say so.
+//! Several belong to features our rooms do not offer (telephony, live streaming,
+//! transcription): those are never emitted, and say so.
 
 use crate::convert::value_to_py;
 use daily_client::ClientEvent;
@@ -20,8 +20,8 @@ use pyo3::types::PyDict;
 /// order the events happened, never on a media or network thread; an exception raised by a
 /// handler goes to `sys.unraisablehook` and later events still arrive. Payloads are plain
 /// dicts shaped as in daily-python (`daily.types` describes them). Events of features this
-/// room server does not offer (telephony, live streaming, recording, transcription) are never
-/// emitted, and their docstrings say so.
+/// room server does not offer (telephony, live streaming, transcription) are never emitted, and
+/// their docstrings say so.
 #[pyclass(subclass, module = "daily")]
 pub struct EventHandler;
 
@@ -172,15 +172,22 @@ impl EventHandler {
     #[allow(unused_variables)]
     fn on_publishing_updated(&self, publishing_settings: &Bound<'_, PyAny>) {}
 
-    /// Client-requested recording (not offered by our rooms: never emitted).
+    /// A server-side recording failed (e.g. the server's disk filled): `stream_id` (str) and
+    /// `message` (str). Its files end at the last complete Ogg page; `on_recording_stopped`
+    /// follows. Sent to everybody in the call.
     #[allow(unused_variables)]
     fn on_recording_error(&self, stream_id: &Bound<'_, PyAny>, message: &Bound<'_, PyAny>) {}
 
-    /// Client-requested recording (not offered by our rooms: never emitted).
+    /// A server-side recording of the call started (`start_recording` by anybody), or was
+    /// running when this client joined (then right after the participants are announced).
+    /// `status` is daily-python's RecordingStatus: `{"streamId", "instanceId", "recordingId",
+    /// "startedBy", "type": "raw-tracks", "layout": {"preset": "audio-only"}, "startTs"}`
+    /// (`startTs` in Unix seconds; `recordingId` names it in `GET /v1/recordings/{id}`).
     #[allow(unused_variables)]
     fn on_recording_started(&self, status: &Bound<'_, PyAny>) {}
 
-    /// Client-requested recording (not offered by our rooms: never emitted).
+    /// A server-side recording stopped (`stop_recording`, the call ending, an error):
+    /// `stream_id` (str).
     #[allow(unused_variables)]
     fn on_recording_stopped(&self, stream_id: &Bound<'_, PyAny>) {}
 

@@ -39,6 +39,7 @@ mod recorder;
 mod rooms;
 mod server;
 mod sound;
+mod recording;
 mod unsupported;
 mod video;
 mod video_client;

@@ -7,7 +7,8 @@ use std::sync::Mutex;
 /// The room server running inside this process (see `daily.server.RoomServer`). `api_key`
 /// turns on the REST API (`/v1`) and meeting tokens (`docs/rest-api.md`); `tls_cert` and
 /// `tls_key` (PEM paths, both or neither) serve HTTPS/WSS; the other keyword arguments are the
-/// connection limits of `docs/server-limits.md` (`None`: the server's default).
+/// connection limits of `docs/server-limits.md` (`None`: the server's default);
+/// `recordings_dir` turns on server-side recording (`start_recording`).
 #[pyclass(module = "daily", frozen)]
 pub struct _RoomServer {
     inner: Mutex<Option<daily_server::RoomServer>>,
@@ -19,7 +20,8 @@ impl _RoomServer {
     #[new]
     #[pyo3(signature = (host="127.0.0.1", port=0, api_key=None, *, tls_cert=None, tls_key=None,
         http_idle_timeout=None, join_timeout=None, max_connections=None, max_connections_per_ip=None,
-        max_pending_joins=None, resume_grace=None, app_message_rate=None, update_rate=None))]
+        max_pending_joins=None, resume_grace=None, app_message_rate=None, update_rate=None,
+        recordings_dir=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -36,6 +38,7 @@ impl _RoomServer {
         resume_grace: Option<f64>,
         app_message_rate: Option<i64>,
         update_rate: Option<i64>,
+        recordings_dir: Option<std::path::PathBuf>,
     ) -> PyResult<Self> {
         let host: std::net::IpAddr = host.parse().map_err(|_| PyValueError::new_err(format!("host must be an IP address, got {host:?}")))?;
         if !(0..=65535).contains(&port) {
@@ -95,12 +98,14 @@ impl _RoomServer {
         if let Some(v) = update_rate {
             sfu.updates = rate("update_rate", v)?;
         }
-        let config = daily_server::ServerConfig { host, port: port as u16, api_key, tls, limits, sfu };
+        let config = daily_server::ServerConfig { host, port: port as u16, api_key, tls, limits, sfu, recordings_dir };
         // Under guard(): a panic in the server's start-up becomes RuntimeError, not PanicException.
         let server = crate::errors::guard(|| {
             py.detach(|| daily_server::RoomServer::start(config)).map_err(|e| match e {
                 // A file or a limit the caller gave: their value is wrong, not the machine.
-                daily_server::ServerError::Tls { .. } | daily_server::ServerError::InvalidLimit(_) => {
+                daily_server::ServerError::Tls { .. }
+                | daily_server::ServerError::InvalidLimit(_)
+                | daily_server::ServerError::Recordings { .. } => {
                     PyValueError::new_err(e.to_string())
                 }
                 e => PyRuntimeError::new_err(e.to_string()),

@@ -1,5 +1,5 @@
-//! `CallClient` calls whose features our rooms do not offer: recording, live streaming,
-//! transcription, telephony (dial-out, DTMF, SIP) and proxies.
+//! `CallClient` calls whose features our rooms do not offer: live streaming, transcription,
+//! telephony (dial-out, DTMF, SIP) and proxies. (Recording is offered: `recording.rs`.)
 //!
 //! Each exists with daily-python 0.36's exact signature so programs written for it (pipecat's
 //! `DailyTransport` calls most of them) run unchanged. Each completes exactly once, at once,
@@ -12,7 +12,6 @@ use crate::dispatch::{Pending, call_reporting, done_one};
 use crate::errors::{Callback, cb, guard};
 use pyo3::prelude::*;
 
-const RECORDING: &str = "recording is not supported by this room server";
 const LIVE_STREAMING: &str = "live streaming is not supported by this room server";
 const TRANSCRIPTION: &str = "transcription is not supported by this room server";
 const DIALOUT: &str = "dial-out is not supported by this room server";
@@ -23,7 +22,7 @@ const PROXY: &str = "proxies are not supported by this SDK";
 impl CallClient {
     /// Completes a one-argument completion with `error` (None = success). Raises
     /// `RuntimeError` after `release()`.
-    fn complete_one(&self, completion: Option<Callback>, error: Option<&'static str>) -> PyResult<()> {
+    pub(crate) fn complete_one(&self, completion: Option<Callback>, error: Option<&'static str>) -> PyResult<()> {
         self.core()?;
         let done = done_one(self.dispatcher.clone(), cb(completion));
         done(match error {
@@ -45,43 +44,6 @@ impl CallClient {
 // Parameters kept only for signature compatibility are read with `let _ = ...`.
 #[pymethods]
 impl CallClient {
-    // --- recording ---------------------------------------------------------------------------
-
-    /// Not supported: `completion(None, "recording is not supported by this room server")`
-    /// fires once. Our room server records on its own side (see the server docs), not on
-    /// request from a client.
-    #[pyo3(signature = (streaming_settings=None, stream_id=None, force_new=None, completion=None))]
-    fn start_recording(
-        &self,
-        streaming_settings: Option<&Bound<'_, PyAny>>,
-        stream_id: Option<&str>,
-        force_new: Option<bool>,
-        completion: Option<Callback>,
-    ) -> PyResult<()> {
-        guard(|| {
-            let _ = (streaming_settings, stream_id, force_new);
-            self.complete_two(completion, RECORDING)
-        })
-    }
-
-    /// Not supported: `completion("recording is not supported by this room server")`.
-    #[pyo3(signature = (stream_id=None, completion=None))]
-    fn stop_recording(&self, stream_id: Option<&str>, completion: Option<Callback>) -> PyResult<()> {
-        guard(|| {
-            let _ = stream_id;
-            self.complete_one(completion, Some(RECORDING))
-        })
-    }
-
-    /// Not supported: `completion("recording is not supported by this room server")`.
-    #[pyo3(signature = (update_settings, stream_id=None, completion=None))]
-    fn update_recording(&self, update_settings: &Bound<'_, PyAny>, stream_id: Option<&str>, completion: Option<Callback>) -> PyResult<()> {
-        guard(|| {
-            let _ = (update_settings, stream_id);
-            self.complete_one(completion, Some(RECORDING))
-        })
-    }
-
     // --- live streaming ----------------------------------------------------------------------
 
     /// Not supported: `completion("live streaming is not supported by this room server")`.

@@ -361,6 +361,43 @@ impl ApiKey {
     }
 }
 
+/// The claims of a recording's download token (`GET /v1/recordings/{id}/access-link`): the
+/// recording id and the expiry. A different shape from meeting tokens (`rec` is required and
+/// unknown to them), so neither can pass for the other.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DownloadClaims {
+    rec: String,
+    exp: u64,
+}
+
+impl ApiKey {
+    /// Signs a download token for recording `id`, valid until `exp` (Unix seconds).
+    pub fn issue_download(&self, id: &str, exp: u64) -> String {
+        let claims = DownloadClaims {
+            rec: id.to_owned(),
+            exp,
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .expect("HS256 signing of plain claims cannot fail")
+    }
+
+    /// Whether `token` is a download token for recording `id` that has not expired at `now`
+    /// (Unix seconds). HS256 only, signature checked.
+    pub fn check_download(&self, token: &str, id: &str, now: u64) -> bool {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.required_spec_claims.clear();
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.validate_aud = false;
+        validation.leeway = 0;
+        match jsonwebtoken::decode::<DownloadClaims>(token, &self.decoding, &validation) {
+            Ok(d) => d.header.alg == Algorithm::HS256 && d.claims.rec == id && now < d.claims.exp,
+            Err(_) => false,
+        }
+    }
+}
+
 /// Equality whose running time depends only on the lengths.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     let mut diff = a.len() ^ b.len();
@@ -387,6 +424,19 @@ mod tests {
 
     fn props(v: Value) -> TokenProperties {
         TokenProperties::parse(Some(&v)).unwrap()
+    }
+
+    #[test]
+    fn download_tokens() {
+        let k = ApiKey::new("secret-1");
+        let t = k.issue_download("rec-1", 1000);
+        assert!(k.check_download(&t, "rec-1", 999));
+        assert!(!k.check_download(&t, "rec-1", 1000), "expired");
+        assert!(!k.check_download(&t, "rec-2", 999), "another recording");
+        assert!(!ApiKey::new("secret-2").check_download(&t, "rec-1", 999), "another key");
+        // A meeting token is not a download token.
+        let m = k.issue(&TokenProperties::default(), 1);
+        assert!(!k.check_download(&m, "rec-1", 999));
     }
 
     #[test]

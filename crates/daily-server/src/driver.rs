@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot, watch};
 
+use crate::recorder::Recorder;
 use crate::sfu::{Command, ConnId, Outbound, Sfu};
 
 /// Most messages one signalling connection may have waiting in the SFU task's queue. Past
@@ -76,6 +77,8 @@ pub(crate) enum Request {
         out: mpsc::UnboundedSender<Outbound>,
         reply: oneshot::Sender<Result<ConnId, String>>,
     },
+    /// The recorder thread gave up on recording `key` (e.g. the disk is full).
+    RecorderFailed { key: u64, message: String },
     /// How many participants are in a room (for `GET /{room}`).
     RoomInfo {
         room: String,
@@ -104,11 +107,12 @@ pub(crate) async fn run(
     mut requests: mpsc::UnboundedReceiver<Request>,
     mut shutdown: watch::Receiver<bool>,
     mut sfu: Sfu,
+    mut recorder: Option<Recorder>,
 ) {
     let mut buf = vec![0u8; RECV_BUF];
     let mut routes = Routes::new();
     loop {
-        flush(&socket, &mut sfu, &mut routes).await;
+        flush(&socket, &mut sfu, &mut routes, recorder.as_ref()).await;
         let now = Instant::now();
         let deadline = sfu
             .poll_timeout()
@@ -136,7 +140,11 @@ pub(crate) async fn run(
         }
     }
     sfu.shutdown(Instant::now(), "the server is shutting down");
-    flush(&socket, &mut sfu, &mut routes).await;
+    flush(&socket, &mut sfu, &mut routes, recorder.as_ref()).await;
+    if let Some(mut r) = recorder.take() {
+        // Every recording got its `Stop` above; wait for the files to be closed.
+        tokio::task::block_in_place(|| r.finish());
+    }
     let stats = sfu.stats();
     tracing::debug!(
         frames_in = stats.frames_in,
@@ -197,14 +205,21 @@ fn handle_request(sfu: &mut Sfu, routes: &mut Routes, req: Request) {
             }
             let _ = reply.send(result);
         }
+        Request::RecorderFailed { key, message } => sfu.handle_recorder_failed(key, &message),
         Request::RoomInfo { room, reply } => {
             let _ = reply.send(sfu.participant_count(&room));
         }
     }
 }
 
-/// Routes the core's signalling output to the connections, then sends its datagrams.
-async fn flush(socket: &UdpSocket, sfu: &mut Sfu, routes: &mut Routes) {
+/// Routes the core's signalling output to the connections, hands its recording orders to the
+/// recorder thread (never blocking), then sends its datagrams.
+async fn flush(socket: &UdpSocket, sfu: &mut Sfu, routes: &mut Routes, recorder: Option<&Recorder>) {
+    while let Some(cmd) = sfu.poll_record() {
+        if let Some(r) = recorder {
+            r.send(cmd);
+        }
+    }
     while let Some((conn, out)) = sfu.poll_signal() {
         let Some(route) = routes.get(&conn) else {
             // The connection is gone (its `Closed` reached the core or will), or the

@@ -45,6 +45,8 @@ mod listener;
 mod page;
 mod rest;
 mod rooms;
+mod recorder;
+mod recordings_rest;
 mod sfu;
 mod tls;
 
@@ -70,6 +72,9 @@ pub use sfu::{
     MAX_USER_NAME_BYTES, PING_INTERVAL, RateLimit, SIGNALLING_TIMEOUT, SfuConfig, UPDATE_BURST, UPDATES_PER_SECOND,
 };
 pub use driver::MAX_QUEUED_PER_CONNECTION;
+
+/// How long shutdown waits for the SFU task, which waits for the recorder to close its files.
+const RECORDER_GRACE: Duration = Duration::from_secs(10);
 
 /// How long shutdown waits for connections to flush `callEnded` and close.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
@@ -100,6 +105,10 @@ pub struct ServerConfig {
     /// The SFU's tunables: the resume grace after a signalling outage and the rate limits on
     /// app messages and participant updates (`docs/server-limits.md`).
     pub sfu: SfuConfig,
+    /// Where server-side recordings go (`startRecording`; one subdirectory per recording,
+    /// `docs/rest-api.md`), created if missing. `None` (default): recording is off and
+    /// `startRecording` is refused with a message saying how to turn it on.
+    pub recordings_dir: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -111,6 +120,7 @@ impl Default for ServerConfig {
             tls: None,
             limits: Limits::default(),
             sfu: SfuConfig::default(),
+            recordings_dir: None,
         }
     }
 }
@@ -124,6 +134,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("tls", &self.tls)
             .field("limits", &self.limits)
             .field("sfu", &self.sfu)
+            .field("recordings_dir", &self.recordings_dir)
             .finish()
     }
 }
@@ -185,6 +196,15 @@ pub enum ServerError {
     /// A field of [`ServerConfig::limits`] is out of range (the message names it).
     #[error("invalid limit: {0}")]
     InvalidLimit(String),
+    /// [`ServerConfig::recordings_dir`] cannot be created or read.
+    #[error("recordings directory {}: {source}", path.display())]
+    Recordings {
+        /// The directory.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The server thread ended before it was ready (it logged why).
     #[error("the server thread stopped during start-up")]
     StartFailed,
@@ -253,9 +273,24 @@ impl RoomServer {
             .local_addr()
             .map_err(bind_err(SocketKind::Udp, udp_want))?;
 
+        let catalog = match &config.recordings_dir {
+            Some(dir) => Some(Arc::new(recorder::catalog::Catalog::open(dir).map_err(
+                |source| ServerError::Recordings {
+                    path: dir.clone(),
+                    source,
+                },
+            )?)),
+            None => None,
+        };
         let rtc_config = sfu::rtc_config().ok_or(ServerError::Certificate)?;
-        let core = sfu::Sfu::new(udp_addr, rtc_config).with_config(config.sfu.clone());
-        let api = Arc::new(rest::Api::new(api_key, format!("{scheme}://{local_addr}")));
+        let core = sfu::Sfu::new(udp_addr, rtc_config)
+            .with_config(config.sfu.clone())
+            .with_recording(catalog.is_some(), config.api_key.is_none());
+        let api = Arc::new(rest::Api::new(
+            api_key,
+            format!("{scheme}://{local_addr}"),
+            catalog.clone(),
+        ));
 
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -273,7 +308,16 @@ impl RoomServer {
                     tls,
                     limits: config.limits,
                 };
-                runtime.block_on(serve(listen, udp, udp_addr, core, api, shutdown_rx, ready_tx));
+                runtime.block_on(serve(
+                    listen,
+                    udp,
+                    udp_addr,
+                    core,
+                    api,
+                    catalog,
+                    shutdown_rx,
+                    ready_tx,
+                ));
                 runtime.shutdown_timeout(Duration::from_secs(1));
             })
             .map_err(|source| ServerError::Runtime { source })?;
@@ -350,12 +394,14 @@ struct Listen {
 }
 
 /// Runs everything until shutdown, then waits (bounded) for connections to flush.
+#[allow(clippy::too_many_arguments)]
 async fn serve(
     listen: Listen,
     udp: UdpSocket,
     udp_addr: SocketAddr,
     core: sfu::Sfu,
     api: Arc<rest::Api>,
+    catalog: Option<Arc<recorder::catalog::Catalog>>,
     mut shutdown: watch::Receiver<bool>,
     ready: std::sync::mpsc::Sender<()>,
 ) {
@@ -370,6 +416,22 @@ async fn serve(
         }
     };
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+    let recorder = match catalog {
+        Some(c) => {
+            let tx = cmd_tx.clone();
+            let on_failed: recorder::OnFailed = Box::new(move |key, message| {
+                let _ = tx.send(driver::Request::RecorderFailed { key, message });
+            });
+            match recorder::Recorder::start(c, on_failed) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start the recorder thread");
+                    return;
+                }
+            }
+        }
+        None => None,
+    };
     let tracker = Arc::new(http::ConnTracker::default());
     let limiter = limits::ConnLimiter::new(listen.limits);
     let state = http::AppState {
@@ -380,7 +442,14 @@ async fn serve(
         api,
         limiter: limiter.clone(),
     };
-    let sfu_task = tokio::spawn(driver::run(udp, udp_addr, cmd_rx, shutdown.clone(), core));
+    let sfu_task = tokio::spawn(driver::run(
+        udp,
+        udp_addr,
+        cmd_rx,
+        shutdown.clone(),
+        core,
+        recorder,
+    ));
     let listener = listener::Listener {
         router: http::router(state),
         tls: listen.tls,
@@ -391,8 +460,11 @@ async fn serve(
     let http_task = tokio::spawn(listener.run(tcp));
     let _ = ready.send(());
     let _ = shutdown.wait_for(|s| *s).await;
-    // The SFU task sends `callEnded` + close to every participant before it ends.
-    let _ = tokio::time::timeout(SHUTDOWN_GRACE, sfu_task).await;
+    // The SFU task sends `callEnded` + close to every participant before it ends, and waits
+    // for the recorder to close its files: longer than the grace, so that recordings end with
+    // their end-of-stream pages, but bounded (a stalled disk must not hang the shutdown; the
+    // files then keep what reached them, page by page).
+    let _ = tokio::time::timeout(RECORDER_GRACE, sfu_task).await;
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait_idle()).await;
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, http_task).await;
     // Every socket closed (kept-alive HTTP connections finish their request and close).

@@ -1,5 +1,5 @@
 //! `daily-server [--host ADDR] [--port PORT] [--api-key KEY] [--tls-cert PEM --tls-key PEM]
-//! [limits]`: runs a room server until SIGINT or SIGTERM.
+//! [--recordings-dir DIR] [limits]`: runs a room server until SIGINT or SIGTERM.
 //! Logs go to stderr (`RUST_LOG`, default `info`); stdout carries one line, the listening URL.
 #![forbid(unsafe_code)]
 
@@ -11,7 +11,7 @@ use std::time::Duration;
 use daily_server::{RoomServer, ServerConfig, TlsConfig};
 
 const USAGE: &str = "usage: daily-server [--host ADDR] [--port PORT] [--api-key KEY]
-                    [--tls-cert PEM --tls-key PEM] [limits]
+                    [--tls-cert PEM --tls-key PEM] [--recordings-dir DIR] [limits]
 
 Runs the open Daily room server: HTTP + WebSocket signalling on ADDR:PORT and the audio SFU on a
 UDP port of ADDR picked by the system. Stops cleanly on Ctrl-C or SIGTERM.
@@ -25,6 +25,10 @@ options:
                 the flag wins. Without a key only ad-hoc public rooms exist.
   --tls-cert PEM  serve HTTPS and WSS with this certificate chain (server certificate first);
   --tls-key PEM   and its private key (PKCS#8, PKCS#1 or SEC1). Both or neither.
+  --recordings-dir DIR  turns on server-side recording (CallClient.start_recording): one
+                directory per recording under DIR (created if missing) with an Ogg/Opus file
+                per audio track, a mixed mix.ogg and recording.json; listed and served by
+                GET /v1/recordings (needs --api-key). Without it start_recording fails.
 
 limits (docs/server-limits.md):
   --http-idle-timeout SECS   close an HTTP connection that sends no request head for SECS
@@ -88,6 +92,7 @@ fn parse_args(
                 config.api_key = Some(v);
             }
             "--tls-cert" => cert = Some(value("--tls-cert")?),
+            "--recordings-dir" => config.recordings_dir = Some(value("--recordings-dir")?.into()),
             "--tls-key" => key = Some(value("--tls-key")?),
             "--http-idle-timeout" => {
                 config.limits.http_idle_timeout = seconds("--http-idle-timeout", &value("--http-idle-timeout")?)?
@@ -253,6 +258,10 @@ mod tests {
         assert!(parse(&["--port", "x"]).is_err());
         assert!(parse(&["--port"]).is_err());
         assert!(parse(&["--bogus"]).is_err());
+        assert_eq!(parse(&[]).unwrap().unwrap().recordings_dir, None);
+        let c = parse(&["--recordings-dir", "/srv/rec"]).unwrap().unwrap();
+        assert_eq!(c.recordings_dir, Some("/srv/rec".into()));
+        assert!(parse(&["--recordings-dir"]).is_err());
     }
 
     #[test]

@@ -9,7 +9,9 @@
 // Handlers return early with a finished `Response`; it is big, but built once per request.
 #![allow(clippy::result_large_err)]
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::recorder::catalog::Catalog;
 
 use axum::Json;
 use axum::Router;
@@ -37,14 +39,17 @@ pub(crate) struct Api {
     pub rooms: Mutex<RoomRegistry>,
     /// `http://HOST:PORT` (`https://` with TLS) of this server, for room URLs.
     pub base_url: String,
+    /// Server-side recordings (`None`: recording is off), `recordings.rs`.
+    pub recordings: Option<Arc<Catalog>>,
 }
 
 impl Api {
-    pub(crate) fn new(key: Option<ApiKey>, base_url: String) -> Api {
+    pub(crate) fn new(key: Option<ApiKey>, base_url: String, recordings: Option<Arc<Catalog>>) -> Api {
         Api {
             key,
             rooms: Mutex::new(RoomRegistry::default()),
             base_url,
+            recordings,
         }
     }
 
@@ -60,16 +65,17 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/v1/rooms", get(list_rooms).post(create_room))
         .route("/v1/rooms/{name}", get(get_room).delete(delete_room))
         .route("/v1/meeting-tokens", post(create_token))
+        .merge(crate::recordings_rest::routes())
         .route("/v1/{*rest}", any(unknown))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
 }
 
 /// Daily's error body: `{"error": kind, "info": text}`.
-fn error(status: StatusCode, kind: &str, info: impl Into<String>) -> Response {
+pub(crate) fn error(status: StatusCode, kind: &str, info: impl Into<String>) -> Response {
     (status, Json(json!({ "error": kind, "info": info.into() }))).into_response()
 }
 
-fn bad_request(info: impl Into<String>) -> Response {
+pub(crate) fn bad_request(info: impl Into<String>) -> Response {
     error(StatusCode::BAD_REQUEST, "invalid-request-error", info)
 }
 
@@ -81,7 +87,7 @@ fn not_found(name: &str) -> Response {
     )
 }
 
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<ApiKey, Response> {
+pub(crate) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<ApiKey, Response> {
     let Some(key) = &state.api.key else {
         return Err(unauthorized(AuthError::NoServerKey));
     };
@@ -92,7 +98,7 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<ApiKey, Response> 
     Ok(key.clone())
 }
 
-fn unauthorized(e: AuthError) -> Response {
+pub(crate) fn unauthorized(e: AuthError) -> Response {
     let mut r = error(StatusCode::UNAUTHORIZED, "authentication-error", e.info());
     r.headers_mut().insert(
         header::WWW_AUTHENTICATE,
@@ -259,6 +265,6 @@ async fn unknown(State(state): State<AppState>, headers: HeaderMap) -> Response 
     error(
         StatusCode::NOT_FOUND,
         "not-found",
-        "this server implements /v1/rooms and /v1/meeting-tokens only",
+        "this server implements /v1/rooms, /v1/meeting-tokens and /v1/recordings only",
     )
 }

@@ -519,6 +519,17 @@ impl CallClient {
         self.inner.call(Completion::Done(done), |c, _, id| c.handle_update_remote_permissions(updates, id));
     }
 
+    /// `start_recording(streaming_settings, stream_id, force_new)`: `done` gets the stream id,
+    /// after the room's `recordingStarted` (server-side recording, `docs/signalling.md`).
+    pub fn start_recording(&self, streaming_settings: &Value, stream_id: Option<String>, force_new: bool, done: JoinDone) {
+        self.inner.call(Completion::Join(done), |c, _, id| c.handle_start_recording(streaming_settings, stream_id, force_new, id));
+    }
+
+    /// `stop_recording(stream_id)`: `done` after the room's `recordingStopped`.
+    pub fn stop_recording(&self, stream_id: Option<String>, done: Done) {
+        self.inner.call(Completion::Done(done), |c, _, id| c.handle_stop_recording(stream_id, id));
+    }
+
     /// daily-python's `eject_remote_participants`: owners and `participants` admins only.
     pub fn eject(&self, ids: Vec<String>, done: Done) {
         self.inner.call(Completion::Done(done), |c, _, id| c.handle_eject(ids, id));

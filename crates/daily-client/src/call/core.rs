@@ -136,6 +136,8 @@ enum Phase {
 enum Target {
     One(CompletionId),
     Group(u64),
+    /// Completes with this value on success (`start_recording`: its stream id).
+    Value(CompletionId, Value),
     /// Nobody waits (subscription rules re-sent after join).
     Nobody,
 }
@@ -175,6 +177,9 @@ pub struct CallCore<S> {
     roster: Roster,
     counts: (u32, u32),
     active_speaker: Option<String>,
+    /// Recordings the server announced while we were joining (`recordingStarted` statuses),
+    /// reported once we are joined.
+    recordings_seen: Vec<Value>,
     settings: Settings,
     mic: Option<(String, S)>,
     custom_tracks: BTreeMap<String, CustomTrack<S>>,
@@ -218,6 +223,7 @@ impl<S: SourceHandle> CallCore<S> {
             roster: Roster::default(),
             counts: (0, 0),
             active_speaker: None,
+            recordings_seen: Vec::new(),
             settings: Settings::new(),
             mic: None,
             custom_tracks: BTreeMap::new(),
@@ -511,6 +517,10 @@ impl<S: SourceHandle> CallCore<S> {
         if let Some(p) = self.active_speaker() {
             self.emit(ClientEvent::ActiveSpeakerChanged(p));
         }
+        // Recordings running when we joined (Daily reports them to a newcomer too).
+        for status in std::mem::take(&mut self.recordings_seen) {
+            self.emit(ClientEvent::RecordingStarted(status));
+        }
     }
 
     /// A publish command finished.
@@ -653,6 +663,7 @@ impl<S: SourceHandle> CallCore<S> {
         self.session_id = None;
         self.counts = (0, 0);
         self.active_speaker = None;
+        self.recordings_seen.clear();
         self.network_stats = None;
         self.resume_token = None;
         self.link = link::Link::Up;

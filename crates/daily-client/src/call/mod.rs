@@ -27,6 +27,8 @@ mod settings;
 mod link_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod recording_tests;
 mod types;
 
 pub use self::core::{

@@ -151,6 +151,18 @@ pub enum ClientEvent {
         /// Connected (`"connected"`) or lost (`"interrupted"`).
         connected: bool,
     },
+    /// `on_recording_started(status)`: a server-side recording of the room started (or was
+    /// running when we joined). `status` is [`daily_proto::RecordingStatus`] as JSON.
+    RecordingStarted(Value),
+    /// `on_recording_stopped(stream_id)`.
+    RecordingStopped(String),
+    /// `on_recording_error(stream_id, message)`; `RecordingStopped` follows.
+    RecordingError {
+        /// The recording's stream id.
+        stream_id: String,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 impl ClientEvent {
@@ -188,6 +200,9 @@ impl ClientEvent {
                 "connection": connection.as_str(),
                 "event": if connected { "connected" } else { "interrupted" },
             })],
+            ClientEvent::RecordingStarted(status) => vec![status],
+            ClientEvent::RecordingStopped(id) => vec![json!(id)],
+            ClientEvent::RecordingError { stream_id, message } => vec![json!(stream_id), json!(message)],
         }
     }
 
@@ -208,6 +223,9 @@ impl ClientEvent {
             ClientEvent::SubscriptionProfilesUpdated(_) => "on_subscription_profiles_updated",
             ClientEvent::NetworkStatsUpdated(_) => "on_network_stats_updated",
             ClientEvent::NetworkConnectionStatusUpdated { .. } => "on_network_connection_status_updated",
+            ClientEvent::RecordingStarted(_) => "on_recording_started",
+            ClientEvent::RecordingStopped(_) => "on_recording_stopped",
+            ClientEvent::RecordingError { .. } => "on_recording_error",
         }
     }
 }
@@ -216,7 +234,8 @@ impl ClientEvent {
 pub type EventSink = std::sync::Arc<dyn Fn(ClientEvent) + Send + Sync>;
 /// Completion with no value. Runs after every event the call caused.
 pub type Done = Box<dyn FnOnce(Result<(), ClientError>) + Send>;
-/// Completion of `join`: Daily's join data (`{"meetingSession": {"id"}, "participants"}`).
+/// Completion with a value: `join`'s Daily join data (`{"meetingSession": {"id"},
+/// "participants"}`), `start_recording`'s stream id.
 pub type JoinDone = Box<dyn FnOnce(Result<Value, ClientError>) + Send>;
 
 /// STUN/TURN servers and policy for the peer connections (daily-python's `set_ice_config`).

@@ -23,6 +23,14 @@ impl Sfu {
         if media.is_empty() {
             return;
         }
+        if self
+            .parts
+            .get(&publisher)
+            .and_then(|p| self.rooms.get(&p.room))
+            .is_some_and(|r| !r.recordings.is_empty())
+        {
+            self.record_packets(publisher, media);
+        }
         let mut targets = std::mem::take(&mut self.fwd_targets);
         targets.clear();
         self.fwd_levels.clear();

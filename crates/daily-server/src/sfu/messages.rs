@@ -83,6 +83,8 @@ impl Sfu {
                 | ClientMessage::SetSubscriptions { .. }
                 | ClientMessage::UpdatePermissions { .. }
                 | ClientMessage::Eject { .. }
+                | ClientMessage::StartRecording { .. }
+                | ClientMessage::StopRecording { .. }
         );
         if is_update && !self.take_update(now, conn) {
             let error = format!(
@@ -92,7 +94,9 @@ impl Sfu {
             return match msg {
                 ClientMessage::SetSubscriptions { request_id, .. }
                 | ClientMessage::UpdatePermissions { request_id, .. }
-                | ClientMessage::Eject { request_id, .. } => {
+                | ClientMessage::Eject { request_id, .. }
+                | ClientMessage::StartRecording { request_id, .. }
+                | ClientMessage::StopRecording { request_id, .. } => {
                     self.reply(conn, request_id, Some(error))
                 }
                 _ => self.signals.send(
@@ -158,6 +162,15 @@ impl Sfu {
                 request_id,
                 participant_ids,
             } => self.eject(now, conn, request_id, participant_ids),
+            ClientMessage::StartRecording {
+                request_id,
+                stream_id,
+                force_new,
+            } => self.start_recording(now, conn, request_id, stream_id, force_new),
+            ClientMessage::StopRecording {
+                request_id,
+                stream_id,
+            } => self.stop_recording(now, conn, request_id, stream_id),
             other => self.fatal(now, conn, format!("unsupported message {other:?}")),
         }
     }

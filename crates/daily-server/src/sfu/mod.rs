@@ -22,6 +22,8 @@
 //!   sequence numbers that keep the publisher's gaps (`seq.rs`);
 //! - `speaker.rs`: the active speaker from RFC 6464 audio levels;
 //! - `resume.rs`: participants whose signalling was lost, `resume`, `restartIce`;
+//! - `recording.rs`: `startRecording` / `stopRecording`, what the room is told, and the
+//!   copy of each forwarded audio packet for the recorder thread (`crate::recorder`);
 //! - `limits.rs`: the tunables ([`SfuConfig`]) and timeouts, token buckets.
 
 mod forward;
@@ -30,6 +32,7 @@ mod limits;
 mod messages;
 mod negotiation;
 mod permissions;
+mod recording;
 mod resume;
 mod rooms;
 mod seq;
@@ -40,6 +43,8 @@ mod transport;
 
 use std::cmp::Reverse;
 use std::collections::{HashMap, VecDeque};
+
+pub(crate) use recording::{RecordCmd, StopReason};
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -165,6 +170,12 @@ pub(crate) struct Sfu {
     config: SfuConfig,
     /// Participants whose signalling is gone, waiting for a `resume` (few: a list).
     detached: Vec<ConnId>,
+    /// Recording (`recording.rs`): on at all, open to every participant, the last key given,
+    /// and the orders for the recorder not yet taken by [`Sfu::poll_record`].
+    recording_enabled: bool,
+    recording_open: bool,
+    next_recording: u64,
+    record_out: VecDeque<RecordCmd>,
 }
 
 impl Sfu {
@@ -200,6 +211,10 @@ impl Sfu {
             scratch_media: Vec::new(),
             config: SfuConfig::default(),
             detached: Vec::new(),
+            recording_enabled: false,
+            recording_open: false,
+            next_recording: 0,
+            record_out: VecDeque::new(),
         }
     }
 
@@ -271,6 +286,10 @@ impl Sfu {
 
     /// Ends the call for everybody: `callEnded`, close, transports disconnected.
     pub(crate) fn shutdown(&mut self, now: Instant, reason: &str) {
+        let rooms: Vec<String> = self.rooms.keys().cloned().collect();
+        for room in rooms {
+            self.stop_room_recordings(now, &room, StopReason::ServerStopped);
+        }
         let parts: Vec<_> = self.parts.drain().collect();
         for (conn, mut p) in parts {
             self.end_call_of(now, conn, &mut p, reason);

@@ -63,6 +63,8 @@ pub(super) struct Room {
     pub(super) members: Vec<ConnId>,
     /// The active speaker (RFC 6464 levels), kept through silence.
     pub(super) active_speaker: Option<ConnId>,
+    /// Recordings running (`recording.rs`).
+    pub(super) recordings: Vec<super::recording::ActiveRecording>,
 }
 
 fn unix_now() -> u64 {
@@ -99,6 +101,7 @@ impl Sfu {
             session_id: uuid::Uuid::new_v4().to_string(),
             members: Vec::new(),
             active_speaker: None,
+            recordings: Vec::new(),
         });
         // Checked here, not in the gate, so concurrent joins cannot overshoot the limit.
         let limit = max_participants.map_or(MAX_PARTICIPANTS_PER_ROOM, |m| {
@@ -172,6 +175,8 @@ impl Sfu {
         }
         room.members.push(conn);
         tracing::info!(room = %room_name, participant = %info.id, "joined");
+        self.tell_recordings(conn, &room_name);
+        self.recording_count(&room_name);
         self.parts.insert(
             conn,
             Participant {
@@ -297,7 +302,9 @@ impl Sfu {
         };
         room.members.retain(|c| *c != conn);
         if room.members.is_empty() {
-            self.rooms.remove(&p.room);
+            if let Some(r) = self.rooms.remove(&p.room) {
+                self.end_recordings(now, r.recordings, super::StopReason::CallEnded);
+            }
             return;
         }
         let was_speaker = room.active_speaker == Some(conn);
@@ -335,6 +342,7 @@ impl Sfu {
     /// Ends the call for everybody in `room` (deleted through the REST API): `callEnded`,
     /// close, transports disconnected. The room's session ends with it.
     pub(super) fn end_room(&mut self, now: Instant, room: &str, reason: &str) {
+        self.stop_room_recordings(now, room, super::StopReason::CallEnded);
         let Some(r) = self.rooms.remove(room) else {
             return;
         };

@@ -5,7 +5,7 @@ use crate::call::settings::Settings;
 use super::{CONNECT_TIMEOUT, CallCore, CompletionId, CustomTrack, Group, LEAVE_TIMEOUT, Phase, SourceHandle, Target, TransportCommand};
 use crate::ClientError;
 use crate::call::types::{CallState, ClientEvent, IceConfig, InputChange, JoinSettings};
-use daily_proto::{ClientMessage, MAX_APP_MESSAGE_BYTES, PermissionsUpdate, RoomUrl};
+use daily_proto::{ClientMessage, DEFAULT_STREAM_ID, MAX_APP_MESSAGE_BYTES, MAX_STREAM_ID_BYTES, PermissionsUpdate, RoomUrl};
 use serde_json::{Value, json};
 use std::time::Instant;
 
@@ -272,6 +272,32 @@ impl<S: SourceHandle> CallCore<S> {
         self.request("eject participants", Target::One(done), move |request_id| ClientMessage::Eject { request_id, participant_ids: ids });
     }
 
+    /// `start_recording(streaming_settings, stream_id, force_new)`: asks the server to record
+    /// the room; `done` completes with the stream id (ours: [`DEFAULT_STREAM_ID`] when `None`)
+    /// after the server's `recordingStarted` was output as an event. `streaming_settings`
+    /// (video size, bitrates, layout) must be a dict or null; an audio-only raw-tracks
+    /// recording has no use for them.
+    pub fn handle_start_recording(&mut self, streaming_settings: &Value, stream_id: Option<String>, force_new: bool, done: CompletionId) {
+        if !(streaming_settings.is_null() || streaming_settings.is_object()) {
+            return self.complete(done, Err(ClientError::InvalidArgument("streaming_settings must be a dict or None".into())));
+        }
+        let id = stream_id.clone().unwrap_or_else(|| DEFAULT_STREAM_ID.to_owned());
+        if id.is_empty() || id.len() > MAX_STREAM_ID_BYTES {
+            let e = format!("stream_id must be 1 to {MAX_STREAM_ID_BYTES} bytes");
+            return self.complete(done, Err(ClientError::InvalidArgument(e)));
+        }
+        self.request("start a recording", Target::Value(done, Value::String(id)), move |request_id| ClientMessage::StartRecording {
+            request_id,
+            stream_id,
+            force_new,
+        });
+    }
+
+    /// `stop_recording(stream_id)`.
+    pub fn handle_stop_recording(&mut self, stream_id: Option<String>, done: CompletionId) {
+        self.request("stop a recording", Target::One(done), move |request_id| ClientMessage::StopRecording { request_id, stream_id });
+    }
+
     /// Sends a request; fails at once when not joined.
     pub(super) fn request(&mut self, action: &'static str, target: Target, make: impl FnOnce(u64) -> ClientMessage) {
         if self.state != CallState::Joined {
@@ -286,6 +312,7 @@ impl<S: SourceHandle> CallCore<S> {
     pub(super) fn finish_request(&mut self, target: Target, r: Result<(), ClientError>) {
         match target {
             Target::One(done) => self.complete(done, r.map(|_| Value::Null)),
+            Target::Value(done, v) => self.complete(done, r.map(|_| v)),
             Target::Nobody => {}
             Target::Group(g) => {
                 let Some(group) = self.groups.get_mut(&g) else { return };

@@ -59,6 +59,26 @@ impl<S: SourceHandle> CallCore<S> {
                     self.emit(ClientEvent::ParticipantCountsUpdated { present, hidden });
                 }
             }
+            ServerMessage::RecordingStarted { status } => {
+                let status = serde_json::to_value(status).unwrap_or_default();
+                if self.state == CallState::Joined {
+                    self.emit(ClientEvent::RecordingStarted(status));
+                } else {
+                    self.recordings_seen.push(status); // reported once joined
+                }
+            }
+            ServerMessage::RecordingStopped { stream_id } => {
+                if self.state == CallState::Joined {
+                    self.emit(ClientEvent::RecordingStopped(stream_id));
+                } else {
+                    self.recordings_seen.retain(|s| s["streamId"] != stream_id.as_str());
+                }
+            }
+            ServerMessage::RecordingError { stream_id, message } => {
+                if self.state == CallState::Joined {
+                    self.emit(ClientEvent::RecordingError { stream_id, message });
+                }
+            }
             ServerMessage::Reply { request_id, error } => {
                 if let Some(target) = self.requests.remove(&request_id) {
                     self.finish_request(target, error.map_or(Ok(()), |e| Err(ClientError::Refused(e))));

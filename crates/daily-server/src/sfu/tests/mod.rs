@@ -3,6 +3,7 @@
 
 mod harness;
 mod perf;
+mod recording;
 mod resume;
 mod video;
 
