@@ -11,6 +11,8 @@ events are described by the TypedDicts of `daily.types`.
 - Sending audio: `CustomAudioSource` + `CustomAudioTrack`, or a `VirtualMicrophoneDevice`.
 - Receiving audio: ``CallClient.set_audio_renderer`` (gets `AudioData`) or a
   `VirtualSpeakerDevice`; voice activity: `NativeVad`.
+- Recording the conversation (what the client hears and sends, time-aligned, in chunks, turns
+  or a WAV / Ogg file): `daily.audio_buffer.AudioBufferProcessor` (also ``daily.AudioBufferProcessor``).
 - Video (VP8): `CustomVideoSource` + `CustomVideoTrack` or a `VirtualCameraDevice` to send,
   ``CallClient.set_video_renderer`` (gets `VideoFrame`) to receive.
 
@@ -45,6 +47,7 @@ from daily.daily import (
     VirtualMicrophoneDevice,
     VirtualSpeakerDevice,
 )
+from daily.audio_buffer import AudioBufferProcessor  # noqa: F401 (an extra: not in __all__)
 
 # `__all__` is daily-python's (tests/test_signatures.py); the system sound devices (not in
 # daily-python) are importable from `daily` all the same.

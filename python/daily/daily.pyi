@@ -37,6 +37,7 @@ __all__ = [
     "CustomVideoTrack",
     "VirtualCameraDevice",
     "_RoomServer",
+    "_AudioRecorder",
 ]
 
 #: Interleaved 16-bit PCM: bytes, bytearray, memoryview or a C-contiguous int16 numpy array.
@@ -512,3 +513,31 @@ class _RoomServer:
     def url(self) -> str: ...
     def room_url(self, room: str) -> str: ...
     def shutdown(self) -> None: ...
+
+@final
+class _AudioRecorder:
+    """One recording of a CallClient's call (internal: use daily.AudioBufferProcessor)."""
+
+    def __new__(
+        cls,
+        client: CallClient,
+        sample_rate: int,
+        num_channels: int,
+        buffer_size: int,
+        user_continuous_stream: bool,
+        enable_turn_audio: bool,
+        path: str | os.PathLike[str] | None = None,
+        want_chunks: bool = False,
+    ) -> _AudioRecorder: ...
+    def next_event(self, timeout_ms: int) -> tuple[Any, ...] | None: ...
+    def set_want_chunks(self, want: bool) -> None: ...
+    def record_to(self, path: str | os.PathLike[str] | None) -> None: ...
+    def stop(self) -> None: ...
+    @property
+    def error(self) -> str | None: ...
+    @property
+    def recorded_frames(self) -> int: ...
+    @property
+    def late_frames(self) -> int: ...
+    @property
+    def dropped_frames(self) -> int: ...

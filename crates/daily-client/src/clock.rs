@@ -31,6 +31,10 @@ pub const TICK: Duration = Duration::from_millis(10);
 pub struct Tick<'a> {
     /// Microseconds on the clock's monotonic timeline.
     pub now_us: u64,
+    /// This tick's number: tick `n` is scheduled at the clock's epoch + `n` × 10 ms on every
+    /// lane, so all lanes share one numbering (recording places audio by it, `record/`). A lane
+    /// that fell more than 200 ms behind skips the missed numbers rather than bursting.
+    pub number: u64,
     /// The speaker bus: 10 ms of mono 48 kHz audio, summed in i32 by producers, read by the
     /// speaker in the second phase.
     pub bus: &'a mut [i32; FRAME_10MS_48K],
@@ -252,6 +256,11 @@ impl MediaClock {
         self.shared.epoch.elapsed().as_micros() as u64
     }
 
+    /// The number of the tick whose 10 ms slot the wall clock is in now ([`Tick::number`]).
+    pub fn tick_now(&self) -> u64 {
+        (self.shared.epoch.elapsed().as_nanos() / TICK.as_nanos()) as u64
+    }
+
     /// Registers a node; it is ticked from its lane's next tick on. Producers go to the lanes
     /// round robin, consumers (speaker devices) to lane 0. The id encodes the lane.
     pub fn add<N: ClockNode + 'static>(&self, node: N) -> NodeId {
@@ -353,7 +362,13 @@ fn run(mut io: LaneIo, shared: Arc<Shared>) {
     let lane0 = io.bus_out.is_none();
     let mut nodes: Vec<(NodeId, Box<dyn AnyNode>)> = Vec::with_capacity(1024);
     let mut bus = [0i32; FRAME_10MS_48K];
-    let mut next = Instant::now();
+    // Every lane ticks on the same grid (epoch + n × 10 ms), so tick numbers mean the same
+    // instant on every lane.
+    let mut number = (shared.epoch.elapsed().as_nanos() / TICK.as_nanos()) as u64 + 1;
+    let mut next = shared.epoch + Duration::from_micros(number * 10_000);
+    if let Some(d) = next.checked_duration_since(Instant::now()) {
+        std::thread::sleep(d);
+    }
     'outer: loop {
         // Commands first, so a node added before this tick is ticked in it.
         loop {
@@ -382,7 +397,7 @@ fn run(mut io: LaneIo, shared: Arc<Shared>) {
         bus.fill(0);
         let mut bus_used = false;
         {
-            let mut tick = Tick { now_us, bus: &mut bus, bus_used: &mut bus_used, bus_wanted, service: &mut io.service };
+            let mut tick = Tick { now_us, number, bus: &mut bus, bus_used: &mut bus_used, bus_wanted, service: &mut io.service };
             let split = nodes.iter().position(|(_, n)| n.phase() == Phase::Consume).unwrap_or(nodes.len());
             let (producers, consumers) = nodes.split_at_mut(split);
             for (_, n) in producers.iter_mut() {
@@ -432,12 +447,14 @@ fn run(mut io: LaneIo, shared: Arc<Shared>) {
 
         // Absolute schedule: ticks do not drift. After a long stall (suspend, debugger) we
         // resynchronise instead of bursting through the missed ticks.
+        number += 1;
         next += TICK;
         let now = Instant::now();
         if next > now {
             std::thread::sleep(next - now);
         } else if now - next > Duration::from_millis(200) {
-            next = now;
+            number = (now.duration_since(shared.epoch).as_nanos() / TICK.as_nanos()) as u64;
+            next = shared.epoch + Duration::from_micros(number * 10_000);
         }
     }
     drop(nodes);
@@ -561,5 +578,36 @@ mod tests {
         let before = ticks.load(Ordering::Relaxed);
         std::thread::sleep(Duration::from_millis(50));
         assert_eq!(ticks.load(Ordering::Relaxed), before, "removed nodes are no longer ticked");
+    }
+
+    /// Records each tick's number and time.
+    struct Numbers(Arc<Mutex<Vec<(u64, u64)>>>);
+    impl ClockNode for Numbers {
+        fn tick(&mut self, tick: &mut Tick<'_>) {
+            if let Ok(mut v) = self.0.try_lock() {
+                v.push((tick.number, tick.now_us));
+            }
+        }
+    }
+
+    /// Every lane numbers its ticks on one grid (tick n at epoch + n × 10 ms), so a recording
+    /// can place frames from different lanes by number: on each lane the numbers rise and match
+    /// the tick's own time to within a tick (allowing a few late ticks on a loaded machine).
+    #[test]
+    fn lanes_share_one_tick_numbering() {
+        let clock = MediaClock::with_lanes(3).unwrap();
+        let logs: Vec<_> = (0..3).map(|_| Arc::new(Mutex::new(Vec::new()))).collect();
+        for l in &logs {
+            clock.add(Numbers(l.clone()));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        clock.stop();
+        for l in &logs {
+            let v = l.lock().unwrap().clone();
+            assert!(v.len() >= 20, "{} ticks", v.len());
+            assert!(v.windows(2).all(|w| w[1].0 > w[0].0), "numbers rise");
+            let on_grid = v.iter().filter(|(n, us)| us / 10_000 == *n || us / 10_000 == n + 1).count();
+            assert!(on_grid * 10 >= v.len() * 9, "{on_grid} of {} ticks ran in their own 10 ms slot", v.len());
+        }
     }
 }

@@ -17,6 +17,7 @@ mod error;
 mod media_source;
 mod netstats;
 mod receive;
+pub mod record;
 mod send;
 pub mod shapes;
 mod source;

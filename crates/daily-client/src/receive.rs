@@ -141,6 +141,8 @@ pub(crate) struct RecvNode {
     pub(crate) renderers: Vec<Renderer>,
     closed: Arc<AtomicBool>,
     stats: Arc<RecvStats>,
+    /// Recordings listening to this track (`record/tap.rs`).
+    pub(crate) taps: crate::record::Taps,
 }
 
 impl RecvNode {
@@ -160,6 +162,7 @@ impl RecvNode {
             renderers: Vec::new(),
             closed,
             stats,
+            taps: Default::default(),
         })
     }
 }
@@ -183,6 +186,7 @@ impl ClockNode for RecvNode {
             return;
         }
         tick.add_to_bus(&self.pcm);
+        self.taps.push(tick.number, &self.pcm);
         for r in self.renderers.iter_mut() {
             r.push(&self.pcm, tick);
         }

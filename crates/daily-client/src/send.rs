@@ -103,6 +103,8 @@ pub(crate) struct SendStats {
 
 pub(crate) struct SendPipe {
     pub id: u64,
+    /// Recordings listening to what this pipe sends (`record/tap.rs`).
+    pub taps: crate::record::Taps,
     /// Resampler to 48 kHz, or `None` when the encoder takes the source's rate and channel
     /// count as they are (8/12/16/24/48 kHz).
     to48k: Option<To48k>,
@@ -149,6 +151,7 @@ impl SendPipe {
             .map_err(crate::ClientError::Media)?;
         Ok(SendPipe {
             id,
+            taps: Default::default(),
             to48k: if direct { None } else { Some(To48k::new(source_rate, source_channels, track_channels)?) },
             acc: vec![0; encoder.frame_20ms() * track_channels as usize],
             acc_len: 0,

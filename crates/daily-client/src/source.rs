@@ -290,6 +290,17 @@ impl AudioSource {
         }
     }
 
+    /// Gives send pipe `pipe_id` of this source a recording tap (on the clock thread).
+    pub(crate) fn add_tap(&self, pipe_id: u64, tap: crate::record::Tap) {
+        if let Some(e) = self.engine.upgrade() {
+            e.clock.with_node::<SourceNode>(self.node, move |n| {
+                if let Some(p) = n.pipes.iter_mut().find(|p| p.id == pipe_id) {
+                    p.taps.add(tap);
+                }
+            });
+        }
+    }
+
     pub(crate) fn detach(&self, pipe_id: u64) {
         if let Some(e) = self.engine.upgrade() {
             e.clock.with_node::<SourceNode>(self.node, move |n| n.pipes.retain(|p| p.id != pipe_id));
@@ -420,6 +431,7 @@ impl ClockNode for SourceNode {
             self.buf.fill(0);
         }
         for p in self.pipes.iter_mut() {
+            p.taps.push(tick.number, &self.buf);
             p.push_10ms(&self.buf);
         }
     }

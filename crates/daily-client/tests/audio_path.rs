@@ -5,6 +5,7 @@
 //! device receives the mix. Set-up (joining, adding nodes) may allocate; the steady state may not.
 
 use daily_client::{AudioSource, CallClient, ClientEvent, Engine, JoinSettings, SpeakerDevice};
+use daily_client::record::{RecordConfig, RecordEvent, RecordSink, Recorder, Track};
 use daily_server::{RoomServer, ServerConfig};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -83,6 +84,25 @@ fn steady_state_call_does_not_allocate_on_the_clock_thread() {
             .expect("renderer");
     }
 
+    // Both clients record (issue 19): the listener's receive pipeline and the bot's send pipe
+    // carry taps through the measured window, with turn detection on.
+    let energy = |track: Track| {
+        let e = Arc::new(AtomicUsize::new(0));
+        let e2 = e.clone();
+        let sink: RecordSink = Box::new(move |ev| {
+            if let RecordEvent::Audio { user, bot } = ev {
+                let pcm = if track == Track::User { user } else { bot };
+                e2.fetch_add(pcm.iter().filter(|s| s.unsigned_abs() > 100).count(), Ordering::Relaxed);
+            }
+        });
+        (e, sink)
+    };
+    let cfg = RecordConfig { sample_rate: 16_000, num_channels: 1, buffer_size: 3_200, user_continuous_stream: true, enable_turn_audio: true };
+    let (heard_by_listener, sink) = energy(Track::User);
+    let rec_listener = Recorder::start(&listener, cfg, None, true, sink).expect("recorder");
+    let (sent_by_bot, sink) = energy(Track::Bot);
+    let rec_bot = Recorder::start(&bot, cfg, None, true, sink).expect("recorder");
+
     // A writer thread keeps ~100 ms queued with completions, like pipecat.
     let stop = Arc::new(AtomicBool::new(false));
     let writer = {
@@ -118,6 +138,8 @@ fn steady_state_call_does_not_allocate_on_the_clock_thread() {
     let secs = t0.elapsed().as_secs_f64();
 
     stop.store(true, Ordering::Relaxed);
+    rec_listener.stop();
+    rec_bot.stop();
     writer.join().unwrap();
     let bot_leave = {
         let (tx, rx) = mpsc::channel();
@@ -137,4 +159,7 @@ fn steady_state_call_does_not_allocate_on_the_clock_thread() {
     assert!(rendered_in_window as f64 >= 0.9 * 64_000.0 * secs, "rendered {rendered_in_window} samples in {secs:.2} s");
     assert!(heard > 16_000, "speaker delivered {heard} samples");
     assert_eq!(allocs, 0, "{allocs} allocations on the media clock thread in {secs:.2} s of a call");
+    // The taps were live: the recordings hold the tone, received and sent.
+    assert!(heard_by_listener.load(Ordering::Relaxed) > 16_000, "the listener's recording heard the bot");
+    assert!(sent_by_bot.load(Ordering::Relaxed) > 16_000, "the bot's recording holds what it sent");
 }

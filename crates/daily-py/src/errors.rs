@@ -97,6 +97,7 @@ mod tests {
             ("devices.rs", include_str!("devices.rs")),
             ("events.rs", include_str!("events.rs")),
             ("process.rs", include_str!("process.rs")),
+            ("recorder.rs", include_str!("recorder.rs")),
             ("rooms.rs", include_str!("rooms.rs")),
             ("unsupported.rs", include_str!("unsupported.rs")),
             ("video.rs", include_str!("video.rs")),

@@ -35,6 +35,7 @@ mod errors;
 mod events;
 mod logs;
 mod process;
+mod recorder;
 mod rooms;
 mod server;
 mod sound;
@@ -48,6 +49,7 @@ pub use client::CallClient;
 pub use devices::{NativeVad, VirtualMicrophoneDevice, VirtualSpeakerDevice};
 pub use events::EventHandler;
 pub use process::{Daily, LogLevel};
+pub use recorder::_AudioRecorder;
 pub use server::_RoomServer;
 pub use video::{CustomVideoSource, CustomVideoTrack, VideoFrame, VirtualCameraDevice};
 
@@ -78,6 +80,7 @@ fn daily(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<CustomVideoTrack>()?;
     m.add_class::<VirtualCameraDevice>()?;
     m.add_class::<_RoomServer>()?;
+    m.add_class::<_AudioRecorder>()?;
     let _ = CallState::Initialized;
     Ok(())
 }

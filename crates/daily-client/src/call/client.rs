@@ -295,7 +295,33 @@ pub struct CallClient {
     inner: Arc<ClientInner>,
 }
 
+/// The client's call state, for a recorder that holds only a weak reference.
+pub(crate) fn state_of(inner: &ClientInner) -> CallState {
+    inner.with_core(|c| c.call_state())
+}
+
+/// A recording starts: every receive pipeline and send pipe of the client gets a tap now, and
+/// every one made while `link` is listed gets one when it is made (`route.rs`, `publish.rs`).
+pub(crate) fn attach_recorder(inner: &Arc<ClientInner>, link: &Arc<crate::record::RecLink>) {
+    super::route::tap_receivers(inner, link);
+    let sessions: Vec<Arc<Session>> = relock(&inner.sessions).values().cloned().collect();
+    for s in sessions {
+        if let Some(t) = s.transports() {
+            super::publish::tap_senders(&t, link);
+        }
+    }
+}
+
+/// A recording stopped: nodes made from now on get no tap (the existing taps close).
+pub(crate) fn detach_recorder(inner: &Arc<ClientInner>, link: &Arc<crate::record::RecLink>) {
+    relock_media(inner).recorders.retain(|l| !Arc::ptr_eq(l, link));
+}
+
 impl CallClient {
+    pub(crate) fn inner_arc(&self) -> Arc<ClientInner> {
+        self.inner.clone()
+    }
+
     /// Creates a client on `engine`; `events` receives every event in order.
     pub fn new(engine: &Engine, events: EventSink) -> CallClient {
         let e = engine.inner();

@@ -38,5 +38,6 @@ pub use self::core::{
 pub use publish::{ICE_CONSENT_INTERVAL, ICE_DISCONNECTED_AFTER, ICE_FAILED_AFTER};
 pub use session::{SIGNALLING_PING_INTERVAL, SIGNALLING_SILENCE_LIMIT};
 pub use client::CallClient;
+pub(crate) use client::{ClientInner, attach_recorder, detach_recorder, state_of};
 pub use settings::{SendSettings, VideoSendSettings, check, validate_custom_track_name, validate_user_name};
 pub use types::{CallState, ClientEvent, Connection, Done, EventSink, IceConfig, IceServer, InputChange, JoinDone, JoinSettings, Participant};

@@ -101,6 +101,27 @@ impl SendTrack {
     }
 }
 
+/// Taps every audio send pipe of the transport for a recording that starts. Waits (at most
+/// 2 s) for a publish in progress to finish with the tracks.
+pub(crate) fn tap_senders(t: &Transports, link: &Arc<crate::record::RecLink>) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    let tracks = loop {
+        match t.send_tracks.try_lock() {
+            Ok(g) => break g,
+            Err(_) if std::time::Instant::now() < deadline => std::thread::sleep(Duration::from_millis(2)),
+            Err(_) => {
+                tracing::warn!("a publish held the send tracks for 2 s: the recording misses what they send until they change");
+                return;
+            }
+        }
+    };
+    for st in tracks.iter() {
+        if let Some(LiveSend { running: Running::Audio { source, pipe_id, .. }, .. }) = &st.live {
+            source.add_tap(*pipe_id, link.make_tap(crate::record::Track::Bot, source.sample_rate(), source.channels()));
+        }
+    }
+}
+
 /// Video send counters of the transport's tracks, by source name (`send_stats()["video"]`).
 pub(crate) fn video_send_stats(t: &Transports) -> serde_json::Map<String, serde_json::Value> {
     let mut out = serde_json::Map::new();
@@ -319,6 +340,10 @@ fn attach_send(
             let _ = track.write_rtp_with_extensions(pkt, std::slice::from_ref(&level)).await;
         }
     });
+    let mut pipe = pipe;
+    for l in super::client::relock_media(inner).recorders.iter().filter(|l| l.live()) {
+        pipe.taps.add(l.make_tap(crate::record::Track::Bot, source.sample_rate(), source.channels()));
+    }
     source.attach(pipe);
     st.live = Some(LiveSend {
         key: w.key,

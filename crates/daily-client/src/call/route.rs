@@ -7,6 +7,7 @@ use super::client::ClientInner;
 use super::session::{Session, Transports};
 use crate::ClientError;
 use crate::clock::{MediaClock, NodeId};
+use crate::record::{RecLink, Track};
 use crate::receive::{InPacket, MAX_PAYLOAD, RecvNode, RecvStats, RenderSink, Renderer};
 use crate::video::{VideoFeed, VideoRecv, VideoRendererSpec};
 use daily_proto::{ClientMessage, ForwardedTrack};
@@ -50,6 +51,18 @@ pub(crate) struct Media {
     pub video_renderers: Vec<VideoRendererSpec>,
     /// Receive pipelines of remote video tracks, by (participant, source name).
     video: HashMap<(String, String), VideoRecv>,
+    /// Recordings running on this client: new pipelines (and send pipes) get a tap of each.
+    pub recorders: Vec<Arc<RecLink>>,
+}
+
+/// Taps every receive pipeline of the client for `link` and lists it for pipelines made later.
+pub(crate) fn tap_receivers(inner: &ClientInner, link: &Arc<RecLink>) {
+    let mut m = super::client::relock_media(inner);
+    m.recorders.push(link.clone());
+    for t in m.recv.values() {
+        let tap = link.make_tap(Track::User, 48_000, t.channels);
+        inner.clock.with_node::<RecvNode>(t.node, move |n| n.taps.add(tap));
+    }
 }
 
 impl Media {
@@ -194,7 +207,10 @@ impl Media {
         let (prod, cons) = rtrb::RingBuffer::new(128);
         let closed = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(RecvStats::default());
-        let Ok(node) = RecvNode::new(channels, cons, closed.clone(), stats.clone()) else { return Bind::Unmapped };
+        let Ok(mut node) = RecvNode::new(channels, cons, closed.clone(), stats.clone()) else { return Bind::Unmapped };
+        for l in self.recorders.iter().filter(|l| l.live()) {
+            node.taps.add(l.make_tap(Track::User, 48_000, channels));
+        }
         let node = clock.add(node);
         let rt = RecvTrack { node, closed, stats, channels };
         for spec in self.renderers.iter().filter(|s| s.participant_id == key.0 && s.audio_source == key.1) {
