@@ -25,7 +25,7 @@ if ! command -v pulseaudio >/dev/null || ! command -v parec >/dev/null \
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq pulseaudio pulseaudio-utils libasound2-plugins >/dev/null
 fi
-# The server-side recording tests (tests/test_server_recording.py) decode the recorded Ogg/Opus
+# The recording tests (tests/test_server_recording.py, tests/test_audio_buffer.py) decode the recorded Ogg/Opus
 # files with third-party decoders: opus-tools' opusdec/opusinfo and libsndfile through soundfile.
 if ! command -v opusdec >/dev/null || ! command -v opusinfo >/dev/null; then
     if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
@@ -34,6 +34,8 @@ if ! command -v opusdec >/dev/null || ! command -v opusinfo >/dev/null; then
 fi
 $PY -m pip install -q --disable-pip-version-check "playwright>=1.45,<2" "pillow>=10" "soundfile>=0.12"
 cargo test --release --workspace --exclude daily-py
+# daily-py's own unit tests (source checks such as every method running under guard()).
+cargo test --release -p daily-py --lib
 cargo test --release --workspace --exclude daily-py --benches --no-run
 # Run the Python suite from outside the source tree so `import daily` finds the installed package.
 $PY -m pytest -q -p no:cacheprovider --rootdir=. tests "$@"

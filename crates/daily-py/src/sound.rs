@@ -198,7 +198,7 @@ impl SystemMicrophoneDevice {
     /// "callbacks": device callbacks, "largestCallbackFrames": the device's real period,
     /// "error": str | None}`; frames at `sample_rate`. Zero counts after `close()`.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        stats_dict(py, &self.mic.stats())
+        guard(|| stats_dict(py, &self.mic.stats()))
     }
     /// Stops capturing and closes the system device; a client using it then sends silence.
     /// Idempotent.
@@ -254,7 +254,7 @@ impl SystemSpeakerDevice {
     /// "callbacks", "largestCallbackFrames", "error": str | None}` (as
     /// `SystemMicrophoneDevice.stats`); frames at `sample_rate`.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        stats_dict(py, &self.out.stats())
+        guard(|| stats_dict(py, &self.out.stats()))
     }
     /// Stops playing and closes the system device. Idempotent.
     fn close(&self, py: Python<'_>) {
