@@ -54,6 +54,15 @@ fn catalog(state: &AppState) -> Result<&Catalog, Response> {
     })
 }
 
+/// The catalog, for a request that carries the API key.
+fn authorized_catalog<'a>(
+    state: &'a AppState,
+    headers: &HeaderMap,
+) -> Result<&'a Catalog, Response> {
+    authorize(state, headers)?;
+    catalog(state)
+}
+
 fn not_found(id: &str) -> Response {
     error(
         StatusCode::NOT_FOUND,
@@ -68,10 +77,7 @@ async fn list(
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> Response {
-    if let Err(r) = authorize(&state, &headers) {
-        return r;
-    }
-    let cat = match catalog(&state) {
+    let cat = match authorized_catalog(&state, &headers) {
         Ok(c) => c,
         Err(r) => return r,
     };
@@ -96,10 +102,7 @@ async fn one(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(r) = authorize(&state, &headers) {
-        return r;
-    }
-    let cat = match catalog(&state) {
+    let cat = match authorized_catalog(&state, &headers) {
         Ok(c) => c,
         Err(r) => return r,
     };
@@ -115,10 +118,7 @@ async fn delete(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(r) = authorize(&state, &headers) {
-        return r;
-    }
-    let cat = match catalog(&state) {
+    let cat = match authorized_catalog(&state, &headers) {
         Ok(c) => c,
         Err(r) => return r,
     };

@@ -288,7 +288,7 @@ impl RecordingCore {
                 *d = (*a).clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16;
             }
             self.ticks += 1;
-            if self.ticks % 2 == 0 {
+            if self.ticks.is_multiple_of(2) {
                 self.encode();
             }
         }
