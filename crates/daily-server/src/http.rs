@@ -98,6 +98,8 @@ pub(crate) struct AppState {
     pub api: Arc<Api>,
     /// Connection counts; the join timeout and the bound on connections waiting to join.
     pub limiter: Arc<ConnLimiter>,
+    /// Cluster mode (`--redis`): this node's connection to the shared Redis.
+    pub cluster: Option<crate::cluster::Cluster>,
 }
 
 pub(crate) fn router(state: AppState) -> Router {

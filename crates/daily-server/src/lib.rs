@@ -38,10 +38,12 @@
 #![forbid(unsafe_code)]
 
 mod auth;
+pub mod cluster;
 mod driver;
 mod http;
 mod limits;
 mod listener;
+mod nodes_rest;
 mod page;
 mod rest;
 mod rooms;
@@ -109,6 +111,13 @@ pub struct ServerConfig {
     /// `docs/rest-api.md`), created if missing. `None` (default): recording is off and
     /// `startRecording` is refused with a message saying how to turn it on.
     pub recordings_dir: Option<PathBuf>,
+    /// Cluster mode (`docs/scaling.md`): `redis://[:password@]HOST:PORT[/db]` of the Redis the
+    /// nodes share. The server registers there as a node with a heartbeat and lists the live
+    /// nodes at `GET /v1/nodes`. `None` (default): a single server, nothing in Redis.
+    pub redis_url: Option<String>,
+    /// In cluster mode, the base URL clients reach this node on (e.g. behind a proxy or NAT).
+    /// `None` (default): the server's own URL ([`RoomServer::url`]).
+    pub node_url: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -121,6 +130,8 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             sfu: SfuConfig::default(),
             recordings_dir: None,
+            redis_url: None,
+            node_url: None,
         }
     }
 }
@@ -135,6 +146,8 @@ impl std::fmt::Debug for ServerConfig {
             .field("limits", &self.limits)
             .field("sfu", &self.sfu)
             .field("recordings_dir", &self.recordings_dir)
+            .field("redis_url", &self.redis_url.as_ref().map(|_| "<set>"))
+            .field("node_url", &self.node_url)
             .finish()
     }
 }
@@ -205,6 +218,9 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    /// Cluster mode could not start (bad `redis_url`, Redis unreachable).
+    #[error("cluster: {0}")]
+    Cluster(#[from] cluster::ClusterError),
     /// The server thread ended before it was ready (it logged why).
     #[error("the server thread stopped during start-up")]
     StartFailed,
@@ -299,7 +315,10 @@ impl RoomServer {
             .build()
             .map_err(|source| ServerError::Runtime { source })?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), ServerError>>();
+        let redis = config.redis_url.clone().map(|r| {
+            (r, config.node_url.clone().unwrap_or_else(|| format!("{scheme}://{local_addr}")))
+        });
         let thread = std::thread::Builder::new()
             .name("daily-server".into())
             .spawn(move || {
@@ -315,15 +334,23 @@ impl RoomServer {
                     core,
                     api,
                     catalog,
+                    redis,
                     shutdown_rx,
                     ready_tx,
                 ));
                 runtime.shutdown_timeout(Duration::from_secs(1));
             })
             .map_err(|source| ServerError::Runtime { source })?;
-        if ready_rx.recv().is_err() {
-            let _ = thread.join();
-            return Err(ServerError::StartFailed);
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                return Err(e);
+            }
+            Err(_) => {
+                let _ = thread.join();
+                return Err(ServerError::StartFailed);
+            }
         }
         tracing::info!(http = %local_addr, udp = %udp_addr, "daily-server started");
         Ok(RoomServer {
@@ -402,8 +429,9 @@ async fn serve(
     core: sfu::Sfu,
     api: Arc<rest::Api>,
     catalog: Option<Arc<recorder::catalog::Catalog>>,
+    redis: Option<(String, String)>,
     mut shutdown: watch::Receiver<bool>,
-    ready: std::sync::mpsc::Sender<()>,
+    ready: std::sync::mpsc::Sender<Result<(), ServerError>>,
 ) {
     let (tcp, udp) = match (
         tokio::net::TcpListener::from_std(listen.tcp),
@@ -414,6 +442,16 @@ async fn serve(
             tracing::error!(error = %e, "cannot register the sockets with the runtime");
             return;
         }
+    };
+    let cluster = match redis {
+        Some((redis_url, node_url)) => match cluster::Cluster::connect(&redis_url, node_url).await {
+            Ok(c) => Some(c),
+            Err(e) => {
+                let _ = ready.send(Err(e.into()));
+                return;
+            }
+        },
+        None => None,
     };
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let recorder = match catalog {
@@ -434,6 +472,7 @@ async fn serve(
     };
     let tracker = Arc::new(http::ConnTracker::default());
     let limiter = limits::ConnLimiter::new(listen.limits);
+    let cmd_tx_heartbeat = cmd_tx.clone();
     let state = http::AppState {
         cmds: cmd_tx,
         shutdown: shutdown.clone(),
@@ -441,6 +480,7 @@ async fn serve(
         next_conn: Arc::new(AtomicU64::new(1)),
         api,
         limiter: limiter.clone(),
+        cluster: cluster.clone(),
     };
     let sfu_task = tokio::spawn(driver::run(
         udp,
@@ -458,13 +498,21 @@ async fn serve(
         refusing: Arc::new(AtomicUsize::new(0)),
     };
     let http_task = tokio::spawn(listener.run(tcp));
-    let _ = ready.send(());
+    let heartbeat_task = cluster.map(|c| {
+        tracing::info!(node = %c.id, url = %c.url, "cluster node registering");
+        tokio::spawn(c.run_heartbeat(cmd_tx_heartbeat, shutdown.clone()))
+    });
+    let _ = ready.send(Ok(()));
     let _ = shutdown.wait_for(|s| *s).await;
     // The SFU task sends `callEnded` + close to every participant before it ends, and waits
     // for the recorder to close its files: longer than the grace, so that recordings end with
     // their end-of-stream pages, but bounded (a stalled disk must not hang the shutdown; the
     // files then keep what reached them, page by page).
     let _ = tokio::time::timeout(RECORDER_GRACE, sfu_task).await;
+    if let Some(h) = heartbeat_task {
+        // It deregisters the node (bounded by the Redis command timeout).
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, h).await;
+    }
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait_idle()).await;
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, http_task).await;
     // Every socket closed (kept-alive HTTP connections finish their request and close).
@@ -476,5 +524,13 @@ pub(crate) fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Milliseconds since the Unix epoch (0 if the clock is before it).
+pub(crate) fn unix_now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }

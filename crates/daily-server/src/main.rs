@@ -1,5 +1,5 @@
 //! `daily-server [--host ADDR] [--port PORT] [--api-key KEY] [--tls-cert PEM --tls-key PEM]
-//! [--recordings-dir DIR] [limits]`: runs a room server until SIGINT or SIGTERM.
+//! [--recordings-dir DIR] [--redis URL [--node-url URL]] [limits]`: runs a room server until SIGINT or SIGTERM.
 //! Logs go to stderr (`RUST_LOG`, default `info`); stdout carries one line, the listening URL.
 #![forbid(unsafe_code)]
 
@@ -11,7 +11,8 @@ use std::time::Duration;
 use daily_server::{RoomServer, ServerConfig, TlsConfig};
 
 const USAGE: &str = "usage: daily-server [--host ADDR] [--port PORT] [--api-key KEY]
-                    [--tls-cert PEM --tls-key PEM] [--recordings-dir DIR] [limits]
+                    [--tls-cert PEM --tls-key PEM] [--recordings-dir DIR]
+                    [--redis URL [--node-url URL]] [limits]
 
 Runs the open Daily room server: HTTP + WebSocket signalling on ADDR:PORT and the audio SFU on a
 UDP port of ADDR picked by the system. Stops cleanly on Ctrl-C or SIGTERM.
@@ -29,6 +30,10 @@ options:
                 directory per recording under DIR (created if missing) with an Ogg/Opus file
                 per audio track, a mixed mix.ogg and recording.json; listed and served by
                 GET /v1/recordings (needs --api-key). Without it start_recording fails.
+  --redis URL   cluster mode (docs/scaling.md): redis://[:password@]HOST:PORT[/db] of the Redis
+                the nodes share; this server registers as a node with a heartbeat (1 s, expiry
+                4 s) and GET /v1/nodes lists the live nodes. Fails to start if Redis is unreachable.
+  --node-url URL  with --redis: the base URL clients reach this node on (default: its own URL)
 
 limits (docs/server-limits.md):
   --http-idle-timeout SECS   close an HTTP connection that sends no request head for SECS
@@ -94,6 +99,8 @@ fn parse_args(
             "--tls-cert" => cert = Some(value("--tls-cert")?),
             "--recordings-dir" => config.recordings_dir = Some(value("--recordings-dir")?.into()),
             "--tls-key" => key = Some(value("--tls-key")?),
+            "--redis" => config.redis_url = Some(value("--redis")?),
+            "--node-url" => config.node_url = Some(value("--node-url")?),
             "--http-idle-timeout" => {
                 config.limits.http_idle_timeout = seconds("--http-idle-timeout", &value("--http-idle-timeout")?)?
             }
@@ -262,6 +269,12 @@ mod tests {
         let c = parse(&["--recordings-dir", "/srv/rec"]).unwrap().unwrap();
         assert_eq!(c.recordings_dir, Some("/srv/rec".into()));
         assert!(parse(&["--recordings-dir"]).is_err());
+        let c = parse(&[]).unwrap().unwrap();
+        assert_eq!((c.redis_url, c.node_url), (None, None));
+        let c = parse(&["--redis", "redis://127.0.0.1:6379", "--node-url=http://n1:7880"]).unwrap().unwrap();
+        assert_eq!(c.redis_url.as_deref(), Some("redis://127.0.0.1:6379"));
+        assert_eq!(c.node_url.as_deref(), Some("http://n1:7880"));
+        assert!(parse(&["--redis"]).is_err());
     }
 
     #[test]

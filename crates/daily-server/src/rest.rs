@@ -66,6 +66,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/v1/rooms/{name}", get(get_room).delete(delete_room))
         .route("/v1/meeting-tokens", post(create_token))
         .merge(crate::recordings_rest::routes())
+        .merge(crate::nodes_rest::routes())
         .route("/v1/{*rest}", any(unknown))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
 }

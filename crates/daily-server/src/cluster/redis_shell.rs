@@ -1,0 +1,204 @@
+//! The Redis IO of cluster mode: one [`Cluster`] per server, shared by the heartbeat task and
+//! the REST handlers. Decisions live in the IO-free core (`mod.rs`); this file only reads and
+//! writes keys.
+//!
+//! Keys (all under [`KEY_PREFIX`]):
+//! - `daily:node:{id}`: the node's [`NodeInfo`] as JSON, set with a TTL of [`NODE_TTL`] at every
+//!   heartbeat, so a dead node's entry expires by itself;
+//! - `daily:nodes`: the set of node ids ever registered and not yet seen expired; readers drop
+//!   ids whose entry has expired (a set because Redis cannot list keys cheaply: `KEYS` blocks
+//!   the server and `SCAN` walks the whole key space).
+
+use std::time::{Duration, Instant};
+
+use redis::aio::ConnectionManager;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::{ClusterError, HEARTBEAT_INTERVAL, KEY_PREFIX, NODE_TTL, NodeInfo, cpu_fraction, stat_ticks};
+use crate::driver::Request;
+
+/// How long one Redis command may take before it counts as failed: a stalled Redis must not
+/// stall a REST request or the heartbeat for long.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long start-up waits for the first connection to Redis.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// This node's connection to the cluster's Redis. Cheap to clone (the connection manager
+/// multiplexes one connection and reconnects by itself after a failure).
+#[derive(Clone)]
+pub(crate) struct Cluster {
+    conn: ConnectionManager,
+    /// This node's id.
+    pub id: String,
+    /// The base URL clients reach this node on.
+    pub url: String,
+}
+
+fn node_key(id: &str) -> String {
+    format!("{KEY_PREFIX}node:{id}")
+}
+
+fn nodes_key() -> String {
+    format!("{KEY_PREFIX}nodes")
+}
+
+impl Cluster {
+    /// Connects to `redis_url` (`redis://[:password@]HOST:PORT[/db]`); fails if Redis is not
+    /// reachable within [`CONNECT_TIMEOUT`] (a node that cannot register would be invisible).
+    pub(crate) async fn connect(redis_url: &str, url: String) -> Result<Cluster, ClusterError> {
+        let client = redis::Client::open(redis_url).map_err(|e| ClusterError::InvalidUrl {
+            url: redacted(redis_url),
+            reason: e.to_string(),
+        })?;
+        let conn = tokio::time::timeout(CONNECT_TIMEOUT, ConnectionManager::new(client))
+            .await
+            .map_err(|_| {
+                ClusterError::Redis(format!(
+                    "no connection to {} within {CONNECT_TIMEOUT:?}",
+                    redacted(redis_url)
+                ))
+            })??;
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        Ok(Cluster { conn, id, url })
+    }
+
+    /// Runs `cmd` with [`COMMAND_TIMEOUT`].
+    async fn run<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, ClusterError> {
+        let mut conn = self.conn.clone();
+        tokio::time::timeout(COMMAND_TIMEOUT, cmd.query_async(&mut conn))
+            .await
+            .map_err(|_| ClusterError::Redis(format!("no answer within {COMMAND_TIMEOUT:?}")))?
+            .map_err(ClusterError::from)
+    }
+
+    /// Publishes `info` under this node's key with a fresh TTL, and lists the node.
+    pub(crate) async fn heartbeat(&self, info: &NodeInfo) -> Result<(), ClusterError> {
+        let json = serde_json::to_string(info).map_err(|e| ClusterError::Redis(e.to_string()))?;
+        let mut pipe = redis::pipe();
+        pipe.cmd("SET")
+            .arg(node_key(&self.id))
+            .arg(json)
+            .arg("PX")
+            .arg(NODE_TTL.as_millis() as u64)
+            .ignore()
+            .cmd("SADD")
+            .arg(nodes_key())
+            .arg(&self.id)
+            .ignore();
+        let mut conn = self.conn.clone();
+        tokio::time::timeout(COMMAND_TIMEOUT, pipe.query_async::<()>(&mut conn))
+            .await
+            .map_err(|_| ClusterError::Redis(format!("no answer within {COMMAND_TIMEOUT:?}")))??;
+        Ok(())
+    }
+
+    /// Removes this node from the registry (clean shutdown; a killed node expires instead).
+    pub(crate) async fn deregister(&self) -> Result<(), ClusterError> {
+        self.run::<()>(redis::cmd("DEL").arg(node_key(&self.id))).await?;
+        self.run::<()>(redis::cmd("SREM").arg(nodes_key()).arg(&self.id)).await
+    }
+
+    /// The live nodes (those whose entry has not expired), sorted by id. Ids whose entry
+    /// expired are dropped from the set on the way.
+    pub(crate) async fn nodes(&self) -> Result<Vec<NodeInfo>, ClusterError> {
+        let mut ids: Vec<String> = self.run(redis::cmd("SMEMBERS").arg(nodes_key())).await?;
+        ids.sort();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = ids.iter().map(|id| node_key(id)).collect();
+        let values: Vec<Option<String>> = self.run(redis::cmd("MGET").arg(&keys)).await?;
+        let mut nodes = Vec::with_capacity(ids.len());
+        let mut expired = Vec::new();
+        for ((id, key), value) in ids.iter().zip(&keys).zip(values) {
+            match value {
+                Some(json) => nodes.push(serde_json::from_str::<NodeInfo>(&json).map_err(|e| {
+                    ClusterError::Corrupt {
+                        key: key.clone(),
+                        reason: e.to_string(),
+                    }
+                })?),
+                None => expired.push(id.clone()),
+            }
+        }
+        if !expired.is_empty() {
+            // Best effort: another reader may do the same; a node that comes back re-adds itself.
+            let _ = self.run::<()>(redis::cmd("SREM").arg(nodes_key()).arg(&expired)).await;
+        }
+        Ok(nodes)
+    }
+
+    /// Publishes this node's load every [`HEARTBEAT_INTERVAL`] until shutdown, then deregisters.
+    /// The load comes from the SFU task (`Request::Load`); a failed heartbeat is logged (once
+    /// per outage) and retried at the next tick, calls on this node go on meanwhile.
+    pub(crate) async fn run_heartbeat(self, cmds: mpsc::UnboundedSender<Request>, mut shutdown: watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(HEARTBEAT_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut cpu_mark = (Instant::now(), proc_ticks());
+        let mut failing = false;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.wait_for(|s| *s) => break,
+            }
+            let (reply, rx) = oneshot::channel();
+            if cmds.send(Request::Load { reply }).is_err() {
+                break;
+            }
+            let Ok(mut rooms) = rx.await else { break };
+            rooms.sort();
+            let now = (Instant::now(), proc_ticks());
+            let cpu = match (cpu_mark.1, now.1) {
+                (Some(a), Some(b)) => cpu_fraction(a, b, now.0 - cpu_mark.0),
+                _ => 0.0,
+            };
+            cpu_mark = now;
+            let info = NodeInfo {
+                id: self.id.clone(),
+                url: self.url.clone(),
+                participants: rooms.iter().map(|(_, n)| n).sum(),
+                rooms: rooms.into_iter().map(|(r, _)| r).collect(),
+                cpu,
+                updated_at_ms: crate::unix_now_ms(),
+            };
+            match self.heartbeat(&info).await {
+                Ok(()) if failing => {
+                    tracing::info!(node = %self.id, "Redis reachable again, node registered");
+                    failing = false;
+                }
+                Ok(()) => {}
+                Err(e) if !failing => {
+                    tracing::warn!(node = %self.id, error = %e, "heartbeat failed; retrying every second");
+                    failing = true;
+                }
+                Err(_) => {}
+            }
+        }
+        if let Err(e) = self.deregister().await {
+            tracing::warn!(node = %self.id, error = %e, "cannot deregister; the entry expires by itself");
+        }
+    }
+}
+
+/// This process's CPU time in clock ticks, `None` where `/proc` is unavailable.
+fn proc_ticks() -> Option<u64> {
+    stat_ticks(&std::fs::read_to_string("/proc/self/stat").ok()?)
+}
+
+/// `url` with any password replaced by `***`, for messages.
+fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}***{}", &url[..s + 3], &url[at..]),
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_are_not_echoed() {
+        assert_eq!(super::redacted("redis://:pw@h:1/0"), "redis://***@h:1/0");
+        assert_eq!(super::redacted("redis://h:1"), "redis://h:1");
+    }
+}
