@@ -35,6 +35,16 @@ def main(argv: list[str] | None = None) -> int:
         "recording under DIR with an Ogg/Opus file per audio track, mix.ogg and recording.json "
         "(GET /v1/recordings, with --api-key); without it start_recording fails",
     )
+    p.add_argument(
+        "--redis",
+        default=None,
+        metavar="URL",
+        help="cluster mode (docs/scaling.md): redis://[:password@]HOST:PORT[/db] of the Redis the "
+        "nodes share; the server registers as a node (heartbeat 1 s, expiry 4 s), GET /v1/nodes "
+        "lists the live nodes; fails to start if Redis is unreachable",
+    )
+    p.add_argument("--node-url", default=None, metavar="URL",
+                   help="with --redis: the base URL clients reach this node on (default: its own URL)")
     lim = p.add_argument_group("limits", "connection limits (docs/server-limits.md); default: the server's")
     lim.add_argument("--http-idle-timeout", type=float, default=None, metavar="SECS",
                      help="close an HTTP connection that sends no request head for SECS (default 20)")
@@ -73,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
             app_message_rate=args.app_message_rate,
             update_rate=args.update_rate,
             recordings_dir=args.recordings_dir,
+            redis_url=args.redis,
+            node_url=args.node_url,
         ).start()
     except (RuntimeError, ValueError) as e:
         print(f"daily-server: {e}", file=sys.stderr)

@@ -508,6 +508,8 @@ class _RoomServer:
         app_message_rate: int | None = None,
         update_rate: int | None = None,
         recordings_dir: str | os.PathLike[str] | None = None,
+        redis_url: str | None = None,
+        node_url: str | None = None,
     ) -> _RoomServer: ...
     @property
     def url(self) -> str: ...

@@ -1,0 +1,227 @@
+"""Cluster mode (issue 20, docs/scaling.md): ``daily-server --redis`` nodes sharing a real
+``redis-server`` on a loopback port. Skipped when redis-server is not installed (scripts/test.sh
+installs it).
+
+What is covered so far: node registry and heartbeat (every node lists every live node with its
+URL and load), expiry of a SIGKILLed node within the TTL, deregistration on SIGTERM, and
+start-up errors. Shared rooms and placement come next (status: /work/notes/issue20-status.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from conftest import join, leave
+from daily import CallClient
+
+REDIS = shutil.which("redis-server")
+pytestmark = pytest.mark.skipif(REDIS is None, reason="redis-server not installed (apt-get install redis-server)")
+
+KEY = "cluster-test-key"
+# NODE_TTL (4 s) after the last heartbeat; the last one may have been up to 1 s before the kill.
+NODE_TTL_S = 4.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def redis_ping(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def redis_url():
+    port = free_port()
+    p = subprocess.Popen(
+        [REDIS, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not redis_ping(port):
+            assert p.poll() is None, "redis-server exited"
+            assert time.monotonic() < deadline, "redis-server did not answer PING within 10 s"
+            time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}"
+    finally:
+        p.kill()
+        p.wait()
+
+
+class Node:
+    """One ``daily-server`` process (run as tests/test_server.py runs it)."""
+
+    def __init__(self, redis_url: str | None, *extra: str) -> None:
+        args = [sys.executable, "-m", "daily.cli", "--host", "127.0.0.1", "--port", "0", "--api-key", KEY]
+        if redis_url is not None:
+            args += ["--redis", redis_url]
+        self.p = subprocess.Popen(
+            args + list(extra),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        line = self.p.stdout.readline()
+        m = re.match(r"daily-server listening on (http://127\.0\.0\.1:\d+)", line)
+        if not m:
+            self.stop()
+            raise AssertionError(f"node did not start: {line!r}")
+        self.url = m.group(1)
+
+    def get(self, path: str, key: str | None = KEY) -> tuple[int, dict]:
+        req = urllib.request.Request(self.url + path)
+        if key is not None:
+            req.add_header("Authorization", f"Bearer {key}")
+        try:
+            with urllib.request.urlopen(req, timeout=5) as r:
+                return r.status, json.load(r)
+        except urllib.error.HTTPError as e:
+            return e.code, json.load(e)
+
+    def nodes(self) -> list[dict]:
+        status, body = self.get("/v1/nodes")
+        assert status == 200, body
+        return body["data"]
+
+    def stop(self) -> None:
+        if self.p.poll() is None:
+            self.p.kill()
+        self.p.wait(10)
+
+
+def wait_until(cond, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
+        time.sleep(0.1)
+
+
+@pytest.fixture()
+def nodes(redis_url):
+    started: list[Node] = []
+    try:
+        for _ in range(3):
+            started.append(Node(redis_url))
+        yield started
+    finally:
+        for n in started:
+            n.stop()
+        # The next test starts from an empty registry: killed nodes would linger for the TTL.
+        with socket.create_connection(("127.0.0.1", int(redis_url.rsplit(":", 1)[1])), timeout=2) as s:
+            s.sendall(b"FLUSHALL\r\n")
+            assert s.recv(16).startswith(b"+OK")
+
+
+def urls(listing: list[dict]) -> set[str]:
+    return {n["url"] for n in listing}
+
+
+def test_every_node_lists_every_live_node_with_its_url(nodes):
+    want = {n.url for n in nodes}
+    for n in nodes:
+        listing = wait_until(lambda n=n: (lambda l: l if urls(l) == want else None)(n.nodes()), 5, "3 nodes listed")
+        assert len(listing) == 3
+        assert len({e["id"] for e in listing}) == 3
+        for e in listing:
+            assert e["rooms"] == [] and e["participants"] == 0, e
+            assert 0.0 <= e["cpu"] < 64, e
+            assert abs(e["updated_at_ms"] / 1000 - time.time()) < 5, e
+    # Beyond Daily, but as guarded as the rest of /v1.
+    assert nodes[0].get("/v1/nodes", key=None)[0] == 401
+    assert nodes[0].get("/v1/nodes", key="wrong")[0] == 401
+
+
+def test_heartbeat_carries_rooms_and_participants(nodes):
+    c = CallClient()
+    try:
+        join(c, nodes[1].url + "/busy-room")
+
+        def loaded():
+            by_url = {e["url"]: e for e in nodes[0].nodes()}
+            e = by_url[nodes[1].url]
+            return e if e["participants"] == 1 else None
+
+        e = wait_until(loaded, 5, "node 1 reports its participant")
+        assert e["rooms"] == ["busy-room"]
+        others = [x for x in nodes[2].nodes() if x["url"] != nodes[1].url]
+        assert all(x["participants"] == 0 and x["rooms"] == [] for x in others), others
+        leave(c)
+        wait_until(
+            lambda: {e["url"]: e for e in nodes[2].nodes()}[nodes[1].url]["participants"] == 0,
+            5,
+            "the participant's leave is reported",
+        )
+    finally:
+        c.release()
+
+
+def test_killed_node_expires_within_the_ttl_and_stopped_node_leaves_at_once(nodes):
+    want = {n.url for n in nodes}
+    wait_until(lambda: urls(nodes[0].nodes()) == want, 5, "3 nodes listed")
+    killed = nodes[2]
+    killed.p.send_signal(signal.SIGKILL)
+    killed.p.wait(5)
+    t0 = time.monotonic()
+    wait_until(lambda: killed.url not in urls(nodes[0].nodes()), NODE_TTL_S + 2, "the killed node expires")
+    gone_after = time.monotonic() - t0
+    # Not removed by anything but the expiry: it stays listed for a good part of the TTL.
+    assert gone_after > NODE_TTL_S - 1.5, gone_after
+    assert urls(nodes[1].nodes()) == {nodes[0].url, nodes[1].url}
+
+    # SIGTERM: a clean stop deregisters at once, without waiting for the TTL.
+    nodes[1].p.send_signal(signal.SIGTERM)
+    assert nodes[1].p.wait(10) == 0
+    assert urls(nodes[0].nodes()) == {nodes[0].url}
+
+
+def test_node_url_is_what_the_registry_lists(redis_url):
+    n = Node(redis_url, "--node-url", "https://node-a.example.com")
+    try:
+        listing = wait_until(lambda: n.nodes(), 5, "the node is listed")
+        assert urls(listing) == {"https://node-a.example.com"}
+    finally:
+        n.stop()
+        n.p.wait()
+        with socket.create_connection(("127.0.0.1", int(redis_url.rsplit(":", 1)[1])), timeout=2) as s:
+            s.sendall(b"FLUSHALL\r\n")
+            s.recv(16)
+
+
+def test_without_redis_nodes_is_404_and_bad_redis_fails_start(redis_url):
+    n = Node(None)
+    try:
+        status, body = n.get("/v1/nodes")
+        assert status == 404 and "--redis" in body["info"], body
+    finally:
+        n.stop()
+    base = [sys.executable, "-m", "daily.cli", "--host", "127.0.0.1", "--port", "0"]
+    bad = subprocess.run(base + ["--redis", "http://not-redis"], capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 1 and "Redis URL" in bad.stderr, bad.stderr
+    t0 = time.monotonic()
+    down = subprocess.run(base + ["--redis", f"redis://127.0.0.1:{free_port()}"], capture_output=True, text=True, timeout=30)
+    assert down.returncode == 1 and "Redis" in down.stderr, down.stderr
+    assert time.monotonic() - t0 < 15
