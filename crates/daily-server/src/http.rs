@@ -338,10 +338,28 @@ async fn connection(socket: WebSocket, room: String, state: AppState, pending: P
     // 3. Joined: relay frames to the core and the core's messages to the socket. Writes run in
     // their own task so this loop keeps draining the core's queue even while a client does not
     // read, and can drop the connection once too much piles up for it.
+    // In cluster mode the room's settings come from Redis; without them the join is refused
+    // (a private room must not open up because Redis is unreachable).
+    let shared = match &state.cluster {
+        Some(cluster) => match cluster.room(&room).await {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::warn!(room = %room, error = %e, "join refused: cluster state unavailable");
+                let _ = send(&mut tx, error_frame("the cluster state is unavailable; try again")).await;
+                let _ = send(&mut tx, close_frame(close_code::AGAIN, "cluster unavailable")).await;
+                return;
+            }
+        },
+        None => None,
+    };
     let (out_tx, out_rx) = mpsc::unbounded_channel();
     let sent = {
         let registry = state.api.rooms();
-        match rooms::admit(registry.get(&room), check, now) {
+        let record = match &shared {
+            Some(r) => r.as_ref(),
+            None => registry.get(&room),
+        };
+        match rooms::admit(record, check, now) {
             Ok(admitted) => Ok(state
                 .cmds
                 .send(Request::Connect {

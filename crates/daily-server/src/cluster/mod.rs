@@ -8,7 +8,7 @@
 
 mod redis_shell;
 
-pub(crate) use redis_shell::Cluster;
+pub(crate) use redis_shell::{Cluster, CreateOutcome};
 
 use std::cmp::Ordering;
 use std::time::Duration;
@@ -36,7 +36,7 @@ pub struct NodeInfo {
     pub id: String,
     /// Base URL clients reach this node on (`--node-url`, default its own HTTP URL).
     pub url: String,
-    /// Rooms with at least one participant on this node, sorted.
+    /// Rooms placed on this node (REST-created) and rooms with participants here, sorted.
     pub rooms: Vec<String>,
     /// Participants in all those rooms.
     pub participants: usize,

@@ -7,7 +7,13 @@
 //!   heartbeat, so a dead node's entry expires by itself;
 //! - `daily:nodes`: the set of node ids ever registered and not yet seen expired; readers drop
 //!   ids whose entry has expired (a set because Redis cannot list keys cheaply: `KEYS` blocks
-//!   the server and `SCAN` walks the whole key space).
+//!   the server and `SCAN` walks the whole key space);
+//! - `daily:rooms`: hash, room name -> its [`RoomRecord`] as JSON (REST-created rooms; created
+//!   with `HSETNX`, so two nodes creating one name cannot both win); `daily:room_seq`: the
+//!   creation counter that orders listings;
+//! - `daily:room_node`: hash, room name -> id of the node it lives on (`HSETNX`: the first
+//!   assignment wins, atomically); `daily:node:{id}:rooms`: set of the rooms assigned to a node,
+//!   what placement counts (fresh, unlike the heartbeat's copy).
 
 use std::time::{Duration, Instant};
 
@@ -16,6 +22,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{ClusterError, HEARTBEAT_INTERVAL, KEY_PREFIX, NODE_TTL, NodeInfo, cpu_fraction, stat_ticks};
 use crate::driver::Request;
+use crate::rooms::{MAX_API_ROOMS, RoomRecord};
 
 /// How long one Redis command may take before it counts as failed: a stalled Redis must not
 /// stall a REST request or the heartbeat for long.
@@ -41,6 +48,28 @@ fn node_key(id: &str) -> String {
 
 fn nodes_key() -> String {
     format!("{KEY_PREFIX}nodes")
+}
+
+fn rooms_key() -> String {
+    format!("{KEY_PREFIX}rooms")
+}
+
+fn room_node_key() -> String {
+    format!("{KEY_PREFIX}room_node")
+}
+
+fn node_rooms_key(id: &str) -> String {
+    format!("{KEY_PREFIX}node:{id}:rooms")
+}
+
+/// What became of a room creation in Redis.
+pub(crate) enum CreateOutcome {
+    /// Stored; the room lives on this node id (`None`: no node was live to place it).
+    Created { node: Option<String> },
+    /// A room of that name exists.
+    Duplicate,
+    /// [`MAX_API_ROOMS`] reached.
+    Full,
 }
 
 impl Cluster {
@@ -129,6 +158,81 @@ impl Cluster {
         Ok(nodes)
     }
 
+    /// The next creation number (orders `GET /v1/rooms`, newest first).
+    pub(crate) async fn next_room_seq(&self) -> Result<u64, ClusterError> {
+        self.run(redis::cmd("INCR").arg(format!("{KEY_PREFIX}room_seq"))).await
+    }
+
+    /// Stores a REST-created room unless its name is taken, then places it on the least-loaded
+    /// live node. The room count check is not atomic with the insert (a burst across nodes may
+    /// pass [`MAX_API_ROOMS`] by a few); the name check is (`HSETNX`).
+    pub(crate) async fn create_room(&self, record: &RoomRecord) -> Result<CreateOutcome, ClusterError> {
+        let count: usize = self.run(redis::cmd("HLEN").arg(rooms_key())).await?;
+        if count >= MAX_API_ROOMS {
+            return Ok(CreateOutcome::Full);
+        }
+        let json = serde_json::to_string(record).map_err(|e| ClusterError::Redis(e.to_string()))?;
+        let fresh: bool = self.run(redis::cmd("HSETNX").arg(rooms_key()).arg(&record.name).arg(json)).await?;
+        if !fresh {
+            return Ok(CreateOutcome::Duplicate);
+        }
+        let node = self.place_room(&record.name).await?;
+        Ok(CreateOutcome::Created { node })
+    }
+
+    /// The room's node: its assignment if there is one, else the least-loaded live node
+    /// (assigned with `HSETNX`: if another node assigned it meanwhile, that assignment stands).
+    /// `None` when no node is live.
+    pub(crate) async fn place_room(&self, room: &str) -> Result<Option<String>, ClusterError> {
+        if let Some(id) = self.run::<Option<String>>(redis::cmd("HGET").arg(room_node_key()).arg(room)).await? {
+            return Ok(Some(id));
+        }
+        let mut nodes = self.nodes().await?;
+        for n in &mut nodes {
+            // Fresh counts: the heartbeat's copy lags by up to a second, and a burst of
+            // creations must spread.
+            n.rooms = self.run(redis::cmd("SMEMBERS").arg(node_rooms_key(&n.id))).await?;
+        }
+        let Some(best) = super::least_loaded(&nodes).map(|n| n.id.clone()) else {
+            return Ok(None);
+        };
+        let won: bool = self.run(redis::cmd("HSETNX").arg(room_node_key()).arg(room).arg(&best)).await?;
+        if won {
+            self.run::<()>(redis::cmd("SADD").arg(node_rooms_key(&best)).arg(room)).await?;
+            return Ok(Some(best));
+        }
+        self.run(redis::cmd("HGET").arg(room_node_key()).arg(room)).await
+    }
+
+    /// The room called `name`, if it was created.
+    pub(crate) async fn room(&self, name: &str) -> Result<Option<RoomRecord>, ClusterError> {
+        let json: Option<String> = self.run(redis::cmd("HGET").arg(rooms_key()).arg(name)).await?;
+        json.map(|j| parse_room(name, &j)).transpose()
+    }
+
+    /// Every created room, newest first.
+    pub(crate) async fn rooms(&self) -> Result<Vec<RoomRecord>, ClusterError> {
+        let all: Vec<(String, String)> = self.run(redis::cmd("HGETALL").arg(rooms_key())).await?;
+        let mut rooms = all.iter().map(|(n, j)| parse_room(n, j)).collect::<Result<Vec<_>, _>>()?;
+        rooms.sort_by_key(|r| std::cmp::Reverse(r.seq));
+        Ok(rooms)
+    }
+
+    /// Deletes the room and its placement; `false` if there was no such room.
+    pub(crate) async fn delete_room(&self, name: &str) -> Result<bool, ClusterError> {
+        let removed: u64 = self.run(redis::cmd("HDEL").arg(rooms_key()).arg(name)).await?;
+        if let Some(id) = self.run::<Option<String>>(redis::cmd("HGET").arg(room_node_key()).arg(name)).await? {
+            self.run::<()>(redis::cmd("SREM").arg(node_rooms_key(&id)).arg(name)).await?;
+            self.run::<()>(redis::cmd("HDEL").arg(room_node_key()).arg(name)).await?;
+        }
+        Ok(removed > 0)
+    }
+
+    /// The rooms placed on this node.
+    async fn assigned_rooms(&self) -> Result<Vec<String>, ClusterError> {
+        self.run(redis::cmd("SMEMBERS").arg(node_rooms_key(&self.id))).await
+    }
+
     /// Publishes this node's load every [`HEARTBEAT_INTERVAL`] until shutdown, then deregisters.
     /// The load comes from the SFU task (`Request::Load`); a failed heartbeat is logged (once
     /// per outage) and retried at the next tick, calls on this node go on meanwhile.
@@ -146,8 +250,13 @@ impl Cluster {
             if cmds.send(Request::Load { reply }).is_err() {
                 break;
             }
-            let Ok(mut rooms) = rx.await else { break };
-            rooms.sort();
+            let Ok(rooms) = rx.await else { break };
+            let participants = rooms.iter().map(|(_, n)| n).sum();
+            // Rooms placed here (empty or not) and rooms with participants (ad-hoc rooms too).
+            let mut names: Vec<String> = self.assigned_rooms().await.unwrap_or_default();
+            names.extend(rooms.into_iter().map(|(r, _)| r));
+            names.sort();
+            names.dedup();
             let now = (Instant::now(), proc_ticks());
             let cpu = match (cpu_mark.1, now.1) {
                 (Some(a), Some(b)) => cpu_fraction(a, b, now.0 - cpu_mark.0),
@@ -157,8 +266,8 @@ impl Cluster {
             let info = NodeInfo {
                 id: self.id.clone(),
                 url: self.url.clone(),
-                participants: rooms.iter().map(|(_, n)| n).sum(),
-                rooms: rooms.into_iter().map(|(r, _)| r).collect(),
+                participants,
+                rooms: names,
                 cpu,
                 updated_at_ms: crate::unix_now_ms(),
             };
@@ -179,6 +288,13 @@ impl Cluster {
             tracing::warn!(node = %self.id, error = %e, "cannot deregister; the entry expires by itself");
         }
     }
+}
+
+fn parse_room(name: &str, json: &str) -> Result<RoomRecord, ClusterError> {
+    serde_json::from_str(json).map_err(|e| ClusterError::Corrupt {
+        key: format!("{}[{name}]", rooms_key()),
+        reason: e.to_string(),
+    })
 }
 
 /// This process's CPU time in clock ticks, `None` where `/proc` is unavailable.
