@@ -301,3 +301,48 @@ def test_private_room_and_token_from_other_nodes(nodes):
         assert error is not None and "not allowed" in error, (data, error)
     finally:
         c.release()
+
+
+def test_redis_outage_keeps_the_node_and_it_registers_again():
+    port = free_port()
+    cmd = [REDIS, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+
+    def start_redis():
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(lambda: redis_ping(port), 10, "redis-server answers PING")
+        return p
+
+    r = start_redis()
+    n = None
+    c = CallClient()
+    try:
+        n = Node(f"redis://127.0.0.1:{port}")
+        wait_until(lambda: len(n.nodes()) == 1, 5, "the node is listed")
+        join(c, n.url + "/ongoing")
+        r.kill()
+        r.wait()
+        # Redis down: the REST calls that need it fail fast and clearly; the node keeps serving.
+        t0 = time.monotonic()
+        status, body = n.get("/v1/nodes")
+        assert status == 503 and "Redis" in body["info"], body
+        assert n.get("/v1/rooms")[0] == 503
+        assert time.monotonic() - t0 < 5
+        with urllib.request.urlopen(n.url + "/", timeout=5) as resp:
+            assert resp.status == 200
+        assert n.p.poll() is None
+        # Back: the node registers again at its next heartbeat, its participant still counted.
+        r = start_redis()
+        listing = wait_until(
+            lambda: (lambda s_b: s_b[1]["data"] if s_b[0] == 200 and s_b[1]["data"] else None)(n.get("/v1/nodes")),
+            10,
+            "the node registers again",
+        )
+        assert listing[0]["url"] == n.url
+        wait_until(lambda: n.nodes()[0]["participants"] == 1, 5, "the running call is reported")
+        leave(c)
+    finally:
+        c.release()
+        if n is not None:
+            n.stop()
+        r.kill()
+        r.wait()
