@@ -2,11 +2,14 @@
 ``redis-server`` on a loopback port. Skipped when redis-server is not installed (scripts/test.sh
 installs it).
 
-What is covered so far: node registry and heartbeat (every node lists every live node with its
-URL and load), expiry of a SIGKILLed node within the TTL, deregistration on SIGTERM, start-up
-errors, and rooms shared through Redis (REST on any node sees every room; creations spread over
-the nodes, least-loaded first; a private room created on one node admits a meeting token made
-by another on a third). Joining through a node that is not the room's node comes next.
+Covered: node registry and heartbeat (every node lists every live node with its URL and load),
+expiry of a SIGKILLed node within the TTL, start-up errors; rooms shared through Redis (REST on
+any node sees every room; creations spread over the nodes, least-loaded first; a private room
+created on one node admits a meeting token made by another on a third); joining through any
+node (the signalling is relayed to the room's node: speech both ways, app messages and
+participant events as on one server); a killed room node (its participants get ``on_error``
+and ``left``, its rooms take joins on another node within the TTL); draining on SIGTERM; a
+Redis outage (calls go on, new joins refused clearly, the node registers again).
 """
 
 from __future__ import annotations
@@ -19,14 +22,18 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 
 import pytest
 
-from conftest import join, leave
-from daily import CallClient
+import numpy as np
+
+import speechmetrics as sm
+from conftest import SPEECH_16K, Waiter, join, leave, mic_settings
+from daily import CallClient, CustomAudioSource, CustomAudioTrack, EventHandler
 
 REDIS = shutil.which("redis-server")
 pytestmark = pytest.mark.skipif(REDIS is None, reason="redis-server not installed (apt-get install redis-server)")
@@ -69,6 +76,101 @@ def redis_url():
     finally:
         p.kill()
         p.wait()
+
+
+RATE = 16000
+
+
+class Peer(EventHandler):
+    """A call participant with a custom microphone that records every remote participant's
+    audio and every event, for the cross-node tests."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.cond = threading.Condition()
+        self.events: list[tuple] = []
+        self.pcm: dict[str, list[bytes]] = {}
+        self.source = CustomAudioSource(RATE, 1)
+        self.track = CustomAudioTrack(self.source)
+        self.client = CallClient(event_handler=self)
+        self.client.set_user_name(name)
+
+    def _add(self, *ev) -> None:
+        with self.cond:
+            self.events.append(ev)
+            self.cond.notify_all()
+
+    def on_participant_joined(self, participant):
+        pid = participant["id"]
+        self.pcm.setdefault(pid, [])
+        self.client.set_audio_renderer(pid, self.on_audio, sample_rate=RATE, callback_interval_ms=20)
+        self._add("joined", participant["info"].get("userName"), pid)
+
+    def on_participant_left(self, participant, reason):
+        self._add("left", participant["info"].get("userName"), reason)
+
+    def on_app_message(self, message, sender):
+        self._add("app", message, sender)
+
+    def on_error(self, message):
+        self._add("error", message)
+
+    def on_call_state_updated(self, state):
+        self._add("state", state)
+
+    def on_audio(self, participant_id, audio, audio_source):
+        self.pcm.setdefault(participant_id, []).append(audio.audio_frames)
+
+    def join(self, url: str, **kw) -> dict:
+        return join(self.client, url, client_settings=mic_settings(self.track), **kw)
+
+    def wait_for(self, pred, timeout: float, what: str) -> tuple:
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                for ev in self.events:
+                    if pred(ev):
+                        return ev
+                left = deadline - time.monotonic()
+                assert left > 0, f"{self.name}: not within {timeout} s: {what}; saw {[e[:2] for e in self.events]}"
+                self.cond.wait(left)
+
+    def speak(self, pcm: np.ndarray) -> threading.Thread:
+        """Writes ``pcm`` (16 kHz mono int16) in real time on a thread (blocking writes)."""
+        data = pcm.astype("<i2").tobytes()
+
+        def run():
+            step = 2 * RATE // 50  # 20 ms
+            for k in range(0, len(data) - step + 1, step):
+                self.source.write_frames(data[k : k + step])
+
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        return t
+
+    def heard(self, participant_id: str) -> np.ndarray:
+        return np.frombuffer(b"".join(self.pcm.get(participant_id, [])), dtype="<i2")
+
+    def release(self) -> None:
+        try:
+            self.client.leave()
+        finally:
+            self.client.release()
+
+
+def speech(offset_s: float, seconds: float) -> np.ndarray:
+    sent, rate = sm.read_wav_mono16(SPEECH_16K)
+    assert rate == RATE
+    return sent[int(offset_s * RATE) : int((offset_s + seconds) * RATE)]
+
+
+def node_of(node_list: list["Node"], room: str, via: "Node") -> int:
+    """Index in ``node_list`` of the node whose heartbeat lists ``room``."""
+    by_url = {n.url: i for i, n in enumerate(node_list)}
+    for e in via.nodes():
+        if room in e["rooms"]:
+            return by_url[e["url"]]
+    raise AssertionError(f"{room} is on no node")
 
 
 class Node:
@@ -177,22 +279,25 @@ def test_every_node_lists_every_live_node_with_its_url(nodes):
 
 
 def test_heartbeat_carries_rooms_and_participants(nodes):
+    want = {n.url for n in nodes}
+    wait_until(lambda: urls(nodes[0].nodes()) == want, 5, "3 nodes listed")
     c = CallClient()
     try:
+        # An ad-hoc room is placed when first joined (on the least-loaded node, whichever node
+        # the client came through) and its node reports it.
         join(c, nodes[1].url + "/busy-room")
 
         def loaded():
-            by_url = {e["url"]: e for e in nodes[0].nodes()}
-            e = by_url[nodes[1].url]
-            return e if e["participants"] == 1 else None
+            busy = [e for e in nodes[0].nodes() if e["participants"] == 1]
+            return busy[0] if len(busy) == 1 else None
 
-        e = wait_until(loaded, 5, "node 1 reports its participant")
+        e = wait_until(loaded, 5, "the room's node reports its participant")
         assert e["rooms"] == ["busy-room"]
-        others = [x for x in nodes[2].nodes() if x["url"] != nodes[1].url]
+        others = [x for x in nodes[2].nodes() if x["id"] != e["id"]]
         assert all(x["participants"] == 0 and x["rooms"] == [] for x in others), others
         leave(c)
         wait_until(
-            lambda: {e["url"]: e for e in nodes[2].nodes()}[nodes[1].url]["participants"] == 0,
+            lambda: {x["id"]: x for x in nodes[2].nodes()}[e["id"]]["participants"] == 0,
             5,
             "the participant's leave is reported",
         )
@@ -346,3 +451,59 @@ def test_redis_outage_keeps_the_node_and_it_registers_again():
             n.stop()
         r.kill()
         r.wait()
+
+
+def test_joins_through_any_node_reach_the_rooms_node(nodes):
+    """In each of three rooms (one per node) a bot and a listener join through the two other
+    nodes: the signalling of both is relayed to the room's node, and they hear each other, see
+    each other join and leave, and exchange app messages as on one server."""
+    want = {n.url for n in nodes}
+    wait_until(lambda: urls(nodes[0].nodes()) == want, 5, "3 nodes listed")
+    rooms = [f"talk-{i}" for i in range(3)]
+    for r in rooms:
+        assert nodes[0].post("/v1/rooms", {"name": r})[0] == 200
+    wait_until(lambda: sum(len(e["rooms"]) for e in nodes[0].nodes()) == 3, 5, "rooms placed")
+    results = []
+    for r in rooms:
+        home = node_of(nodes, r, nodes[0])
+        via_bot, via_listener = nodes[(home + 1) % 3], nodes[(home + 2) % 3]
+        bot, listener = Peer("bot"), Peer("listener")
+        try:
+            bot.join(f"{via_bot.url}/{r}")
+            listener.join(f"{via_listener.url}/{r}")
+            _, _, listener_id = bot.wait_for(lambda e: e[:2] == ("joined", "listener"), 10, "listener joined")
+            _, _, bot_id = listener.wait_for(lambda e: e[:2] == ("joined", "bot"), 10, "bot joined")
+            # Both on the room's node only; the relaying nodes hold nobody.
+            by_url = wait_until(
+                lambda: (lambda m: m if m[nodes[home].url]["participants"] == 2 else None)(
+                    {e["url"]: e for e in nodes[0].nodes()}
+                ),
+                5,
+                "the room's node counts both",
+            )
+            assert by_url[via_bot.url]["participants"] == 0 and by_url[via_listener.url]["participants"] == 0
+            time.sleep(0.3)  # the receive transports connect
+            said_by_bot, said_by_listener = speech(2.0, 4.0), speech(14.0, 4.0)
+            threads = [bot.speak(said_by_bot), listener.speak(said_by_listener)]
+            for t in threads:
+                t.join(15)
+            time.sleep(0.5)  # drain the jitter buffers
+            for who, sent, peer, pid in (
+                ("listener hears bot", said_by_bot, listener, bot_id),
+                ("bot hears listener", said_by_listener, bot, listener_id),
+            ):
+                got = peer.heard(pid)
+                lag = sm.best_lag(sent, got)
+                sim = sm.similarity(sent, got, RATE, lag)
+                results.append((r, who, round(sim, 3), len(got), lag))
+                assert sim >= 0.8, results
+            bot.client.send_app_message({"n": 1, "room": r}, participant_id=None)
+            listener.wait_for(lambda e: e[0] == "app" and e[1] == {"n": 1, "room": r} and e[2] == bot_id, 5, "app message")
+            listener.client.send_app_message({"n": 2}, participant_id=bot_id)
+            bot.wait_for(lambda e: e[0] == "app" and e[1] == {"n": 2} and e[2] == listener_id, 5, "app message back")
+            leave(bot.client)
+            listener.wait_for(lambda e: e[:2] == ("left", "bot"), 5, "bot left")
+        finally:
+            bot.release()
+            listener.release()
+    print("cross-node speech similarity:", results)

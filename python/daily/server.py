@@ -124,6 +124,25 @@ class RoomServer:
             self._core = _RoomServer(self._host, self._port, self._api_key, **self._options)
         return self
 
+    def drain(self) -> None:
+        """Cluster mode (``redis_url``): starts draining. The node stops taking new rooms (it
+        is listed as ``draining`` in ``GET /v1/nodes``, placement skips it, and rooms placed on
+        it without a call here go to other nodes at their next join); running calls go on and
+        still take joins. Poll :meth:`is_drained`, then :meth:`stop`; ``daily-server`` does
+        this on SIGTERM (``--drain-timeout``). Idempotent. Raises ``RuntimeError`` without
+        ``redis_url`` (a single server has nowhere to send new rooms) or when not running."""
+        if self._core is None:
+            raise RuntimeError("the server is not running")
+        self._core.drain()
+
+    def is_drained(self) -> bool:
+        """Whether no participant is left on this server (counting those within their resume
+        grace) and it relays no signalling to other nodes. Takes at most 2 s (``False`` if the
+        server does not answer within it); ``True`` when not running."""
+        if self._core is None:
+            return True
+        return self._core.is_drained()
+
     def stop(self) -> None:
         """Tells every participant the call ended and stops the server. Idempotent."""
         if self._core is not None:

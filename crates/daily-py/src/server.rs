@@ -138,6 +138,30 @@ impl _RoomServer {
         })
     }
 
+    /// Cluster mode: stop taking new rooms, keep running calls (`RoomServer::drain`).
+    /// `RuntimeError` without `redis_url` or once stopped.
+    fn drain(&self) -> PyResult<()> {
+        guard(|| {
+            let s = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            match s.as_ref() {
+                Some(s) => s.drain().map_err(|e| PyRuntimeError::new_err(e.to_string())),
+                None => Err(PyRuntimeError::new_err("the server is not running")),
+            }
+        })
+    }
+
+    /// No participants left and no relayed signalling (GIL released; at most 2 s). `True`
+    /// once stopped.
+    fn is_drained(&self, py: Python<'_>) -> PyResult<bool> {
+        guard(|| {
+            let s = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            Ok(match s.as_ref() {
+                Some(s) => py.detach(|| s.is_drained()),
+                None => true,
+            })
+        })
+    }
+
     /// Tells every participant the call ended and stops the server (GIL released while it
     /// waits). Idempotent.
     fn shutdown(&self, py: Python<'_>) {

@@ -75,6 +75,11 @@ pub use sfu::{
 };
 pub use driver::MAX_QUEUED_PER_CONNECTION;
 
+/// How long `daily-server --redis` drains on SIGTERM before it stops anyway
+/// ([`RoomServer::drain`], `--drain-timeout`): five minutes, enough for most calls started
+/// before a rolling restart to end, short enough that a restart finishes.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// How long shutdown waits for the SFU task, which waits for the recorder to close its files.
 const RECORDER_GRACE: Duration = Duration::from_secs(10);
 
@@ -224,6 +229,9 @@ pub enum ServerError {
     /// The server thread ended before it was ready (it logged why).
     #[error("the server thread stopped during start-up")]
     StartFailed,
+    /// [`RoomServer::drain`] on a server not in cluster mode.
+    #[error("draining needs cluster mode (a Redis URL): a single server has nowhere to send new rooms")]
+    NotClustered,
 }
 
 /// A running room server. Stopped by [`RoomServer::shutdown`] or on drop.
@@ -235,6 +243,10 @@ pub struct RoomServer {
     udp_addr: SocketAddr,
     shutdown: watch::Sender<bool>,
     thread: Option<JoinHandle<()>>,
+    clustered: bool,
+    drain: Arc<cluster::DrainFlag>,
+    relays: Arc<cluster::relay::RelayCount>,
+    cmds: mpsc::UnboundedSender<driver::Request>,
 }
 
 impl std::fmt::Debug for RoomServer {
@@ -319,6 +331,16 @@ impl RoomServer {
         let redis = config.redis_url.clone().map(|r| {
             (r, config.node_url.clone().unwrap_or_else(|| format!("{scheme}://{local_addr}")))
         });
+        let clustered = redis.is_some();
+        let drain = Arc::new(cluster::DrainFlag::default());
+        let relays = Arc::new(cluster::relay::RelayCount::default());
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let shared = Shared {
+            cmd_tx: cmd_tx.clone(),
+            cmd_rx,
+            drain: drain.clone(),
+            relays: relays.clone(),
+        };
         let thread = std::thread::Builder::new()
             .name("daily-server".into())
             .spawn(move || {
@@ -335,6 +357,7 @@ impl RoomServer {
                     api,
                     catalog,
                     redis,
+                    shared,
                     shutdown_rx,
                     ready_tx,
                 ));
@@ -360,6 +383,10 @@ impl RoomServer {
             udp_addr,
             shutdown: shutdown_tx,
             thread: Some(thread),
+            clustered,
+            drain,
+            relays,
+            cmds: cmd_tx,
         })
     }
 
@@ -394,6 +421,46 @@ impl RoomServer {
         format!("{}/v1", self.url())
     }
 
+    /// Cluster mode: starts draining (idempotent). The node stops taking new rooms: it is
+    /// published as `draining` at once, placement skips it, and it gives back every room placed
+    /// on it that has no call here, so their next joins go to other nodes. Running calls go on,
+    /// and joins to them are still served here (a room lives on one node). Wait for
+    /// [`RoomServer::is_drained`], then [`RoomServer::shutdown`]; `daily-server` does this on
+    /// SIGTERM (`--drain-timeout`). LiveKit's nodes drain the same way.
+    ///
+    /// # Errors
+    /// [`ServerError::NotClustered`] without [`ServerConfig::redis_url`]: a single server has
+    /// nowhere to send new rooms.
+    pub fn drain(&self) -> Result<(), ServerError> {
+        if !self.clustered {
+            return Err(ServerError::NotClustered);
+        }
+        self.drain.start();
+        Ok(())
+    }
+
+    /// Whether this node has no participants left (counting those within their resume grace)
+    /// and relays no signalling to other nodes: true once a drain is complete. `false` if the
+    /// server has stopped answering within 2 s.
+    pub fn is_drained(&self) -> bool {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        if self.cmds.send(driver::Request::Load { reply }).is_err() {
+            return true; // stopped: nothing left here
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        let mut rx = rx;
+        loop {
+            match rx.try_recv() {
+                Ok(rooms) => return rooms.iter().all(|(_, n)| *n == 0) && self.relays.get() == 0,
+                Err(tokio::sync::oneshot::error::TryRecvError::Closed) => return true,
+                Err(tokio::sync::oneshot::error::TryRecvError::Empty) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(_) => return false,
+            }
+        }
+    }
+
     /// Tells every connected participant `callEnded`, closes sockets, stops all threads and
     /// joins them. Idempotent. Also done on drop.
     pub fn shutdown(&mut self) {
@@ -413,6 +480,14 @@ impl Drop for RoomServer {
     }
 }
 
+/// Made in [`RoomServer::start`], shared between the handle and the server's tasks.
+struct Shared {
+    cmd_tx: mpsc::UnboundedSender<driver::Request>,
+    cmd_rx: mpsc::UnboundedReceiver<driver::Request>,
+    drain: Arc<cluster::DrainFlag>,
+    relays: Arc<cluster::relay::RelayCount>,
+}
+
 /// The HTTP side's part of the start-up: its socket, TLS and limits.
 struct Listen {
     tcp: TcpListener,
@@ -430,9 +505,16 @@ async fn serve(
     api: Arc<rest::Api>,
     catalog: Option<Arc<recorder::catalog::Catalog>>,
     redis: Option<(String, String)>,
+    shared: Shared,
     mut shutdown: watch::Receiver<bool>,
     ready: std::sync::mpsc::Sender<Result<(), ServerError>>,
 ) {
+    let Shared {
+        cmd_tx,
+        cmd_rx,
+        drain,
+        relays,
+    } = shared;
     let (tcp, udp) = match (
         tokio::net::TcpListener::from_std(listen.tcp),
         tokio::net::UdpSocket::from_std(udp),
@@ -444,7 +526,7 @@ async fn serve(
         }
     };
     let cluster = match redis {
-        Some((redis_url, node_url)) => match cluster::Cluster::connect(&redis_url, node_url).await {
+        Some((redis_url, node_url)) => match cluster::Cluster::connect(&redis_url, node_url, drain).await {
             Ok(c) => Some(c),
             Err(e) => {
                 let _ = ready.send(Err(e.into()));
@@ -453,7 +535,6 @@ async fn serve(
         },
         None => None,
     };
-    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let recorder = match catalog {
         Some(c) => {
             let tx = cmd_tx.clone();
@@ -481,6 +562,7 @@ async fn serve(
         api,
         limiter: limiter.clone(),
         cluster: cluster.clone(),
+        relays,
     };
     let sfu_task = tokio::spawn(driver::run(
         udp,

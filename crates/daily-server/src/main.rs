@@ -34,6 +34,9 @@ options:
                 the nodes share; this server registers as a node with a heartbeat (1 s, expiry
                 4 s) and GET /v1/nodes lists the live nodes. Fails to start if Redis is unreachable.
   --node-url URL  with --redis: the base URL clients reach this node on (default: its own URL)
+  --drain-timeout SECS  with --redis, SIGTERM drains the node: it takes no new rooms and keeps
+                its calls until they end or SECS pass, then stops (default 300; a second
+                SIGTERM or SIGINT stops at once). Without --redis SIGTERM stops at once.
 
 limits (docs/server-limits.md):
   --http-idle-timeout SECS   close an HTTP connection that sends no request head for SECS
@@ -59,7 +62,8 @@ limits (docs/server-limits.md):
 fn parse_args(
     args: impl Iterator<Item = String>,
     env_key: Option<String>,
-) -> Result<Option<ServerConfig>, String> {
+) -> Result<Option<(ServerConfig, Duration)>, String> {
+    let mut drain_timeout = daily_server::DEFAULT_DRAIN_TIMEOUT;
     let mut config = ServerConfig {
         port: 7880,
         api_key: env_key.filter(|k| !k.is_empty()),
@@ -101,6 +105,7 @@ fn parse_args(
             "--tls-key" => key = Some(value("--tls-key")?),
             "--redis" => config.redis_url = Some(value("--redis")?),
             "--node-url" => config.node_url = Some(value("--node-url")?),
+            "--drain-timeout" => drain_timeout = seconds("--drain-timeout", &value("--drain-timeout")?)?,
             "--http-idle-timeout" => {
                 config.limits.http_idle_timeout = seconds("--http-idle-timeout", &value("--http-idle-timeout")?)?
             }
@@ -143,7 +148,7 @@ fn parse_args(
         _ => return Err("--tls-cert and --tls-key go together".into()),
     };
     config.limits.validate()?;
-    Ok(Some(config))
+    Ok(Some((config, drain_timeout)))
 }
 
 /// A positive number of seconds (fractions allowed).
@@ -173,7 +178,7 @@ fn count(flag: &str, v: &str) -> Result<usize, String> {
 
 fn main() -> ExitCode {
     let env_key = std::env::var("DAILY_API_KEY").ok();
-    let config = match parse_args(std::env::args().skip(1), env_key) {
+    let (config, drain_timeout) = match parse_args(std::env::args().skip(1), env_key) {
         Ok(Some(c)) => c,
         Ok(None) => {
             println!("{USAGE}");
@@ -242,7 +247,30 @@ fn main() -> ExitCode {
             _ = int.recv() => "SIGINT",
         }
     });
-    tracing::info!(signal = which, "stopping");
+    if which == "SIGTERM" && server.drain().is_ok() {
+        // Cluster mode: drain (docs/scaling.md), bounded by --drain-timeout; a second signal
+        // cuts it short.
+        tracing::info!(timeout = ?drain_timeout, "SIGTERM: draining (no new rooms; calls go on)");
+        let deadline = std::time::Instant::now() + drain_timeout;
+        let how = runtime.block_on(async {
+            loop {
+                if server.is_drained() {
+                    return "drained";
+                }
+                if std::time::Instant::now() >= deadline {
+                    return "drain timeout";
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                    _ = term.recv() => return "second SIGTERM",
+                    _ = int.recv() => return "SIGINT",
+                }
+            }
+        });
+        tracing::info!(how, "drain over; stopping");
+    } else {
+        tracing::info!(signal = which, "stopping");
+    }
     server.shutdown();
     ExitCode::SUCCESS
 }
@@ -252,7 +280,15 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> Result<Option<ServerConfig>, String> {
-        parse_args(args.iter().map(|s| s.to_string()), None)
+        parse_args(args.iter().map(|s| s.to_string()), None).map(|o| o.map(|(c, _)| c))
+    }
+
+    #[test]
+    fn drain_timeout() {
+        let drain = |args: &[&str]| parse_args(args.iter().map(|s| s.to_string()), None).map(|o| o.unwrap().1);
+        assert_eq!(drain(&[]).unwrap(), daily_server::DEFAULT_DRAIN_TIMEOUT);
+        assert_eq!(drain(&["--drain-timeout", "2.5"]).unwrap(), Duration::from_millis(2500));
+        assert!(drain(&["--drain-timeout", "-1"]).is_err());
     }
 
     #[test]

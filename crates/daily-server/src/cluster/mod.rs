@@ -7,8 +7,9 @@
 //! shell in `redis_shell.rs`.
 
 mod redis_shell;
+pub(crate) mod relay;
 
-pub(crate) use redis_shell::{Cluster, CreateOutcome};
+pub(crate) use redis_shell::{Cluster, CreateOutcome, DrainFlag};
 
 use std::cmp::Ordering;
 use std::time::Duration;
@@ -45,6 +46,10 @@ pub struct NodeInfo {
     pub cpu: f64,
     /// Unix time of this heartbeat, in milliseconds (for operators; liveness is the key's TTL).
     pub updated_at_ms: u64,
+    /// Draining (SIGTERM, [`crate::RoomServer::drain`]): the node keeps its running calls but
+    /// takes no new rooms, so placement skips it.
+    #[serde(default)]
+    pub draining: bool,
 }
 
 /// The load order: fewer participants first (they are what costs CPU and bandwidth in an SFU),
@@ -58,10 +63,43 @@ pub fn load_order(a: &NodeInfo, b: &NodeInfo) -> Ordering {
         .then(a.id.cmp(&b.id))
 }
 
-/// The least-loaded node by [`load_order`], `None` if there is none.
+/// The least-loaded node that takes new rooms (not draining) by [`load_order`], `None` if
+/// there is none.
 pub fn least_loaded(nodes: &[NodeInfo]) -> Option<&NodeInfo> {
-    nodes.iter().min_by(|a, b| load_order(a, b))
+    nodes.iter().filter(|n| !n.draining).min_by(|a, b| load_order(a, b))
 }
+
+/// Where a room goes, given its current assignment and the live nodes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Placement<'a> {
+    /// The room stays on its live node (draining or not: a draining node releases the rooms it
+    /// does not keep, see `redis_shell.rs`).
+    Keep(&'a NodeInfo),
+    /// The room has no node, or its node is dead (its registry entry expired): assign it to
+    /// this least-loaded node.
+    Assign(&'a NodeInfo),
+    /// No live node takes new rooms.
+    Nowhere,
+}
+
+/// The placement rule: a room keeps a live node; a room without one goes to the least-loaded
+/// live node that is not draining ([`least_loaded`]).
+pub fn place<'a>(current: Option<&str>, live: &'a [NodeInfo]) -> Placement<'a> {
+    if let Some(node) = current.and_then(|c| live.iter().find(|n| n.id == c)) {
+        return Placement::Keep(node);
+    }
+    match least_loaded(live) {
+        Some(n) => Placement::Assign(n),
+        None => Placement::Nowhere,
+    }
+}
+
+/// How long an assigned room may stay without participants on its node before the node
+/// releases the assignment, if the room was not created through REST (an ad-hoc room, placed
+/// when first joined). Long enough that a placement is never released between the choice and
+/// the join it was made for (milliseconds apart); short enough that rooms joined once do not
+/// pile up in Redis.
+pub const AD_HOC_RELEASE_AFTER: Duration = Duration::from_secs(10);
 
 /// CPU use between two readings of `/proc/self/stat`: `(utime + stime)` ticks at 100 Hz (Linux's
 /// USER_HZ on every architecture we build for) over `elapsed`, as a fraction of one core.
@@ -126,7 +164,25 @@ mod tests {
             participants,
             cpu,
             updated_at_ms: 0,
+            draining: false,
         }
+    }
+
+    #[test]
+    fn placement_keeps_live_nodes_and_replaces_dead_or_missing_ones() {
+        let mut nodes = vec![node("a", 1, 5, 0.1), node("b", 0, 1, 0.0), node("c", 0, 0, 0.0)];
+        assert_eq!(place(Some("a"), &nodes), Placement::Keep(&nodes[0]));
+        assert_eq!(place(None, &nodes), Placement::Assign(&nodes[2]));
+        // "x" died (its entry expired): the room goes to the least loaded.
+        assert_eq!(place(Some("x"), &nodes), Placement::Assign(&nodes[2]));
+        // A draining node keeps what it has but gets nothing new.
+        nodes[2].draining = true;
+        assert_eq!(place(Some("c"), &nodes), Placement::Keep(&nodes[2]));
+        assert_eq!(place(None, &nodes), Placement::Assign(&nodes[1]));
+        nodes[0].draining = true;
+        nodes[1].draining = true;
+        assert_eq!(place(None, &nodes), Placement::Nowhere);
+        assert_eq!(place(Some("x"), &[]), Placement::Nowhere);
     }
 
     #[test]
@@ -143,6 +199,10 @@ mod tests {
         // NaN CPU (never written by us) does not panic and falls through to the id.
         let nodes = [node("b", 0, 0, f64::NAN), node("a", 0, 0, 0.0)];
         assert_eq!(least_loaded(&nodes).unwrap().id, "a");
+        // Draining nodes take no new rooms, however idle.
+        let mut nodes = [node("a", 0, 0, 0.0), node("b", 3, 9, 0.9)];
+        nodes[0].draining = true;
+        assert_eq!(least_loaded(&nodes).unwrap().id, "b");
     }
 
     #[test]

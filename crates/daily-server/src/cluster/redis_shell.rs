@@ -14,13 +14,23 @@
 //! - `daily:room_node`: hash, room name -> id of the node it lives on (`HSETNX`: the first
 //!   assignment wins, atomically); `daily:node:{id}:rooms`: set of the rooms assigned to a node,
 //!   what placement counts (fresh, unlike the heartbeat's copy).
+//!
+//! Assignments change only through two Lua scripts ([`ASSIGN`], [`RELEASE`]), each a
+//! compare-and-set run atomically by Redis, so the map and the per-node sets agree and two
+//! nodes re-placing one room cannot both win.
 
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use redis::aio::ConnectionManager;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 
-use super::{ClusterError, HEARTBEAT_INTERVAL, KEY_PREFIX, NODE_TTL, NodeInfo, cpu_fraction, stat_ticks};
+use super::{
+    AD_HOC_RELEASE_AFTER, ClusterError, HEARTBEAT_INTERVAL, KEY_PREFIX, NODE_TTL, NodeInfo, Placement, cpu_fraction,
+    stat_ticks,
+};
 use crate::driver::Request;
 use crate::rooms::{MAX_API_ROOMS, RoomRecord};
 
@@ -31,6 +41,55 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long start-up waits for the first connection to Redis.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// `HGET room_node room`; if it is `ARGV[2]` (or absent and `ARGV[2]` is empty), assign the
+/// room to `ARGV[3]` and move it between the per-node sets (KEYS[2]: the old node's, KEYS[3]:
+/// the new node's). Returns the room's node after the call (the new one, or whoever won).
+const ASSIGN: &str = r"
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if (cur == false and ARGV[2] == '') or cur == ARGV[2] then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+  if cur then redis.call('SREM', KEYS[2], ARGV[1]) end
+  redis.call('SADD', KEYS[3], ARGV[1])
+  return ARGV[3]
+end
+return cur
+";
+
+/// Drops the room's assignment if it is still `ARGV[2]`, and the room from that node's set
+/// (KEYS[2]) either way. Returns 1 if the assignment was dropped.
+const RELEASE: &str = r"
+redis.call('SREM', KEYS[2], ARGV[1])
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  return 1
+end
+return 0
+";
+
+static ASSIGN_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(ASSIGN));
+static RELEASE_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(RELEASE));
+
+/// Shared between the [`crate::RoomServer`] handle and the cluster tasks: whether this node is
+/// draining, and a nudge for the heartbeat to publish it now rather than at the next tick.
+#[derive(Default)]
+pub(crate) struct DrainFlag {
+    draining: AtomicBool,
+    kick: Notify,
+}
+
+impl DrainFlag {
+    /// Starts draining (idempotent).
+    pub(crate) fn start(&self) {
+        if !self.draining.swap(true, Ordering::SeqCst) {
+            self.kick.notify_one();
+        }
+    }
+
+    pub(crate) fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+}
+
 /// This node's connection to the cluster's Redis. Cheap to clone (the connection manager
 /// multiplexes one connection and reconnects by itself after a failure).
 #[derive(Clone)]
@@ -40,6 +99,8 @@ pub(crate) struct Cluster {
     pub id: String,
     /// The base URL clients reach this node on.
     pub url: String,
+    /// Set by [`crate::RoomServer::drain`].
+    pub drain: Arc<DrainFlag>,
 }
 
 fn node_key(id: &str) -> String {
@@ -75,7 +136,7 @@ pub(crate) enum CreateOutcome {
 impl Cluster {
     /// Connects to `redis_url` (`redis://[:password@]HOST:PORT[/db]`); fails if Redis is not
     /// reachable within [`CONNECT_TIMEOUT`] (a node that cannot register would be invisible).
-    pub(crate) async fn connect(redis_url: &str, url: String) -> Result<Cluster, ClusterError> {
+    pub(crate) async fn connect(redis_url: &str, url: String, drain: Arc<DrainFlag>) -> Result<Cluster, ClusterError> {
         let client = redis::Client::open(redis_url).map_err(|e| ClusterError::InvalidUrl {
             url: redacted(redis_url),
             reason: e.to_string(),
@@ -89,7 +150,7 @@ impl Cluster {
                 ))
             })??;
         let id = uuid::Uuid::new_v4().simple().to_string();
-        Ok(Cluster { conn, id, url })
+        Ok(Cluster { conn, id, url, drain })
     }
 
     /// Runs `cmd` with [`COMMAND_TIMEOUT`].
@@ -177,31 +238,89 @@ impl Cluster {
             return Ok(CreateOutcome::Duplicate);
         }
         let node = self.place_room(&record.name).await?;
-        Ok(CreateOutcome::Created { node })
+        Ok(CreateOutcome::Created { node: node.map(|n| n.id) })
     }
 
-    /// The room's node: its assignment if there is one, else the least-loaded live node
-    /// (assigned with `HSETNX`: if another node assigned it meanwhile, that assignment stands).
-    /// `None` when no node is live.
-    pub(crate) async fn place_room(&self, room: &str) -> Result<Option<String>, ClusterError> {
-        if let Some(id) = self.run::<Option<String>>(redis::cmd("HGET").arg(room_node_key()).arg(room)).await? {
-            return Ok(Some(id));
+    /// The room's node (its registry entry): the node it is assigned to if that node is live,
+    /// else the least-loaded live node that is not draining, assigned atomically ([`ASSIGN`]:
+    /// if another node assigned it meanwhile, that assignment stands). `None` when no node
+    /// takes new rooms. Two commands when the room has a live node (`HGET`, `GET`), the rule
+    /// is [`super::place`].
+    pub(crate) async fn place_room(&self, room: &str) -> Result<Option<NodeInfo>, ClusterError> {
+        let current: Option<String> = self.run(redis::cmd("HGET").arg(room_node_key()).arg(room)).await?;
+        if let Some(id) = &current
+            && let Some(node) = self.node(id).await?
+        {
+            return Ok(Some(node));
         }
         let mut nodes = self.nodes().await?;
-        for n in &mut nodes {
+        for n in nodes.iter_mut().filter(|n| !n.draining) {
             // Fresh counts: the heartbeat's copy lags by up to a second, and a burst of
             // creations must spread.
             n.rooms = self.run(redis::cmd("SMEMBERS").arg(node_rooms_key(&n.id))).await?;
         }
-        let Some(best) = super::least_loaded(&nodes).map(|n| n.id.clone()) else {
-            return Ok(None);
+        let best = match super::place(current.as_deref(), &nodes) {
+            Placement::Keep(n) => return Ok(Some(n.clone())), // came back to life meanwhile
+            Placement::Assign(n) => n.id.clone(),
+            Placement::Nowhere => return Ok(None),
         };
-        let won: bool = self.run(redis::cmd("HSETNX").arg(room_node_key()).arg(room).arg(&best)).await?;
-        if won {
-            self.run::<()>(redis::cmd("SADD").arg(node_rooms_key(&best)).arg(room)).await?;
-            return Ok(Some(best));
+        let expected = current.clone().unwrap_or_default();
+        let old_set = node_rooms_key(current.as_deref().unwrap_or(&best));
+        let winner: String = self
+            .script(
+                ASSIGN_SCRIPT
+                    .key(room_node_key())
+                    .key(old_set)
+                    .key(node_rooms_key(&best))
+                    .arg(room)
+                    .arg(&expected)
+                    .arg(&best),
+            )
+            .await?;
+        if let Some(dead) = current.as_deref().filter(|_| winner == best) {
+            tracing::info!(%room, from = %dead, to = %winner, "room re-placed: its node is gone");
         }
-        self.run(redis::cmd("HGET").arg(room_node_key()).arg(room)).await
+        match nodes.into_iter().find(|n| n.id == winner) {
+            Some(n) => Ok(Some(n)),
+            None => self.node(&winner).await,
+        }
+    }
+
+    /// The live node `id`'s registry entry, `None` if it expired.
+    pub(crate) async fn node(&self, id: &str) -> Result<Option<NodeInfo>, ClusterError> {
+        let key = node_key(id);
+        let json: Option<String> = self.run(redis::cmd("GET").arg(&key)).await?;
+        json.map(|j| {
+            serde_json::from_str(&j).map_err(|e| ClusterError::Corrupt {
+                key,
+                reason: e.to_string(),
+            })
+        })
+        .transpose()
+    }
+
+    /// Drops this node's assignment of `room` ([`RELEASE`]); the next join places it afresh.
+    async fn release_room(&self, room: &str) -> Result<bool, ClusterError> {
+        let n: i64 = self
+            .script(
+                RELEASE_SCRIPT
+                    .key(room_node_key())
+                    .key(node_rooms_key(&self.id))
+                    .arg(room)
+                    .arg(&self.id),
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    /// Runs a prepared script with [`COMMAND_TIMEOUT`] (`EVALSHA`, falling back to `EVAL` once
+    /// per Redis restart).
+    async fn script<T: redis::FromRedisValue>(&self, invocation: &redis::ScriptInvocation<'_>) -> Result<T, ClusterError> {
+        let mut conn = self.conn.clone();
+        tokio::time::timeout(COMMAND_TIMEOUT, invocation.invoke_async(&mut conn))
+            .await
+            .map_err(|_| ClusterError::Redis(format!("no answer within {COMMAND_TIMEOUT:?}")))?
+            .map_err(ClusterError::from)
     }
 
     /// The room called `name`, if it was created.
@@ -236,33 +355,59 @@ impl Cluster {
     /// Publishes this node's load every [`HEARTBEAT_INTERVAL`] until shutdown, then deregisters.
     /// The load comes from the SFU task (`Request::Load`); a failed heartbeat is logged (once
     /// per outage) and retried at the next tick, calls on this node go on meanwhile.
+    ///
+    /// Each beat also gives back assignments this node should not keep: while draining, every
+    /// assigned room without participants here (so its next join places it elsewhere); always,
+    /// an ad-hoc room (not created through REST) that has had no participants here for
+    /// [`AD_HOC_RELEASE_AFTER`].
     pub(crate) async fn run_heartbeat(self, cmds: mpsc::UnboundedSender<Request>, mut shutdown: watch::Receiver<bool>) {
         let mut tick = tokio::time::interval(HEARTBEAT_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut cpu_mark = (Instant::now(), proc_ticks());
         let mut failing = false;
+        let mut empty_since: HashMap<String, Instant> = HashMap::new();
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
+                _ = self.drain.kick.notified() => {}
                 _ = shutdown.wait_for(|s| *s) => break,
             }
             let (reply, rx) = oneshot::channel();
             if cmds.send(Request::Load { reply }).is_err() {
                 break;
             }
-            let Ok(rooms) = rx.await else { break };
-            let participants = rooms.iter().map(|(_, n)| n).sum();
+            let Ok(live) = rx.await else { break };
+            let participants = live.iter().map(|(_, n)| n).sum();
+            let draining = self.drain.is_draining();
+            let assigned = self.assigned_rooms().await.unwrap_or_default();
+            let now = Instant::now();
+            let mut release = Vec::new();
+            empty_since.retain(|room, _| assigned.contains(room));
+            for room in assigned.iter().filter(|r| !live.iter().any(|(l, _)| l == *r)) {
+                let since = *empty_since.entry(room.clone()).or_insert(now);
+                if draining || now.duration_since(since) >= AD_HOC_RELEASE_AFTER {
+                    release.push(room.clone());
+                }
+            }
+            for room in assigned.iter().filter(|r| live.iter().any(|(l, _)| l == *r)) {
+                empty_since.remove(room);
+            }
+            if !release.is_empty()
+                && let Err(e) = self.release_rooms(&release, draining).await
+            {
+                tracing::debug!(error = %e, "cannot release rooms this beat");
+            }
             // Rooms placed here (empty or not) and rooms with participants (ad-hoc rooms too).
-            let mut names: Vec<String> = self.assigned_rooms().await.unwrap_or_default();
-            names.extend(rooms.into_iter().map(|(r, _)| r));
+            let mut names: Vec<String> = assigned;
+            names.extend(live.into_iter().map(|(r, _)| r));
             names.sort();
             names.dedup();
-            let now = (Instant::now(), proc_ticks());
-            let cpu = match (cpu_mark.1, now.1) {
-                (Some(a), Some(b)) => cpu_fraction(a, b, now.0 - cpu_mark.0),
+            let cpu_now = (Instant::now(), proc_ticks());
+            let cpu = match (cpu_mark.1, cpu_now.1) {
+                (Some(a), Some(b)) => cpu_fraction(a, b, cpu_now.0 - cpu_mark.0),
                 _ => 0.0,
             };
-            cpu_mark = now;
+            cpu_mark = cpu_now;
             let info = NodeInfo {
                 id: self.id.clone(),
                 url: self.url.clone(),
@@ -270,6 +415,7 @@ impl Cluster {
                 rooms: names,
                 cpu,
                 updated_at_ms: crate::unix_now_ms(),
+                draining,
             };
             match self.heartbeat(&info).await {
                 Ok(()) if failing => {
@@ -287,6 +433,29 @@ impl Cluster {
         if let Err(e) = self.deregister().await {
             tracing::warn!(node = %self.id, error = %e, "cannot deregister; the entry expires by itself");
         }
+    }
+
+    /// Releases `rooms` (assigned here, without participants): all of them while draining,
+    /// else only those not created through REST (a REST room keeps its node while it lives).
+    async fn release_rooms(&self, rooms: &[String], draining: bool) -> Result<(), ClusterError> {
+        let rest: Vec<bool> = if draining {
+            vec![false; rooms.len()]
+        } else {
+            let mut pipe = redis::pipe();
+            for room in rooms {
+                pipe.cmd("HEXISTS").arg(rooms_key()).arg(room);
+            }
+            let mut conn = self.conn.clone();
+            tokio::time::timeout(COMMAND_TIMEOUT, pipe.query_async(&mut conn))
+                .await
+                .map_err(|_| ClusterError::Redis(format!("no answer within {COMMAND_TIMEOUT:?}")))??
+        };
+        for (room, is_rest) in rooms.iter().zip(rest) {
+            if !is_rest && self.release_room(room).await? {
+                tracing::debug!(%room, draining, "room released");
+            }
+        }
+        Ok(())
     }
 }
 
