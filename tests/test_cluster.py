@@ -89,6 +89,7 @@ class Peer(EventHandler):
         self.name = name
         self.cond = threading.Condition()
         self.events: list[tuple] = []
+        self.when: list[float] = []  # time.monotonic() of each event
         self.pcm: dict[str, list[bytes]] = {}
         self.source = CustomAudioSource(RATE, 1)
         self.track = CustomAudioTrack(self.source)
@@ -98,7 +99,12 @@ class Peer(EventHandler):
     def _add(self, *ev) -> None:
         with self.cond:
             self.events.append(ev)
+            self.when.append(time.monotonic())
             self.cond.notify_all()
+
+    def time_of(self, ev: tuple) -> float:
+        with self.cond:
+            return self.when[self.events.index(ev)]
 
     def on_participant_joined(self, participant):
         pid = participant["id"]
@@ -165,12 +171,15 @@ def speech(offset_s: float, seconds: float) -> np.ndarray:
 
 
 def node_of(node_list: list["Node"], room: str, via: "Node") -> int:
-    """Index in ``node_list`` of the node whose heartbeat lists ``room``."""
+    """Index in ``node_list`` of the node whose heartbeat lists ``room`` (waits up to 3 s: the
+    heartbeat that reports a fresh placement may be a second away)."""
     by_url = {n.url: i for i, n in enumerate(node_list)}
-    for e in via.nodes():
-        if room in e["rooms"]:
-            return by_url[e["url"]]
-    raise AssertionError(f"{room} is on no node")
+
+    def find():
+        hits = [by_url[e["url"]] for e in via.nodes() if room in e["rooms"]]
+        return hits if len(hits) == 1 else None
+
+    return wait_until(find, 3, f"{room} listed on one node")[0]
 
 
 class Node:
@@ -257,6 +266,12 @@ def nodes(redis_url):
         with socket.create_connection(("127.0.0.1", int(redis_url.rsplit(":", 1)[1])), timeout=2) as s:
             s.sendall(b"FLUSHALL\r\n")
             assert s.recv(16).startswith(b"+OK")
+
+
+def flush(redis_url: str) -> None:
+    with socket.create_connection(("127.0.0.1", int(redis_url.rsplit(":", 1)[1])), timeout=2) as s:
+        s.sendall(b"FLUSHALL\r\n")
+        assert s.recv(16).startswith(b"+OK")
 
 
 def urls(listing: list[dict]) -> set[str]:
@@ -435,6 +450,17 @@ def test_redis_outage_keeps_the_node_and_it_registers_again():
         with urllib.request.urlopen(n.url + "/", timeout=5) as resp:
             assert resp.status == 200
         assert n.p.poll() is None
+        # A new join is refused clearly (a private room must not open up while Redis cannot
+        # say who may enter); the running call is untouched.
+        w = Waiter()
+        late = CallClient()
+        try:
+            late.join(n.url + "/ongoing", completion=w)
+            _, error = w.wait(15)
+            assert error is not None and "cluster state is unavailable" in error, error
+        finally:
+            late.release()
+        assert c.participants()["local"]["id"]
         # Back: the node registers again at its next heartbeat, its participant still counted.
         r = start_redis()
         listing = wait_until(
@@ -507,3 +533,155 @@ def test_joins_through_any_node_reach_the_rooms_node(nodes):
             bot.release()
             listener.release()
     print("cross-node speech similarity:", results)
+
+
+def wait_left(peer: Peer, since: float, timeout: float) -> float:
+    """Seconds from ``since`` until ``peer`` reported ``on_error`` and the ``left`` call state."""
+    peer.wait_for(lambda e: e[0] == "error", timeout, "on_error")
+    left = peer.wait_for(lambda e: e == ("state", "left"), timeout, "left")
+    return round(peer.time_of(left) - since, 3)
+
+
+def test_killed_room_node_ends_its_calls_and_its_rooms_move(nodes):
+    want = {n.url for n in nodes}
+    wait_until(lambda: urls(nodes[0].nodes()) == want, 5, "3 nodes listed")
+    assert nodes[0].post("/v1/rooms", {"name": "doomed"})[0] == 200
+    wait_until(lambda: any("doomed" in e["rooms"] for e in nodes[0].nodes()), 5, "placed")
+    home = node_of(nodes, "doomed", nodes[0])
+    relay_node, spare = nodes[(home + 1) % 3], nodes[(home + 2) % 3]
+    direct, relayed = Peer("direct"), Peer("relayed")
+    try:
+        direct.join(f"{nodes[home].url}/doomed")
+        relayed.join(f"{relay_node.url}/doomed")
+        direct.wait_for(lambda e: e[:2] == ("joined", "relayed"), 10, "the relayed peer joined")
+        t_kill = time.monotonic()
+        nodes[home].p.send_signal(signal.SIGKILL)
+        nodes[home].p.wait(5)
+        # The direct client finds nothing listening when it tries to resume; the relayed one
+        # tries through its relay, which finds the room's node gone. Both end the call.
+        took = {"direct": wait_left(direct, t_kill, 10), "relayed": wait_left(relayed, t_kill, 10)}
+        # New joins: refused ("try again") until the dead node's entry expires, then the room
+        # is placed on a live node.
+        joined_after = None
+        while joined_after is None:
+            assert time.monotonic() - t_kill < 12, "the room never took a join again"
+            late = Peer("late")
+            w = Waiter()
+            late.client.join(f"{spare.url}/doomed", client_settings=mic_settings(late.track), completion=w)
+            _, error = w.wait(15)
+            if error is None:
+                joined_after = time.monotonic() - t_kill
+                # It lives on a live node now (listed at that node's next heartbeat).
+                listing = wait_until(
+                    lambda: (lambda m: m if any("doomed" in e["rooms"] for e in m.values()) else None)(
+                        {e["url"]: e for e in spare.nodes()}
+                    ),
+                    3,
+                    "the room listed on a live node",
+                )
+                assert nodes[home].url not in listing
+            else:
+                assert "try again" in error, error
+                time.sleep(0.5)
+            late.release()
+        print(f"SIGKILL: call ended after {took} s; the room took a join again after {joined_after:.1f} s")
+        assert joined_after <= 10.0
+    finally:
+        direct.release()
+        relayed.release()
+
+
+def test_sigterm_drains_the_node(redis_url):
+    started = [Node(redis_url, "--drain-timeout", "60") for _ in range(3)]
+    peers: list[Peer] = []
+    try:
+        want = {n.url for n in started}
+        wait_until(lambda: urls(started[0].nodes()) == want, 5, "3 nodes listed")
+        # Six rooms spread two per node: each node holds a "kept-" room and an "empty-" room.
+        for i in range(3):
+            assert started[0].post("/v1/rooms", {"name": f"kept-{i}"})[0] == 200
+        for i in range(3):
+            assert started[0].post("/v1/rooms", {"name": f"empty-{i}"})[0] == 200
+        per_node = wait_until(
+            lambda: (lambda m: m if sum(len(r) for r in m.values()) == 6 else None)(
+                {e["url"]: e["rooms"] for e in started[0].nodes()}
+            ),
+            5,
+            "rooms placed",
+        )
+        d = started[0]
+        others = started[1:]
+        kept = next(r for r in per_node[d.url] if r.startswith("kept-"))
+        empty = next(r for r in per_node[d.url] if r.startswith("empty-"))
+        a, b = Peer("a"), Peer("b")
+        peers += [a, b]
+        a.join(f"{d.url}/{kept}")
+        b.join(f"{others[0].url}/{kept}")
+        a.wait_for(lambda e: e[:2] == ("joined", "b"), 10, "b joined")
+
+        d.p.send_signal(signal.SIGTERM)
+        t0 = time.monotonic()
+        wait_until(
+            lambda: {e["url"]: e for e in others[1].nodes()}[d.url].get("draining"), 3, "the node is listed as draining"
+        )
+        # The empty room went back: its next join lands on another node.
+        wait_until(lambda: empty not in {e["url"]: e for e in others[1].nodes()}[d.url]["rooms"], 3, "empty room released")
+        c0 = Peer("c0")
+        peers.append(c0)
+        c0.join(f"{d.url}/{empty}")
+        assert node_of(started, empty, others[1]) != 0
+        # New rooms avoid it.
+        for i in range(3):
+            assert others[0].post("/v1/rooms", {"name": f"fresh-{i}"})[0] == 200
+        listing = wait_until(
+            lambda: (lambda m: m if sum(1 for r in sum(m.values(), []) if r.startswith("fresh-")) == 3 else None)(
+                {e["url"]: e["rooms"] for e in others[1].nodes()}
+            ),
+            5,
+            "fresh rooms placed",
+        )
+        assert not [r for r in listing[d.url] if r.startswith("fresh-")], listing
+        # The running call goes on and still takes joins, through any node.
+        c = Peer("c")
+        peers.append(c)
+        c.join(f"{others[1].url}/{kept}")
+        c.wait_for(lambda e: e[:2] == ("joined", "a"), 10, "c sees a")
+        a.client.send_app_message({"still": "here"}, participant_id=None)
+        c.wait_for(lambda e: e[0] == "app" and e[1] == {"still": "here"}, 5, "app message during the drain")
+        assert d.p.poll() is None
+        # Once its call has ended and the session it relays (c0's) too, the node stops by
+        # itself and leaves the registry.
+        for p in (a, b, c):
+            leave(p.client)
+        time.sleep(1.0)
+        assert d.p.poll() is None, "stopped while still relaying c0's signalling"
+        t_last = time.monotonic()
+        leave(c0.client)
+        assert d.p.wait(10) == 0
+        drained_after = time.monotonic() - t_last
+        assert d.url not in urls(others[0].nodes())
+        print(f"drain: node stopped {drained_after:.1f} s after its last session ended ({time.monotonic() - t0:.1f} s after SIGTERM)")
+    finally:
+        for p in peers:
+            p.release()
+        for n in started:
+            n.stop()
+        flush(redis_url)
+
+
+def test_drain_timeout_ends_the_calls_left(redis_url):
+    n = Node(redis_url, "--drain-timeout", "1.5")
+    p = Peer("stays")
+    try:
+        wait_until(lambda: len(n.nodes()) == 1, 5, "listed")
+        p.join(f"{n.url}/long-call")
+        n.p.send_signal(signal.SIGTERM)
+        t0 = time.monotonic()
+        assert n.p.wait(15) == 0
+        took = time.monotonic() - t0
+        assert 1.4 <= took < 8, took
+        p.wait_for(lambda e: e == ("state", "left"), 5, "the call ended")
+    finally:
+        p.release()
+        n.stop()
+        flush(redis_url)
