@@ -685,3 +685,21 @@ def test_drain_timeout_ends_the_calls_left(redis_url):
         p.release()
         n.stop()
         flush(redis_url)
+
+
+def test_delete_through_another_node_ends_the_call(nodes):
+    want = {n.url for n in nodes}
+    wait_until(lambda: urls(nodes[0].nodes()) == want, 5, "3 nodes listed")
+    assert nodes[0].post("/v1/rooms", {"name": "short-lived"})[0] == 200
+    home = node_of(nodes, "short-lived", nodes[0])
+    other = nodes[(home + 1) % 3]
+    p = Peer("inside")
+    try:
+        p.join(f"{nodes[home].url}/short-lived")
+        t0 = time.monotonic()
+        # Sent to the room's node over the Redis bus (pub/sub), as on one server.
+        assert other.delete("/v1/rooms/short-lived") == (200, {"deleted": True, "name": "short-lived"})
+        left = p.wait_for(lambda e: e == ("state", "left"), 5, "the call ended")
+        assert p.time_of(left) - t0 < 3
+    finally:
+        p.release()

@@ -580,6 +580,9 @@ async fn serve(
         refusing: Arc::new(AtomicUsize::new(0)),
     };
     let http_task = tokio::spawn(listener.run(tcp));
+    let bus_task = cluster
+        .clone()
+        .map(|c| tokio::spawn(c.run_bus(cmd_tx_heartbeat.clone(), shutdown.clone())));
     let heartbeat_task = cluster.map(|c| {
         tracing::info!(node = %c.id, url = %c.url, "cluster node registering");
         tokio::spawn(c.run_heartbeat(cmd_tx_heartbeat, shutdown.clone()))
@@ -591,6 +594,9 @@ async fn serve(
     // their end-of-stream pages, but bounded (a stalled disk must not hang the shutdown; the
     // files then keep what reached them, page by page).
     let _ = tokio::time::timeout(RECORDER_GRACE, sfu_task).await;
+    if let Some(b) = bus_task {
+        b.abort();
+    }
     if let Some(h) = heartbeat_task {
         // It deregisters the node (bounded by the Redis command timeout).
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, h).await;

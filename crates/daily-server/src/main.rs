@@ -351,6 +351,7 @@ mod tests {
             parse_args(args.iter().map(|s| s.to_string()), Some(env.into()))
                 .unwrap()
                 .unwrap()
+                .0
                 .api_key
         };
         assert_eq!(env(&[], "from-env").as_deref(), Some("from-env"));

@@ -254,11 +254,19 @@ async fn delete_room(
         Err(r) => return r,
     };
     if let Some(cluster) = &state.cluster {
-        // Participants on this node are ended here; ending them on the room's other node
-        // needs the node-to-node bus (not built yet, docs/scaling.md).
+        // The call ends where it runs: here below, or on the room's node through the bus.
         match cluster.delete_room(&name).await {
-            Ok(true) => {}
-            Ok(false) => return not_found(&name),
+            Ok(Some(Some(node))) if node != cluster.id => {
+                let msg = crate::cluster::bus::BusMessage::EndRoom {
+                    room: name.clone(),
+                    reason: "the room was deleted".into(),
+                };
+                if let Err(e) = cluster.publish(&node, &msg).await {
+                    tracing::warn!(room = %name, %node, error = %e, "cannot tell the room's node to end its call");
+                }
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => return not_found(&name),
             Err(e) => return cluster_error(e),
         }
     }

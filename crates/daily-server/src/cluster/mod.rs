@@ -6,6 +6,7 @@
 //! is least loaded ([`least_loaded`]), and the one error type. The Redis IO is the thin async
 //! shell in `redis_shell.rs`.
 
+pub(crate) mod bus;
 mod redis_shell;
 pub(crate) mod relay;
 

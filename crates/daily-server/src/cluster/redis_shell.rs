@@ -95,6 +95,8 @@ impl DrainFlag {
 #[derive(Clone)]
 pub(crate) struct Cluster {
     conn: ConnectionManager,
+    /// For the bus's pub/sub connection (`bus.rs`), which cannot share `conn`.
+    pub(super) client: redis::Client,
     /// This node's id.
     pub id: String,
     /// The base URL clients reach this node on.
@@ -141,7 +143,7 @@ impl Cluster {
             url: redacted(redis_url),
             reason: e.to_string(),
         })?;
-        let conn = tokio::time::timeout(CONNECT_TIMEOUT, ConnectionManager::new(client))
+        let conn = tokio::time::timeout(CONNECT_TIMEOUT, ConnectionManager::new(client.clone()))
             .await
             .map_err(|_| {
                 ClusterError::Redis(format!(
@@ -150,11 +152,11 @@ impl Cluster {
                 ))
             })??;
         let id = uuid::Uuid::new_v4().simple().to_string();
-        Ok(Cluster { conn, id, url, drain })
+        Ok(Cluster { conn, client, id, url, drain })
     }
 
     /// Runs `cmd` with [`COMMAND_TIMEOUT`].
-    async fn run<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, ClusterError> {
+    pub(super) async fn run<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, ClusterError> {
         let mut conn = self.conn.clone();
         tokio::time::timeout(COMMAND_TIMEOUT, cmd.query_async(&mut conn))
             .await
@@ -337,14 +339,16 @@ impl Cluster {
         Ok(rooms)
     }
 
-    /// Deletes the room and its placement; `false` if there was no such room.
-    pub(crate) async fn delete_room(&self, name: &str) -> Result<bool, ClusterError> {
+    /// Deletes the room and its placement. `None` if there was no such room, else the node it
+    /// was placed on (if any), whose call in it must end.
+    pub(crate) async fn delete_room(&self, name: &str) -> Result<Option<Option<String>>, ClusterError> {
         let removed: u64 = self.run(redis::cmd("HDEL").arg(rooms_key()).arg(name)).await?;
-        if let Some(id) = self.run::<Option<String>>(redis::cmd("HGET").arg(room_node_key()).arg(name)).await? {
-            self.run::<()>(redis::cmd("SREM").arg(node_rooms_key(&id)).arg(name)).await?;
+        let node = self.run::<Option<String>>(redis::cmd("HGET").arg(room_node_key()).arg(name)).await?;
+        if let Some(id) = &node {
+            self.run::<()>(redis::cmd("SREM").arg(node_rooms_key(id)).arg(name)).await?;
             self.run::<()>(redis::cmd("HDEL").arg(room_node_key()).arg(name)).await?;
         }
-        Ok(removed > 0)
+        Ok((removed > 0).then_some(node))
     }
 
     /// The rooms placed on this node.
