@@ -19,7 +19,7 @@
 //! compare-and-set run atomically by Redis, so the map and the per-node sets agree and two
 //! nodes re-placing one room cannot both win.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, LazyLock};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -370,6 +370,9 @@ impl Cluster {
         let mut cpu_mark = (Instant::now(), proc_ticks());
         let mut failing = false;
         let mut empty_since: HashMap<String, Instant> = HashMap::new();
+        // Assigned rooms known to be REST rooms: asked once (`HEXISTS`), not at every beat. A
+        // room leaves the assigned set when deleted, and the cache with it.
+        let mut rest_rooms: HashSet<String> = HashSet::new();
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
@@ -387,19 +390,22 @@ impl Cluster {
             let now = Instant::now();
             let mut release = Vec::new();
             empty_since.retain(|room, _| assigned.contains(room));
+            rest_rooms.retain(|room| assigned.contains(room));
             for room in assigned.iter().filter(|r| !live.iter().any(|(l, _)| l == *r)) {
                 let since = *empty_since.entry(room.clone()).or_insert(now);
-                if draining || now.duration_since(since) >= AD_HOC_RELEASE_AFTER {
+                let ad_hoc_candidate = !rest_rooms.contains(room) && now.duration_since(since) >= AD_HOC_RELEASE_AFTER;
+                if draining || ad_hoc_candidate {
                     release.push(room.clone());
                 }
             }
             for room in assigned.iter().filter(|r| live.iter().any(|(l, _)| l == *r)) {
                 empty_since.remove(room);
             }
-            if !release.is_empty()
-                && let Err(e) = self.release_rooms(&release, draining).await
-            {
-                tracing::debug!(error = %e, "cannot release rooms this beat");
+            if !release.is_empty() {
+                match self.release_rooms(&release, draining).await {
+                    Ok(rest) => rest_rooms.extend(rest),
+                    Err(e) => tracing::debug!(error = %e, "cannot release rooms this beat"),
+                }
             }
             // Rooms placed here (empty or not) and rooms with participants (ad-hoc rooms too).
             let mut names: Vec<String> = assigned;
@@ -441,7 +447,8 @@ impl Cluster {
 
     /// Releases `rooms` (assigned here, without participants): all of them while draining,
     /// else only those not created through REST (a REST room keeps its node while it lives).
-    async fn release_rooms(&self, rooms: &[String], draining: bool) -> Result<(), ClusterError> {
+    /// Returns the REST rooms found among them (kept).
+    async fn release_rooms(&self, rooms: &[String], draining: bool) -> Result<Vec<String>, ClusterError> {
         let rest: Vec<bool> = if draining {
             vec![false; rooms.len()]
         } else {
@@ -454,12 +461,15 @@ impl Cluster {
                 .await
                 .map_err(|_| ClusterError::Redis(format!("no answer within {COMMAND_TIMEOUT:?}")))??
         };
+        let mut kept = Vec::new();
         for (room, is_rest) in rooms.iter().zip(rest) {
-            if !is_rest && self.release_room(room).await? {
+            if is_rest {
+                kept.push(room.clone());
+            } else if self.release_room(room).await? {
                 tracing::debug!(%room, draining, "room released");
             }
         }
-        Ok(())
+        Ok(kept)
     }
 }
 
