@@ -1,6 +1,7 @@
 //! `GET /v1/nodes` (beyond Daily's API): the live nodes of a cluster (`--redis`), for
 //! operators. Bearer API key like the rest of `/v1`. Shape: `{"total_count": n, "data": [{"id",
-//! "url", "rooms": [names], "participants", "cpu", "updated_at_ms"}]}` sorted by id, as
+//! "url", "rooms": [names], "room_count", "participants", "cpu", "updated_at_ms", "draining"}]}`
+//! sorted by id, as
 //! [`crate::cluster::NodeInfo`]; a node is listed while its heartbeat entry lives
 //! ([`crate::cluster::NODE_TTL`]). A server without `--redis` answers 404 and says so; Redis
 //! unreachable: 503.
@@ -31,7 +32,7 @@ async fn list_nodes(State(state): State<AppState>, headers: HeaderMap) -> Respon
             "this server is not part of a cluster (start it with --redis redis://HOST:PORT)",
         );
     };
-    match cluster.nodes().await {
+    match cluster.nodes_with_rooms().await {
         Ok(nodes) => Json(json!({ "total_count": nodes.len(), "data": nodes })).into_response(),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, "server-error", e.to_string()),
     }

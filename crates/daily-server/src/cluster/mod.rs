@@ -38,8 +38,14 @@ pub struct NodeInfo {
     pub id: String,
     /// Base URL clients reach this node on (`--node-url`, default its own HTTP URL).
     pub url: String,
-    /// Rooms placed on this node (REST-created) and rooms with participants here, sorted.
+    /// The rooms placed on this node, sorted. Filled from the node's room set for
+    /// `GET /v1/nodes`; the heartbeat entry in Redis leaves it empty, because placement reads
+    /// every node's entry and those must stay small however many rooms a node holds.
+    #[serde(default)]
     pub rooms: Vec<String>,
+    /// How many rooms are placed on this node (REST-created rooms and rooms with a call).
+    #[serde(default)]
+    pub room_count: usize,
     /// Participants in all those rooms.
     pub participants: usize,
     /// CPU time this process used over the last heartbeat interval, as a fraction of one core
@@ -59,7 +65,7 @@ pub struct NodeInfo {
 pub fn load_order(a: &NodeInfo, b: &NodeInfo) -> Ordering {
     a.participants
         .cmp(&b.participants)
-        .then(a.rooms.len().cmp(&b.rooms.len()))
+        .then(a.room_count.cmp(&b.room_count))
         .then(a.cpu.partial_cmp(&b.cpu).unwrap_or(Ordering::Equal))
         .then(a.id.cmp(&b.id))
 }
@@ -162,6 +168,7 @@ mod tests {
             id: id.into(),
             url: format!("http://{id}"),
             rooms: (0..rooms).map(|i| format!("r{i}")).collect(),
+            room_count: rooms,
             participants,
             cpu,
             updated_at_ms: 0,

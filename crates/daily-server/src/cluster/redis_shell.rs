@@ -259,7 +259,7 @@ impl Cluster {
         for n in nodes.iter_mut().filter(|n| !n.draining) {
             // Fresh counts: the heartbeat's copy lags by up to a second, and a burst of
             // creations must spread.
-            n.rooms = self.run(redis::cmd("SMEMBERS").arg(node_rooms_key(&n.id))).await?;
+            n.room_count = self.run(redis::cmd("SCARD").arg(node_rooms_key(&n.id))).await?;
         }
         let best = match super::place(current.as_deref(), &nodes) {
             Placement::Keep(n) => return Ok(Some(n.clone())), // came back to life meanwhile
@@ -351,6 +351,49 @@ impl Cluster {
         Ok((removed > 0).then_some(node))
     }
 
+    /// The live nodes with the names of their rooms (`GET /v1/nodes`): [`Cluster::nodes`] plus
+    /// one pipelined `SMEMBERS` per node.
+    pub(crate) async fn nodes_with_rooms(&self) -> Result<Vec<NodeInfo>, ClusterError> {
+        let mut nodes = self.nodes().await?;
+        if nodes.is_empty() {
+            return Ok(nodes);
+        }
+        let mut pipe = redis::pipe();
+        for n in &nodes {
+            pipe.cmd("SMEMBERS").arg(node_rooms_key(&n.id));
+        }
+        let mut conn = self.conn.clone();
+        let rooms: Vec<Vec<String>> = tokio::time::timeout(COMMAND_TIMEOUT, pipe.query_async(&mut conn))
+            .await
+            .map_err(|_| ClusterError::Redis(format!("no answer within {COMMAND_TIMEOUT:?}")))??;
+        for (n, mut r) in nodes.iter_mut().zip(rooms) {
+            r.sort();
+            n.room_count = r.len();
+            n.rooms = r;
+        }
+        Ok(nodes)
+    }
+
+    /// Assigns `room`, which has a call here but no node (its placement was released in the
+    /// instant a participant joined), back to this node unless another took it meanwhile.
+    async fn reclaim_room(&self, room: &str) -> Result<(), ClusterError> {
+        let winner: String = self
+            .script(
+                ASSIGN_SCRIPT
+                    .key(room_node_key())
+                    .key(node_rooms_key(&self.id))
+                    .key(node_rooms_key(&self.id))
+                    .arg(room)
+                    .arg("")
+                    .arg(&self.id),
+            )
+            .await?;
+        if winner != self.id {
+            tracing::warn!(%room, other = %winner, "room has a call here but is placed on another node");
+        }
+        Ok(())
+    }
+
     /// The rooms placed on this node.
     async fn assigned_rooms(&self) -> Result<Vec<String>, ClusterError> {
         self.run(redis::cmd("SMEMBERS").arg(node_rooms_key(&self.id))).await
@@ -407,7 +450,13 @@ impl Cluster {
                     Err(e) => tracing::debug!(error = %e, "cannot release rooms this beat"),
                 }
             }
-            // Rooms placed here (empty or not) and rooms with participants (ad-hoc rooms too).
+            // Every room with a call here is placed here: normally by the join that started it;
+            // one released by the beat above in the instant a participant joined is taken back.
+            for (room, _) in live.iter().filter(|(r, _)| !assigned.contains(r)) {
+                if let Err(e) = self.reclaim_room(room).await {
+                    tracing::debug!(%room, error = %e, "cannot reclaim the room this beat");
+                }
+            }
             let mut names: Vec<String> = assigned;
             names.extend(live.into_iter().map(|(r, _)| r));
             names.sort();
@@ -422,7 +471,8 @@ impl Cluster {
                 id: self.id.clone(),
                 url: self.url.clone(),
                 participants,
-                rooms: names,
+                rooms: Vec::new(),
+                room_count: names.len(),
                 cpu,
                 updated_at_ms: crate::unix_now_ms(),
                 draining,
