@@ -32,6 +32,12 @@ if ! command -v opusdec >/dev/null || ! command -v opusinfo >/dev/null; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq opus-tools >/dev/null
 fi
+# The cluster tests (tests/test_cluster.py) start their own redis-server on a loopback port.
+if ! command -v redis-server >/dev/null; then
+    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
+fi
 $PY -m pip install -q --disable-pip-version-check "playwright>=1.45,<2" "pillow>=10" "soundfile>=0.12"
 cargo test --release --workspace --exclude daily-py
 # daily-py's own unit tests (source checks such as every method running under guard()).

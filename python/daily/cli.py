@@ -1,4 +1,5 @@
-"""``daily-server``: run the room server until Ctrl-C (SIGINT) or SIGTERM."""
+"""``daily-server``: run the room server until Ctrl-C (SIGINT) or SIGTERM (which, in cluster
+mode, drains the node first)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,19 @@ import os
 import signal
 import sys
 import threading
+import time
 
 from daily.server import RoomServer
+
+
+def _drain(server: RoomServer, timeout: float, signals: list[int]) -> None:
+    """Drains a cluster node (``RoomServer.drain``) until it is empty, ``timeout`` seconds
+    pass, or a second signal arrives."""
+    server.drain()
+    print(f"daily-server draining (up to {timeout:g} s)", flush=True)
+    deadline = time.monotonic() + timeout
+    while len(signals) == 1 and time.monotonic() < deadline and not server.is_drained():
+        time.sleep(0.25)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,6 +47,20 @@ def main(argv: list[str] | None = None) -> int:
         "recording under DIR with an Ogg/Opus file per audio track, mix.ogg and recording.json "
         "(GET /v1/recordings, with --api-key); without it start_recording fails",
     )
+    p.add_argument(
+        "--redis",
+        default=None,
+        metavar="URL",
+        help="cluster mode (docs/scaling.md): redis://[:password@]HOST:PORT[/db] of the Redis the "
+        "nodes share; the server registers as a node (heartbeat 1 s, expiry 4 s), GET /v1/nodes "
+        "lists the live nodes; fails to start if Redis is unreachable",
+    )
+    p.add_argument("--node-url", default=None, metavar="URL",
+                   help="with --redis: the base URL clients reach this node on (default: its own URL)")
+    p.add_argument("--drain-timeout", type=float, default=300.0, metavar="SECS",
+                   help="with --redis, SIGTERM drains the node: no new rooms, calls go on until they end "
+                   "or SECS pass, then it stops (default 300; a second SIGTERM or SIGINT stops at once); "
+                   "without --redis SIGTERM stops at once")
     lim = p.add_argument_group("limits", "connection limits (docs/server-limits.md); default: the server's")
     lim.add_argument("--http-idle-timeout", type=float, default=None, metavar="SECS",
                      help="close an HTTP connection that sends no request head for SECS (default 20)")
@@ -54,9 +80,17 @@ def main(argv: list[str] | None = None) -> int:
                      help="participant updates per second per participant, bursts of 2N; 0: no limit (default 5)")
     args = p.parse_args(argv)
     api_key = args.api_key if args.api_key is not None else (os.environ.get("DAILY_API_KEY") or None)
+    if args.drain_timeout < 0:
+        p.error("--drain-timeout must be 0 or more")
     stop = threading.Event()
+    signals: list[int] = []
+
+    def on_signal(sig: int, _frame: object) -> None:
+        signals.append(sig)
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, on_signal)
     try:
         server = RoomServer(
             args.host,
@@ -73,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
             app_message_rate=args.app_message_rate,
             update_rate=args.update_rate,
             recordings_dir=args.recordings_dir,
+            redis_url=args.redis,
+            node_url=args.node_url,
         ).start()
     except (RuntimeError, ValueError) as e:
         print(f"daily-server: {e}", file=sys.stderr)
@@ -83,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         while not stop.wait(0.5):
             pass
+        if args.redis is not None and signals[:1] == [signal.SIGTERM]:
+            _drain(server, args.drain_timeout, signals)
     finally:
         server.stop()
     print("daily-server stopped", flush=True)

@@ -64,10 +64,17 @@ class RoomServer:
         ``GET /v1/recordings`` (needs ``api_key``). ``None`` (default): ``start_recording`` fails
         with an error saying so. Only owners (and ``canAdmin: streaming``) may record when the
         server has an ``api_key``; without one, every participant may.
+    :param redis_url: cluster mode (``docs/scaling.md``): ``redis://[:password@]HOST:PORT[/db]``
+        of the Redis the nodes share. The server registers there as a node (heartbeat every
+        1 s, entry expires 4 s after the last) and ``GET /v1/nodes`` lists the live nodes.
+        ``None`` (default): a single server, nothing in Redis.
+    :param node_url: with ``redis_url``: the base URL clients reach this node on. ``None``
+        (default): the server's own ``url``.
     :raises ValueError: for a host that is not an IP address, a port outside 0-65535, an
         unusable ``api_key``, a certificate or key that cannot be loaded, a limit out of
-        range, or a ``recordings_dir`` that cannot be created (raised by ``start``).
-    :raises RuntimeError: when the address cannot be bound.
+        range, a ``recordings_dir`` that cannot be created, or a ``redis_url`` that is not a Redis
+        URL (raised by ``start``).
+    :raises RuntimeError: when the address cannot be bound or Redis cannot be reached within 5 s.
     """
 
     def __init__(
@@ -87,6 +94,8 @@ class RoomServer:
         app_message_rate: int | None = None,
         update_rate: int | None = None,
         recordings_dir: str | os.PathLike[str] | None = None,
+        redis_url: str | None = None,
+        node_url: str | None = None,
     ) -> None:
         self._host = host
         self._port = port
@@ -103,6 +112,8 @@ class RoomServer:
             "app_message_rate": app_message_rate,
             "update_rate": update_rate,
             "recordings_dir": recordings_dir,
+            "redis_url": redis_url,
+            "node_url": node_url,
         }
         self._core: _RoomServer | None = None
 
@@ -112,6 +123,25 @@ class RoomServer:
         if self._core is None:
             self._core = _RoomServer(self._host, self._port, self._api_key, **self._options)
         return self
+
+    def drain(self) -> None:
+        """Cluster mode (``redis_url``): starts draining. The node stops taking new rooms (it
+        is listed as ``draining`` in ``GET /v1/nodes``, placement skips it, and rooms placed on
+        it without a call here go to other nodes at their next join); running calls go on and
+        still take joins. Poll :meth:`is_drained`, then :meth:`stop`; ``daily-server`` does
+        this on SIGTERM (``--drain-timeout``). Idempotent. Raises ``RuntimeError`` without
+        ``redis_url`` (a single server has nowhere to send new rooms) or when not running."""
+        if self._core is None:
+            raise RuntimeError("the server is not running")
+        self._core.drain()
+
+    def is_drained(self) -> bool:
+        """Whether no participant is left on this server (counting those within their resume
+        grace) and it relays no signalling to other nodes. Takes at most 2 s (``False`` if the
+        server does not answer within it); ``True`` when not running."""
+        if self._core is None:
+            return True
+        return self._core.is_drained()
 
     def stop(self) -> None:
         """Tells every participant the call ended and stops the server. Idempotent."""

@@ -9,7 +9,8 @@ use std::sync::Mutex;
 /// turns on the REST API (`/v1`) and meeting tokens (`docs/rest-api.md`); `tls_cert` and
 /// `tls_key` (PEM paths, both or neither) serve HTTPS/WSS; the other keyword arguments are the
 /// connection limits of `docs/server-limits.md` (`None`: the server's default);
-/// `recordings_dir` turns on server-side recording (`start_recording`).
+/// `recordings_dir` turns on server-side recording (`start_recording`); `redis_url` (and
+/// `node_url`) make it a node of a cluster sharing that Redis (`docs/scaling.md`).
 #[pyclass(module = "daily", frozen)]
 pub struct _RoomServer {
     inner: Mutex<Option<daily_server::RoomServer>>,
@@ -22,7 +23,7 @@ impl _RoomServer {
     #[pyo3(signature = (host="127.0.0.1", port=0, api_key=None, *, tls_cert=None, tls_key=None,
         http_idle_timeout=None, join_timeout=None, max_connections=None, max_connections_per_ip=None,
         max_pending_joins=None, resume_grace=None, app_message_rate=None, update_rate=None,
-        recordings_dir=None))]
+        recordings_dir=None, redis_url=None, node_url=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -40,6 +41,8 @@ impl _RoomServer {
         app_message_rate: Option<i64>,
         update_rate: Option<i64>,
         recordings_dir: Option<std::path::PathBuf>,
+        redis_url: Option<String>,
+        node_url: Option<String>,
     ) -> PyResult<Self> {
         guard(|| {
             let host: std::net::IpAddr = host.parse().map_err(|_| PyValueError::new_err(format!("host must be an IP address, got {host:?}")))?;
@@ -100,14 +103,15 @@ impl _RoomServer {
             if let Some(v) = update_rate {
                 sfu.updates = rate("update_rate", v)?;
             }
-            let config = daily_server::ServerConfig { host, port: port as u16, api_key, tls, limits, sfu, recordings_dir };
+            let config = daily_server::ServerConfig { host, port: port as u16, api_key, tls, limits, sfu, recordings_dir, redis_url, node_url };
             // Under guard(): a panic in the server's start-up becomes RuntimeError, not PanicException.
             let server = crate::errors::guard(|| {
                 py.detach(|| daily_server::RoomServer::start(config)).map_err(|e| match e {
                     // A file or a limit the caller gave: their value is wrong, not the machine.
                     daily_server::ServerError::Tls { .. }
                     | daily_server::ServerError::InvalidLimit(_)
-                    | daily_server::ServerError::Recordings { .. } => {
+                    | daily_server::ServerError::Recordings { .. }
+                    | daily_server::ServerError::Cluster(daily_server::cluster::ClusterError::InvalidUrl { .. }) => {
                         PyValueError::new_err(e.to_string())
                     }
                     e => PyRuntimeError::new_err(e.to_string()),
@@ -131,6 +135,30 @@ impl _RoomServer {
                 return Err(PyValueError::new_err(format!("invalid room name {room:?}: use 1-128 characters of A-Z a-z 0-9 - _ .")));
             }
             Ok(format!("{}/{}", self.url, room))
+        })
+    }
+
+    /// Cluster mode: stop taking new rooms, keep running calls (`RoomServer::drain`).
+    /// `RuntimeError` without `redis_url` or once stopped.
+    fn drain(&self) -> PyResult<()> {
+        guard(|| {
+            let s = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            match s.as_ref() {
+                Some(s) => s.drain().map_err(|e| PyRuntimeError::new_err(e.to_string())),
+                None => Err(PyRuntimeError::new_err("the server is not running")),
+            }
+        })
+    }
+
+    /// No participants left and no relayed signalling (GIL released; at most 2 s). `True`
+    /// once stopped.
+    fn is_drained(&self, py: Python<'_>) -> PyResult<bool> {
+        guard(|| {
+            let s = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            Ok(match s.as_ref() {
+                Some(s) => py.detach(|| s.is_drained()),
+                None => true,
+            })
         })
     }
 

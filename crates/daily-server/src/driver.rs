@@ -84,6 +84,10 @@ pub(crate) enum Request {
         room: String,
         reply: oneshot::Sender<usize>,
     },
+    /// Every room with participants and how many (the cluster heartbeat, `cluster/`).
+    Load {
+        reply: oneshot::Sender<Vec<(String, usize)>>,
+    },
 }
 
 impl From<Command> for Request {
@@ -208,6 +212,9 @@ fn handle_request(sfu: &mut Sfu, routes: &mut Routes, req: Request) {
         Request::RecorderFailed { key, message } => sfu.handle_recorder_failed(key, &message),
         Request::RoomInfo { room, reply } => {
             let _ = reply.send(sfu.participant_count(&room));
+        }
+        Request::Load { reply } => {
+            let _ = reply.send(sfu.room_loads());
         }
     }
 }

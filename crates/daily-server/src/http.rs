@@ -98,6 +98,10 @@ pub(crate) struct AppState {
     pub api: Arc<Api>,
     /// Connection counts; the join timeout and the bound on connections waiting to join.
     pub limiter: Arc<ConnLimiter>,
+    /// Cluster mode (`--redis`): this node's connection to the shared Redis.
+    pub cluster: Option<crate::cluster::Cluster>,
+    /// Signalling connections relayed to other nodes (cluster mode).
+    pub relays: Arc<crate::cluster::relay::RelayCount>,
 }
 
 pub(crate) fn router(state: AppState) -> Router {
@@ -158,6 +162,7 @@ async fn ws_upgrade(
     ws: WebSocketUpgrade,
     State(state): State<AppState>,
     Path(room): Path<String>,
+    headers: HeaderMap,
 ) -> Response {
     if !is_valid_room_name(&room) {
         return (StatusCode::NOT_FOUND, "invalid room name").into_response();
@@ -175,12 +180,13 @@ async fn ws_upgrade(
         )
             .into_response();
     };
+    let relayed = headers.contains_key(crate::cluster::relay::RELAYED_BY);
     let guard = state.tracker.enter();
     ws.max_message_size(HARD_FRAME_LIMIT)
         .max_frame_size(HARD_FRAME_LIMIT)
         .on_upgrade(move |socket| async move {
             let _guard = guard;
-            connection(socket, room, state, pending).await;
+            connection(socket, room, state, pending, relayed).await;
         })
 }
 
@@ -231,7 +237,8 @@ async fn send(
     )
 }
 
-async fn connection(socket: WebSocket, room: String, state: AppState, pending: PendingSlot) {
+/// `relayed`: the upgrade came from another node's relay (`cluster/relay.rs`).
+async fn connection(socket: WebSocket, room: String, state: AppState, pending: PendingSlot, relayed: bool) {
     let conn: ConnId = state.next_conn.fetch_add(1, Ordering::Relaxed);
     let (mut tx, mut rx) = socket.split();
     let mut shutdown = state.shutdown.clone();
@@ -251,11 +258,57 @@ async fn connection(socket: WebSocket, room: String, state: AppState, pending: P
         .await;
         return;
     };
+    let mut first_text = String::new();
     let first = match first {
         Err(_) => Err(("no join within the timeout".to_owned(), close_code::POLICY)),
         Ok(None) | Ok(Some(Err(_))) => return,
-        Ok(Some(Ok(msg))) => parse_frame(msg),
+        Ok(Some(Ok(msg))) => {
+            if let Message::Text(t) = &msg {
+                first_text = t.as_str().to_owned();
+            }
+            parse_frame(msg)
+        }
     };
+    // Cluster mode: a session for a room that lives on another node is relayed there.
+    if let (Some(cluster), Ok(Some(ClientMessage::Join { protocol_version, .. } | ClientMessage::Resume { protocol_version, .. }))) =
+        (&state.cluster, &first)
+        && *protocol_version == PROTOCOL_VERSION
+    {
+        let refuse = match cluster.place_room(&room).await {
+            Ok(Some(node)) if node.id != cluster.id && !relayed => {
+                let resume = matches!(first, Ok(Some(ClientMessage::Resume { .. })));
+                return crate::cluster::relay::relay(
+                    tx,
+                    rx,
+                    first_text,
+                    node,
+                    room,
+                    &cluster.id,
+                    resume,
+                    state.relays.clone(),
+                    state.shutdown.clone(),
+                )
+                .await;
+            }
+            // Relayed here but placed elsewhere meanwhile (a re-placement raced the relay):
+            // not relayed twice, the client tries again.
+            Ok(Some(node)) if node.id != cluster.id => Some("the room moved to another server; try again"),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!(room = %room, error = %e, "join refused: cluster state unavailable");
+                Some("the cluster state is unavailable; try again")
+            }
+        };
+        if let Some(text) = refuse {
+            // A resume is only closed: the SDK tries again, and the session must not end
+            // because Redis was briefly away.
+            if !matches!(first, Ok(Some(ClientMessage::Resume { .. }))) {
+                let _ = send(&mut tx, error_frame(text)).await;
+            }
+            let _ = send(&mut tx, close_frame(close_code::AGAIN, "cluster unavailable")).await;
+            return;
+        }
+    }
     // A joining connection's participant takes its link's number; a resuming one adopts the
     // participant's (`session.rs`).
     let link: crate::driver::LinkId = conn;
@@ -336,10 +389,28 @@ async fn connection(socket: WebSocket, room: String, state: AppState, pending: P
     // 3. Joined: relay frames to the core and the core's messages to the socket. Writes run in
     // their own task so this loop keeps draining the core's queue even while a client does not
     // read, and can drop the connection once too much piles up for it.
+    // In cluster mode the room's settings come from Redis; without them the join is refused
+    // (a private room must not open up because Redis is unreachable).
+    let shared = match &state.cluster {
+        Some(cluster) => match cluster.room(&room).await {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::warn!(room = %room, error = %e, "join refused: cluster state unavailable");
+                let _ = send(&mut tx, error_frame("the cluster state is unavailable; try again")).await;
+                let _ = send(&mut tx, close_frame(close_code::AGAIN, "cluster unavailable")).await;
+                return;
+            }
+        },
+        None => None,
+    };
     let (out_tx, out_rx) = mpsc::unbounded_channel();
     let sent = {
         let registry = state.api.rooms();
-        match rooms::admit(registry.get(&room), check, now) {
+        let record = match &shared {
+            Some(r) => r.as_ref(),
+            None => registry.get(&room),
+        };
+        match rooms::admit(record, check, now) {
             Ok(admitted) => Ok(state
                 .cmds
                 .send(Request::Connect {

@@ -38,10 +38,12 @@
 #![forbid(unsafe_code)]
 
 mod auth;
+pub mod cluster;
 mod driver;
 mod http;
 mod limits;
 mod listener;
+mod nodes_rest;
 mod page;
 mod rest;
 mod rooms;
@@ -72,6 +74,11 @@ pub use sfu::{
     MAX_USER_NAME_BYTES, PING_INTERVAL, RateLimit, SIGNALLING_TIMEOUT, SfuConfig, UPDATE_BURST, UPDATES_PER_SECOND,
 };
 pub use driver::MAX_QUEUED_PER_CONNECTION;
+
+/// How long `daily-server --redis` drains on SIGTERM before it stops anyway
+/// ([`RoomServer::drain`], `--drain-timeout`): five minutes, enough for most calls started
+/// before a rolling restart to end, short enough that a restart finishes.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// How long shutdown waits for the SFU task, which waits for the recorder to close its files.
 const RECORDER_GRACE: Duration = Duration::from_secs(10);
@@ -109,6 +116,13 @@ pub struct ServerConfig {
     /// `docs/rest-api.md`), created if missing. `None` (default): recording is off and
     /// `startRecording` is refused with a message saying how to turn it on.
     pub recordings_dir: Option<PathBuf>,
+    /// Cluster mode (`docs/scaling.md`): `redis://[:password@]HOST:PORT[/db]` of the Redis the
+    /// nodes share. The server registers there as a node with a heartbeat and lists the live
+    /// nodes at `GET /v1/nodes`. `None` (default): a single server, nothing in Redis.
+    pub redis_url: Option<String>,
+    /// In cluster mode, the base URL clients reach this node on (e.g. behind a proxy or NAT).
+    /// `None` (default): the server's own URL ([`RoomServer::url`]).
+    pub node_url: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -121,6 +135,8 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             sfu: SfuConfig::default(),
             recordings_dir: None,
+            redis_url: None,
+            node_url: None,
         }
     }
 }
@@ -135,6 +151,8 @@ impl std::fmt::Debug for ServerConfig {
             .field("limits", &self.limits)
             .field("sfu", &self.sfu)
             .field("recordings_dir", &self.recordings_dir)
+            .field("redis_url", &self.redis_url.as_ref().map(|_| "<set>"))
+            .field("node_url", &self.node_url)
             .finish()
     }
 }
@@ -205,9 +223,15 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    /// Cluster mode could not start (bad `redis_url`, Redis unreachable).
+    #[error("cluster: {0}")]
+    Cluster(#[from] cluster::ClusterError),
     /// The server thread ended before it was ready (it logged why).
     #[error("the server thread stopped during start-up")]
     StartFailed,
+    /// [`RoomServer::drain`] on a server not in cluster mode.
+    #[error("draining needs cluster mode (a Redis URL): a single server has nowhere to send new rooms")]
+    NotClustered,
 }
 
 /// A running room server. Stopped by [`RoomServer::shutdown`] or on drop.
@@ -219,6 +243,10 @@ pub struct RoomServer {
     udp_addr: SocketAddr,
     shutdown: watch::Sender<bool>,
     thread: Option<JoinHandle<()>>,
+    clustered: bool,
+    drain: Arc<cluster::DrainFlag>,
+    relays: Arc<cluster::relay::RelayCount>,
+    cmds: mpsc::UnboundedSender<driver::Request>,
 }
 
 impl std::fmt::Debug for RoomServer {
@@ -299,7 +327,20 @@ impl RoomServer {
             .build()
             .map_err(|source| ServerError::Runtime { source })?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), ServerError>>();
+        let redis = config.redis_url.clone().map(|r| {
+            (r, config.node_url.clone().unwrap_or_else(|| format!("{scheme}://{local_addr}")))
+        });
+        let clustered = redis.is_some();
+        let drain = Arc::new(cluster::DrainFlag::default());
+        let relays = Arc::new(cluster::relay::RelayCount::default());
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let shared = Shared {
+            cmd_tx: cmd_tx.clone(),
+            cmd_rx,
+            drain: drain.clone(),
+            relays: relays.clone(),
+        };
         let thread = std::thread::Builder::new()
             .name("daily-server".into())
             .spawn(move || {
@@ -315,15 +356,24 @@ impl RoomServer {
                     core,
                     api,
                     catalog,
+                    redis,
+                    shared,
                     shutdown_rx,
                     ready_tx,
                 ));
                 runtime.shutdown_timeout(Duration::from_secs(1));
             })
             .map_err(|source| ServerError::Runtime { source })?;
-        if ready_rx.recv().is_err() {
-            let _ = thread.join();
-            return Err(ServerError::StartFailed);
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                return Err(e);
+            }
+            Err(_) => {
+                let _ = thread.join();
+                return Err(ServerError::StartFailed);
+            }
         }
         tracing::info!(http = %local_addr, udp = %udp_addr, "daily-server started");
         Ok(RoomServer {
@@ -333,6 +383,10 @@ impl RoomServer {
             udp_addr,
             shutdown: shutdown_tx,
             thread: Some(thread),
+            clustered,
+            drain,
+            relays,
+            cmds: cmd_tx,
         })
     }
 
@@ -367,6 +421,46 @@ impl RoomServer {
         format!("{}/v1", self.url())
     }
 
+    /// Cluster mode: starts draining (idempotent). The node stops taking new rooms: it is
+    /// published as `draining` at once, placement skips it, and it gives back every room placed
+    /// on it that has no call here, so their next joins go to other nodes. Running calls go on,
+    /// and joins to them are still served here (a room lives on one node). Wait for
+    /// [`RoomServer::is_drained`], then [`RoomServer::shutdown`]; `daily-server` does this on
+    /// SIGTERM (`--drain-timeout`). LiveKit's nodes drain the same way.
+    ///
+    /// # Errors
+    /// [`ServerError::NotClustered`] without [`ServerConfig::redis_url`]: a single server has
+    /// nowhere to send new rooms.
+    pub fn drain(&self) -> Result<(), ServerError> {
+        if !self.clustered {
+            return Err(ServerError::NotClustered);
+        }
+        self.drain.start();
+        Ok(())
+    }
+
+    /// Whether this node has no participants left (counting those within their resume grace)
+    /// and relays no signalling to other nodes: true once a drain is complete. `false` if the
+    /// server has stopped answering within 2 s.
+    pub fn is_drained(&self) -> bool {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        if self.cmds.send(driver::Request::Load { reply }).is_err() {
+            return true; // stopped: nothing left here
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        let mut rx = rx;
+        loop {
+            match rx.try_recv() {
+                Ok(rooms) => return rooms.iter().all(|(_, n)| *n == 0) && self.relays.get() == 0,
+                Err(tokio::sync::oneshot::error::TryRecvError::Closed) => return true,
+                Err(tokio::sync::oneshot::error::TryRecvError::Empty) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(_) => return false,
+            }
+        }
+    }
+
     /// Tells every connected participant `callEnded`, closes sockets, stops all threads and
     /// joins them. Idempotent. Also done on drop.
     pub fn shutdown(&mut self) {
@@ -386,6 +480,14 @@ impl Drop for RoomServer {
     }
 }
 
+/// Made in [`RoomServer::start`], shared between the handle and the server's tasks.
+struct Shared {
+    cmd_tx: mpsc::UnboundedSender<driver::Request>,
+    cmd_rx: mpsc::UnboundedReceiver<driver::Request>,
+    drain: Arc<cluster::DrainFlag>,
+    relays: Arc<cluster::relay::RelayCount>,
+}
+
 /// The HTTP side's part of the start-up: its socket, TLS and limits.
 struct Listen {
     tcp: TcpListener,
@@ -402,9 +504,17 @@ async fn serve(
     core: sfu::Sfu,
     api: Arc<rest::Api>,
     catalog: Option<Arc<recorder::catalog::Catalog>>,
+    redis: Option<(String, String)>,
+    shared: Shared,
     mut shutdown: watch::Receiver<bool>,
-    ready: std::sync::mpsc::Sender<()>,
+    ready: std::sync::mpsc::Sender<Result<(), ServerError>>,
 ) {
+    let Shared {
+        cmd_tx,
+        cmd_rx,
+        drain,
+        relays,
+    } = shared;
     let (tcp, udp) = match (
         tokio::net::TcpListener::from_std(listen.tcp),
         tokio::net::UdpSocket::from_std(udp),
@@ -415,7 +525,16 @@ async fn serve(
             return;
         }
     };
-    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+    let cluster = match redis {
+        Some((redis_url, node_url)) => match cluster::Cluster::connect(&redis_url, node_url, drain).await {
+            Ok(c) => Some(c),
+            Err(e) => {
+                let _ = ready.send(Err(e.into()));
+                return;
+            }
+        },
+        None => None,
+    };
     let recorder = match catalog {
         Some(c) => {
             let tx = cmd_tx.clone();
@@ -434,6 +553,7 @@ async fn serve(
     };
     let tracker = Arc::new(http::ConnTracker::default());
     let limiter = limits::ConnLimiter::new(listen.limits);
+    let cmd_tx_heartbeat = cmd_tx.clone();
     let state = http::AppState {
         cmds: cmd_tx,
         shutdown: shutdown.clone(),
@@ -441,6 +561,8 @@ async fn serve(
         next_conn: Arc::new(AtomicU64::new(1)),
         api,
         limiter: limiter.clone(),
+        cluster: cluster.clone(),
+        relays,
     };
     let sfu_task = tokio::spawn(driver::run(
         udp,
@@ -458,13 +580,27 @@ async fn serve(
         refusing: Arc::new(AtomicUsize::new(0)),
     };
     let http_task = tokio::spawn(listener.run(tcp));
-    let _ = ready.send(());
+    let bus_task = cluster
+        .clone()
+        .map(|c| tokio::spawn(c.run_bus(cmd_tx_heartbeat.clone(), shutdown.clone())));
+    let heartbeat_task = cluster.map(|c| {
+        tracing::info!(node = %c.id, url = %c.url, "cluster node registering");
+        tokio::spawn(c.run_heartbeat(cmd_tx_heartbeat, shutdown.clone()))
+    });
+    let _ = ready.send(Ok(()));
     let _ = shutdown.wait_for(|s| *s).await;
     // The SFU task sends `callEnded` + close to every participant before it ends, and waits
     // for the recorder to close its files: longer than the grace, so that recordings end with
     // their end-of-stream pages, but bounded (a stalled disk must not hang the shutdown; the
     // files then keep what reached them, page by page).
     let _ = tokio::time::timeout(RECORDER_GRACE, sfu_task).await;
+    if let Some(b) = bus_task {
+        b.abort();
+    }
+    if let Some(h) = heartbeat_task {
+        // It deregisters the node (bounded by the Redis command timeout).
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, h).await;
+    }
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait_idle()).await;
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, http_task).await;
     // Every socket closed (kept-alive HTTP connections finish their request and close).
@@ -476,5 +612,13 @@ pub(crate) fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Milliseconds since the Unix epoch (0 if the clock is before it).
+pub(crate) fn unix_now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }

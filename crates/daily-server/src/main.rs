@@ -1,5 +1,5 @@
 //! `daily-server [--host ADDR] [--port PORT] [--api-key KEY] [--tls-cert PEM --tls-key PEM]
-//! [--recordings-dir DIR] [limits]`: runs a room server until SIGINT or SIGTERM.
+//! [--recordings-dir DIR] [--redis URL [--node-url URL]] [limits]`: runs a room server until SIGINT or SIGTERM.
 //! Logs go to stderr (`RUST_LOG`, default `info`); stdout carries one line, the listening URL.
 #![forbid(unsafe_code)]
 
@@ -11,7 +11,8 @@ use std::time::Duration;
 use daily_server::{RoomServer, ServerConfig, TlsConfig};
 
 const USAGE: &str = "usage: daily-server [--host ADDR] [--port PORT] [--api-key KEY]
-                    [--tls-cert PEM --tls-key PEM] [--recordings-dir DIR] [limits]
+                    [--tls-cert PEM --tls-key PEM] [--recordings-dir DIR]
+                    [--redis URL [--node-url URL]] [limits]
 
 Runs the open Daily room server: HTTP + WebSocket signalling on ADDR:PORT and the audio SFU on a
 UDP port of ADDR picked by the system. Stops cleanly on Ctrl-C or SIGTERM.
@@ -29,6 +30,13 @@ options:
                 directory per recording under DIR (created if missing) with an Ogg/Opus file
                 per audio track, a mixed mix.ogg and recording.json; listed and served by
                 GET /v1/recordings (needs --api-key). Without it start_recording fails.
+  --redis URL   cluster mode (docs/scaling.md): redis://[:password@]HOST:PORT[/db] of the Redis
+                the nodes share; this server registers as a node with a heartbeat (1 s, expiry
+                4 s) and GET /v1/nodes lists the live nodes. Fails to start if Redis is unreachable.
+  --node-url URL  with --redis: the base URL clients reach this node on (default: its own URL)
+  --drain-timeout SECS  with --redis, SIGTERM drains the node: it takes no new rooms and keeps
+                its calls until they end or SECS pass, then stops (default 300; a second
+                SIGTERM or SIGINT stops at once). Without --redis SIGTERM stops at once.
 
 limits (docs/server-limits.md):
   --http-idle-timeout SECS   close an HTTP connection that sends no request head for SECS
@@ -54,7 +62,8 @@ limits (docs/server-limits.md):
 fn parse_args(
     args: impl Iterator<Item = String>,
     env_key: Option<String>,
-) -> Result<Option<ServerConfig>, String> {
+) -> Result<Option<(ServerConfig, Duration)>, String> {
+    let mut drain_timeout = daily_server::DEFAULT_DRAIN_TIMEOUT;
     let mut config = ServerConfig {
         port: 7880,
         api_key: env_key.filter(|k| !k.is_empty()),
@@ -94,6 +103,9 @@ fn parse_args(
             "--tls-cert" => cert = Some(value("--tls-cert")?),
             "--recordings-dir" => config.recordings_dir = Some(value("--recordings-dir")?.into()),
             "--tls-key" => key = Some(value("--tls-key")?),
+            "--redis" => config.redis_url = Some(value("--redis")?),
+            "--node-url" => config.node_url = Some(value("--node-url")?),
+            "--drain-timeout" => drain_timeout = seconds("--drain-timeout", &value("--drain-timeout")?)?,
             "--http-idle-timeout" => {
                 config.limits.http_idle_timeout = seconds("--http-idle-timeout", &value("--http-idle-timeout")?)?
             }
@@ -136,7 +148,7 @@ fn parse_args(
         _ => return Err("--tls-cert and --tls-key go together".into()),
     };
     config.limits.validate()?;
-    Ok(Some(config))
+    Ok(Some((config, drain_timeout)))
 }
 
 /// A positive number of seconds (fractions allowed).
@@ -166,7 +178,7 @@ fn count(flag: &str, v: &str) -> Result<usize, String> {
 
 fn main() -> ExitCode {
     let env_key = std::env::var("DAILY_API_KEY").ok();
-    let config = match parse_args(std::env::args().skip(1), env_key) {
+    let (config, drain_timeout) = match parse_args(std::env::args().skip(1), env_key) {
         Ok(Some(c)) => c,
         Ok(None) => {
             println!("{USAGE}");
@@ -235,7 +247,30 @@ fn main() -> ExitCode {
             _ = int.recv() => "SIGINT",
         }
     });
-    tracing::info!(signal = which, "stopping");
+    if which == "SIGTERM" && server.drain().is_ok() {
+        // Cluster mode: drain (docs/scaling.md), bounded by --drain-timeout; a second signal
+        // cuts it short.
+        tracing::info!(timeout = ?drain_timeout, "SIGTERM: draining (no new rooms; calls go on)");
+        let deadline = std::time::Instant::now() + drain_timeout;
+        let how = runtime.block_on(async {
+            loop {
+                if server.is_drained() {
+                    return "drained";
+                }
+                if std::time::Instant::now() >= deadline {
+                    return "drain timeout";
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                    _ = term.recv() => return "second SIGTERM",
+                    _ = int.recv() => return "SIGINT",
+                }
+            }
+        });
+        tracing::info!(how, "drain over; stopping");
+    } else {
+        tracing::info!(signal = which, "stopping");
+    }
     server.shutdown();
     ExitCode::SUCCESS
 }
@@ -245,7 +280,15 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> Result<Option<ServerConfig>, String> {
-        parse_args(args.iter().map(|s| s.to_string()), None)
+        parse_args(args.iter().map(|s| s.to_string()), None).map(|o| o.map(|(c, _)| c))
+    }
+
+    #[test]
+    fn drain_timeout() {
+        let drain = |args: &[&str]| parse_args(args.iter().map(|s| s.to_string()), None).map(|o| o.unwrap().1);
+        assert_eq!(drain(&[]).unwrap(), daily_server::DEFAULT_DRAIN_TIMEOUT);
+        assert_eq!(drain(&["--drain-timeout", "2.5"]).unwrap(), Duration::from_millis(2500));
+        assert!(drain(&["--drain-timeout", "-1"]).is_err());
     }
 
     #[test]
@@ -262,6 +305,12 @@ mod tests {
         let c = parse(&["--recordings-dir", "/srv/rec"]).unwrap().unwrap();
         assert_eq!(c.recordings_dir, Some("/srv/rec".into()));
         assert!(parse(&["--recordings-dir"]).is_err());
+        let c = parse(&[]).unwrap().unwrap();
+        assert_eq!((c.redis_url, c.node_url), (None, None));
+        let c = parse(&["--redis", "redis://127.0.0.1:6379", "--node-url=http://n1:7880"]).unwrap().unwrap();
+        assert_eq!(c.redis_url.as_deref(), Some("redis://127.0.0.1:6379"));
+        assert_eq!(c.node_url.as_deref(), Some("http://n1:7880"));
+        assert!(parse(&["--redis"]).is_err());
     }
 
     #[test]
@@ -302,6 +351,7 @@ mod tests {
             parse_args(args.iter().map(|s| s.to_string()), Some(env.into()))
                 .unwrap()
                 .unwrap()
+                .0
                 .api_key
         };
         assert_eq!(env(&[], "from-env").as_deref(), Some("from-env"));

@@ -25,6 +25,7 @@ use serde_json::{Value, json};
 
 use crate::auth::{ApiKey, AuthError, TokenProperties};
 use crate::http::AppState;
+use crate::cluster::CreateOutcome;
 use crate::rooms::{CreateError, CreateRoom, RoomRegistry};
 use crate::sfu::Command;
 
@@ -66,6 +67,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/v1/rooms/{name}", get(get_room).delete(delete_room))
         .route("/v1/meeting-tokens", post(create_token))
         .merge(crate::recordings_rest::routes())
+        .merge(crate::nodes_rest::routes())
         .route("/v1/{*rest}", any(unknown))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
 }
@@ -149,6 +151,9 @@ async fn create_room(
         Ok(r) => r,
         Err(r) => return r,
     };
+    if let Some(cluster) = &state.cluster {
+        return create_room_clustered(&state, cluster, req).await;
+    }
     let mut rooms = state.api.rooms();
     match rooms.create(req, crate::unix_now()) {
         Ok(room) => {
@@ -161,10 +166,44 @@ async fn create_room(
     }
 }
 
+/// `POST /v1/rooms` in cluster mode: the room goes to Redis and is placed on a node.
+async fn create_room_clustered(state: &AppState, cluster: &crate::cluster::Cluster, req: CreateRoom) -> Response {
+    let name = req.name.clone().unwrap_or_else(crate::rooms::generated_name);
+    let seq = match cluster.next_room_seq().await {
+        Ok(s) => s,
+        Err(e) => return cluster_error(e),
+    };
+    let record = crate::rooms::RoomRecord::new(req, name, crate::unix_now(), seq);
+    match cluster.create_room(&record).await {
+        Ok(CreateOutcome::Created { node }) => {
+            tracing::info!(room = %record.name, privacy = record.privacy.as_str(), node = ?node, "room created");
+            Json(record.to_json(&state.api.base_url)).into_response()
+        }
+        Ok(CreateOutcome::Duplicate) => bad_request(CreateError::Duplicate(record.name).to_string()),
+        Ok(CreateOutcome::Full) => bad_request(CreateError::Full.to_string()),
+        Err(e) => cluster_error(e),
+    }
+}
+
+/// Redis failed under a REST request: 503 with what went wrong.
+pub(crate) fn cluster_error(e: crate::cluster::ClusterError) -> Response {
+    tracing::warn!(error = %e, "cluster state unavailable");
+    error(StatusCode::SERVICE_UNAVAILABLE, "server-error", format!("cluster state unavailable: {e}"))
+}
+
 /// `GET /v1/rooms`.
 async fn list_rooms(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if let Err(r) = authorize(&state, &headers) {
         return r;
+    }
+    if let Some(cluster) = &state.cluster {
+        return match cluster.rooms().await {
+            Ok(rooms) => {
+                let data: Vec<Value> = rooms.iter().map(|r| r.to_json(&state.api.base_url)).collect();
+                Json(json!({ "total_count": data.len(), "data": data })).into_response()
+            }
+            Err(e) => cluster_error(e),
+        };
     }
     let rooms = state.api.rooms();
     let data: Vec<Value> = rooms
@@ -188,6 +227,13 @@ async fn get_room(
         Ok(n) => n,
         Err(r) => return r,
     };
+    if let Some(cluster) = &state.cluster {
+        return match cluster.room(&name).await {
+            Ok(Some(room)) => Json(room.to_json(&state.api.base_url)).into_response(),
+            Ok(None) => not_found(&name),
+            Err(e) => cluster_error(e),
+        };
+    }
     match state.api.rooms().get(&name) {
         Some(room) => Json(room.to_json(&state.api.base_url)).into_response(),
         None => not_found(&name),
@@ -207,8 +253,25 @@ async fn delete_room(
         Ok(n) => n,
         Err(r) => return r,
     };
+    if let Some(cluster) = &state.cluster {
+        // The call ends where it runs: here below, or on the room's node through the bus.
+        match cluster.delete_room(&name).await {
+            Ok(Some(Some(node))) if node != cluster.id => {
+                let msg = crate::cluster::bus::BusMessage::EndRoom {
+                    room: name.clone(),
+                    reason: "the room was deleted".into(),
+                };
+                if let Err(e) = cluster.publish(&node, &msg).await {
+                    tracing::warn!(room = %name, %node, error = %e, "cannot tell the room's node to end its call");
+                }
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => return not_found(&name),
+            Err(e) => return cluster_error(e),
+        }
+    }
     let mut rooms = state.api.rooms();
-    if rooms.remove(&name).is_none() {
+    if rooms.remove(&name).is_none() && state.cluster.is_none() {
         return not_found(&name);
     }
     // Sent under the registry lock, as the join gate sends `Join`: a join admitted before the

@@ -27,7 +27,8 @@ pub const MAX_API_ROOMS: usize = 1000;
 const GENERATED_NAME_LEN: usize = 20;
 
 /// Who may join a room (Daily's `privacy`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Privacy {
     /// Anybody with the URL.
     Public,
@@ -123,8 +124,8 @@ impl CreateRoom {
     }
 }
 
-/// One REST-created room.
-#[derive(Debug, Clone, PartialEq)]
+/// One REST-created room (also its JSON form in Redis in cluster mode, `cluster/`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RoomRecord {
     /// A UUID4.
     pub id: String,
@@ -141,10 +142,34 @@ pub struct RoomRecord {
     /// `properties.max_participants`.
     pub max_participants: Option<usize>,
     /// Creation order, for listing newest first.
-    seq: u64,
+    pub(crate) seq: u64,
+}
+
+/// A random room name for a `POST /v1/rooms` without one.
+pub fn generated_name() -> String {
+    uuid::Uuid::new_v4()
+        .simple()
+        .to_string()
+        .chars()
+        .take(GENERATED_NAME_LEN)
+        .collect()
 }
 
 impl RoomRecord {
+    /// The record of room `name` created from `req` at `now` (Unix seconds), `seq`-th created.
+    pub fn new(req: CreateRoom, name: String, now: u64, seq: u64) -> RoomRecord {
+        RoomRecord {
+            id: uuid::Uuid::new_v4().to_string(),
+            name,
+            privacy: req.privacy,
+            created_at: now,
+            properties: req.properties,
+            exp: req.exp,
+            max_participants: req.max_participants,
+            seq,
+        }
+    }
+
     /// Whether `exp` has passed at `now` (Unix seconds): from then on joins are refused.
     pub fn expired(&self, now: u64) -> bool {
         self.exp.is_some_and(|exp| now as f64 >= exp)
@@ -195,15 +220,10 @@ impl RoomRegistry {
         if self.rooms.len() >= MAX_API_ROOMS {
             return Err(CreateError::Full);
         }
-        let name = match req.name {
+        let name = match req.name.clone() {
             Some(n) => n,
             None => loop {
-                let n: String = uuid::Uuid::new_v4()
-                    .simple()
-                    .to_string()
-                    .chars()
-                    .take(GENERATED_NAME_LEN)
-                    .collect();
+                let n = generated_name();
                 if !self.rooms.contains_key(&n) {
                     break n;
                 }
@@ -213,16 +233,7 @@ impl RoomRegistry {
             return Err(CreateError::Duplicate(name));
         }
         self.next_seq += 1;
-        let record = RoomRecord {
-            id: uuid::Uuid::new_v4().to_string(),
-            name: name.clone(),
-            privacy: req.privacy,
-            created_at: now,
-            properties: req.properties,
-            exp: req.exp,
-            max_participants: req.max_participants,
-            seq: self.next_seq,
-        };
+        let record = RoomRecord::new(req, name.clone(), now, self.next_seq);
         Ok(self.rooms.entry(name).or_insert(record))
     }
 

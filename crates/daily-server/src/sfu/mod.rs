@@ -233,6 +233,15 @@ impl Sfu {
         self.rooms.get(room).map_or(0, |r| r.members.len())
     }
 
+    /// Every room with at least one participant, and how many (unordered).
+    pub(crate) fn room_loads(&self) -> Vec<(String, usize)> {
+        self.rooms
+            .iter()
+            .filter(|(_, r)| !r.members.is_empty())
+            .map(|(name, r)| (name.clone(), r.members.len()))
+            .collect()
+    }
+
     /// Next signalling output: a message for connection `ConnId`, or the order to close it.
     /// Output for a connection the shell no longer knows (it closed meanwhile) is dropped there.
     pub(crate) fn poll_signal(&mut self) -> Option<(ConnId, Outbound)> {
