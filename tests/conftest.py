@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 
 import pytest
 
@@ -48,6 +49,37 @@ class Waiter:
     def wait(self, timeout: float = 10.0) -> tuple:
         assert self.event.wait(timeout), "completion did not fire in time"
         return self.args
+
+
+class EventLog:
+    """Events as tuples ``(kind, ...)`` with the ``time.monotonic()`` each arrived, and a bounded
+    wait for one matching a predicate. Event handlers call ``_add``."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.events: list[tuple] = []
+        self.when: list[float] = []
+
+    def _add(self, *ev) -> None:
+        with self.cond:
+            self.events.append(ev)
+            self.when.append(time.monotonic())
+            self.cond.notify_all()
+
+    def time_of(self, ev: tuple) -> float:
+        with self.cond:
+            return self.when[self.events.index(ev)]
+
+    def wait_for(self, pred, timeout: float = 10.0, what: str = "event") -> tuple:
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                for ev in self.events:
+                    if pred(ev):
+                        return ev
+                left = deadline - time.monotonic()
+                assert left > 0, f"not within {timeout} s: {what}; saw {[e[:2] for e in self.events]}"
+                self.cond.wait(left)
 
 
 def join(client, url: str, **kw) -> dict:

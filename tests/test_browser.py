@@ -21,7 +21,6 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 
@@ -29,7 +28,7 @@ import numpy as np
 import pytest
 
 import speechmetrics as sm
-from conftest import ROOT, SPEECH_16K, Capture, Waiter, join, leave, mic_settings
+from conftest import ROOT, SPEECH_16K, Capture, EventLog, Waiter, join, leave, mic_settings
 from daily import CallClient, CustomAudioSource, CustomAudioTrack, EventHandler
 
 playwright_api = pytest.importorskip(
@@ -89,15 +88,9 @@ def wait_joined(page, timeout_ms: int = 15000) -> str:
     return page.evaluate("window.callPage.participantId")
 
 
-class Rec(EventHandler):
+class Rec(EventHandler, EventLog):
     def __init__(self) -> None:
-        self.events: list[tuple] = []
-        self.cond = threading.Condition()
-
-    def _add(self, *ev) -> None:
-        with self.cond:
-            self.events.append(ev)
-            self.cond.notify_all()
+        EventLog.__init__(self)
 
     def on_participant_joined(self, participant):
         self._add("joined", participant)
@@ -110,17 +103,6 @@ class Rec(EventHandler):
 
     def on_app_message(self, message, sender):
         self._add("app", message, sender)
-
-    def wait_for(self, pred, timeout: float = 10.0):
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                for ev in self.events:
-                    if pred(ev):
-                        return ev
-                left = deadline - time.monotonic()
-                assert left > 0, f"event not seen in {timeout} s; got {[e[0] for e in self.events]}"
-                self.cond.wait(left)
 
 
 def resample(x: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:

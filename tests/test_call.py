@@ -6,24 +6,17 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
 
-from conftest import SPEECH_16K, Waiter, join, leave, mic_settings
+from conftest import SPEECH_16K, EventLog, Waiter, join, leave, mic_settings
 from daily import CallClient, CustomAudioSource, CustomAudioTrack, EventHandler
 
 
-class Recorder(EventHandler):
+class Recorder(EventHandler, EventLog):
     def __init__(self) -> None:
-        self.events: list[tuple] = []
-        self.cond = threading.Condition()
-
-    def _add(self, *ev) -> None:
-        with self.cond:
-            self.events.append(ev)
-            self.cond.notify_all()
+        EventLog.__init__(self)
 
     def on_call_state_updated(self, state):
         self._add("state", state)
@@ -39,18 +32,6 @@ class Recorder(EventHandler):
 
     def on_error(self, message):
         self._add("error", message)
-
-    def wait_for(self, pred, timeout: float = 10.0):
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                for ev in self.events:
-                    if pred(ev):
-                        return ev
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"event not seen within {timeout} s; saw {[e[:2] for e in self.events]}")
-                self.cond.wait(left)
 
 
 def test_speech_reaches_listener(tmp_path):

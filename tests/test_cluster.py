@@ -32,7 +32,7 @@ import pytest
 import numpy as np
 
 import speechmetrics as sm
-from conftest import SPEECH_16K, Waiter, join, leave, mic_settings
+from conftest import SPEECH_16K, EventLog, Waiter, join, leave, mic_settings
 from daily import CallClient, CustomAudioSource, CustomAudioTrack, EventHandler
 
 REDIS = shutil.which("redis-server")
@@ -81,30 +81,18 @@ def redis_url():
 RATE = 16000
 
 
-class Peer(EventHandler):
+class Peer(EventHandler, EventLog):
     """A call participant with a custom microphone that records every remote participant's
     audio and every event, for the cross-node tests."""
 
     def __init__(self, name: str) -> None:
+        EventLog.__init__(self)
         self.name = name
-        self.cond = threading.Condition()
-        self.events: list[tuple] = []
-        self.when: list[float] = []  # time.monotonic() of each event
         self.pcm: dict[str, list[bytes]] = {}
         self.source = CustomAudioSource(RATE, 1)
         self.track = CustomAudioTrack(self.source)
         self.client = CallClient(event_handler=self)
         self.client.set_user_name(name)
-
-    def _add(self, *ev) -> None:
-        with self.cond:
-            self.events.append(ev)
-            self.when.append(time.monotonic())
-            self.cond.notify_all()
-
-    def time_of(self, ev: tuple) -> float:
-        with self.cond:
-            return self.when[self.events.index(ev)]
 
     def on_participant_joined(self, participant):
         pid = participant["id"]
@@ -129,17 +117,6 @@ class Peer(EventHandler):
 
     def join(self, url: str, **kw) -> dict:
         return join(self.client, url, client_settings=mic_settings(self.track), **kw)
-
-    def wait_for(self, pred, timeout: float, what: str) -> tuple:
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                for ev in self.events:
-                    if pred(ev):
-                        return ev
-                left = deadline - time.monotonic()
-                assert left > 0, f"{self.name}: not within {timeout} s: {what}; saw {[e[:2] for e in self.events]}"
-                self.cond.wait(left)
 
     def speak(self, pcm: np.ndarray) -> threading.Thread:
         """Writes ``pcm`` (16 kHz mono int16) in real time on a thread (blocking writes)."""
@@ -202,34 +179,27 @@ class Node:
             raise AssertionError(f"node did not start: {line!r}")
         self.url = m.group(1)
 
-    def get(self, path: str, key: str | None = KEY) -> tuple[int, dict]:
-        req = urllib.request.Request(self.url + path)
+    def request(self, method: str, path: str, body: dict | None = None, key: str | None = KEY) -> tuple[int, dict]:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data=data, method=method)
         if key is not None:
             req.add_header("Authorization", f"Bearer {key}")
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
         try:
             with urllib.request.urlopen(req, timeout=5) as r:
                 return r.status, json.load(r)
         except urllib.error.HTTPError as e:
             return e.code, json.load(e)
+
+    def get(self, path: str, key: str | None = KEY) -> tuple[int, dict]:
+        return self.request("GET", path, key=key)
 
     def post(self, path: str, body: dict) -> tuple[int, dict]:
-        req = urllib.request.Request(self.url + path, data=json.dumps(body).encode(), method="POST")
-        req.add_header("Authorization", f"Bearer {KEY}")
-        req.add_header("Content-Type", "application/json")
-        try:
-            with urllib.request.urlopen(req, timeout=5) as r:
-                return r.status, json.load(r)
-        except urllib.error.HTTPError as e:
-            return e.code, json.load(e)
+        return self.request("POST", path, body)
 
     def delete(self, path: str) -> tuple[int, dict]:
-        req = urllib.request.Request(self.url + path, method="DELETE")
-        req.add_header("Authorization", f"Bearer {KEY}")
-        try:
-            with urllib.request.urlopen(req, timeout=5) as r:
-                return r.status, json.load(r)
-        except urllib.error.HTTPError as e:
-            return e.code, json.load(e)
+        return self.request("DELETE", path)
 
     def nodes(self) -> list[dict]:
         status, body = self.get("/v1/nodes")
@@ -681,6 +651,7 @@ def test_drain_timeout_ends_the_calls_left(redis_url):
         took = time.monotonic() - t0
         assert 1.4 <= took < 8, took
         p.wait_for(lambda e: e == ("state", "left"), 5, "the call ended")
+        print(f"drain timeout 1.5 s: the node stopped {took:.2f} s after SIGTERM")
     finally:
         p.release()
         n.stop()
