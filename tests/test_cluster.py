@@ -674,3 +674,37 @@ def test_delete_through_another_node_ends_the_call(nodes):
         assert p.time_of(left) - t0 < 3
     finally:
         p.release()
+
+
+def test_room_listing_pages_across_nodes_and_private_rooms_stay_private(nodes):
+    made = []
+    for i in range(5):
+        status, body = nodes[i % 3].post("/v1/rooms", {"name": f"listed-{i}", "privacy": "private" if i == 0 else "public"})
+        assert status == 200
+        made.append(body)
+    ids = [r["id"] for r in reversed(made)]
+    got = []
+    after = ""
+    for n in (nodes[1], nodes[2], nodes[0]):  # each page through another node
+        status, body = n.get(f"/v1/rooms?limit=2{after}")
+        assert status == 200 and body["total_count"] == 5, body
+        got += [r["id"] for r in body["data"]]
+        if body["data"]:
+            after = f"&starting_after={body['data'][-1]['id']}"
+    assert got == ids
+    assert [r["id"] for r in nodes[0].get(f"/v1/rooms?ending_before={ids[2]}")[1]["data"]] == ids[:2]
+    # Deleted rooms leave the listing and its cursors.
+    assert nodes[1].delete("/v1/rooms/listed-4")[0] == 200
+    status, body = nodes[2].get("/v1/rooms")
+    assert body["total_count"] == 4 and [r["name"] for r in body["data"]] == ["listed-3", "listed-2", "listed-1", "listed-0"]
+    assert nodes[2].get(f"/v1/rooms?starting_after={ids[0]}")[0] == 400
+    # GET /{room}: a private room says nothing on any node; a public room is counted on its node
+    # and pointed to from the others.
+    for n in nodes:
+        with urllib.request.urlopen(n.url + "/listed-0", timeout=5) as r:
+            assert json.load(r) == {"room": "listed-0", "privacy": "private"}
+    home = node_of(nodes, "listed-1", nodes[0])
+    for i, n in enumerate(nodes):
+        with urllib.request.urlopen(n.url + "/listed-1", timeout=5) as r:
+            info = json.load(r)
+        assert info == ({"room": "listed-1", "participants": 0} if i == home else {"room": "listed-1", "node": nodes[home].url}), info

@@ -184,3 +184,26 @@ def try_join_named(url: str, token: str, watch: Watch) -> tuple[str | None, list
         return error, []
     finally:
         c.release()
+
+
+def test_room_listing_pages_with_dailys_cursors():
+    """``GET /v1/rooms`` honours Daily's ``limit`` (default and most 100), ``starting_after`` and
+    ``ending_before`` (room ids, newest first); ``total_count`` counts every room."""
+    with RoomServer(port=0, api_key=KEY) as s:
+        made = [create_room(s, {"name": f"page-{i}"}) for i in range(7)]
+        ids = [r["id"] for r in reversed(made)]  # newest first
+
+        def page(query: str) -> list[str]:
+            status, body = api(s, "GET", "/rooms" + query)
+            assert status == 200 and body["total_count"] == 7, body
+            return [r["id"] for r in body["data"]]
+
+        assert page("") == ids
+        assert page("?limit=3") == ids[:3]
+        assert page(f"?limit=3&starting_after={ids[2]}") == ids[3:6]
+        assert page(f"?limit=3&starting_after={ids[5]}") == ids[6:]
+        assert page(f"?limit=2&ending_before={ids[4]}") == ids[2:4]
+        assert page(f"?starting_after={ids[0]}&ending_before={ids[3]}") == ids[1:3]
+        for bad in ("?limit=0", "?limit=101", "?starting_after=nope"):
+            status, body = api(s, "GET", "/rooms" + bad)
+            assert status == 400 and body["error"] == "invalid-request-error", (bad, body)

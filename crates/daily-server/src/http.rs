@@ -132,14 +132,30 @@ async fn room_info(
     if page::wants_html(&headers) {
         return page::call_page();
     }
-    // Who is in a private room is nobody's business but its members'.
-    let private = state
-        .api
-        .rooms()
-        .get(&room)
-        .is_some_and(|r| r.privacy == Privacy::Private);
+    // Who is in a private room is nobody's business but its members'. In cluster mode the
+    // room's settings and node are in Redis; a room living on another node is counted there.
+    let private = match &state.cluster {
+        Some(cluster) => match cluster.room(&room).await {
+            Ok(r) => r.is_some_and(|r| r.privacy == Privacy::Private),
+            Err(_) => return StatusCode::SERVICE_UNAVAILABLE.into_response(),
+        },
+        None => state
+            .api
+            .rooms()
+            .get(&room)
+            .is_some_and(|r| r.privacy == Privacy::Private),
+    };
     if private {
         return Json(serde_json::json!({ "room": room, "privacy": "private" })).into_response();
+    }
+    if let Some(cluster) = &state.cluster {
+        match cluster.placed_on(&room).await {
+            Ok(Some(node)) if node.id != cluster.id => {
+                return Json(serde_json::json!({ "room": room, "node": node.url })).into_response();
+            }
+            Ok(_) => {}
+            Err(_) => return StatusCode::SERVICE_UNAVAILABLE.into_response(),
+        }
     }
     let (reply, rx) = oneshot::channel();
     if state

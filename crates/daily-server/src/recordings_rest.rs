@@ -35,7 +35,8 @@ pub(crate) fn routes() -> Router<AppState> {
 
 /// `key=value` pairs of a query string (values taken as they are: every value this API reads
 /// is a number, a room name, or a token, none of which needs percent-decoding).
-fn query(q: &Option<String>) -> Vec<(&str, &str)> {
+/// The pairs of a query string, undecoded (ids and names need no percent-encoding).
+pub(crate) fn query(q: &Option<String>) -> Vec<(&str, &str)> {
     q.as_deref()
         .unwrap_or("")
         .split('&')

@@ -17,7 +17,7 @@ use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 use crate::auth::{ApiKey, AuthError, TokenProperties};
 use crate::http::AppState;
 use crate::cluster::CreateOutcome;
-use crate::rooms::{CreateError, CreateRoom, RoomRegistry};
+use crate::rooms::{CreateError, CreateRoom, MAX_CLUSTER_ROOMS, PageQuery, RoomRegistry, page_range};
 use crate::sfu::Command;
 
 /// Largest request body accepted, in bytes (larger: 413).
@@ -180,7 +180,7 @@ async fn create_room_clustered(state: &AppState, cluster: &crate::cluster::Clust
             Json(record.to_json(&state.api.base_url)).into_response()
         }
         Ok(CreateOutcome::Duplicate) => bad_request(CreateError::Duplicate(record.name).to_string()),
-        Ok(CreateOutcome::Full) => bad_request(CreateError::Full.to_string()),
+        Ok(CreateOutcome::Full) => bad_request(format!("this cluster already has {MAX_CLUSTER_ROOMS} rooms")),
         Err(e) => cluster_error(e),
     }
 }
@@ -191,27 +191,36 @@ pub(crate) fn cluster_error(e: crate::cluster::ClusterError) -> Response {
     error(StatusCode::SERVICE_UNAVAILABLE, "server-error", format!("cluster state unavailable: {e}"))
 }
 
-/// `GET /v1/rooms`.
-async fn list_rooms(State(state): State<AppState>, headers: HeaderMap) -> Response {
+/// `GET /v1/rooms?limit=&starting_after=&ending_before=`: one page, newest first, and the
+/// number of rooms in all (Daily's paging; cursors are room ids).
+async fn list_rooms(State(state): State<AppState>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
     if let Err(r) = authorize(&state, &headers) {
         return r;
     }
+    let q = match PageQuery::parse(crate::recordings_rest::query(&raw)) {
+        Ok(q) => q,
+        Err(e) => return bad_request(e),
+    };
     if let Some(cluster) = &state.cluster {
-        return match cluster.rooms().await {
-            Ok(rooms) => {
+        return match cluster.rooms_page(&q).await {
+            Ok(Ok((total, rooms))) => {
                 let data: Vec<Value> = rooms.iter().map(|r| r.to_json(&state.api.base_url)).collect();
-                Json(json!({ "total_count": data.len(), "data": data })).into_response()
+                Json(json!({ "total_count": total, "data": data })).into_response()
             }
+            Ok(Err(e)) => bad_request(e),
             Err(e) => cluster_error(e),
         };
     }
     let rooms = state.api.rooms();
-    let data: Vec<Value> = rooms
-        .list()
-        .into_iter()
-        .map(|r| r.to_json(&state.api.base_url))
-        .collect();
-    Json(json!({ "total_count": data.len(), "data": data })).into_response()
+    let all = rooms.list();
+    let ids: Vec<&str> = all.iter().map(|r| r.id.as_str()).collect();
+    match page_range(&ids, &q) {
+        Ok(range) => {
+            let data: Vec<Value> = all[range].iter().map(|r| r.to_json(&state.api.base_url)).collect();
+            Json(json!({ "total_count": all.len(), "data": data })).into_response()
+        }
+        Err(e) => bad_request(e),
+    }
 }
 
 /// `GET /v1/rooms/{name}`.

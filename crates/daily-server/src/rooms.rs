@@ -22,6 +22,64 @@ use crate::sfu::MAX_PARTICIPANTS_PER_ROOM;
 /// properties are at most one request body).
 pub const MAX_API_ROOMS: usize = 1000;
 
+/// Most REST rooms a cluster holds (`--redis`). They live in Redis, 932 bytes each with their
+/// index entries as measured (so about 93 MB at the cap, `docs/scaling.md`), and `GET /v1/rooms`
+/// reads one page at a time.
+pub const MAX_CLUSTER_ROOMS: usize = 100_000;
+
+/// Default and largest `limit` of `GET /v1/rooms` (Daily's).
+pub const PAGE_LIMIT: usize = 100;
+
+/// Which page of `GET /v1/rooms`: Daily's `limit`, `starting_after` and `ending_before`, whose
+/// cursors are room ids, in the listing's order (newest first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageQuery {
+    /// At most this many rooms (1 to [`PAGE_LIMIT`]).
+    pub limit: usize,
+    /// Only rooms listed after (older than) the room with this id.
+    pub starting_after: Option<String>,
+    /// Only rooms listed before (newer than) the room with this id.
+    pub ending_before: Option<String>,
+}
+
+impl PageQuery {
+    /// From the query string's pairs; unknown keys are ignored. `Err` says what is wrong.
+    pub fn parse<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<PageQuery, String> {
+        let mut q = PageQuery { limit: PAGE_LIMIT, starting_after: None, ending_before: None };
+        for (k, v) in pairs {
+            match k {
+                "limit" => match v.parse::<usize>() {
+                    Ok(n) if (1..=PAGE_LIMIT).contains(&n) => q.limit = n,
+                    _ => return Err(format!("limit must be 1 to {PAGE_LIMIT}, got {v:?}")),
+                },
+                "starting_after" if !v.is_empty() => q.starting_after = Some(v.to_owned()),
+                "ending_before" if !v.is_empty() => q.ending_before = Some(v.to_owned()),
+                _ => {}
+            }
+        }
+        Ok(q)
+    }
+}
+
+/// The indices of `ids` (room ids, newest first) on the page `q` asks for: after
+/// `starting_after`, before `ending_before`, at most `limit`; with only `ending_before`, the
+/// `limit` rooms just before it. `Err` when a cursor names no room.
+pub fn page_range(ids: &[&str], q: &PageQuery) -> Result<std::ops::Range<usize>, String> {
+    let pos = |id: &str, what: &str| {
+        ids.iter()
+            .position(|x| *x == id)
+            .ok_or_else(|| format!("{what}: no room with id {id:?}"))
+    };
+    let after = q.starting_after.as_deref().map(|id| pos(id, "starting_after")).transpose()?;
+    let before = q.ending_before.as_deref().map(|id| pos(id, "ending_before")).transpose()?;
+    Ok(match (after, before) {
+        (None, None) => 0..q.limit.min(ids.len()),
+        (Some(a), None) => (a + 1)..(a + 1 + q.limit).min(ids.len()),
+        (None, Some(b)) => b.saturating_sub(q.limit)..b,
+        (Some(a), Some(b)) => (a + 1)..(a + 1 + q.limit).min(b).max(a + 1),
+    })
+}
+
 /// Length of generated room names (Daily generates 20-character names; 20 base-16 characters of
 /// a UUID4 are 80 random bits, not guessable).
 const GENERATED_NAME_LEN: usize = 20;
@@ -323,6 +381,42 @@ pub fn iso8601(unix: u64) -> String {
         .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
         .and_then(|t| t.format(&Iso8601::<CREATED_AT_FORMAT>).ok())
         .unwrap_or_else(|| "1970-01-01T00:00:00.000Z".to_owned())
+}
+
+#[cfg(test)]
+mod page_tests {
+    use super::*;
+
+    fn q(limit: usize, after: Option<&str>, before: Option<&str>) -> PageQuery {
+        PageQuery { limit, starting_after: after.map(Into::into), ending_before: before.map(Into::into) }
+    }
+
+    #[test]
+    fn pages_follow_dailys_cursors() {
+        let ids = ["f", "e", "d", "c", "b", "a"]; // newest first
+        assert_eq!(page_range(&ids, &q(100, None, None)), Ok(0..6));
+        assert_eq!(page_range(&ids, &q(2, None, None)), Ok(0..2));
+        assert_eq!(page_range(&ids, &q(2, Some("e"), None)), Ok(2..4));
+        assert_eq!(page_range(&ids, &q(2, Some("b"), None)), Ok(5..6));
+        assert_eq!(page_range(&ids, &q(2, Some("a"), None)), Ok(6..6));
+        assert_eq!(page_range(&ids, &q(2, None, Some("c"))), Ok(1..3));
+        assert_eq!(page_range(&ids, &q(5, None, Some("e"))), Ok(0..1));
+        assert_eq!(page_range(&ids, &q(9, Some("f"), Some("b"))), Ok(1..4));
+        assert_eq!(page_range(&ids, &q(2, Some("f"), Some("b"))), Ok(1..3));
+        assert_eq!(page_range(&ids, &q(2, Some("c"), Some("e"))), Ok(4..4));
+        assert!(page_range(&ids, &q(2, Some("x"), None)).unwrap_err().contains("starting_after"));
+        assert!(page_range(&[], &q(2, None, Some("x"))).is_err());
+    }
+
+    #[test]
+    fn page_query_parses_dailys_parameters() {
+        assert_eq!(PageQuery::parse([]), Ok(q(100, None, None)));
+        assert_eq!(PageQuery::parse([("limit", "5"), ("starting_after", "a"), ("x", "y")]), Ok(q(5, Some("a"), None)));
+        assert_eq!(PageQuery::parse([("ending_before", "b"), ("starting_after", "")]), Ok(q(100, None, Some("b"))));
+        for bad in ["0", "101", "-1", "x"] {
+            assert!(PageQuery::parse([("limit", bad)]).is_err(), "{bad}");
+        }
+    }
 }
 
 #[cfg(test)]

@@ -32,7 +32,7 @@ use super::{
     stat_ticks,
 };
 use crate::driver::Request;
-use crate::rooms::{MAX_API_ROOMS, RoomRecord};
+use crate::rooms::{MAX_CLUSTER_ROOMS, PageQuery, RoomRecord};
 
 /// How long one Redis command may take before it counts as failed: a stalled Redis must not
 /// stall a REST request or the heartbeat for long.
@@ -115,6 +115,14 @@ fn nodes_key() -> String {
 
 fn rooms_key() -> String {
     format!("{KEY_PREFIX}rooms")
+}
+
+fn room_order_key() -> String {
+    format!("{KEY_PREFIX}room_order")
+}
+
+fn room_ids_key() -> String {
+    format!("{KEY_PREFIX}room_ids")
 }
 
 fn room_node_key() -> String {
@@ -226,12 +234,13 @@ impl Cluster {
         self.run(redis::cmd("INCR").arg(format!("{KEY_PREFIX}room_seq"))).await
     }
 
-    /// Stores a REST-created room unless its name is taken, then places it on the least-loaded
-    /// live node. The room count check is not atomic with the insert (a burst across nodes may
-    /// pass [`MAX_API_ROOMS`] by a few); the name check is (`HSETNX`).
+    /// Stores a REST-created room unless its name is taken, indexes it for paging
+    /// (`daily:room_order` by creation number, `daily:room_ids` id -> name), then places it on
+    /// the least-loaded live node. The room count check is not atomic with the insert (a burst
+    /// across nodes may pass [`MAX_CLUSTER_ROOMS`] by a few); the name check is (`HSETNX`).
     pub(crate) async fn create_room(&self, record: &RoomRecord) -> Result<CreateOutcome, ClusterError> {
         let count: usize = self.run(redis::cmd("HLEN").arg(rooms_key())).await?;
-        if count >= MAX_API_ROOMS {
+        if count >= MAX_CLUSTER_ROOMS {
             return Ok(CreateOutcome::Full);
         }
         let json = serde_json::to_string(record).map_err(|e| ClusterError::Redis(e.to_string()))?;
@@ -239,8 +248,30 @@ impl Cluster {
         if !fresh {
             return Ok(CreateOutcome::Duplicate);
         }
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("ZADD")
+            .arg(room_order_key())
+            .arg(record.seq)
+            .arg(&record.name)
+            .ignore()
+            .cmd("HSET")
+            .arg(room_ids_key())
+            .arg(&record.id)
+            .arg(&record.name)
+            .ignore();
+        self.pipe::<()>(&pipe).await?;
         let node = self.place_room(&record.name).await?;
         Ok(CreateOutcome::Created { node: node.map(|n| n.id) })
+    }
+
+    /// Runs a pipeline with [`COMMAND_TIMEOUT`].
+    async fn pipe<T: redis::FromRedisValue>(&self, pipe: &redis::Pipeline) -> Result<T, ClusterError> {
+        let mut conn = self.conn.clone();
+        tokio::time::timeout(COMMAND_TIMEOUT, pipe.query_async(&mut conn))
+            .await
+            .map_err(|_| ClusterError::Redis(format!("no answer within {COMMAND_TIMEOUT:?}")))?
+            .map_err(ClusterError::from)
     }
 
     /// The room's node (its registry entry): the node it is assigned to if that node is live,
@@ -288,6 +319,14 @@ impl Cluster {
         }
     }
 
+    /// The live node `room` is placed on, if any (no placement is made).
+    pub(crate) async fn placed_on(&self, room: &str) -> Result<Option<NodeInfo>, ClusterError> {
+        match self.run::<Option<String>>(redis::cmd("HGET").arg(room_node_key()).arg(room)).await? {
+            Some(id) => self.node(&id).await,
+            None => Ok(None),
+        }
+    }
+
     /// The live node `id`'s registry entry, `None` if it expired.
     pub(crate) async fn node(&self, id: &str) -> Result<Option<NodeInfo>, ClusterError> {
         let key = node_key(id);
@@ -331,18 +370,70 @@ impl Cluster {
         json.map(|j| parse_room(name, &j)).transpose()
     }
 
-    /// Every created room, newest first.
-    pub(crate) async fn rooms(&self) -> Result<Vec<RoomRecord>, ClusterError> {
-        let all: Vec<(String, String)> = self.run(redis::cmd("HGETALL").arg(rooms_key())).await?;
-        let mut rooms = all.iter().map(|(n, j)| parse_room(n, j)).collect::<Result<Vec<_>, _>>()?;
-        rooms.sort_by_key(|r| std::cmp::Reverse(r.seq));
-        Ok(rooms)
+    /// The number of created rooms and the page `q` asks for, newest first, read from the
+    /// creation index (`ZREVRANGEBYSCORE` ... `LIMIT`, then `HMGET`): a page costs the same
+    /// however many rooms there are. Inner `Err`: a cursor names no room.
+    pub(crate) async fn rooms_page(&self, q: &PageQuery) -> Result<Result<(usize, Vec<RoomRecord>), String>, ClusterError> {
+        let total: usize = self.run(redis::cmd("ZCARD").arg(room_order_key())).await?;
+        let bound = |id: Option<&String>, what: &'static str| {
+            let id = id.cloned();
+            async move {
+                let Some(id) = id else { return Ok(Ok(None)) };
+                let name: Option<String> = self.run(redis::cmd("HGET").arg(room_ids_key()).arg(&id)).await?;
+                let score: Option<u64> = match &name {
+                    Some(n) => self.run(redis::cmd("ZSCORE").arg(room_order_key()).arg(n)).await?,
+                    None => None,
+                };
+                Ok::<_, ClusterError>(score.map(Some).ok_or_else(|| format!("{what}: no room with id {id:?}")))
+            }
+        };
+        let after = match bound(q.starting_after.as_ref(), "starting_after").await? {
+            Ok(s) => s,
+            Err(e) => return Ok(Err(e)),
+        };
+        let before = match bound(q.ending_before.as_ref(), "ending_before").await? {
+            Ok(s) => s,
+            Err(e) => return Ok(Err(e)),
+        };
+        let key = room_order_key();
+        let names: Vec<String> = match (after, before) {
+            (None, None) => self.run(redis::cmd("ZREVRANGE").arg(&key).arg(0).arg(q.limit as i64 - 1)).await?,
+            (Some(a), b) => {
+                let min = b.map_or("-inf".to_owned(), |b| format!("({b}"));
+                self.run(redis::cmd("ZREVRANGEBYSCORE").arg(&key).arg(format!("({a}")).arg(min).arg("LIMIT").arg(0).arg(q.limit))
+                    .await?
+            }
+            (None, Some(b)) => {
+                let mut v: Vec<String> = self
+                    .run(redis::cmd("ZRANGEBYSCORE").arg(&key).arg(format!("({b}")).arg("+inf").arg("LIMIT").arg(0).arg(q.limit))
+                    .await?;
+                v.reverse();
+                v
+            }
+        };
+        if names.is_empty() {
+            return Ok(Ok((total, Vec::new())));
+        }
+        let values: Vec<Option<String>> = self.run(redis::cmd("HMGET").arg(rooms_key()).arg(&names)).await?;
+        let rooms = names
+            .iter()
+            .zip(values)
+            .filter_map(|(n, v)| v.map(|j| parse_room(n, &j)))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Ok((total, rooms)))
     }
 
     /// Deletes the room and its placement. `None` if there was no such room, else the node it
     /// was placed on (if any), whose call in it must end.
     pub(crate) async fn delete_room(&self, name: &str) -> Result<Option<Option<String>>, ClusterError> {
+        let record: Option<String> = self.run(redis::cmd("HGET").arg(rooms_key()).arg(name)).await?;
         let removed: u64 = self.run(redis::cmd("HDEL").arg(rooms_key()).arg(name)).await?;
+        let mut pipe = redis::pipe();
+        pipe.cmd("ZREM").arg(room_order_key()).arg(name).ignore();
+        if let Some(r) = record.as_deref().and_then(|j| parse_room(name, j).ok()) {
+            pipe.cmd("HDEL").arg(room_ids_key()).arg(&r.id).ignore();
+        }
+        self.pipe::<()>(&pipe).await?;
         let node = self.run::<Option<String>>(redis::cmd("HGET").arg(room_node_key()).arg(name)).await?;
         if let Some(id) = &node {
             self.run::<()>(redis::cmd("SREM").arg(node_rooms_key(id)).arg(name)).await?;
