@@ -166,10 +166,7 @@ impl Cluster {
     /// Runs `cmd` with [`COMMAND_TIMEOUT`].
     pub(super) async fn run<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, ClusterError> {
         let mut conn = self.conn.clone();
-        tokio::time::timeout(COMMAND_TIMEOUT, cmd.query_async(&mut conn))
-            .await
-            .map_err(|_| ClusterError::Redis(format!("no answer within {COMMAND_TIMEOUT:?}")))?
-            .map_err(ClusterError::from)
+        bounded(cmd.query_async(&mut conn)).await
     }
 
     /// Publishes `info` under this node's key with a fresh TTL, and lists the node.
@@ -186,11 +183,7 @@ impl Cluster {
             .arg(nodes_key())
             .arg(&self.id)
             .ignore();
-        let mut conn = self.conn.clone();
-        tokio::time::timeout(COMMAND_TIMEOUT, pipe.query_async::<()>(&mut conn))
-            .await
-            .map_err(|_| ClusterError::Redis(format!("no answer within {COMMAND_TIMEOUT:?}")))??;
-        Ok(())
+        self.pipe(&pipe).await
     }
 
     /// Removes this node from the registry (clean shutdown; a killed node expires instead).
@@ -268,10 +261,7 @@ impl Cluster {
     /// Runs a pipeline with [`COMMAND_TIMEOUT`].
     async fn pipe<T: redis::FromRedisValue>(&self, pipe: &redis::Pipeline) -> Result<T, ClusterError> {
         let mut conn = self.conn.clone();
-        tokio::time::timeout(COMMAND_TIMEOUT, pipe.query_async(&mut conn))
-            .await
-            .map_err(|_| ClusterError::Redis(format!("no answer within {COMMAND_TIMEOUT:?}")))?
-            .map_err(ClusterError::from)
+        bounded(pipe.query_async(&mut conn)).await
     }
 
     /// The room's node (its registry entry): the node it is assigned to if that node is live,
@@ -358,10 +348,7 @@ impl Cluster {
     /// per Redis restart).
     async fn script<T: redis::FromRedisValue>(&self, invocation: &redis::ScriptInvocation<'_>) -> Result<T, ClusterError> {
         let mut conn = self.conn.clone();
-        tokio::time::timeout(COMMAND_TIMEOUT, invocation.invoke_async(&mut conn))
-            .await
-            .map_err(|_| ClusterError::Redis(format!("no answer within {COMMAND_TIMEOUT:?}")))?
-            .map_err(ClusterError::from)
+        bounded(invocation.invoke_async(&mut conn)).await
     }
 
     /// The room called `name`, if it was created.
@@ -453,10 +440,7 @@ impl Cluster {
         for n in &nodes {
             pipe.cmd("SMEMBERS").arg(node_rooms_key(&n.id));
         }
-        let mut conn = self.conn.clone();
-        let rooms: Vec<Vec<String>> = tokio::time::timeout(COMMAND_TIMEOUT, pipe.query_async(&mut conn))
-            .await
-            .map_err(|_| ClusterError::Redis(format!("no answer within {COMMAND_TIMEOUT:?}")))??;
+        let rooms: Vec<Vec<String>> = self.pipe(&pipe).await?;
         for (n, mut r) in nodes.iter_mut().zip(rooms) {
             r.sort();
             n.room_count = r.len();
@@ -597,10 +581,7 @@ impl Cluster {
             for room in rooms {
                 pipe.cmd("HEXISTS").arg(rooms_key()).arg(room);
             }
-            let mut conn = self.conn.clone();
-            tokio::time::timeout(COMMAND_TIMEOUT, pipe.query_async(&mut conn))
-                .await
-                .map_err(|_| ClusterError::Redis(format!("no answer within {COMMAND_TIMEOUT:?}")))??
+            self.pipe(&pipe).await?
         };
         let mut kept = Vec::new();
         for (room, is_rest) in rooms.iter().zip(rest) {
@@ -612,6 +593,14 @@ impl Cluster {
         }
         Ok(kept)
     }
+}
+
+/// `fut` (one Redis round trip) bounded by [`COMMAND_TIMEOUT`], its error as [`ClusterError`].
+async fn bounded<T>(fut: impl std::future::Future<Output = redis::RedisResult<T>>) -> Result<T, ClusterError> {
+    tokio::time::timeout(COMMAND_TIMEOUT, fut)
+        .await
+        .map_err(|_| ClusterError::Redis(format!("no answer within {COMMAND_TIMEOUT:?}")))?
+        .map_err(ClusterError::from)
 }
 
 fn parse_room(name: &str, json: &str) -> Result<RoomRecord, ClusterError> {
