@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -80,6 +83,22 @@ class EventLog:
                 left = deadline - time.monotonic()
                 assert left > 0, f"not within {timeout} s: {what}; saw {[e[:2] for e in self.events]}"
                 self.cond.wait(left)
+
+
+def rest_call(url: str, method: str = "GET", body=None, key: str | None = None, timeout: float = 10.0) -> tuple[int, dict]:
+    """One REST call the way DailyRESTHelper makes it: Bearer ``key``, JSON body, JSON answer
+    (error answers too). Returns ``(status, body)``."""
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method)
+    if key is not None:
+        req.add_header("Authorization", f"Bearer {key}")
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
 
 
 def join(client, url: str, **kw) -> dict:

@@ -24,7 +24,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
 import urllib.request
 
 import pytest
@@ -32,7 +31,7 @@ import pytest
 import numpy as np
 
 import speechmetrics as sm
-from conftest import SPEECH_16K, EventLog, Waiter, join, leave, mic_settings
+from conftest import SPEECH_16K, EventLog, Waiter, join, leave, mic_settings, rest_call
 from daily import CallClient, CustomAudioSource, CustomAudioTrack, EventHandler
 
 REDIS = shutil.which("redis-server")
@@ -180,17 +179,7 @@ class Node:
         self.url = m.group(1)
 
     def request(self, method: str, path: str, body: dict | None = None, key: str | None = KEY) -> tuple[int, dict]:
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.url + path, data=data, method=method)
-        if key is not None:
-            req.add_header("Authorization", f"Bearer {key}")
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
-        try:
-            with urllib.request.urlopen(req, timeout=5) as r:
-                return r.status, json.load(r)
-        except urllib.error.HTTPError as e:
-            return e.code, json.load(e)
+        return rest_call(self.url + path, method, body, key, timeout=5)
 
     def get(self, path: str, key: str | None = KEY) -> tuple[int, dict]:
         return self.request("GET", path, key=key)

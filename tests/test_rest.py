@@ -3,16 +3,13 @@ private rooms gated by meeting tokens, through CallClient.join(url, meeting_toke
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-import urllib.error
-import urllib.request
 from urllib.parse import urlparse
 
 import pytest
 
-from conftest import Waiter, Watch, leave
+from conftest import Waiter, Watch, leave, rest_call
 from daily import CallClient, EventHandler
 from daily.server import RoomServer
 
@@ -27,17 +24,7 @@ def keyed():
 
 def api(server: RoomServer, method: str, path: str, body=None, key: str | None = KEY) -> tuple[int, dict]:
     """One REST call the way DailyRESTHelper makes it: Bearer key, JSON body, JSON answer."""
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(server.api_url + path, data=data, method=method)
-    if key is not None:
-        req.add_header("Authorization", f"Bearer {key}")
-    if data is not None:
-        req.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
+    return rest_call(server.api_url + path, method, body, key)
 
 
 def create_room(server: RoomServer, body: dict) -> dict:

@@ -504,20 +504,18 @@ impl Cluster {
             let Ok(live) = rx.await else { break };
             let participants = live.iter().map(|(_, n)| n).sum();
             let draining = self.drain.is_draining();
-            let assigned = self.assigned_rooms().await.unwrap_or_default();
+            let assigned: HashSet<String> = self.assigned_rooms().await.unwrap_or_default().into_iter().collect();
+            let with_call: HashSet<&str> = live.iter().map(|(r, _)| r.as_str()).collect();
             let now = Instant::now();
             let mut release = Vec::new();
-            empty_since.retain(|room, _| assigned.contains(room));
+            empty_since.retain(|room, _| assigned.contains(room) && !with_call.contains(room.as_str()));
             rest_rooms.retain(|room| assigned.contains(room));
-            for room in assigned.iter().filter(|r| !live.iter().any(|(l, _)| l == *r)) {
+            for room in assigned.iter().filter(|r| !with_call.contains(r.as_str())) {
                 let since = *empty_since.entry(room.clone()).or_insert(now);
                 let ad_hoc_candidate = !rest_rooms.contains(room) && now.duration_since(since) >= AD_HOC_RELEASE_AFTER;
                 if draining || ad_hoc_candidate {
                     release.push(room.clone());
                 }
-            }
-            for room in assigned.iter().filter(|r| live.iter().any(|(l, _)| l == *r)) {
-                empty_since.remove(room);
             }
             if !release.is_empty() {
                 match self.release_rooms(&release, draining).await {
@@ -527,15 +525,13 @@ impl Cluster {
             }
             // Every room with a call here is placed here: normally by the join that started it;
             // one released by the beat above in the instant a participant joined is taken back.
-            for (room, _) in live.iter().filter(|(r, _)| !assigned.contains(r)) {
+            let unplaced: Vec<&str> = with_call.iter().copied().filter(|r| !assigned.contains(*r)).collect();
+            for room in &unplaced {
                 if let Err(e) = self.reclaim_room(room).await {
                     tracing::debug!(%room, error = %e, "cannot reclaim the room this beat");
                 }
             }
-            let mut names: Vec<String> = assigned;
-            names.extend(live.into_iter().map(|(r, _)| r));
-            names.sort();
-            names.dedup();
+            let room_count = assigned.len() + unplaced.len();
             let cpu_now = (Instant::now(), proc_ticks());
             let cpu = match (cpu_mark.1, cpu_now.1) {
                 (Some(a), Some(b)) => cpu_fraction(a, b, cpu_now.0 - cpu_mark.0),
@@ -547,7 +543,7 @@ impl Cluster {
                 url: self.url.clone(),
                 participants,
                 rooms: Vec::new(),
-                room_count: names.len(),
+                room_count,
                 cpu,
                 updated_at_ms: crate::unix_now_ms(),
                 draining,
